@@ -1,0 +1,113 @@
+//! The command line, in two stages (as ripgrep and just do): clap derives the raw
+//! arguments here; each command turns them once into checked settings (paths, as_of,
+//! model) before any work starts. Nothing downstream sees raw arguments.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "account-health",
+    version,
+    about = "Which customer accounts need a human today, and why.",
+    long_about = "Computes PostHog Customer Success health scores, bands and metrics per \
+organization from Parquet exports (events, members, usage, accounts, tickets, meetings, \
+payments), and writes Parquet and CSV tables for Vitally and Metabase.\n\n\
+Example (the nightly job on the committed sample data):\n  \
+account-health run --input sample_data --out out\n\n\
+Exit status: 0 done, 2 bad input or usage (nothing written), 1 internal failure."
+)]
+pub struct Cli {
+    /// No progress lines on stderr.
+    #[arg(long, global = true)]
+    pub quiet: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// The nightly job: read the inputs, write every output table.
+    Run(RunArgs),
+    /// Check the inputs and print data-quality counts; writes nothing.
+    Validate(ValidateArgs),
+    /// Write a synthetic input folder with planted situations, deterministic per seed.
+    Generate(GenerateArgs),
+    /// Why an account scores as it does: categories, metrics, bands, indicators.
+    Explain(ExplainArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  account-health explain org_00042 --out out")]
+pub struct ExplainArgs {
+    /// The organization to explain.
+    pub org_id: String,
+    /// The output folder of the run to read.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  account-health run --input exports/2026-11-23 --out out --as-of 2026-11-23")]
+pub struct RunArgs {
+    /// Folder holding the input tables (NAME.parquet or NAME/ folders).
+    #[arg(long, default_value = "sample_data")]
+    pub input: PathBuf,
+    /// Folder the output tables are written to (created if missing).
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// The day the run describes, YYYY-MM-DD (UTC, exclusive). Default: the day after the latest event.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// A TOML file overriding any part of the scoring model.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// An earlier run's output folder, for previous_health_score and health_score_change.
+    #[arg(long)]
+    pub previous: Option<PathBuf>,
+    /// Output formats, comma-separated: parquet, csv.
+    #[arg(long, default_value = "parquet,csv")]
+    pub format: String,
+    /// Worker threads (default: all cores). Outputs are identical whatever the number.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  account-health validate --input exports/2026-11-23")]
+pub struct ValidateArgs {
+    /// Folder holding the input tables.
+    #[arg(long, default_value = "sample_data")]
+    pub input: PathBuf,
+    /// The day the checks describe, YYYY-MM-DD. Default: the day after the latest event.
+    #[arg(long)]
+    pub as_of: Option<String>,
+    /// A TOML file overriding any part of the scoring model.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  account-health generate --out sample_data --orgs 100 --days 120 --seed 7")]
+pub struct GenerateArgs {
+    /// Folder to write the synthetic input tables into.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Number of organizations.
+    #[arg(long, default_value_t = 100)]
+    pub orgs: usize,
+    /// Days of history before as_of.
+    #[arg(long, default_value_t = 120)]
+    pub days: u32,
+    /// Random seed; the same seed gives the same files.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The as_of the data is planted for (its last day is the day before). YYYY-MM-DD.
+    #[arg(long, default_value = "2026-11-23")]
+    pub as_of: String,
+    /// Events per member per active day, on average (scales the events table).
+    #[arg(long, default_value_t = 6.0)]
+    pub events_per_member_day: f64,
+}

@@ -1,0 +1,197 @@
+//! `account-health explain ORG_ID`: why an account scores as it does, from a run's
+//! outputs (health, metric_scores, indicators and the manifest's model). Plain text on
+//! stdout, fitted to an 80-column terminal.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::Result;
+use polars::prelude::*;
+
+use crate::cli::ExplainArgs;
+use crate::error::InputError;
+use crate::model::Model;
+use crate::score::category_column;
+
+const WIDTH: usize = 80;
+
+pub fn run(args: ExplainArgs) -> Result<()> {
+    let text = explain(&args.out, &args.org_id)?;
+    print!("{text}");
+    Ok(())
+}
+
+fn read_table(out: &Path, name: &str) -> Result<DataFrame, InputError> {
+    let path = out.join(format!("{name}.parquet"));
+    let file = std::fs::File::open(&path).map_err(|_| InputError::BadPath {
+        path: path.display().to_string(),
+        problem: "not found; run `account-health run --out DIR` first (explain reads Parquet outputs)".into(),
+    })?;
+    ParquetReader::new(file).finish().map_err(|e| InputError::Unreadable {
+        file: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn read_model(out: &Path) -> Result<Model, InputError> {
+    let path = out.join("manifest.json");
+    let bad = |problem: String| InputError::BadPath {
+        path: path.display().to_string(),
+        problem,
+    };
+    let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
+    serde_json::from_value(v["config"].clone()).map_err(|e| bad(format!("no usable `config`: {e}")))
+}
+
+fn rows_of(df: DataFrame, org: &str) -> PolarsResult<DataFrame> {
+    df.lazy().filter(col("org_id").eq(lit(org.to_string()))).collect()
+}
+
+fn f64_at(df: &DataFrame, column: &str, row: usize) -> Option<f64> {
+    df.column(column).ok()?.cast(&DataType::Float64).ok()?.f64().ok()?.get(row)
+}
+
+fn str_at(df: &DataFrame, column: &str, row: usize) -> Option<String> {
+    df.column(column).ok()?.str().ok()?.get(row).map(str::to_string)
+}
+
+fn show(v: Option<f64>) -> String {
+    match v {
+        None => "null".into(),
+        Some(x) if x == x.trunc() && x.abs() < 1e15 => format!("{x:.0}"),
+        Some(x) => format!("{x:.2}"),
+    }
+}
+
+/// Wraps `text` to the terminal width, every line after the first indented.
+fn wrap(text: &str, indent: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let limit = if out.is_empty() { WIDTH } else { WIDTH - indent };
+        if !line.is_empty() && line.len() + 1 + word.len() > limit {
+            out.push_str(&line);
+            out.push('\n');
+            out.push_str(&" ".repeat(indent));
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out
+}
+
+/// The explanation of one org, as printed.
+pub fn explain(out: &Path, org: &str) -> Result<String> {
+    let model = read_model(out)?;
+    let health = read_table(out, "health")?;
+    let h = rows_of(health, org)?;
+    if h.height() == 0 {
+        return Err(InputError::Usage {
+            problem: format!("org_id {org:?} is not in {}", out.join("health.parquet").display()),
+        }
+        .into());
+    }
+    let scores = rows_of(read_table(out, "metric_scores")?, org)?;
+    let indicators = rows_of(read_table(out, "indicators")?, org)?;
+    let mut s = String::new();
+
+    let name = str_at(&h, "name", 0).unwrap_or_else(|| "(no name)".into());
+    let csm = str_at(&h, "csm", 0).unwrap_or_else(|| "no CSM".into());
+    let as_of = h.column("as_of")?.cast(&DataType::String)?.str()?.get(0).unwrap_or("").to_string();
+    writeln!(s, "{}", wrap(&format!("{org}: {name} ({csm}), as of {as_of}"), 2))?;
+    let score = f64_at(&h, "health_score", 0);
+    let label = str_at(&h, "health_label", 0).unwrap_or_else(|| "unscored".into());
+    let mut line = format!("Health score {} / 10: {label}", show(score));
+    if let Some(prev) = f64_at(&h, "previous_health_score", 0) {
+        let change = f64_at(&h, "health_score_change", 0).unwrap_or(0.0);
+        write!(line, " (previous {}, change {:+.2})", show(Some(prev)), change)?;
+    }
+    writeln!(s, "{line}\n")?;
+
+    // Categories, and how many health points each one costs the account.
+    let weights: f64 = model
+        .categories
+        .iter()
+        .filter(|(c, _)| f64_at(&h, &category_column(c), 0).is_some())
+        .map(|(_, c)| c.weight)
+        .sum();
+    writeln!(s, "{:<28} {:>6} {:>8} {:>14}", "category", "weight", "score", "points lost")?;
+    let mut losses = Vec::new();
+    for (cat, c) in &model.categories {
+        match f64_at(&h, &category_column(cat), 0) {
+            Some(v) => {
+                let lost = if weights > 0.0 { c.weight * (model.points.healthy - v) / weights } else { 0.0 };
+                losses.push((lost, cat.clone()));
+                writeln!(s, "{cat:<28} {:>6} {:>8.2} {:>14.2}", show(Some(c.weight)), v, lost)?;
+            }
+            None => writeln!(s, "{cat:<28} {:>6} {:>8} {:>14}", show(Some(c.weight)), "-", "not scored")?,
+        }
+    }
+    losses.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    let pulling: Vec<String> = losses
+        .iter()
+        .filter(|(lost, _)| *lost > 0.0)
+        .take(3)
+        .map(|(lost, cat)| format!("{cat} ({lost:.2})"))
+        .collect();
+    if !pulling.is_empty() {
+        writeln!(s, "\n{}", wrap(&format!("Pulled down most by: {}.", pulling.join(", ")), 2))?;
+    }
+
+    writeln!(s, "\n{:<32} {:>12} {:<12} {:>6}", "metric", "value", "band", "points")?;
+    for (cat, _) in &model.categories {
+        for (metric, m) in model.metrics.iter().filter(|(_, m)| &m.category == cat) {
+            let row = (0..scores.height()).find(|&r| str_at(&scores, "metric", r).as_deref() == Some(metric));
+            let (value, band, points) = match row {
+                Some(r) => (f64_at(&scores, "value", r), str_at(&scores, "band", r), f64_at(&scores, "points", r)),
+                None => (None, None, None),
+            };
+            let _ = m;
+            writeln!(
+                s,
+                "{:<32} {:>12} {:<12} {:>6}",
+                metric,
+                show(value),
+                band.unwrap_or_else(|| "unscored".into()),
+                points.map_or("-".into(), |p| show(Some(p)))
+            )?;
+        }
+    }
+
+    let n = indicators.height();
+    if n == 0 {
+        writeln!(s, "\nNo indicators fired.")?;
+    } else {
+        writeln!(s, "\nIndicators ({n}):")?;
+        for r in 0..n {
+            let kind = str_at(&indicators, "kind", r).unwrap_or_default();
+            let ind = str_at(&indicators, "indicator", r).unwrap_or_default();
+            let product = str_at(&indicators, "product", r).map(|p| format!(" [{p}]")).unwrap_or_default();
+            let msg = str_at(&indicators, "message", r).unwrap_or_default();
+            writeln!(s, "{}", wrap(&format!("- {kind}: {ind}{product}: {msg}"), 4))?;
+        }
+    }
+    Ok(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wrap_fits_80_columns_and_indents() {
+        let text = "word ".repeat(40);
+        let w = wrap(&text, 4);
+        for (i, line) in w.lines().enumerate() {
+            assert!(line.len() <= WIDTH, "{line}");
+            if i > 0 {
+                assert!(line.starts_with("    "));
+            }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+//! `account-health run`: the nightly job. Load → quality → metrics → score → tables
+//! → write, with the manifest describing the run.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::Result;
+use indexmap::IndexMap;
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::cli::RunArgs;
+use crate::error::InputError;
+use crate::input::{self, TableInfo};
+use crate::model::{LoadedModel, Model};
+use crate::output::{self, Formats, Table};
+use crate::quality::{self, DataQuality};
+use crate::time::AsOf;
+use crate::{indicators, metrics, score, tables, trends, users};
+
+/// The checked settings of a run: nothing here is a raw argument any more.
+pub struct RunSettings {
+    pub input: PathBuf,
+    pub out: PathBuf,
+    pub as_of: Option<AsOf>,
+    pub model: LoadedModel,
+    pub previous: Option<PathBuf>,
+    pub formats: Formats,
+}
+
+impl RunSettings {
+    pub fn from_args(args: &RunArgs) -> Result<RunSettings, InputError> {
+        super::set_threads(args.threads)?;
+        Ok(RunSettings {
+            input: args.input.clone(),
+            out: args.out.clone(),
+            as_of: super::parse_as_of(args.as_of.as_deref())?,
+            model: super::load_model(args.config.as_deref())?,
+            previous: args.previous.clone(),
+            formats: parse_formats(&args.format)?,
+        })
+    }
+}
+
+fn parse_formats(s: &str) -> Result<Formats, InputError> {
+    let mut f = Formats {
+        parquet: false,
+        csv: false,
+    };
+    for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        match part {
+            "parquet" => f.parquet = true,
+            "csv" => f.csv = true,
+            other => {
+                return Err(InputError::Usage {
+                    problem: format!("--format: unknown format {other:?}; expected parquet, csv or both"),
+                })
+            }
+        }
+    }
+    if !(f.parquet || f.csv) {
+        return Err(InputError::Usage {
+            problem: "--format: name at least one of parquet, csv".into(),
+        });
+    }
+    Ok(f)
+}
+
+#[derive(Serialize)]
+struct Manifest<'a> {
+    tool: &'static str,
+    version: &'static str,
+    as_of: String,
+    input: String,
+    inputs: &'a [TableInfo],
+    absent_tables: Vec<&'a str>,
+    orgs_scored: usize,
+    config_source: Option<&'a str>,
+    config_sha256: &'a str,
+    config: &'a Model,
+    data_quality: &'a DataQuality,
+    timings_seconds: IndexMap<&'static str, f64>,
+}
+
+pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
+    let settings = RunSettings::from_args(&args)?;
+    execute(&settings, quiet)
+}
+
+/// Reads an earlier run's health table for the score history.
+fn read_previous(dir: &Path) -> Result<DataFrame, InputError> {
+    let path = dir.join("health.parquet");
+    if !path.is_file() {
+        return Err(InputError::BadPath {
+            path: path.display().to_string(),
+            problem: "--previous: no health.parquet from an earlier run here".into(),
+        });
+    }
+    let bad = |e: PolarsError| InputError::Unreadable {
+        file: path.display().to_string(),
+        reason: e.to_string(),
+    };
+    LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().to_string()), Default::default())
+        .and_then(|lf| {
+            lf.select([
+                col("org_id").cast(DataType::String),
+                col("health_score").cast(DataType::Float64),
+            ])
+            .collect()
+        })
+        .map_err(bad)
+}
+
+pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
+    let progress = crate::progress::Progress::new(quiet);
+    let mut timings = IndexMap::new();
+    let model = &settings.model.model;
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str, timings: &mut IndexMap<&'static str, f64>| {
+        timings.insert(name, clock.elapsed().as_secs_f64());
+        clock = Instant::now();
+    };
+
+    progress.stage("reading inputs");
+    let inputs = input::load(&settings.input, model)?;
+    let previous = settings.previous.as_deref().map(read_previous).transpose()?;
+    lap("load", &mut timings);
+
+    let as_of = match settings.as_of {
+        Some(a) => a,
+        None => quality::default_as_of(&inputs)?,
+    };
+    progress.note(&format!("as_of {}", as_of.iso()));
+    progress.stage("checking data quality");
+    let dq = quality::measure(&inputs, &as_of);
+    lap("validate", &mut timings);
+
+    progress.stage("computing metrics, scores and indicators");
+    let metrics = metrics::compute(&inputs, model, &as_of);
+    let has_previous = previous.is_some();
+    let scored = tables::with_previous(score::compute(metrics, &inputs, model).frame, previous);
+    let scored = scored.collect()?;
+    let indicators = indicators::compute(scored.clone().lazy(), model, &as_of, has_previous)?;
+    let [indicators, users, trends]: [DataFrame; 3] = collect_all_frames([
+        indicators,
+        users::compute(&inputs, model, &as_of),
+        trends::compute(&inputs, model, &as_of)?,
+    ])?;
+    lap("metrics_scores_indicators", &mut timings);
+
+    progress.stage("assembling tables");
+    let health = tables::health(&scored, &indicators, model, &as_of)?;
+    let metric_scores = tables::metric_scores(&scored, model)?;
+    lap("tables", &mut timings);
+
+    let manifest = Manifest {
+        tool: env!("CARGO_PKG_NAME"),
+        version: env!("CARGO_PKG_VERSION"),
+        as_of: as_of.iso(),
+        input: settings.input.display().to_string(),
+        inputs: &inputs.tables,
+        absent_tables: inputs
+            .tables
+            .iter()
+            .filter(|t| !t.present)
+            .map(|t| t.name.as_str())
+            .collect(),
+        orgs_scored: health.height(),
+        config_source: settings.model.source.as_deref(),
+        config_sha256: &settings.model.hash,
+        config: model,
+        data_quality: &dq,
+        timings_seconds: timings,
+    };
+    let manifest_json = serde_json::to_string_pretty(&manifest)? + "\n";
+
+    progress.stage("writing outputs");
+    let tables = vec![
+        Table {
+            name: "health",
+            frame: health,
+        },
+        Table {
+            name: "metric_scores",
+            frame: metric_scores,
+        },
+        Table {
+            name: "indicators",
+            frame: indicators,
+        },
+        Table {
+            name: "users",
+            frame: users,
+        },
+        Table {
+            name: "trends",
+            frame: trends,
+        },
+    ];
+    output::write_all(&settings.out, tables, &manifest_json, settings.formats)?;
+    progress.stage("done");
+    Ok(())
+}
+
+/// Collects independent frames, in parallel where polars can.
+fn collect_all_frames<const N: usize>(frames: [LazyFrame; N]) -> PolarsResult<[DataFrame; N]> {
+    let collected: Vec<DataFrame> = frames.into_iter().map(|lf| lf.collect()).collect::<PolarsResult<_>>()?;
+    Ok(collected.try_into().unwrap_or_else(|_| unreachable!("N frames in, N out")))
+}

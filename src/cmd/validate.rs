@@ -1,0 +1,34 @@
+//! `account-health validate`: checks the inputs against SPEC 2 and prints the
+//! data-quality counts on stdout. Writes nothing.
+
+use anyhow::Result;
+
+use crate::cli::ValidateArgs;
+use crate::{input, quality};
+
+pub fn run(args: ValidateArgs, quiet: bool) -> Result<()> {
+    let progress = crate::progress::Progress::new(quiet);
+    let as_of = super::parse_as_of(args.as_of.as_deref())?;
+    let model = super::load_model(args.config.as_deref())?;
+    progress.stage("reading inputs");
+    let inputs = input::load(&args.input, &model.model)?;
+    let as_of = match as_of {
+        Some(a) => a,
+        None => quality::default_as_of(&inputs)?,
+    };
+    let dq = quality::measure(&inputs, &as_of);
+    println!("inputs: {} (as_of {})", args.input.display(), as_of.iso());
+    for t in &inputs.tables {
+        if t.present {
+            println!("  {:<14} {:>10} rows in {} file(s)", t.name, t.rows, t.files);
+        } else {
+            println!("  {:<14} absent (its metrics are null)", t.name);
+        }
+    }
+    println!("data quality:");
+    for (k, v) in &dq {
+        println!("  {k:<36} {v:>10}");
+    }
+    println!("ok");
+    Ok(())
+}

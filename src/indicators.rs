@@ -1,0 +1,334 @@
+//! Risk and opportunity indicators (SPEC 7): one row per fired indicator, with the
+//! measured value, the threshold and a sentence a CSM can read without opening
+//! anything else.
+//!
+//! Reads the scored frame (which carries the per-org aggregates the metrics stage
+//! computed for the indicators) and the model; every threshold and window comes from
+//! `model.indicators`. Pure expressions: no I/O.
+
+use polars::prelude::*;
+
+use crate::metrics::{product_in_use, IND};
+use crate::model::{Indicator, Model};
+use crate::time::AsOf;
+
+/// The columns of the `indicators` table, in order.
+pub const COLUMNS: [&str; 8] = [
+    "org_id",
+    "indicator",
+    "kind",
+    "product",
+    "value",
+    "threshold",
+    "message",
+    "as_of",
+];
+
+/// A number as text for messages, rounded to `decimals`.
+fn num(e: Expr, decimals: u32) -> Expr {
+    e.cast(DataType::Float64)
+        .round(decimals, RoundMode::HalfAwayFromZero)
+        .cast(DataType::String)
+}
+
+fn int(e: Expr) -> Expr {
+    e.cast(DataType::Float64).round(0, RoundMode::HalfAwayFromZero).cast(DataType::Int64).cast(DataType::String)
+}
+
+fn fmt(template: &str, args: &[Expr]) -> Expr {
+    format_str(template, args).expect("templates have as many {} as arguments")
+}
+
+/// One indicator's fired rows, in the `indicators` table's shape.
+struct Fired<'a> {
+    name: &'a str,
+    ind: &'a Indicator,
+    product: Option<&'a str>,
+    fires: Expr,
+    value: Expr,
+    threshold: f64,
+    message: Expr,
+}
+
+impl Fired<'_> {
+    fn rows(self, frame: &LazyFrame, as_of: &AsOf) -> LazyFrame {
+        let product = match self.product {
+            Some(p) => lit(p.to_string()),
+            None => lit(NULL).cast(DataType::String),
+        };
+        frame.clone().filter(self.fires.fill_null(lit(false))).select([
+            col("org_id"),
+            lit(self.name.to_string()).alias("indicator"),
+            lit(self.ind.kind.as_str()).alias("kind"),
+            product.alias("product"),
+            self.value.cast(DataType::Float64).alias("value"),
+            lit(self.threshold).alias("threshold"),
+            self.message.alias("message"),
+            lit(as_of.day).cast(DataType::Date).alias("as_of"),
+        ])
+    }
+}
+
+/// Every fired indicator, sorted by org_id, indicator, product.
+pub fn compute(scored: LazyFrame, model: &Model, as_of: &AsOf, has_previous: bool) -> PolarsResult<LazyFrame> {
+    let mut parts = Vec::new();
+    for (name, ind) in model.indicators.iter().filter(|(_, i)| i.enabled) {
+        for fired in rules(name, ind, model, has_previous) {
+            parts.push(fired.rows(&scored, as_of));
+        }
+    }
+    if parts.is_empty() {
+        return Ok(empty().lazy());
+    }
+    Ok(concat(parts, UnionArgs::default())?.sort(
+        ["org_id", "indicator", "product"],
+        SortMultipleOptions::default().with_nulls_last(false),
+    ))
+}
+
+/// An empty `indicators` frame with the right types.
+pub fn empty() -> DataFrame {
+    DataFrame::new(
+        0,
+        vec![
+            Column::new_empty("org_id".into(), &DataType::String),
+            Column::new_empty("indicator".into(), &DataType::String),
+            Column::new_empty("kind".into(), &DataType::String),
+            Column::new_empty("product".into(), &DataType::String),
+            Column::new_empty("value".into(), &DataType::Float64),
+            Column::new_empty("threshold".into(), &DataType::Float64),
+            Column::new_empty("message".into(), &DataType::String),
+            Column::new_empty("as_of".into(), &DataType::Date),
+        ],
+    )
+    .expect("valid empty frame")
+}
+
+/// `100 * (forecasted_mrr - mrr) / mrr`, null unless mrr > 0.
+fn mrr_change() -> Expr {
+    when(col(IND.mrr).gt(lit(0.0)))
+        .then(lit(100.0) * (col(IND.forecasted_mrr) - col(IND.mrr)) / col(IND.mrr))
+        .otherwise(lit(NULL).cast(DataType::Float64))
+}
+
+/// The rule of each indicator of SPEC 7.
+fn rules<'a>(name: &'a str, ind: &'a Indicator, model: &'a Model, has_previous: bool) -> Vec<Fired<'a>> {
+    let t = ind.threshold();
+    let one = |fires: Expr, value: Expr, message: Expr| {
+        vec![Fired {
+            name,
+            ind,
+            product: None,
+            fires,
+            value,
+            threshold: t,
+            message,
+        }]
+    };
+    match name {
+        "forecasted_mrr_decrease" => one(
+            mrr_change().lt(lit(t)),
+            mrr_change(),
+            fmt(
+                "Forecasted MRR {} is {}% below current MRR {} (threshold {}%).",
+                &[num(col(IND.forecasted_mrr), 2), num(-mrr_change(), 1), num(col(IND.mrr), 2), num(lit(t), 1)],
+            ),
+        ),
+        "forecasted_mrr_growth" => one(
+            mrr_change().gt(lit(t)),
+            mrr_change(),
+            fmt(
+                "Forecasted MRR {} is {}% above current MRR {} (threshold {}%).",
+                &[num(col(IND.forecasted_mrr), 2), num(mrr_change(), 1), num(col(IND.mrr), 2), num(lit(t), 1)],
+            ),
+        ),
+        "billing_page_visits" => one(
+            col(IND.billing_visits).gt(lit(t)),
+            col(IND.billing_visits),
+            fmt(
+                "{} billing page visits by members in the last {} days (threshold: more than {}).",
+                &[int(col(IND.billing_visits)), lit(ind.window()), num(lit(t), 1)],
+            ),
+        ),
+        "query_failure_rate_high" => {
+            let total = col(IND.queries_ok) + col(IND.queries_failed);
+            let rate = when(total.clone().gt(lit(0.0)))
+                .then(lit(100.0) * col(IND.queries_failed) / total.clone())
+                .otherwise(lit(NULL).cast(DataType::Float64));
+            one(
+                rate.clone().gt(lit(t)),
+                rate.clone(),
+                fmt(
+                    "Query failure rate {}% over the last {} days (threshold {}%): {} of {} queries failed.",
+                    &[num(rate, 1), lit(ind.window()), num(lit(t), 1), int(col(IND.queries_failed)), int(total)],
+                ),
+            )
+        }
+        "event_volume_drop" => one(
+            col(IND.weekday_volume_drop).gt(lit(t)),
+            col(IND.weekday_volume_drop),
+            fmt(
+                "Weekday event volume fell {}% in the last {} days ({} vs {} on the 5 weekdays before; threshold {}%).",
+                &[
+                    num(col(IND.weekday_volume_drop), 1),
+                    lit(ind.window()),
+                    int(col(IND.weekday_volume_current)),
+                    int(col(IND.weekday_volume_previous)),
+                    num(lit(t), 1),
+                ],
+            ),
+        ),
+        "no_insights_analyzed" => one(
+            col(IND.days_since_insight_analyzed).gt(lit(t)),
+            col(IND.days_since_insight_analyzed),
+            fmt(
+                "No insight analyzed for {} days (threshold {} days).",
+                &[num(col(IND.days_since_insight_analyzed), 1), num(lit(t), 1)],
+            ),
+        ),
+        "payment_failed" => {
+            let days = col(IND.days_since_last_payment);
+            one(
+                col(IND.last_payment_status)
+                    .eq(lit(ind.status.clone().unwrap_or_default()))
+                    .and(days.clone().lt_eq(lit(ind.window() as f64))),
+                days.clone(),
+                fmt(
+                    "The latest payment failed {} days ago; nothing has succeeded since.",
+                    &[num(days, 1)],
+                ),
+            )
+        }
+        "startup_credit_running_out" => one(
+            col(IND.plan)
+                .eq(lit(ind.plan.clone().unwrap_or_default()))
+                .and(col(IND.forecasted_mrr).gt(lit(t))),
+            col(IND.forecasted_mrr),
+            fmt(
+                "On the {} plan with forecasted MRR {}: startup credit will run out this billing cycle.",
+                &[col(IND.plan), num(col(IND.forecasted_mrr), 2)],
+            ),
+        ),
+        "owner_removed" => one(
+            col(IND.owners_removed).gt(lit(0.0)),
+            col(IND.owners_removed),
+            fmt(
+                "Owner role removed from {} in the last {} days ({} change(s)): a champion may be gone.",
+                &[col(IND.owner_removed_who), lit(ind.window()), int(col(IND.owners_removed))],
+            ),
+        ),
+        "owner_added" => one(
+            col(IND.owners_added).gt(lit(0.0)),
+            col(IND.owners_added),
+            fmt(
+                "Owner role given to {} in the last {} days ({} change(s)): a potential new champion.",
+                &[col(IND.owner_added_who), lit(ind.window()), int(col(IND.owners_added))],
+            ),
+        ),
+        "inactive_org" => one(
+            col(IND.members_now)
+                .gt(lit(0.0))
+                .and(col(IND.inactive_window_events).eq(lit(0.0))),
+            col(IND.inactive_window_events),
+            fmt(
+                "No member activity in the last {} days ({} members).",
+                &[lit(ind.window()), int(col(IND.members_now))],
+            ),
+        ),
+        "lost_insights" => {
+            let started = col(IND.insights_started);
+            let ratio = when(started.clone().gt(lit(0.0)))
+                .then(lit(100.0) * col(IND.insights_saved) / started.clone())
+                .otherwise(lit(NULL).cast(DataType::Float64));
+            one(
+                started
+                    .clone()
+                    .gt_eq(lit(ind.min_count.unwrap_or(0.0)))
+                    .and(ratio.clone().lt(lit(t))),
+                ratio.clone(),
+                fmt(
+                    "Only {} of {} insights started in the last {} days were saved ({}%, threshold {}%).",
+                    &[int(col(IND.insights_saved)), int(started), lit(ind.window()), num(ratio, 1), num(lit(t), 1)],
+                ),
+            )
+        }
+        "renewal_upcoming" => {
+            let days = col(IND.days_to_renewal);
+            let quiet = col("days_since_last_seen")
+                .gt(lit(ind.quiet_days.unwrap_or(0.0)))
+                .or(col("days_since_last_seen").is_null());
+            let limit = when(quiet).then(lit(ind.quiet_threshold.unwrap_or(t))).otherwise(lit(t));
+            one(
+                days.clone().gt_eq(lit(0.0)).and(days.clone().lt_eq(limit)),
+                days.clone(),
+                fmt(
+                    "Renewal on {} in {} days; {}.",
+                    &[
+                        col(IND.renewal_date).cast(DataType::String),
+                        int(days),
+                        when(col("days_since_last_seen").is_null())
+                            .then(lit("no member activity seen yet"))
+                            .otherwise(fmt("last seen {} days ago", &[num(col("days_since_last_seen"), 1)])),
+                    ],
+                ),
+            )
+        }
+        "new_product_adoption" => model
+            .products
+            .keys()
+            .map(|p| {
+                let fires = product_in_use(model, p, "recent").and(product_in_use(model, p, "before").not());
+                Fired {
+                    name,
+                    ind,
+                    product: Some(p),
+                    fires,
+                    value: lit(1.0),
+                    threshold: t,
+                    message: lit(format!(
+                        "Started using {p} in the last {} days, after none in the {} days before: a cross-sell conversation.",
+                        ind.window(),
+                        ind.lookback()
+                    )),
+                }
+            })
+            .collect(),
+        "product_interest" => model
+            .products
+            .keys()
+            .map(|p| {
+                let visits = col(crate::metrics::product_docs_column(p));
+                let fires = product_in_use(model, p, "interest").not().and(visits.clone().gt_eq(lit(t)));
+                Fired {
+                    name,
+                    ind,
+                    product: Some(p),
+                    fires,
+                    value: visits.clone(),
+                    threshold: t,
+                    message: fmt(
+                        &format!(
+                            "{{}} visits to the {p} docs in the last {} days, without using {p} in the last {} days.",
+                            ind.window(),
+                            ind.lookback()
+                        ),
+                        &[int(visits)],
+                    ),
+                }
+            })
+            .collect(),
+        "health_score_drop" if has_previous => {
+            let drop = col("previous_health_score") - col("health_score");
+            one(
+                drop.clone().gt_eq(lit(t)),
+                drop.clone(),
+                fmt(
+                    "Health score fell {} points since the previous run, from {} to {} (threshold {}).",
+                    &[num(drop, 2), num(col("previous_health_score"), 2), num(col("health_score"), 2), num(lit(t), 1)],
+                ),
+            )
+        }
+        _ => vec![],
+    }
+}
+

@@ -1,0 +1,541 @@
+//! Loading the input tables (SPEC 2): finds each table's files, checks every file's
+//! schema, and normalises types so that the later stages see one shape per table.
+//!
+//! After this stage: strings are plain `String` (dictionary/categorical columns are
+//! decoded once here), instants are i64 microseconds since the epoch (UTC), dates are
+//! i32 days since the epoch, money and usage counters are f64. Every bad-input case
+//! becomes an `InputError` naming the file and column. This module computes no
+//! metric; the data-quality counts live in `validate`.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::error::InputError;
+use crate::model::Model;
+use crate::time::MICROS_PER_DAY;
+
+/// The logical type a column must have, and how it is normalised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Plain or dictionary strings (integers are cast losslessly to strings).
+    Str,
+    /// Any Parquet time unit, with or without a time zone; a date means its midnight.
+    Timestamp,
+    /// A calendar date.
+    Date,
+    /// Any integer or float.
+    Number,
+}
+
+impl Kind {
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Str => "a string",
+            Kind::Timestamp => "a timestamp",
+            Kind::Date => "a date",
+            Kind::Number => "a number",
+        }
+    }
+
+    fn output_dtype(self) -> DataType {
+        match self {
+            Kind::Str => DataType::String,
+            Kind::Timestamp => DataType::Int64,
+            Kind::Date => DataType::Int32,
+            Kind::Number => DataType::Float64,
+        }
+    }
+}
+
+struct Column {
+    name: &'static str,
+    kind: Kind,
+    required: bool,
+}
+
+const fn req(name: &'static str, kind: Kind) -> Column {
+    Column {
+        name,
+        kind,
+        required: true,
+    }
+}
+
+const fn opt(name: &'static str, kind: Kind) -> Column {
+    Column {
+        name,
+        kind,
+        required: false,
+    }
+}
+
+struct TableSpec {
+    name: &'static str,
+    required: bool,
+    columns: &'static [Column],
+}
+
+const EVENTS: TableSpec = TableSpec {
+    name: "events",
+    required: true,
+    columns: &[
+        req("timestamp", Kind::Timestamp),
+        req("event", Kind::Str),
+        req("distinct_id", Kind::Str),
+        req("org_id", Kind::Str),
+        opt("current_url", Kind::Str),
+    ],
+};
+
+const MEMBERS: TableSpec = TableSpec {
+    name: "members",
+    required: true,
+    columns: &[
+        req("org_id", Kind::Str),
+        req("distinct_id", Kind::Str),
+        opt("email", Kind::Str),
+        req("role", Kind::Str),
+        req("joined_at", Kind::Timestamp),
+        opt("removed_at", Kind::Timestamp),
+    ],
+};
+
+const USAGE: TableSpec = TableSpec {
+    name: "usage",
+    required: true,
+    columns: &[req("org_id", Kind::Str), req("date", Kind::Date)],
+};
+
+const ACCOUNTS: TableSpec = TableSpec {
+    name: "accounts",
+    required: false,
+    columns: &[
+        req("org_id", Kind::Str),
+        opt("name", Kind::Str),
+        opt("csm", Kind::Str),
+        opt("arr", Kind::Number),
+        opt("mrr", Kind::Number),
+        opt("forecasted_mrr", Kind::Number),
+        opt("plan", Kind::Str),
+        opt("renewal_date", Kind::Date),
+    ],
+};
+
+const ROLE_CHANGES: TableSpec = TableSpec {
+    name: "role_changes",
+    required: false,
+    columns: &[
+        req("org_id", Kind::Str),
+        req("distinct_id", Kind::Str),
+        req("changed_at", Kind::Timestamp),
+        opt("old_role", Kind::Str),
+        opt("new_role", Kind::Str),
+    ],
+};
+
+const TICKETS: TableSpec = TableSpec {
+    name: "tickets",
+    required: false,
+    columns: &[
+        req("org_id", Kind::Str),
+        req("ticket_id", Kind::Str),
+        req("created_at", Kind::Timestamp),
+        req("priority", Kind::Str),
+        opt("solved_at", Kind::Timestamp),
+    ],
+};
+
+const MEETINGS: TableSpec = TableSpec {
+    name: "meetings",
+    required: false,
+    columns: &[req("org_id", Kind::Str), req("started_at", Kind::Timestamp)],
+};
+
+const PAYMENTS: TableSpec = TableSpec {
+    name: "payments",
+    required: false,
+    columns: &[
+        req("org_id", Kind::Str),
+        req("occurred_at", Kind::Timestamp),
+        req("status", Kind::Str),
+    ],
+};
+
+/// Where a table came from and how big it was, for the manifest.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TableInfo {
+    pub name: String,
+    pub present: bool,
+    pub files: usize,
+    pub rows: usize,
+}
+
+/// All input tables, normalised. Optional tables are `None` when absent.
+pub struct Inputs {
+    pub events: DataFrame,
+    pub members: DataFrame,
+    /// `org_id`, `date` (i32 days) and one f64 column per counter in `counters`.
+    pub usage: DataFrame,
+    /// Counter columns found in at least one usage file, in file order.
+    pub usage_counters_present: Vec<String>,
+    /// Every counter column of `usage`: those present, plus those the model names
+    /// (all zeros when absent: a missing counter counts as zero usage, SPEC 2).
+    pub usage_counters: Vec<String>,
+    pub accounts: Option<DataFrame>,
+    pub role_changes: Option<DataFrame>,
+    pub tickets: Option<DataFrame>,
+    pub meetings: Option<DataFrame>,
+    pub payments: Option<DataFrame>,
+    pub tables: Vec<TableInfo>,
+}
+
+impl Inputs {
+    pub fn table_present(&self, name: &str) -> bool {
+        self.tables.iter().any(|t| t.name == name && t.present)
+    }
+}
+
+/// Reads and normalises every table in `dir`.
+pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
+    if !dir.is_dir() {
+        return Err(InputError::BadPath {
+            path: dir.display().to_string(),
+            problem: "input folder not found".into(),
+        });
+    }
+    let mut tables = Vec::new();
+    let mut load_one = |spec: &TableSpec| -> Result<Option<DataFrame>, InputError> {
+        let found = load_table(dir, spec, &[])?;
+        tables.push(TableInfo {
+            name: spec.name.to_string(),
+            present: found.is_some(),
+            files: found.as_ref().map_or(0, |(_, n)| *n),
+            rows: found.as_ref().map_or(0, |(df, _)| df.height()),
+        });
+        Ok(found.map(|(df, _)| df))
+    };
+    let events = load_one(&EVENTS)?.expect("required table");
+    let members = load_one(&MEMBERS)?.expect("required table");
+    let accounts = load_one(&ACCOUNTS)?;
+    let role_changes = load_one(&ROLE_CHANGES)?;
+    let tickets = load_one(&TICKETS)?;
+    let meetings = load_one(&MEETINGS)?;
+    let payments = load_one(&PAYMENTS)?;
+
+    let (usage, usage_counters_present, usage_counters) = load_usage(dir, model)?;
+    tables.insert(
+        2,
+        TableInfo {
+            name: "usage".into(),
+            present: true,
+            files: usage.1,
+            rows: usage.0.height(),
+        },
+    );
+    Ok(Inputs {
+        events,
+        members,
+        usage: usage.0,
+        usage_counters_present,
+        usage_counters,
+        accounts,
+        role_changes,
+        tickets,
+        meetings,
+        payments,
+        tables,
+    })
+}
+
+/// The usage table: its fixed columns plus every counter column, each counter
+/// summed as f64 (a file without a counter contributes zeros for it).
+fn load_usage(
+    dir: &Path,
+    model: &Model,
+) -> Result<((DataFrame, usize), Vec<String>, Vec<String>), InputError> {
+    let files = find_table_files(dir, USAGE.name)?.ok_or_else(|| InputError::MissingTable {
+        dir: dir.display().to_string(),
+        table: USAGE.name.into(),
+    })?;
+    let model_counters = model.counters();
+    // Counters are the numeric columns named like PostHog's usage report, or named by the model.
+    let mut present: Vec<String> = Vec::new();
+    for f in &files {
+        let schema = file_schema(&f.path)?;
+        for (name, dtype) in schema.iter() {
+            let name = name.as_str();
+            let is_counter = name.ends_with("_in_period") || model_counters.iter().any(|c| c == name);
+            if is_counter && name != "org_id" && name != "date" {
+                if !(dtype.is_primitive_numeric()) {
+                    return Err(InputError::WrongType {
+                        file: f.path.display().to_string(),
+                        column: name.to_string(),
+                        found: dtype.to_string(),
+                        expected: "a number (usage counter)".into(),
+                    });
+                }
+                if !present.iter().any(|p| p == name) {
+                    present.push(name.to_string());
+                }
+            }
+        }
+    }
+    let mut all = present.clone();
+    for c in model_counters {
+        if !all.contains(&c) {
+            all.push(c);
+        }
+    }
+    let loaded = load_files(&files, &USAGE, &all)?;
+    Ok(((loaded, files.len()), present, all))
+}
+
+struct TableFile {
+    path: PathBuf,
+    /// `key=value` folder names between the table folder and the file.
+    hive: Vec<(String, String)>,
+}
+
+/// The files of a table: `NAME.parquet`, or every `*.parquet` under `NAME/`
+/// (hive-partitioned folders allowed), in a stable order. `None` when absent.
+fn find_table_files(dir: &Path, table: &str) -> Result<Option<Vec<TableFile>>, InputError> {
+    let single = dir.join(format!("{table}.parquet"));
+    if single.is_file() {
+        return Ok(Some(vec![TableFile {
+            path: single,
+            hive: vec![],
+        }]));
+    }
+    let folder = dir.join(table);
+    if !folder.is_dir() {
+        return Ok(None);
+    }
+    let mut files = Vec::new();
+    collect_parquet_files(&folder, &mut Vec::new(), &mut files).map_err(|e| InputError::Unreadable {
+        file: folder.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    if files.is_empty() {
+        return Err(InputError::EmptyTableFolder {
+            file: folder.display().to_string(),
+            table: table.into(),
+        });
+    }
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(Some(files))
+}
+
+fn collect_parquet_files(
+    folder: &Path,
+    hive: &mut Vec<(String, String)>,
+    out: &mut Vec<TableFile>,
+) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(folder)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let name = entry.file_name().to_string_lossy().to_string();
+        // Hidden files and markers (`_SUCCESS`, `.crc`) are not data.
+        if name.starts_with('.') || name.starts_with('_') {
+            continue;
+        }
+        if path.is_dir() {
+            let pushed = match name.split_once('=') {
+                Some((k, v)) => {
+                    hive.push((k.to_string(), v.to_string()));
+                    true
+                }
+                None => false,
+            };
+            collect_parquet_files(&path, hive, out)?;
+            if pushed {
+                hive.pop();
+            }
+        } else if name.ends_with(".parquet") {
+            out.push(TableFile {
+                path,
+                hive: hive.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn unreadable(path: &Path, e: impl std::fmt::Display) -> InputError {
+    InputError::Unreadable {
+        file: path.display().to_string(),
+        reason: e.to_string(),
+    }
+}
+
+fn scan_file(path: &Path) -> Result<LazyFrame, InputError> {
+    let p = path.to_string_lossy().to_string();
+    let args = ScanArgsParquet {
+        glob: false,
+        ..Default::default()
+    };
+    LazyFrame::scan_parquet(PlRefPath::new(p), args).map_err(|e| unreadable(path, e))
+}
+
+fn file_schema(path: &Path) -> Result<SchemaRef, InputError> {
+    scan_file(path)?
+        .collect_schema()
+        .map_err(|e| unreadable(path, e))
+}
+
+/// Loads one table, or `None` when an optional table is absent.
+fn load_table(
+    dir: &Path,
+    spec: &TableSpec,
+    extra_numbers: &[String],
+) -> Result<Option<(DataFrame, usize)>, InputError> {
+    let Some(files) = find_table_files(dir, spec.name)? else {
+        if spec.required {
+            return Err(InputError::MissingTable {
+                dir: dir.display().to_string(),
+                table: spec.name.into(),
+            });
+        }
+        return Ok(None);
+    };
+    let df = load_files(&files, spec, extra_numbers)?;
+    Ok(Some((df, files.len())))
+}
+
+/// Reads every file of a table into one normalised frame. `extra_numbers` are further
+/// numeric columns (usage counters), zero where a file lacks them.
+fn load_files(
+    files: &[TableFile],
+    spec: &TableSpec,
+    extra_numbers: &[String],
+) -> Result<DataFrame, InputError> {
+    let mut frames = Vec::with_capacity(files.len());
+    for f in files {
+        frames.push(load_file(f, spec, extra_numbers)?);
+    }
+    let mut iter = frames.into_iter();
+    let mut out = iter.next().expect("at least one file");
+    for df in iter {
+        out.vstack_mut_owned(df)
+            .map_err(|e| unreadable(&files[0].path, e))?;
+    }
+    out.rechunk_mut();
+    Ok(out)
+}
+
+fn load_file(f: &TableFile, spec: &TableSpec, extra_numbers: &[String]) -> Result<DataFrame, InputError> {
+    let file = f.path.display().to_string();
+    let lf = scan_file(&f.path)?;
+    let schema = file_schema(&f.path)?;
+    let mut exprs = Vec::new();
+    for c in spec.columns {
+        let expr = match schema.get(c.name) {
+            Some(dtype) => normalise(col(c.name), dtype, c.kind).ok_or_else(|| InputError::WrongType {
+                file: file.clone(),
+                column: c.name.into(),
+                found: dtype.to_string(),
+                expected: c.kind.expected().into(),
+            })?,
+            None => match f.hive.iter().find(|(k, _)| k == c.name) {
+                Some((_, v)) => hive_value(&file, c, v)?,
+                None if c.required => {
+                    return Err(InputError::MissingColumn {
+                        file,
+                        column: c.name.into(),
+                        expected: c.kind.expected().into(),
+                    })
+                }
+                None => lit(NULL).cast(c.kind.output_dtype()),
+            },
+        };
+        exprs.push(expr.alias(c.name));
+    }
+    for name in extra_numbers {
+        let expr = match schema.get(name.as_str()) {
+            Some(dtype) => normalise(col(name.as_str()), dtype, Kind::Number)
+                .ok_or_else(|| InputError::WrongType {
+                    file: file.clone(),
+                    column: name.clone(),
+                    found: dtype.to_string(),
+                    expected: Kind::Number.expected().into(),
+                })?
+                // SPEC 2: a missing counter is zero usage; so is a null cell.
+                .fill_null(lit(0.0)),
+            None => lit(0.0),
+        };
+        exprs.push(expr.alias(name.as_str()));
+    }
+    let df = lf.select(exprs).collect().map_err(|e| unreadable(&f.path, e))?;
+    for c in spec.columns.iter().filter(|c| c.required) {
+        let nulls = df.column(c.name).map(|s| s.null_count()).unwrap_or(0);
+        if nulls > 0 {
+            return Err(InputError::NullInRequired {
+                file,
+                column: c.name.into(),
+                count: nulls as u64,
+            });
+        }
+    }
+    Ok(df)
+}
+
+/// A column of a hive partition folder name (`date=2026-11-01`), as a literal.
+fn hive_value(file: &str, c: &Column, v: &str) -> Result<Expr, InputError> {
+    let bad = |expected: &str| InputError::BadValue {
+        file: file.to_string(),
+        column: c.name.into(),
+        problem: format!("partition value {v:?} is not {expected}"),
+    };
+    Ok(match c.kind {
+        Kind::Str => lit(v.to_string()),
+        Kind::Date => {
+            let d = crate::time::AsOf::parse(v).map_err(|_| bad("a date (YYYY-MM-DD)"))?;
+            lit(d.day)
+        }
+        Kind::Timestamp => {
+            let d = crate::time::AsOf::parse(v).map_err(|_| bad("a date (YYYY-MM-DD)"))?;
+            lit(d.us())
+        }
+        Kind::Number => lit(v.parse::<f64>().map_err(|_| bad("a number"))?),
+    })
+}
+
+/// The expression that turns a stored column into its normalised form, or `None`
+/// when the stored type cannot be cast losslessly to what the column must hold.
+fn normalise(e: Expr, dtype: &DataType, kind: Kind) -> Option<Expr> {
+    use DataType as D;
+    match kind {
+        Kind::Str => match dtype {
+            D::String => Some(e),
+            D::Categorical(..) | D::Enum(..) => Some(e.cast(D::String)),
+            d if d.is_integer() => Some(e.cast(D::String)),
+            D::Null => Some(e.cast(D::String)),
+            _ => None,
+        },
+        Kind::Timestamp => match dtype {
+            // The physical value of a datetime is UTC whatever its zone label.
+            D::Datetime(unit, _) => {
+                let raw = e.to_physical();
+                Some(match unit {
+                    TimeUnit::Nanoseconds => raw.floor_div(lit(1000i64)),
+                    TimeUnit::Microseconds => raw,
+                    TimeUnit::Milliseconds => raw * lit(1000i64),
+                })
+            }
+            D::Date => Some(e.to_physical().cast(D::Int64) * lit(MICROS_PER_DAY)),
+            D::Null => Some(e.cast(D::Int64)),
+            _ => None,
+        },
+        Kind::Date => match dtype {
+            D::Date => Some(e.to_physical()),
+            D::Null => Some(e.cast(D::Int32)),
+            _ => None,
+        },
+        Kind::Number => match dtype {
+            d if d.is_primitive_numeric() => Some(e.cast(D::Float64)),
+            D::Null => Some(e.cast(D::Float64)),
+            _ => None,
+        },
+    }
+}

@@ -1,0 +1,659 @@
+//! Per-organization metrics (SPEC 3 to 5): one value per org and metric, null where
+//! the rule says so.
+//!
+//! Each source table is aggregated once per org with a single `group_by` holding every
+//! windowed aggregation the model asks for; the aggregates are joined onto the scored
+//! orgs and turned into metric columns. Nothing here knows about bands or points.
+
+use polars::prelude::*;
+
+use crate::input::Inputs;
+use crate::model::{Measure, Metric, Model};
+use crate::time::{AsOf, Window, MICROS_PER_DAY};
+
+/// The metrics of every scored org: `org_id`, one column per metric (in model order),
+/// and one boolean `adopted__<product>` column per product (in use over the adoption
+/// window), which the score stage uses for the product-category rules.
+pub struct Metrics {
+    pub frame: LazyFrame,
+}
+
+/// Names of the per-org columns the indicators read (SPEC 7), computed here in the
+/// same passes as the metrics.
+pub struct IndicatorColumns {
+    pub mrr: &'static str,
+    pub forecasted_mrr: &'static str,
+    pub plan: &'static str,
+    pub renewal_date: &'static str,
+    pub days_to_renewal: &'static str,
+    pub billing_visits: &'static str,
+    pub queries_ok: &'static str,
+    pub queries_failed: &'static str,
+    pub weekday_volume_current: &'static str,
+    pub weekday_volume_previous: &'static str,
+    pub weekday_volume_drop: &'static str,
+    pub days_since_insight_analyzed: &'static str,
+    pub last_payment_status: &'static str,
+    pub days_since_last_payment: &'static str,
+    pub owners_removed: &'static str,
+    pub owner_removed_who: &'static str,
+    pub owners_added: &'static str,
+    pub owner_added_who: &'static str,
+    pub members_now: &'static str,
+    pub inactive_window_events: &'static str,
+    pub insights_started: &'static str,
+    pub insights_saved: &'static str,
+}
+
+pub const IND: IndicatorColumns = IndicatorColumns {
+    mrr: "_mrr",
+    forecasted_mrr: "_forecasted_mrr",
+    plan: "_plan",
+    renewal_date: "_renewal_date",
+    days_to_renewal: "_days_to_renewal",
+    billing_visits: "_billing_visits",
+    queries_ok: "_ind_queries_ok",
+    queries_failed: "_ind_queries_failed",
+    weekday_volume_current: "_weekday_volume_current",
+    weekday_volume_previous: "_weekday_volume_previous",
+    weekday_volume_drop: "weekday_event_volume_drop_7d",
+    days_since_insight_analyzed: "_days_since_insight_analyzed",
+    last_payment_status: "_last_payment_status",
+    days_since_last_payment: "_days_since_last_payment",
+    owners_removed: "_owners_removed",
+    owner_removed_who: "_owner_removed_who",
+    owners_added: "_owners_added",
+    owner_added_who: "_owner_added_who",
+    members_now: "_members_now_f",
+    inactive_window_events: "_inactive_window_events",
+    insights_started: "_insights_started",
+    insights_saved: "_insights_saved",
+};
+
+/// The all-days volume decrease kept beside the weekday one for reference (SPEC 8).
+pub const ALL_DAYS_VOLUME_DROP: &str = "event_volume_drop_7d";
+
+/// Docs visits to a product's docs path in the product_interest window.
+pub fn product_docs_column(product: &str) -> String {
+    format!("_product_{product}__docs_visits")
+}
+
+pub fn adopted_column(product: &str) -> String {
+    format!("adopted__{product}")
+}
+
+/// `true` for rows whose instant column falls in the window.
+pub fn in_window_us(column: &str, w: Window) -> Expr {
+    col(column)
+        .gt_eq(lit(w.start_us()))
+        .and(col(column).lt(lit(w.end_us())))
+}
+
+/// `true` for rows whose day column falls in the window.
+pub fn in_window_day(column: &str, w: Window) -> Expr {
+    col(column)
+        .gt_eq(lit(w.start_day))
+        .and(col(column).lt(lit(w.end_day)))
+}
+
+/// `true` for rows whose `column` is one of `names`.
+pub fn in_set(column: &str, names: &[String]) -> Expr {
+    let values = Series::new("set".into(), names.to_vec());
+    col(column).is_in(lit(values).implode(false), false)
+}
+
+/// "decrease" of SPEC 5: `100 * (previous - current) / previous`, null when previous is 0.
+pub fn decrease(previous: Expr, current: Expr) -> Expr {
+    when(previous.clone().neq(lit(0.0)))
+        .then(lit(100.0) * (previous.clone() - current) / previous)
+        .otherwise(lit(NULL).cast(DataType::Float64))
+}
+
+/// `100 * count / members`, null when there are no members.
+pub fn pct_of_members(count: Expr, members: Expr) -> Expr {
+    when(members.clone().gt(lit(0)))
+        .then(lit(100.0) * count.cast(DataType::Float64) / members.cast(DataType::Float64))
+        .otherwise(lit(NULL).cast(DataType::Float64))
+}
+
+/// Fractional days from an instant column to as_of, null where the instant is null.
+pub fn days_since(as_of: &AsOf, latest_us: Expr) -> Expr {
+    (lit(as_of.us()) - latest_us).cast(DataType::Float64) / lit(MICROS_PER_DAY as f64)
+}
+
+/// The URL path: scheme, host, query string and fragment removed (SPEC 3).
+pub fn url_path(column: &str) -> Expr {
+    col(column)
+        .str()
+        .extract(lit(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?([^?#]*)"), 1)
+}
+
+/// Events of members only (SPEC 2), before as_of, with a `path` column.
+pub fn member_events(inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
+    let member_keys = inputs
+        .members
+        .clone()
+        .lazy()
+        .select([col("org_id"), col("distinct_id")])
+        .unique(None, UniqueKeepStrategy::Any);
+    inputs
+        .events
+        .clone()
+        .lazy()
+        .filter(col("timestamp").lt(lit(as_of.us())))
+        .join(
+            member_keys,
+            [col("org_id"), col("distinct_id")],
+            [col("org_id"), col("distinct_id")],
+            JoinArgs::new(JoinType::Semi),
+        )
+        .with_column(url_path("current_url").alias("path"))
+}
+
+/// Members counted at instant `t` (SPEC 2): joined before t, not removed before t.
+pub fn member_at(t_us: i64) -> Expr {
+    col("joined_at")
+        .lt(lit(t_us))
+        .and(col("removed_at").is_null().or(col("removed_at").gt_eq(lit(t_us))))
+}
+
+/// The orgs scored: the union of org_ids in `accounts` and `members`, sorted.
+pub fn scored_orgs(inputs: &Inputs) -> LazyFrame {
+    let mut sources = vec![inputs.members.clone().lazy().select([col("org_id")])];
+    if let Some(a) = &inputs.accounts {
+        sources.push(a.clone().lazy().select([col("org_id")]));
+    }
+    concat(sources, UnionArgs::default())
+        .expect("same schema")
+        .unique(None, UniqueKeepStrategy::Any)
+        .sort(["org_id"], Default::default())
+}
+
+/// Whether a named event set or an event-set expression for docs/billing matches.
+fn event_in(model: &Model, set: &str) -> Expr {
+    in_set("event", &model.events_of(set))
+}
+
+fn docs_visit(model: &Model) -> Expr {
+    event_in(model, "pageview").and(col("path").str().starts_with(lit(model.paths.docs_prefix.clone())))
+}
+
+/// Private aggregate column names, one per (metric, part).
+fn part(metric: &str, what: &str) -> String {
+    format!("_{metric}__{what}")
+}
+
+fn product_part(product: &str, what: &str) -> String {
+    format!("_product_{product}__{what}")
+}
+
+/// Window of the `products_in_use` metric, if the model has one.
+fn product_count_window(model: &Model) -> Option<u32> {
+    model
+        .metrics
+        .values()
+        .find(|m| m.measure == Measure::ProductsInUse)
+        .map(Metric::window)
+}
+
+pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Metrics {
+    let events = member_events(inputs, as_of);
+    let product_windows = product_windows(model, as_of);
+
+    // One pass over member events: every event aggregate of every metric.
+    let mut event_aggs: Vec<Expr> = vec![col("timestamp").max().alias("_last_seen_us")];
+    let mut member_aggs: Vec<Expr> = vec![];
+    let mut usage_aggs: Vec<Expr> = vec![];
+    for (name, m) in &model.metrics {
+        let w = as_of.last_n_days(m.window());
+        match m.measure {
+            Measure::ActiveMemberPct | Measure::ActiveMemberPctDecrease => {
+                let prev = as_of.previous_n_days(m.window());
+                event_aggs.push(
+                    col("distinct_id")
+                        .filter(in_window_us("timestamp", w))
+                        .n_unique()
+                        .alias(part(name, "active")),
+                );
+                event_aggs.push(
+                    col("distinct_id")
+                        .filter(in_window_us("timestamp", prev))
+                        .n_unique()
+                        .alias(part(name, "active_prev")),
+                );
+                member_aggs.push(
+                    col("distinct_id")
+                        .filter(member_at(as_of.minus_days_us(m.window())))
+                        .n_unique()
+                        .alias(part(name, "members_prev")),
+                );
+            }
+            Measure::MembersWithEvent | Measure::MembersWithEventPct => {
+                let set = m.event_set.as_deref().unwrap_or_default();
+                event_aggs.push(
+                    col("distinct_id")
+                        .filter(in_window_us("timestamp", w).and(event_in(model, set)))
+                        .n_unique()
+                        .alias(part(name, "members")),
+                );
+            }
+            Measure::DocsVisits => event_aggs.push(
+                in_window_us("timestamp", w)
+                    .and(docs_visit(model))
+                    .sum()
+                    .alias(part(name, "visits")),
+            ),
+            Measure::QueryFailureRate => {
+                for (what, set) in [("ok", "query_ok"), ("failed", "query_failed")] {
+                    event_aggs.push(
+                        in_window_us("timestamp", w)
+                            .and(event_in(model, set))
+                            .sum()
+                            .alias(part(name, what)),
+                    );
+                }
+            }
+            Measure::UsageDecrease => {
+                let counter = m.counter.as_deref().unwrap_or_default();
+                let prev = as_of.previous_n_days(m.window());
+                usage_aggs.push(col(counter).filter(in_window_day("date", w)).sum().alias(part(name, "current")));
+                usage_aggs.push(col(counter).filter(in_window_day("date", prev)).sum().alias(part(name, "previous")));
+            }
+            _ => {}
+        }
+    }
+    // Products in use (SPEC 4): counter > 0 or an engagement event, over the
+    // product-count window and over the adoption window.
+    for (pname, p) in &model.products {
+        for (what, w) in &product_windows {
+            let w = *w;
+            if let Some(set) = &p.engagement {
+                event_aggs.push(
+                    in_window_us("timestamp", w)
+                        .and(event_in(model, set))
+                        .any(true)
+                        .alias(product_part(pname, &format!("{what}_engaged"))),
+                );
+            }
+            if let Some(counter) = &p.counter {
+                usage_aggs.push(
+                    col(counter.as_str())
+                        .filter(in_window_day("date", w))
+                        .sum()
+                        .alias(product_part(pname, &format!("{what}_usage"))),
+                );
+            }
+        }
+    }
+    member_aggs.push(
+        col("distinct_id")
+            .filter(member_at(as_of.us()))
+            .n_unique()
+            .alias("_members_now"),
+    );
+    indicator_event_aggregates(model, as_of, &mut event_aggs);
+    indicator_usage_aggregates(model, as_of, &mut usage_aggs);
+
+    let by_org = |lf: LazyFrame, aggs: Vec<Expr>| lf.group_by([col("org_id")]).agg(aggs);
+    let left = || JoinArgs::new(JoinType::Left);
+    let mut frame = scored_orgs(inputs)
+        .join(by_org(events, event_aggs), [col("org_id")], [col("org_id")], left())
+        .join(
+            by_org(inputs.members.clone().lazy(), member_aggs),
+            [col("org_id")],
+            [col("org_id")],
+            left(),
+        );
+    if !usage_aggs.is_empty() {
+        let usage = inputs
+            .usage
+            .clone()
+            .lazy()
+            .filter(col("date").lt(lit(as_of.day)));
+        frame = frame.join(by_org(usage, usage_aggs), [col("org_id")], [col("org_id")], left());
+    }
+    if let Some(t) = &inputs.tickets {
+        frame = frame.join(ticket_aggregates(t, model, as_of), [col("org_id")], [col("org_id")], left());
+    }
+    if let Some(mt) = &inputs.meetings {
+        let meetings = mt
+            .clone()
+            .lazy()
+            .filter(col("started_at").lt(lit(as_of.us())))
+            .group_by([col("org_id")])
+            .agg([col("started_at").max().alias("_last_meeting_us")]);
+        frame = frame.join(meetings, [col("org_id")], [col("org_id")], left());
+    }
+
+    frame = join_accounts(frame, inputs, as_of);
+    if let Some(p) = &inputs.payments {
+        frame = frame.join(payment_aggregates(p, as_of), [col("org_id")], [col("org_id")], left());
+    }
+    if let Some(rc) = &inputs.role_changes {
+        frame = frame.join(role_change_aggregates(rc, model, as_of), [col("org_id")], [col("org_id")], left());
+    }
+
+    let mut columns = Vec::new();
+    for (name, m) in &model.metrics {
+        columns.push(metric_expr(name, m, inputs, model, as_of).alias(name.as_str()));
+    }
+    for pname in model.products.keys() {
+        columns.push(product_in_use(model, pname, "adoption").alias(adopted_column(pname)));
+    }
+    columns.extend(indicator_inputs(inputs, model, as_of));
+    Metrics {
+        frame: frame.with_columns(columns),
+    }
+}
+
+/// The windows over which "product in use" is computed: the adoption window, the
+/// product_count window, and the windows of the product indicators.
+fn product_windows(model: &Model, as_of: &AsOf) -> Vec<(&'static str, Window)> {
+    let mut windows = vec![("adoption", as_of.last_n_days(model.adoption.window_days))];
+    if let Some(n) = product_count_window(model) {
+        windows.push(("count", as_of.last_n_days(n)));
+    }
+    if let Some(i) = model.indicators.get("new_product_adoption") {
+        windows.push(("recent", as_of.last_n_days(i.window())));
+        windows.push(("before", as_of.shifted_window(i.lookback(), i.window())));
+    }
+    if let Some(i) = model.indicators.get("product_interest") {
+        windows.push(("interest", as_of.last_n_days(i.lookback())));
+    }
+    windows
+}
+
+fn indicator_window(model: &Model, name: &str, as_of: &AsOf) -> Window {
+    let days = model.indicators.get(name).map_or(1, |i| i.window());
+    as_of.last_n_days(days)
+}
+
+fn billing_visit(model: &Model) -> Expr {
+    event_in(model, "billing_shown").or(event_in(model, "pageview")
+        .and(col("path").str().starts_with(lit(model.paths.billing_prefix.clone()))))
+}
+
+/// Member-event aggregates of the indicators (SPEC 7), added to the metrics' pass.
+fn indicator_event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut Vec<Expr>) {
+    let w = |name: &str| in_window_us("timestamp", indicator_window(model, name, as_of));
+    aggs.push(w("billing_page_visits").and(billing_visit(model)).sum().alias(IND.billing_visits));
+    aggs.push(w("query_failure_rate_high").and(event_in(model, "query_ok")).sum().alias(IND.queries_ok));
+    aggs.push(w("query_failure_rate_high").and(event_in(model, "query_failed")).sum().alias(IND.queries_failed));
+    aggs.push(w("inactive_org").sum().alias(IND.inactive_window_events));
+    aggs.push(w("lost_insights").and(event_in(model, "insight_started")).sum().alias(IND.insights_started));
+    aggs.push(w("lost_insights").and(event_in(model, "insight_saved")).sum().alias(IND.insights_saved));
+    let analyzed = model
+        .indicators
+        .get("no_insights_analyzed")
+        .and_then(|i| i.event_set.clone())
+        .unwrap_or_default();
+    aggs.push(
+        col("timestamp")
+            .filter(event_in(model, &analyzed))
+            .max()
+            .alias("_last_insight_analyzed_us"),
+    );
+    let interest = w("product_interest").and(event_in(model, "pageview"));
+    for (pname, p) in &model.products {
+        aggs.push(
+            interest
+                .clone()
+                .and(col("path").str().starts_with(lit(p.docs_prefix.clone())))
+                .sum()
+                .alias(product_docs_column(pname)),
+        );
+    }
+}
+
+/// `true` on weekdays (Monday to Friday) of a day-count column.
+pub fn is_weekday_day(column: &str) -> Expr {
+    // 1970-01-01 was a Thursday; the offset keeps the remainder non-negative.
+    ((col(column) + lit(3 + 7 * 100_000)) % lit(7)).lt(lit(5))
+}
+
+/// Usage aggregates of the weekday-only volume comparison (SPEC 8).
+fn indicator_usage_aggregates(model: &Model, as_of: &AsOf, aggs: &mut Vec<Expr>) {
+    let Some(ind) = model.indicators.get("event_volume_drop") else { return };
+    let counter = ind.counter.clone().unwrap_or_default();
+    let current = as_of.last_n_days(ind.window());
+    let previous = as_of.previous_n_days(ind.window());
+    let sum_over = |w: Window, weekdays_only: bool| {
+        let mut keep = in_window_day("date", w);
+        if weekdays_only {
+            keep = keep.and(is_weekday_day("date"));
+        }
+        col(counter.as_str()).filter(keep).sum()
+    };
+    aggs.push(sum_over(current, true).alias(IND.weekday_volume_current));
+    aggs.push(sum_over(previous, true).alias(IND.weekday_volume_previous));
+    aggs.push(sum_over(current, false).alias("_all_days_volume_current"));
+    aggs.push(sum_over(previous, false).alias("_all_days_volume_previous"));
+}
+
+/// Account fields: the first row per org in file order (an export may repeat an org).
+fn join_accounts(frame: LazyFrame, inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
+    let fields = [
+        ("name", "name"),
+        ("csm", "csm"),
+        ("mrr", IND.mrr),
+        ("forecasted_mrr", IND.forecasted_mrr),
+        ("plan", IND.plan),
+        ("renewal_date", "_renewal_day"),
+    ];
+    let Some(a) = &inputs.accounts else {
+        let mut nulls: Vec<Expr> = vec![
+            lit(NULL).cast(DataType::String).alias("name"),
+            lit(NULL).cast(DataType::String).alias("csm"),
+            lit(NULL).cast(DataType::Float64).alias(IND.mrr),
+            lit(NULL).cast(DataType::Float64).alias(IND.forecasted_mrr),
+            lit(NULL).cast(DataType::String).alias(IND.plan),
+            lit(NULL).cast(DataType::Int32).alias("_renewal_day"),
+        ];
+        nulls.push(lit(NULL).cast(DataType::Float64).alias(IND.days_to_renewal));
+        nulls.push(lit(NULL).cast(DataType::Date).alias(IND.renewal_date));
+        return frame.with_columns(nulls);
+    };
+    let firsts: Vec<Expr> = fields.iter().map(|(c, alias)| col(*c).first().alias(*alias)).collect();
+    let accounts = a
+        .clone()
+        .lazy()
+        .with_row_index("_row", None)
+        .sort(["_row"], Default::default())
+        .group_by([col("org_id")])
+        .agg(firsts);
+    frame
+        .join(accounts, [col("org_id")], [col("org_id")], JoinArgs::new(JoinType::Left))
+        .with_columns([
+            (col("_renewal_day") - lit(as_of.day))
+                .cast(DataType::Float64)
+                .alias(IND.days_to_renewal),
+            col("_renewal_day").cast(DataType::Date).alias(IND.renewal_date),
+        ])
+}
+
+/// The latest payment before as_of: its status and age. On a tie in time, `succeeded`
+/// sorts after `failed` and wins (a retried payment that went through).
+fn payment_aggregates(payments: &DataFrame, as_of: &AsOf) -> LazyFrame {
+    payments
+        .clone()
+        .lazy()
+        .filter(col("occurred_at").lt(lit(as_of.us())))
+        .group_by([col("org_id")])
+        .agg([
+            col("status")
+                .sort_by([col("occurred_at"), col("status")], SortMultipleOptions::default())
+                .last()
+                .alias(IND.last_payment_status),
+            col("occurred_at").max().alias("_last_payment_us"),
+        ])
+}
+
+/// Owner role removed from / given to someone in the indicator windows (SPEC 7).
+fn role_change_aggregates(role_changes: &DataFrame, model: &Model, as_of: &AsOf) -> LazyFrame {
+    let mut aggs = Vec::new();
+    for (name, count, who, removed) in [
+        ("owner_removed", IND.owners_removed, IND.owner_removed_who, true),
+        ("owner_added", IND.owners_added, IND.owner_added_who, false),
+    ] {
+        let Some(ind) = model.indicators.get(name) else { continue };
+        let role = lit(ind.role.clone().unwrap_or_default());
+        let (from, to) = if removed { ("old_role", "new_role") } else { ("new_role", "old_role") };
+        // From the role to anything else (or to null), or to the role from anything else.
+        let change = col(from)
+            .eq(role.clone())
+            .and(col(to).is_null().or(col(to).neq(role)))
+            .and(in_window_us("changed_at", as_of.last_n_days(ind.window())));
+        aggs.push(change.clone().sum().alias(count));
+        aggs.push(col("distinct_id").filter(change).min().alias(who));
+    }
+    role_changes.clone().lazy().group_by([col("org_id")]).agg(aggs)
+}
+
+/// The per-org figures the indicators read, from the joined aggregates.
+fn indicator_inputs(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Vec<Expr> {
+    let mut cols = vec![
+        count(IND.billing_visits.into()).alias(IND.billing_visits),
+        count(IND.queries_ok.into()).alias(IND.queries_ok),
+        count(IND.queries_failed.into()).alias(IND.queries_failed),
+        count(IND.inactive_window_events.into()).alias(IND.inactive_window_events),
+        count(IND.insights_started.into()).alias(IND.insights_started),
+        count(IND.insights_saved.into()).alias(IND.insights_saved),
+        count("_members_now".into()).alias(IND.members_now),
+        days_since(as_of, col("_last_insight_analyzed_us")).alias(IND.days_since_insight_analyzed),
+        col(IND.weekday_volume_current).fill_null(lit(0.0)),
+        col(IND.weekday_volume_previous).fill_null(lit(0.0)),
+        decrease(
+            col(IND.weekday_volume_previous).fill_null(lit(0.0)),
+            col(IND.weekday_volume_current).fill_null(lit(0.0)),
+        )
+        .alias(IND.weekday_volume_drop),
+        decrease(
+            col("_all_days_volume_previous").fill_null(lit(0.0)),
+            col("_all_days_volume_current").fill_null(lit(0.0)),
+        )
+        .alias(ALL_DAYS_VOLUME_DROP),
+    ];
+    for pname in model.products.keys() {
+        cols.push(count(product_docs_column(pname)).alias(product_docs_column(pname)));
+    }
+    if inputs.payments.is_some() {
+        cols.push(days_since(as_of, col("_last_payment_us")).alias(IND.days_since_last_payment));
+    } else {
+        cols.push(lit(NULL).cast(DataType::String).alias(IND.last_payment_status));
+        cols.push(null_f64().alias(IND.days_since_last_payment));
+    }
+    if inputs.role_changes.is_some() {
+        cols.push(count(IND.owners_removed.into()).alias(IND.owners_removed));
+        cols.push(count(IND.owners_added.into()).alias(IND.owners_added));
+    } else {
+        for c in [IND.owners_removed, IND.owners_added] {
+            cols.push(null_f64().alias(c));
+        }
+        for c in [IND.owner_removed_who, IND.owner_added_who] {
+            cols.push(lit(NULL).cast(DataType::String).alias(c));
+        }
+    }
+    cols
+}
+
+/// Per-org ticket aggregates: created in each metric's window, urgent unresolved, last created.
+fn ticket_aggregates(tickets: &DataFrame, model: &Model, as_of: &AsOf) -> LazyFrame {
+    let before = col("created_at").lt(lit(as_of.us()));
+    let mut aggs = vec![col("created_at").filter(before.clone()).max().alias("_last_ticket_us")];
+    for (name, m) in &model.metrics {
+        match m.measure {
+            Measure::TicketsCreated => aggs.push(
+                in_window_us("created_at", as_of.last_n_days(m.window()))
+                    .sum()
+                    .alias(part(name, "created")),
+            ),
+            Measure::UrgentTicketsUnresolved => {
+                let unresolved = col("solved_at")
+                    .is_null()
+                    .or(col("solved_at").gt_eq(lit(as_of.us())));
+                aggs.push(
+                    before
+                        .clone()
+                        .and(col("priority").eq(lit(model.tickets.urgent_priority.clone())))
+                        .and(unresolved)
+                        .sum()
+                        .alias(part(name, "urgent")),
+                )
+            }
+            _ => {}
+        }
+    }
+    tickets.clone().lazy().group_by([col("org_id")]).agg(aggs)
+}
+
+/// Whether a product was in use over a window, from the aggregates (`what` is
+/// `adoption` or `count`).
+pub fn product_in_use(model: &Model, product: &str, what: &str) -> Expr {
+    let p = &model.products[product];
+    let mut used = lit(false);
+    if p.engagement.is_some() {
+        used = used.or(col(product_part(product, &format!("{what}_engaged"))).fill_null(lit(false)));
+    }
+    if p.counter.is_some() {
+        used = used.or(col(product_part(product, &format!("{what}_usage")))
+            .fill_null(lit(0.0))
+            .gt(lit(0.0)));
+    }
+    used
+}
+
+fn count(c: String) -> Expr {
+    col(c).fill_null(lit(0)).cast(DataType::Float64)
+}
+
+fn null_f64() -> Expr {
+    lit(NULL).cast(DataType::Float64)
+}
+
+/// The value of one metric, from the joined aggregates.
+fn metric_expr(name: &str, m: &Metric, inputs: &Inputs, model: &Model, as_of: &AsOf) -> Expr {
+    let members_now = || col("_members_now").fill_null(lit(0));
+    match m.measure {
+        Measure::DaysSinceLastEvent => days_since(as_of, col("_last_seen_us")),
+        Measure::ActiveMemberPct => pct_of_members(count(part(name, "active")), members_now()),
+        Measure::ActiveMemberPctDecrease => {
+            let current = pct_of_members(count(part(name, "active")), members_now());
+            let previous = pct_of_members(
+                count(part(name, "active_prev")),
+                col(part(name, "members_prev")).fill_null(lit(0)),
+            );
+            decrease(previous, current)
+        }
+        Measure::MembersWithEvent => count(part(name, "members")),
+        Measure::MembersWithEventPct => pct_of_members(count(part(name, "members")), members_now()),
+        Measure::DocsVisits => count(part(name, "visits")),
+        Measure::QueryFailureRate => {
+            let ok = count(part(name, "ok"));
+            let failed = count(part(name, "failed"));
+            let total = ok + failed.clone();
+            when(total.clone().gt(lit(0.0)))
+                .then(lit(100.0) * failed / total)
+                .otherwise(null_f64())
+        }
+        Measure::TicketsCreated if inputs.tickets.is_some() => count(part(name, "created")),
+        Measure::UrgentTicketsUnresolved if inputs.tickets.is_some() => count(part(name, "urgent")),
+        Measure::DaysSinceLastTicket if inputs.tickets.is_some() => days_since(as_of, col("_last_ticket_us")),
+        Measure::DaysSinceLastMeeting if inputs.meetings.is_some() => {
+            days_since(as_of, col("_last_meeting_us"))
+        }
+        Measure::TicketsCreated
+        | Measure::UrgentTicketsUnresolved
+        | Measure::DaysSinceLastTicket
+        | Measure::DaysSinceLastMeeting => null_f64(),
+        Measure::ProductsInUse => model
+            .products
+            .keys()
+            .map(|p| product_in_use(model, p, "count").cast(DataType::Float64))
+            .reduce(|a, b| a + b)
+            .unwrap_or(lit(0.0)),
+        Measure::UsageDecrease => decrease(
+            col(part(name, "previous")).fill_null(lit(0.0)),
+            col(part(name, "current")).fill_null(lit(0.0)),
+        ),
+    }
+}

@@ -1,0 +1,107 @@
+//! Writing a run's tables (SPEC 9): Parquet and CSV, sorted, replaced atomically.
+//!
+//! Every file is first written into a hidden staging folder inside `--out`; only when
+//! every table is complete are they renamed into place, one `rename` each, so a reader
+//! never sees a half-written file and a failed run leaves the last good outputs as
+//! they were. This is the only stage that writes.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+
+/// Which file formats to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Formats {
+    pub parquet: bool,
+    pub csv: bool,
+}
+
+impl Formats {
+    pub const ALL: Formats = Formats {
+        parquet: true,
+        csv: true,
+    };
+}
+
+/// One finished output table.
+pub struct Table {
+    pub name: &'static str,
+    pub frame: DataFrame,
+}
+
+/// Writes a table as RFC 4180 CSV: header row, CRLF line ends, `.` decimals, ISO dates,
+/// empty cell for null.
+pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<()> {
+    let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    CsvWriter::new(&mut w)
+        .include_header(true)
+        .with_separator(b',')
+        .with_line_terminator("\r\n".into())
+        .with_float_scientific(Some(false))
+        .with_null_value("".into())
+        .finish(df)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::flush(&mut w).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes a table as Parquet, single-threaded so the bytes never depend on threads.
+pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
+    let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    ParquetWriter::new(file)
+        .with_compression(ParquetCompression::Zstd(None))
+        .set_parallel(false)
+        .finish(df)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// Writes every table and the manifest into `out`, atomically per file and only once
+/// all of them are complete.
+pub fn write_all(out: &Path, tables: Vec<Table>, manifest_json: &str, formats: Formats) -> Result<()> {
+    fs::create_dir_all(out).with_context(|| format!("creating output folder {}", out.display()))?;
+    let staging = out.join(format!(".account-health-staging-{}", std::process::id()));
+    let result = stage_and_publish(out, &staging, tables, manifest_json, formats);
+    // Whatever happened, leave no staging folder behind.
+    let _ = fs::remove_dir_all(&staging);
+    result
+}
+
+fn stage_and_publish(
+    out: &Path,
+    staging: &Path,
+    tables: Vec<Table>,
+    manifest_json: &str,
+    formats: Formats,
+) -> Result<()> {
+    if staging.exists() {
+        fs::remove_dir_all(staging).with_context(|| format!("clearing {}", staging.display()))?;
+    }
+    fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
+    let mut staged: Vec<PathBuf> = Vec::new();
+    for mut t in tables {
+        if formats.parquet {
+            let p = staging.join(format!("{}.parquet", t.name));
+            write_parquet(&mut t.frame, &p)?;
+            staged.push(p);
+        }
+        if formats.csv {
+            let p = staging.join(format!("{}.csv", t.name));
+            write_csv(&mut t.frame, &p)?;
+            staged.push(p);
+        }
+    }
+    let manifest = staging.join("manifest.json");
+    fs::write(&manifest, manifest_json).with_context(|| format!("writing {}", manifest.display()))?;
+    staged.push(manifest);
+    for from in staged {
+        let to = out.join(from.file_name().expect("staged files have names"));
+        fs::rename(&from, &to).with_context(|| format!("moving {} into place", to.display()))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,153 @@
+//! Time as the SPEC defines it (SPEC 1): a UTC `as_of` date, half-open windows
+//! `[as_of - N days, as_of)`, and "days since" in fractional days.
+//!
+//! Inside the job every instant is an i64 count of microseconds since the Unix epoch
+//! (UTC) and every date an i32 count of days since the epoch, so windows are plain
+//! integer comparisons and nothing depends on time-zone or calendar code at run time.
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::error::InputError;
+
+pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+
+/// A half-open interval of days relative to `as_of`: `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    /// First day (days since epoch), inclusive.
+    pub start_day: i32,
+    /// Day after the last one, exclusive.
+    pub end_day: i32,
+}
+
+impl Window {
+    pub fn start_us(&self) -> i64 {
+        self.start_day as i64 * MICROS_PER_DAY
+    }
+    pub fn end_us(&self) -> i64 {
+        self.end_day as i64 * MICROS_PER_DAY
+    }
+}
+
+/// The instant the run describes: `as_of` 00:00:00 UTC, exclusive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AsOf {
+    pub date: NaiveDate,
+    /// Days since the Unix epoch.
+    pub day: i32,
+}
+
+impl AsOf {
+    pub fn from_date(date: NaiveDate) -> AsOf {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+        AsOf {
+            date,
+            day: (date - epoch).num_days() as i32,
+        }
+    }
+
+    pub fn from_day(day: i32) -> AsOf {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+        AsOf::from_date(epoch + chrono::Duration::days(day as i64))
+    }
+
+    /// Parses `--as-of YYYY-MM-DD`.
+    pub fn parse(s: &str) -> Result<AsOf, InputError> {
+        NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+            .map(AsOf::from_date)
+            .map_err(|_| InputError::BadAsOf {
+                value: s.to_string(),
+            })
+    }
+
+    /// The default as_of: the day after the latest event timestamp (SPEC 1).
+    pub fn day_after(latest_us: i64) -> AsOf {
+        AsOf::from_day(latest_us.div_euclid(MICROS_PER_DAY) as i32 + 1)
+    }
+
+    pub fn us(&self) -> i64 {
+        self.day as i64 * MICROS_PER_DAY
+    }
+
+    /// "last N days": `[as_of - N days, as_of)`.
+    pub fn last_n_days(&self, n: u32) -> Window {
+        self.shifted_window(n, 0)
+    }
+
+    /// "previous N days": `[as_of - 2N days, as_of - N days)`.
+    pub fn previous_n_days(&self, n: u32) -> Window {
+        self.shifted_window(n, n)
+    }
+
+    /// N days ending `back` days before as_of.
+    pub fn shifted_window(&self, n: u32, back: u32) -> Window {
+        let end_day = self.day - back as i32;
+        Window {
+            start_day: end_day - n as i32,
+            end_day,
+        }
+    }
+
+    /// `as_of - n days` as an instant.
+    pub fn minus_days_us(&self, n: u32) -> i64 {
+        (self.day - n as i32) as i64 * MICROS_PER_DAY
+    }
+
+    pub fn iso(&self) -> String {
+        self.date.format("%Y-%m-%d").to_string()
+    }
+}
+
+/// Monday = 0 ... Sunday = 6, for a day count since the epoch (1970-01-01 was a Thursday).
+pub fn weekday_of_day(day: i32) -> i32 {
+    (day + 3).rem_euclid(7)
+}
+
+/// The ISO date of a day count, for messages.
+pub fn iso_of_day(day: i32) -> String {
+    AsOf::from_day(day).iso()
+}
+
+/// Whether a calendar date is a weekday (Monday to Friday).
+pub fn is_weekday(date: NaiveDate) -> bool {
+    date.weekday().num_days_from_monday() < 5
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_half_open_and_relative_to_as_of() {
+        let a = AsOf::parse("2026-11-23").unwrap();
+        let w = a.last_n_days(30);
+        assert_eq!(w.end_day, a.day);
+        assert_eq!(w.start_day, a.day - 30);
+        let p = a.previous_n_days(30);
+        assert_eq!((p.start_day, p.end_day), (a.day - 60, a.day - 30));
+        assert_eq!(w.end_us() - w.start_us(), 30 * MICROS_PER_DAY);
+    }
+
+    #[test]
+    fn default_as_of_is_the_day_after_the_latest_event() {
+        let a = AsOf::parse("2026-11-23").unwrap();
+        assert_eq!(AsOf::day_after(a.us() - 1), a);
+        assert_eq!(AsOf::day_after(a.us()).day, a.day + 1);
+    }
+
+    #[test]
+    fn weekdays_match_the_calendar() {
+        // 2026-11-23 is a Monday.
+        let a = AsOf::parse("2026-11-23").unwrap();
+        assert_eq!(weekday_of_day(a.day), 0);
+        assert_eq!(weekday_of_day(a.day - 1), 6);
+        assert!(is_weekday(a.date));
+        assert_eq!(weekday_of_day(0), 3); // 1970-01-01, a Thursday
+    }
+
+    #[test]
+    fn bad_as_of_is_rejected() {
+        assert!(matches!(AsOf::parse("2026-13-01"), Err(InputError::BadAsOf { .. })));
+        assert!(matches!(AsOf::parse("yesterday"), Err(InputError::BadAsOf { .. })));
+    }
+}

@@ -1,0 +1,181 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::util::*;
+
+/// Every file under `dir` with its bytes, to prove a failed run changed nothing.
+fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten() {
+            out.insert(e.file_name().to_string_lossy().to_string(), std::fs::read(e.path()).unwrap());
+        }
+    }
+    out
+}
+
+/// A good run first, then the broken input: exit 2, a message with every `needles`,
+/// and the earlier outputs byte for byte as they were.
+fn assert_rejected(w: &Workdir, extra: &[&str], needles: &[&str]) {
+    let before = snapshot(&w.out());
+    let input = w.input();
+    let out = w.out();
+    let mut args = vec!["run", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = w.cmd(&args);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "exit code; stderr: {stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "stderr should mention {n:?}: {stderr}");
+    }
+    assert!(o.stdout.is_empty(), "stdout stays clean");
+    assert_eq!(snapshot(&w.out()), before, "outputs untouched");
+}
+
+fn good() -> Workdir {
+    let w = Workdir::new();
+    minimal(&w);
+    w.run(&[]);
+    assert!(w.out().join("health.parquet").exists());
+    w
+}
+
+#[test]
+fn missing_required_table() {
+    let w = good();
+    std::fs::remove_file(w.input().join("usage.parquet")).unwrap();
+    assert_rejected(&w, &["--as-of", AS_OF], &["usage", "not found"]);
+}
+
+#[test]
+fn missing_required_column() {
+    let w = good();
+    let m = members(&[("a", "a1", "owner", "2026-01-01", None)]).drop("role").unwrap();
+    w.write("members", &m);
+    assert_rejected(&w, &["--as-of", AS_OF], &["members.parquet", "`role`", "missing"]);
+}
+
+#[test]
+fn wrong_type_that_cannot_be_cast() {
+    let w = good();
+    let e = df!(
+        "timestamp" => ["2026-11-01"],
+        "event" => ["x"],
+        "distinct_id" => ["a1"],
+        "org_id" => ["a"],
+    )
+    .unwrap();
+    w.write("events", &e);
+    assert_rejected(&w, &["--as-of", AS_OF], &["events.parquet", "`timestamp`", "expected a timestamp"]);
+}
+
+#[test]
+fn null_in_required_column() {
+    let w = good();
+    let mut m = members(&[("a", "a1", "owner", "2026-01-01", None)]);
+    m.replace("distinct_id", Column::new("distinct_id".into(), [None::<&str>])).unwrap();
+    w.write("members", &m);
+    assert_rejected(&w, &["--as-of", AS_OF], &["members.parquet", "`distinct_id`", "null"]);
+}
+
+#[test]
+fn truncated_parquet_file() {
+    let w = good();
+    let path = w.input().join("events.parquet");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
+    assert_rejected(&w, &["--as-of", AS_OF], &["events.parquet", "Parquet"]);
+}
+
+#[test]
+fn not_a_parquet_file() {
+    let w = good();
+    std::fs::write(w.input().join("usage.parquet"), "org_id,date\na,2026-11-01\n").unwrap();
+    assert_rejected(&w, &["--as-of", AS_OF], &["usage.parquet"]);
+}
+
+#[test]
+fn unparseable_as_of() {
+    let w = good();
+    assert_rejected(&w, &["--as-of", "2026-02-30"], &["--as-of", "2026-02-30", "YYYY-MM-DD"]);
+}
+
+#[test]
+fn bad_config() {
+    let w = good();
+    let cfg = w.path().join("bad.toml");
+    std::fs::write(&cfg, "[metrics.active_user_pct]\nhealthy = \">= 10\"\npoor = \"< 30\"\n").unwrap();
+    assert_rejected(
+        &w,
+        &["--as-of", AS_OF, "--config", cfg.to_str().unwrap()],
+        &["bad.toml", "metrics.active_user_pct", "overlap"],
+    );
+    std::fs::write(&cfg, "[categories.nonsense]\nweight = 3.0\n").unwrap();
+    assert_rejected(
+        &w,
+        &["--as-of", AS_OF, "--config", cfg.to_str().unwrap()],
+        &["categories.nonsense", "unknown category"],
+    );
+}
+
+#[test]
+fn unknown_format_is_a_usage_error() {
+    let w = good();
+    assert_rejected(&w, &["--as-of", AS_OF, "--format", "xlsx"], &["--format", "xlsx"]);
+}
+
+#[test]
+fn validate_reports_the_same_errors_and_writes_nothing() {
+    let w = Workdir::new();
+    minimal(&w);
+    let input = w.input();
+    let o = w.cmd(&["validate", "--input", input.to_str().unwrap(), "--as-of", AS_OF]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(stdout.contains("events_of_unknown_members"), "{stdout}");
+    assert!(!w.out().exists(), "validate writes nothing");
+    std::fs::remove_file(w.input().join("members.parquet")).unwrap();
+    let o = w.cmd(&["validate", "--input", input.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("members"));
+}
+
+#[test]
+fn suspicious_data_is_counted_not_fatal() {
+    let w = Workdir::new();
+    w.write(
+        "members",
+        &members(&[
+            ("a", "a1", "owner", "2026-01-01", None),
+            ("a", "a1", "owner", "2026-01-01", None),
+        ]),
+    );
+    w.write(
+        "events",
+        &events(&[
+            ("a", "a1", "x", "2026-11-22 10:00", None),
+            ("a", "a1", "x", "2026-11-24 10:00", None),
+            ("a", "ghost", "x", "2026-11-20 10:00", None),
+        ]),
+    );
+    w.write(
+        "usage",
+        &usage(&[
+            ("a", "2026-11-01", &[("event_count_in_period", -5)]),
+            ("a", "2026-11-01", &[("event_count_in_period", 3)]),
+        ]),
+    );
+    w.run(&[]);
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap()).unwrap();
+    let dq = &m["data_quality"];
+    assert_eq!(dq["events_at_or_after_as_of"], 1);
+    assert_eq!(dq["events_of_unknown_members"], 1);
+    assert_eq!(dq["duplicate_member_rows"], 1);
+    assert_eq!(dq["negative_usage_values"], 1);
+    assert_eq!(dq["duplicate_usage_rows"], 1);
+    // The duplicate member row counts once: 1 active of 1 member.
+    assert_eq!(w.score("a", "active_user_pct").0, Some(100.0));
+}

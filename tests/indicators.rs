@@ -1,0 +1,389 @@
+use crate::util::*;
+
+/// Inputs where nothing fires by accident: each org has one member who was active
+/// yesterday and analyzed an insight, and steady usage.
+fn base(w: &Workdir, orgs: &[&str]) {
+    w.write("members", &one_member_each(orgs));
+    let ids: Vec<String> = orgs.iter().map(|o| format!("{o}1")).collect();
+    let rows: Vec<(&str, &str, &str, &str, Option<&str>)> = orgs
+        .iter()
+        .zip(&ids)
+        .map(|(o, id)| (*o, id.as_str(), "insight analyzed", "2026-11-22 12:00", None))
+        .collect();
+    w.write("events", &events(&rows));
+    w.write("usage", &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]));
+}
+
+fn fires_only(w: &Workdir, indicator: &str, want: &[&str]) {
+    assert_eq!(fired_for(w, indicator), want.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{indicator}");
+}
+
+#[test]
+fn forecasted_mrr_change_beyond_ten_percent() {
+    let w = Workdir::new();
+    base(&w, &["d1", "d2", "g1", "g2", "z"]);
+    w.write(
+        "accounts",
+        &accounts_full(&[
+            ("d1", 100.0, 89.0, "paid", "2027-06-01"),  // -11%: fires
+            ("d2", 100.0, 90.0, "paid", "2027-06-01"),  // -10%: not below -10
+            ("g1", 100.0, 111.0, "paid", "2027-06-01"), // +11%: fires
+            ("g2", 100.0, 110.0, "paid", "2027-06-01"), // +10%: not above 10
+            ("z", 0.0, 50.0, "paid", "2027-06-01"),     // mrr 0: no change defined
+        ]),
+    );
+    w.run(&[]);
+    fires_only(&w, "forecasted_mrr_decrease", &["d1"]);
+    fires_only(&w, "forecasted_mrr_growth", &["g1"]);
+    let f = fired(&w);
+    let d1 = f.iter().find(|x| x.0 == "d1").unwrap();
+    assert!((d1.3.unwrap() + 11.0).abs() < 1e-9);
+    assert_eq!(
+        message(&w, "d1", "forecasted_mrr_decrease"),
+        "Forecasted MRR 89.0 is 11.0% below current MRR 100.0 (threshold -10.0%)."
+    );
+}
+
+#[test]
+fn billing_page_visits_more_than_one_in_7_days() {
+    let w = Workdir::new();
+    base(&w, &["a", "b"]);
+    let mut rows = vec![
+        ("a", "a1", "insight analyzed", "2026-11-22 12:00", None),
+        ("b", "b1", "insight analyzed", "2026-11-22 12:00", None),
+        // a: two visits in the window (one at its very start): fires.
+        ("a", "a1", "billing v2 shown", "2026-11-16 00:00", None),
+        ("a", "a1", "$pageview", "2026-11-20 10:00", Some("https://us.posthog.com/organization/billing/overview?x=1")),
+        // b: one in the window, one just before it: does not fire.
+        ("b", "b1", "billing v2 shown", "2026-11-20 10:00", None),
+        ("b", "b1", "billing v2 shown", "2026-11-15 23:59", None),
+        ("b", "stranger", "billing v2 shown", "2026-11-20 10:00", None),
+    ];
+    rows.push(("b", "b1", "$pageview", "2026-11-20 10:00", Some("https://us.posthog.com/project/1/billing")));
+    w.write("events", &events(&rows));
+    w.run(&[]);
+    fires_only(&w, "billing_page_visits", &["a"]);
+    assert_eq!(
+        message(&w, "a", "billing_page_visits"),
+        "2 billing page visits by members in the last 7 days (threshold: more than 1.0)."
+    );
+}
+
+#[test]
+fn query_failure_rate_above_ten_percent() {
+    let w = Workdir::new();
+    base(&w, &["a", "b"]);
+    let mut rows = Vec::new();
+    // a: 11 failed of 100 (11%): fires. b: 10 of 100 (10%): does not.
+    for (org, id, failed) in [("a", "a1", 11), ("b", "b1", 10)] {
+        for i in 0..100 {
+            let event = if i < failed { "query failed" } else { "query completed" };
+            rows.push((org, id, event, "2026-11-20 10:00", None));
+        }
+    }
+    w.write("events", &events(&rows));
+    w.run(&[]);
+    fires_only(&w, "query_failure_rate_high", &["a"]);
+    assert_eq!(
+        message(&w, "a", "query_failure_rate_high"),
+        "Query failure rate 11.0% over the last 7 days (threshold 10.0%): 11 of 100 queries failed."
+    );
+}
+
+#[test]
+fn event_volume_drop_counts_weekdays_only() {
+    let w = Workdir::new();
+    base(&w, &["a", "b", "c", "d"]);
+    // Previous 7 days: Mon 11-09 .. Sun 11-15; last 7: Mon 11-16 .. Sun 11-22.
+    let prev_weekdays = ["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"];
+    let prev_weekend = ["2026-11-14", "2026-11-15"];
+    let cur_weekdays = ["2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20"];
+    let cur_weekend = ["2026-11-21", "2026-11-22"];
+    let mut rows: Vec<(String, String, i64)> = Vec::new();
+    let mut add = |org: &str, days: &[&str], v: i64| {
+        for d in days {
+            rows.push((org.to_string(), d.to_string(), v));
+        }
+    };
+    // a: weekdays 500 -> 399: 20.2% drop, fires. b: 500 -> 400: exactly 20%, does not.
+    add("a", &prev_weekdays, 100);
+    add("a", &cur_weekdays[..4], 80);
+    add("a", &cur_weekdays[4..], 79);
+    add("b", &prev_weekdays, 100);
+    add("b", &cur_weekdays, 80);
+    // c: a weekend spike in the previous week, weekdays flat: no alarm.
+    add("c", &prev_weekdays, 100);
+    add("c", &prev_weekend, 1000);
+    add("c", &cur_weekdays, 100);
+    add("c", &cur_weekend, 100);
+    // d: a weekday drop of the same size as c's all-days drop: fires.
+    add("d", &prev_weekdays, 500);
+    add("d", &cur_weekdays, 140);
+    let table: Vec<(&str, &str, Vec<(&str, i64)>)> =
+        rows.iter().map(|(o, d, v)| (o.as_str(), d.as_str(), vec![("event_count_in_period", *v)])).collect();
+    let refs: Vec<(&str, &str, &[(&str, i64)])> = table.iter().map(|(o, d, c)| (*o, *d, c.as_slice())).collect();
+    w.write("usage", &usage(&refs));
+    w.run(&[]);
+    fires_only(&w, "event_volume_drop", &["a", "d"]);
+    // c: all days 2500 -> 700 (72%) for reference; weekdays 500 -> 500 (0%).
+    assert_close(w.health_f64("c", "event_volume_drop_7d"), 72.0, "c all days");
+    assert_close(w.health_f64("c", "weekday_event_volume_drop_7d"), 0.0, "c weekdays");
+    assert_close(w.health_f64("d", "weekday_event_volume_drop_7d"), 72.0, "d weekdays");
+    assert_close(w.health_f64("b", "weekday_event_volume_drop_7d"), 20.0, "b weekdays");
+    assert_eq!(
+        message(&w, "d", "event_volume_drop"),
+        "Weekday event volume fell 72.0% in the last 7 days (700 vs 2500 on the 5 weekdays before; threshold 20.0%)."
+    );
+}
+
+#[test]
+fn no_insights_analyzed_for_more_than_7_days() {
+    let w = Workdir::new();
+    w.write("members", &one_member_each(&["a", "b", "c"]));
+    w.write(
+        "events",
+        &events(&[
+            ("a", "a1", "insight analyzed", "2026-11-15 23:00", None), // 7.04 days: fires
+            ("b", "b1", "insight analyzed", "2026-11-16 00:00", None), // exactly 7: does not
+            ("c", "c1", "insight viewed", "2026-11-01 00:00", None),   // never analyzed: does not
+            ("a", "a1", "insight viewed", "2026-11-22 00:00", None),
+        ]),
+    );
+    w.write("usage", &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]));
+    w.run(&[]);
+    fires_only(&w, "no_insights_analyzed", &["a"]);
+}
+
+#[test]
+fn payment_failed_when_the_latest_payment_failed_in_30_days() {
+    let w = Workdir::new();
+    base(&w, &["a", "b", "c", "d"]);
+    w.write(
+        "payments",
+        &payments(&[
+            ("a", "2026-10-20 00:00", "succeeded"),
+            ("a", "2026-11-20 00:00", "failed"), // latest, failed: fires
+            ("b", "2026-11-10 00:00", "failed"),
+            ("b", "2026-11-15 00:00", "succeeded"), // retried and paid: does not
+            ("c", "2026-10-23 23:00", "failed"),    // 30.04 days ago: too old
+            ("d", "2026-10-24 00:00", "failed"),    // exactly 30 days: in the window, fires
+            ("d", "2026-11-23 00:00", "succeeded"), // at as_of: not before it
+        ]),
+    );
+    w.run(&[]);
+    fires_only(&w, "payment_failed", &["a", "d"]);
+}
+
+#[test]
+fn startup_credit_running_out() {
+    let w = Workdir::new();
+    base(&w, &["a", "b", "c"]);
+    w.write(
+        "accounts",
+        &accounts_full(&[
+            ("a", 0.0, 50.0, "startup", "2027-06-01"), // fires
+            ("b", 0.0, 0.0, "startup", "2027-06-01"),  // no forecasted MRR
+            ("c", 0.0, 50.0, "paid", "2027-06-01"),    // not on the startup plan
+        ]),
+    );
+    w.run(&[]);
+    fires_only(&w, "startup_credit_running_out", &["a"]);
+}
+
+#[test]
+fn owner_removed_and_added_in_14_days() {
+    let w = Workdir::new();
+    base(&w, &["a", "b", "c", "d", "e", "f"]);
+    w.write(
+        "role_changes",
+        &role_changes(&[
+            ("a", "a1", "2026-11-09 00:00", Some("owner"), Some("admin")), // exactly 14 days: removed
+            ("b", "b1", "2026-11-08 23:00", Some("owner"), Some("admin")), // too old
+            ("c", "c1", "2026-11-20 00:00", Some("member"), Some("owner")), // added
+            ("d", "d1", "2026-11-20 00:00", Some("owner"), Some("owner")), // no change
+            ("e", "e1", "2026-11-20 00:00", Some("owner"), None),          // left the org: removed
+            ("f", "f1", "2026-11-20 00:00", None, Some("owner")),          // joined as owner: added
+        ]),
+    );
+    w.run(&[]);
+    fires_only(&w, "owner_removed", &["a", "e"]);
+    fires_only(&w, "owner_added", &["c", "f"]);
+    assert_eq!(
+        message(&w, "a", "owner_removed"),
+        "Owner role removed from a1 in the last 14 days (1 change(s)): a champion may be gone."
+    );
+}
+
+#[test]
+fn inactive_org_has_members_and_no_events_in_14_days() {
+    let w = Workdir::new();
+    w.write(
+        "members",
+        &members(&[
+            ("a", "a1", "owner", "2026-01-01", None),
+            ("b", "b1", "owner", "2026-01-01", None),
+            ("c", "c1", "owner", "2026-01-01", Some("2026-11-01")),
+        ]),
+    );
+    w.write(
+        "events",
+        &events(&[
+            ("a", "a1", "insight analyzed", "2026-11-08 23:00", None), // before the window: fires
+            ("b", "b1", "insight analyzed", "2026-11-09 00:00", None), // at its start: does not
+            ("c", "c1", "insight analyzed", "2026-11-01 00:00", None), // no members now: does not
+        ]),
+    );
+    w.write("usage", &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]));
+    w.run(&[]);
+    fires_only(&w, "inactive_org", &["a"]);
+}
+
+#[test]
+fn lost_insights_many_started_few_saved() {
+    let w = Workdir::new();
+    base(&w, &["a", "b", "c"]);
+    let mut rows = Vec::new();
+    // a: 20 started, 1 saved (5%): fires. b: 19 started, 0 saved: too few started.
+    // c: 20 started, 2 saved (10%): not below 10%.
+    for (org, id, started, saved) in [("a", "a1", 20, 1), ("b", "b1", 19, 0), ("c", "c1", 20, 2)] {
+        for _ in 0..started {
+            rows.push((org, id, "insight created", "2026-11-18 10:00", None));
+        }
+        for _ in 0..saved {
+            rows.push((org, id, "insight saved", "2026-11-18 11:00", None));
+        }
+        rows.push((org, id, "insight analyzed", "2026-11-22 12:00", None));
+    }
+    w.write("events", &events(&rows));
+    w.run(&[]);
+    fires_only(&w, "lost_insights", &["a"]);
+    assert_eq!(
+        message(&w, "a", "lost_insights"),
+        "Only 1 of 20 insights started in the last 7 days were saved (5.0%, threshold 10.0%)."
+    );
+}
+
+#[test]
+fn renewal_upcoming_earlier_for_quiet_accounts() {
+    let w = Workdir::new();
+    let orgs = ["a", "b", "c", "d", "e", "f", "g", "h"];
+    w.write("members", &one_member_each(&orgs));
+    w.write(
+        "events",
+        &events(&[
+            ("a", "a1", "x", "2026-11-22 00:00", None),
+            ("b", "b1", "x", "2026-11-22 00:00", None),
+            ("c", "c1", "x", "2026-11-15 00:00", None), // 8 days: quiet
+            ("d", "d1", "x", "2026-11-15 00:00", None),
+            ("e", "e1", "x", "2026-11-22 00:00", None),
+            ("f", "f1", "x", "2026-11-22 00:00", None),
+            ("g", "g1", "x", "2026-11-16 00:00", None), // exactly 7 days: not quiet
+        ]),
+    );
+    w.write("usage", &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]));
+    // as_of 2026-11-23; +60 days = 2027-01-22, +90 = 2027-02-21.
+    w.write(
+        "accounts",
+        &accounts_full(&[
+            ("a", 1.0, 1.0, "paid", "2027-01-22"), // 60 days, active: fires
+            ("b", 1.0, 1.0, "paid", "2027-01-23"), // 61 days, active: does not
+            ("c", 1.0, 1.0, "paid", "2027-02-21"), // 90 days, quiet: fires
+            ("d", 1.0, 1.0, "paid", "2027-02-22"), // 91 days, quiet: does not
+            ("e", 1.0, 1.0, "paid", "2026-11-22"), // already past: does not
+            ("f", 1.0, 1.0, "paid", "2026-11-23"), // today: fires
+            ("g", 1.0, 1.0, "paid", "2027-02-06"), // 75 days, last seen exactly 7 days ago: does not
+            ("h", 1.0, 1.0, "paid", "2027-02-06"), // 75 days, never seen: fires
+        ]),
+    );
+    w.run(&[]);
+    fires_only(&w, "renewal_upcoming", &["a", "c", "f", "h"]);
+    assert_eq!(
+        message(&w, "h", "renewal_upcoming"),
+        "Renewal on 2027-02-06 in 75 days; no member activity seen yet."
+    );
+}
+
+#[test]
+fn new_product_adoption_per_product() {
+    let w = Workdir::new();
+    base(&w, &["a", "b", "c"]);
+    w.write(
+        "events",
+        &events(&[
+            // a: watched a recording in the last 7 days, none in the 30 days before: fires.
+            ("a", "a1", "recording viewed", "2026-11-20 10:00", None),
+            // b: also one on 2026-10-17 00:00, the first instant of the 30 days before.
+            ("b", "b1", "recording viewed", "2026-11-20 10:00", None),
+            ("b", "b1", "recording viewed", "2026-10-17 00:00", None),
+        ]),
+    );
+    // c: first rows synced in the last 7 days: data_warehouse fires.
+    w.write(
+        "usage",
+        &usage(&[
+            ("c", "2026-11-18", &[("rows_synced_in_period", 5)]),
+            ("c", "2026-10-16", &[("rows_synced_in_period", 5)]), // before the lookback: ignored
+        ]),
+    );
+    w.run(&[]);
+    let f: Vec<(String, Option<String>)> = fired(&w)
+        .into_iter()
+        .filter(|x| x.1 == "new_product_adoption")
+        .map(|x| (x.0, x.2))
+        .collect();
+    assert_eq!(
+        f,
+        vec![("a".to_string(), Some("session_replay".to_string())), ("c".to_string(), Some("data_warehouse".to_string()))]
+    );
+}
+
+#[test]
+fn product_interest_from_docs_visits() {
+    let w = Workdir::new();
+    base(&w, &["a", "b", "c"]);
+    let docs = Some("https://posthog.com/docs/surveys/creating-surveys");
+    let mut rows = Vec::new();
+    for (org, id, n) in [("a", "a1", 3), ("b", "b1", 2), ("c", "c1", 3)] {
+        for _ in 0..n {
+            rows.push((org, id, "$pageview", "2026-11-20 10:00", docs));
+        }
+    }
+    // c already uses surveys (a survey viewed 2026-10-25, inside the last 30 days).
+    rows.push(("c", "c1", "survey viewed", "2026-10-25 00:00", None));
+    w.write("events", &events(&rows));
+    w.run(&[]);
+    let f: Vec<_> = fired(&w).into_iter().filter(|x| x.1 == "product_interest").collect();
+    assert_eq!(f, vec![("a".to_string(), "product_interest".to_string(), Some("surveys".to_string()), Some(3.0))]);
+}
+
+#[test]
+fn health_score_drop_against_a_previous_run() {
+    let w = Workdir::new();
+    // Three identical minimal orgs. Each scores: user_engagement 0 (never seen, 0%
+    // active, 0 engaging), product_experience 10 (docs visits 0), company 0 (1 product),
+    // product_analytics 0 (0% analyzers; the decrease is null): 50 / 58.
+    let orgs = ["a", "b", "c"];
+    w.write("members", &one_member_each(&orgs));
+    w.write("events", &events(&[("zz", "nobody", "x", "2026-11-01", None)]));
+    w.write(
+        "usage",
+        &usage(&[
+            ("a", "2026-11-01", &[("event_count_in_period", 1)]),
+            ("b", "2026-11-01", &[("event_count_in_period", 1)]),
+            ("c", "2026-11-01", &[("event_count_in_period", 1)]),
+        ]),
+    );
+    let previous = w.path().join("previous");
+    let prev = polars::prelude::df!("org_id" => ["a", "b"], "health_score" => [3.0, 2.8]).unwrap();
+    write_parquet(&previous.join("health.parquet"), &prev);
+    w.run(&["--previous", previous.to_str().unwrap()]);
+    let now = 50.0 / 58.0;
+    assert_close(w.health_f64("a", "health_score"), now, "score");
+    assert_close(w.health_f64("a", "health_score_change"), now - 3.0, "a change");
+    assert_close(w.health_f64("b", "previous_health_score"), 2.8, "b previous");
+    assert_eq!(w.health_f64("c", "previous_health_score"), None, "new org");
+    assert_eq!(w.health_f64("c", "health_score_change"), None, "new org");
+    // a fell 2.14 (fires), b 1.94 (does not), c is new.
+    fires_only(&w, "health_score_drop", &["a"]);
+    assert_eq!(w.health_f64("a", "risk_count"), Some(2.0), "health_score_drop and inactive_org");
+}

@@ -1,0 +1,119 @@
+use polars::prelude::*;
+
+use crate::util::*;
+
+#[test]
+fn users_table_lists_every_member_with_frustration_signals() {
+    let w = Workdir::new();
+    w.write(
+        "members",
+        &members(&[
+            ("a", "a1", "owner", "2026-01-01", None),
+            // a2 left and came back: the current row (latest joined_at) is shown.
+            ("a", "a2", "admin", "2025-01-01", Some("2025-06-01")),
+            ("a", "a2", "member", "2026-01-01", None),
+        ]),
+    );
+    let mut rows = Vec::new();
+    for _ in 0..3 {
+        rows.push(("a", "a1", "insight created", "2026-11-20 10:00", None));
+    }
+    rows.push(("a", "a1", "insight saved", "2026-11-21 10:00", None));
+    rows.push(("a", "a1", "query failed", "2026-11-22 12:00", None));
+    rows.push(("a", "a1", "query failed", "2026-11-22 11:00", None));
+    rows.push(("a", "a1", "query completed", "2026-11-16 00:00", None)); // first instant of the 7 days
+    rows.push(("a", "a1", "query completed", "2026-11-15 23:00", None)); // 30 days, not 7
+    rows.push(("a", "a1", "x", "2026-10-24 00:00", None)); // first instant of the 30 days
+    rows.push(("a", "a1", "x", "2026-10-23 23:00", None)); // before them
+    rows.push(("a", "a1", "x", "2026-11-23 00:00", None)); // at as_of: ignored
+    w.write("events", &events(&rows));
+    w.write("usage", &usage(&[("a", "2026-11-01", &[("event_count_in_period", 1)])]));
+    w.run(&[]);
+    let u = w.read("users");
+    assert_eq!(u.height(), 2);
+    let ids: Vec<Option<&str>> = u.column("distinct_id").unwrap().str().unwrap().iter().collect();
+    assert_eq!(ids, vec![Some("a1"), Some("a2")]);
+    let roles: Vec<Option<&str>> = u.column("role").unwrap().str().unwrap().iter().collect();
+    assert_eq!(roles, vec![Some("owner"), Some("member")]);
+    let get = |c: &str, id: &str| cell_f64(&u, "distinct_id", id, c);
+    // a1: latest 2026-11-22 12:00 = 0.5 days. 30 days: 3 + 1 + 2 + 2 + 1 = 9 events.
+    assert_eq!(get("days_since_last_seen", "a1"), Some(0.5));
+    assert_eq!(get("events_30d", "a1"), Some(9.0));
+    assert_eq!(get("insights_started_7d", "a1"), Some(3.0));
+    assert_eq!(get("insights_saved_7d", "a1"), Some(1.0));
+    assert_eq!(get("queries_failed_7d", "a1"), Some(2.0));
+    assert_eq!(get("queries_completed_7d", "a1"), Some(1.0));
+    // a2: no events.
+    assert_eq!(get("days_since_last_seen", "a2"), None);
+    assert_eq!(get("events_30d", "a2"), Some(0.0));
+}
+
+#[test]
+fn trends_have_twelve_full_weeks_of_weekday_means() {
+    let w = Workdir::new();
+    w.write(
+        "members",
+        &members(&[
+            ("a", "a1", "owner", "2026-01-01", None),
+            ("a", "a2", "member", "2026-01-01", None),
+            ("b", "b1", "owner", "2026-01-01", None),
+        ]),
+    );
+    w.write(
+        "events",
+        &events(&[
+            // Week of 11-16: Monday a1 and a2 (a1 twice), Tuesday a1; Sunday ignored.
+            ("a", "a1", "x", "2026-11-16 09:00", None),
+            ("a", "a1", "x", "2026-11-16 10:00", None),
+            ("a", "a2", "x", "2026-11-16 11:00", None),
+            ("a", "a1", "x", "2026-11-17 09:00", None),
+            ("a", "a1", "x", "2026-11-22 09:00", None),
+            // Sunday before the first week: outside.
+            ("a", "a1", "x", "2026-08-30 09:00", None),
+            ("a", "stranger", "x", "2026-11-18 09:00", None),
+        ]),
+    );
+    let e = "event_count_in_period";
+    w.write(
+        "usage",
+        &usage(&[
+            ("a", "2026-11-16", &[(e, 10)]),
+            ("a", "2026-11-17", &[(e, 20)]),
+            ("a", "2026-11-18", &[(e, 30)]),
+            ("a", "2026-11-19", &[(e, 40)]),
+            ("a", "2026-11-20", &[(e, 50)]),
+            ("a", "2026-11-21", &[(e, 1000)]), // Saturday: not in weekday means
+            ("a", "2026-11-10", &[(e, 50), ("recording_count_in_period", 5)]),
+            ("a", "2026-08-31", &[(e, 5)]), // Monday of the first week
+            ("a", "2026-11-23", &[(e, 999)]), // as_of: the current week is not full
+        ]),
+    );
+    w.run(&[]);
+    let t = w.read("trends");
+    assert_eq!(t.height(), 2 * 12);
+    let cols: Vec<String> = t.get_column_names().iter().map(|c| c.to_string()).collect();
+    assert_eq!(
+        cols,
+        vec![
+            "org_id",
+            "week_start",
+            "event_count_in_period_weekday_mean",
+            "recording_count_in_period_weekday_mean",
+            "active_members_weekday_mean"
+        ]
+    );
+    let a = t.clone().lazy().filter(col("org_id").eq(lit("a"))).collect().unwrap();
+    let week = |r: usize| a.column("week_start").unwrap().cast(&DataType::String).unwrap().str().unwrap().get(r).unwrap().to_string();
+    let f = |c: &str, r: usize| a.column(c).unwrap().f64().unwrap().get(r).unwrap();
+    assert_eq!(week(0), "2026-08-31");
+    assert_eq!(week(11), "2026-11-16");
+    // Week of 11-16: (10+20+30+40+50)/5 = 30; active members (2 + 1) / 5 = 0.6.
+    assert_eq!(f("event_count_in_period_weekday_mean", 11), 30.0);
+    assert_eq!(f("active_members_weekday_mean", 11), 0.6);
+    // Week of 11-09: 50/5 = 10 and 5/5 = 1.
+    assert_eq!(f("event_count_in_period_weekday_mean", 10), 10.0);
+    assert_eq!(f("recording_count_in_period_weekday_mean", 10), 1.0);
+    // First week: 5/5 = 1; the Sunday event before it is outside.
+    assert_eq!(f("event_count_in_period_weekday_mean", 0), 1.0);
+    assert_eq!(f("active_members_weekday_mean", 0), 0.0);
+}

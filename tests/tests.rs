@@ -1,0 +1,21 @@
+//! One integration-test binary: every module runs the real `account-health` binary
+//! on tiny hand-built Parquet inputs in a temporary folder.
+
+// Workdir, Parquet builders and readers of a run's outputs.
+mod util;
+// Each metric of SPEC 5 on a hand-built org, values worked out by hand.
+mod metrics;
+// Category scores, the adoption rule, absent optional tables, the health score.
+mod scores;
+// Bad input: exit code 2, a message naming file and column, outputs untouched.
+mod bad_input;
+// Same inputs, same bytes: repeated runs and different --threads.
+mod determinism;
+// Input layouts: folders, hive partitions, time units, dictionary strings.
+mod layouts;
+// Every indicator of SPEC 7: fires on one side of its threshold, not on the other.
+mod indicators;
+// The users and trends tables.
+mod outputs;
+// `generate` and the committed sample data.
+mod generate;

@@ -1,0 +1,329 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use polars::prelude::*;
+
+pub const AS_OF: &str = "2026-11-23";
+
+/// A per-test folder with `in/` (inputs) and `out/` (outputs).
+pub struct Workdir {
+    dir: tempfile::TempDir,
+}
+
+impl Workdir {
+    pub fn new() -> Workdir {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("in")).unwrap();
+        Workdir { dir }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn input(&self) -> PathBuf {
+        self.dir.path().join("in")
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    /// Writes `in/NAME.parquet`.
+    pub fn write(&self, table: &str, df: &DataFrame) {
+        write_parquet(&self.input().join(format!("{table}.parquet")), df);
+    }
+
+    pub fn cmd(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_account-health"))
+            .args(args)
+            .current_dir(self.path())
+            .output()
+            .expect("runs the binary")
+    }
+
+    /// `run` over in/ into out/ at AS_OF; panics with stderr unless it succeeds.
+    pub fn run(&self, extra: &[&str]) -> Output {
+        let input = self.input();
+        let out = self.out();
+        let mut args = vec![
+            "run",
+            "--quiet",
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+        ];
+        args.extend_from_slice(extra);
+        let o = self.cmd(&args);
+        assert!(
+            o.status.success(),
+            "run failed: {}\n{}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+        o
+    }
+
+    pub fn read(&self, table: &str) -> DataFrame {
+        read_parquet(&self.out().join(format!("{table}.parquet")))
+    }
+
+    /// One cell of the health table.
+    pub fn health_f64(&self, org: &str, column: &str) -> Option<f64> {
+        let h = self.read("health");
+        cell_f64(&h, "org_id", org, column)
+    }
+
+    pub fn health_str(&self, org: &str, column: &str) -> Option<String> {
+        let h = self.read("health");
+        let row = row_of(&h, "org_id", org);
+        h.column(column).unwrap().str().unwrap().get(row).map(str::to_string)
+    }
+
+    /// (value, band, points) of a metric from metric_scores.
+    pub fn score(&self, org: &str, metric: &str) -> (Option<f64>, Option<String>, Option<f64>) {
+        let ms = self.read("metric_scores");
+        let df = ms
+            .lazy()
+            .filter(col("org_id").eq(lit(org)).and(col("metric").eq(lit(metric))))
+            .collect()
+            .unwrap();
+        assert_eq!(df.height(), 1, "one row for {org}/{metric}");
+        (
+            df.column("value").unwrap().f64().unwrap().get(0),
+            df.column("band").unwrap().str().unwrap().get(0).map(str::to_string),
+            df.column("points").unwrap().f64().unwrap().get(0),
+        )
+    }
+}
+
+pub fn write_parquet(path: &Path, df: &DataFrame) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let f = std::fs::File::create(path).unwrap();
+    ParquetWriter::new(f).finish(&mut df.clone()).unwrap();
+}
+
+pub fn read_parquet(path: &Path) -> DataFrame {
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    ParquetReader::new(f).finish().unwrap()
+}
+
+pub fn row_of(df: &DataFrame, key: &str, value: &str) -> usize {
+    df.column(key)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .position(|v| v == Some(value))
+        .unwrap_or_else(|| panic!("no row with {key} = {value}"))
+}
+
+pub fn cell_f64(df: &DataFrame, key: &str, value: &str, column: &str) -> Option<f64> {
+    let row = row_of(df, key, value);
+    df.column(column)
+        .unwrap()
+        .cast(&DataType::Float64)
+        .unwrap()
+        .f64()
+        .unwrap()
+        .get(row)
+}
+
+/// Microseconds since the epoch of "YYYY-MM-DD HH:MM" (UTC).
+pub fn us(s: &str) -> i64 {
+    let t = chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M")
+        .or_else(|_| chrono::NaiveDateTime::parse_from_str(&format!("{s} 00:00"), "%Y-%m-%d %H:%M"))
+        .unwrap_or_else(|_| panic!("bad test time {s}"));
+    t.and_utc().timestamp_micros()
+}
+
+pub fn days(s: &str) -> i32 {
+    (us(s) / 86_400_000_000) as i32
+}
+
+fn ts_column(name: &str, values: Vec<Option<i64>>) -> Column {
+    Column::new(name.into(), values)
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+        .unwrap()
+}
+
+/// events: (org_id, distinct_id, event, "YYYY-MM-DD HH:MM", current_url)
+pub fn events(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        ts_column("timestamp", rows.iter().map(|r| Some(us(r.3))).collect()),
+        Column::new("event".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        Column::new("distinct_id".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new("current_url".into(), rows.iter().map(|r| r.4).collect::<Vec<_>>()),
+    ])
+    .unwrap()
+}
+
+/// members: (org_id, distinct_id, role, joined_at, removed_at)
+pub fn members(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new("distinct_id".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+        Column::new(
+            "email".into(),
+            rows.iter().map(|r| format!("{}@example.com", r.1)).collect::<Vec<_>>(),
+        ),
+        Column::new("role".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        ts_column("joined_at", rows.iter().map(|r| Some(us(r.3))).collect()),
+        ts_column("removed_at", rows.iter().map(|r| r.4.map(us)).collect()),
+    ])
+    .unwrap()
+}
+
+/// usage: (org_id, "YYYY-MM-DD", [(counter, value)]); counters absent from a row are 0.
+pub fn usage(rows: &[(&str, &str, &[(&str, i64)])]) -> DataFrame {
+    let mut counters: Vec<&str> = Vec::new();
+    for r in rows {
+        for (c, _) in r.2 {
+            if !counters.contains(c) {
+                counters.push(c);
+            }
+        }
+    }
+    let mut cols = vec![
+        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new("date".into(), rows.iter().map(|r| days(r.1)).collect::<Vec<_>>())
+            .cast(&DataType::Date)
+            .unwrap(),
+    ];
+    for c in counters {
+        let v: Vec<i64> = rows
+            .iter()
+            .map(|r| r.2.iter().find(|(n, _)| *n == c).map_or(0, |(_, v)| *v))
+            .collect();
+        cols.push(Column::new(c.into(), v));
+    }
+    DataFrame::new_infer_height(cols).unwrap()
+}
+
+/// tickets: (org_id, ticket_id, created_at, priority, solved_at)
+pub fn tickets(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new("ticket_id".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+        ts_column("created_at", rows.iter().map(|r| Some(us(r.2))).collect()),
+        Column::new("priority".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+        ts_column("solved_at", rows.iter().map(|r| r.4.map(us)).collect()),
+    ])
+    .unwrap()
+}
+
+/// meetings: (org_id, started_at)
+pub fn meetings(rows: &[(&str, &str)]) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        ts_column("started_at", rows.iter().map(|r| Some(us(r.1))).collect()),
+    ])
+    .unwrap()
+}
+
+/// accounts: (org_id, name, csm)
+pub fn accounts(rows: &[(&str, &str, &str)]) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new("name".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+        Column::new("csm".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+    ])
+    .unwrap()
+}
+
+/// The smallest valid input: one org `a` with one member who has no events.
+pub fn minimal(w: &Workdir) {
+    w.write("members", &members(&[("a", "a1", "owner", "2026-01-01", None)]));
+    w.write("events", &events(&[("zz", "nobody", "x", "2026-11-01", None)]));
+    w.write("usage", &usage(&[("a", "2026-11-01", &[("event_count_in_period", 1)])]));
+}
+
+pub fn assert_close(got: Option<f64>, want: f64, what: &str) {
+    let g = got.unwrap_or_else(|| panic!("{what}: got null, want {want}"));
+    assert!((g - want).abs() < 1e-9, "{what}: got {g}, want {want}");
+}
+
+/// accounts with money and renewal: (org_id, mrr, forecasted_mrr, plan, renewal_date)
+pub fn accounts_full(rows: &[(&str, f64, f64, &str, &str)]) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new("name".into(), rows.iter().map(|r| r.0.to_uppercase()).collect::<Vec<_>>()),
+        Column::new("mrr".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+        Column::new("forecasted_mrr".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        Column::new("plan".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+        Column::new("renewal_date".into(), rows.iter().map(|r| days(r.4)).collect::<Vec<_>>())
+            .cast(&DataType::Date)
+            .unwrap(),
+    ])
+    .unwrap()
+}
+
+/// payments: (org_id, occurred_at, status)
+pub fn payments(rows: &[(&str, &str, &str)]) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        ts_column("occurred_at", rows.iter().map(|r| Some(us(r.1))).collect()),
+        Column::new("status".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+    ])
+    .unwrap()
+}
+
+/// role_changes: (org_id, distinct_id, changed_at, old_role, new_role)
+pub fn role_changes(rows: &[(&str, &str, &str, Option<&str>, Option<&str>)]) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new("distinct_id".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+        ts_column("changed_at", rows.iter().map(|r| Some(us(r.2))).collect()),
+        Column::new("old_role".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+        Column::new("new_role".into(), rows.iter().map(|r| r.4).collect::<Vec<_>>()),
+    ])
+    .unwrap()
+}
+
+/// One member per org (`<org>1`, owner since January), for indicator fixtures.
+pub fn one_member_each(orgs: &[&str]) -> DataFrame {
+    let ids: Vec<String> = orgs.iter().map(|o| format!("{o}1")).collect();
+    let rows: Vec<(&str, &str, &str, &str, Option<&str>)> = orgs
+        .iter()
+        .zip(&ids)
+        .map(|(o, id)| (*o, id.as_str(), "owner", "2026-01-01", None))
+        .collect();
+    members(&rows)
+}
+
+/// The fired indicators as (org_id, indicator, product, value), sorted.
+pub fn fired(w: &Workdir) -> Vec<(String, String, Option<String>, Option<f64>)> {
+    let df = w.read("indicators");
+    (0..df.height())
+        .map(|r| {
+            let s = |c: &str| df.column(c).unwrap().str().unwrap().get(r).map(str::to_string);
+            (
+                s("org_id").unwrap(),
+                s("indicator").unwrap(),
+                s("product"),
+                df.column("value").unwrap().f64().unwrap().get(r),
+            )
+        })
+        .collect()
+}
+
+/// The orgs for which `indicator` fired.
+pub fn fired_for(w: &Workdir, indicator: &str) -> Vec<String> {
+    fired(w).into_iter().filter(|f| f.1 == indicator).map(|f| f.0).collect()
+}
+
+/// The message of one fired indicator.
+pub fn message(w: &Workdir, org: &str, indicator: &str) -> String {
+    let df = w.read("indicators");
+    (0..df.height())
+        .find(|&r| {
+            let s = |c: &str| df.column(c).unwrap().str().unwrap().get(r).map(str::to_string);
+            s("org_id").as_deref() == Some(org) && s("indicator").as_deref() == Some(indicator)
+        })
+        .map(|r| df.column("message").unwrap().str().unwrap().get(r).unwrap().to_string())
+        .unwrap_or_else(|| panic!("{indicator} did not fire for {org}"))
+}
