@@ -50,7 +50,9 @@ pub struct ExplainArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  account-health run --input exports/2026-11-23 --out out --as-of 2026-11-23")]
+#[command(
+    after_help = "Example:\n  account-health run --input exports/2026-11-23 --out out --as-of 2026-11-23"
+)]
 pub struct RunArgs {
     /// Folder holding the input tables (NAME.parquet or NAME/ folders).
     #[arg(long, default_value = "sample_data")]
@@ -90,7 +92,9 @@ pub struct ValidateArgs {
 }
 
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  account-health generate --out sample_data --orgs 100 --days 120 --seed 7")]
+#[command(
+    after_help = "Example:\n  account-health generate --out sample_data --orgs 100 --days 120 --seed 7"
+)]
 pub struct GenerateArgs {
     /// Folder to write the synthetic input tables into.
     #[arg(long)]

@@ -32,7 +32,10 @@ fn num(e: Expr, decimals: u32) -> Expr {
 }
 
 fn int(e: Expr) -> Expr {
-    e.cast(DataType::Float64).round(0, RoundMode::HalfAwayFromZero).cast(DataType::Int64).cast(DataType::String)
+    e.cast(DataType::Float64)
+        .round(0, RoundMode::HalfAwayFromZero)
+        .cast(DataType::Int64)
+        .cast(DataType::String)
 }
 
 fn fmt(template: &str, args: &[Expr]) -> Expr {
@@ -56,21 +59,29 @@ impl Fired<'_> {
             Some(p) => lit(p.to_string()),
             None => lit(NULL).cast(DataType::String),
         };
-        frame.clone().filter(self.fires.fill_null(lit(false))).select([
-            col("org_id"),
-            lit(self.name.to_string()).alias("indicator"),
-            lit(self.ind.kind.as_str()).alias("kind"),
-            product.alias("product"),
-            self.value.cast(DataType::Float64).alias("value"),
-            lit(self.threshold).alias("threshold"),
-            self.message.alias("message"),
-            lit(as_of.day).cast(DataType::Date).alias("as_of"),
-        ])
+        frame
+            .clone()
+            .filter(self.fires.fill_null(lit(false)))
+            .select([
+                col("org_id"),
+                lit(self.name.to_string()).alias("indicator"),
+                lit(self.ind.kind.as_str()).alias("kind"),
+                product.alias("product"),
+                self.value.cast(DataType::Float64).alias("value"),
+                lit(self.threshold).alias("threshold"),
+                self.message.alias("message"),
+                lit(as_of.day).cast(DataType::Date).alias("as_of"),
+            ])
     }
 }
 
 /// Every fired indicator, sorted by org_id, indicator, product.
-pub fn compute(scored: LazyFrame, model: &Model, as_of: &AsOf, has_previous: bool) -> PolarsResult<LazyFrame> {
+pub fn compute(
+    scored: LazyFrame,
+    model: &Model,
+    as_of: &AsOf,
+    has_previous: bool,
+) -> PolarsResult<LazyFrame> {
     let mut parts = Vec::new();
     for (name, ind) in model.indicators.iter().filter(|(_, i)| i.enabled) {
         for fired in rules(name, ind, model, has_previous) {
@@ -112,7 +123,12 @@ fn mrr_change() -> Expr {
 }
 
 /// The rule of each indicator of SPEC 7.
-fn rules<'a>(name: &'a str, ind: &'a Indicator, model: &'a Model, has_previous: bool) -> Vec<Fired<'a>> {
+fn rules<'a>(
+    name: &'a str,
+    ind: &'a Indicator,
+    model: &'a Model,
+    has_previous: bool,
+) -> Vec<Fired<'a>> {
     let t = ind.threshold();
     let one = |fires: Expr, value: Expr, message: Expr| {
         vec![Fired {
@@ -331,4 +347,3 @@ fn rules<'a>(name: &'a str, ind: &'a Indicator, model: &'a Model, has_previous: 
         _ => vec![],
     }
 }
-

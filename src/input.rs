@@ -265,7 +265,8 @@ fn load_usage(
         let schema = file_schema(&f.path)?;
         for (name, dtype) in schema.iter() {
             let name = name.as_str();
-            let is_counter = name.ends_with("_in_period") || model_counters.iter().any(|c| c == name);
+            let is_counter =
+                name.ends_with("_in_period") || model_counters.iter().any(|c| c == name);
             if is_counter && name != "org_id" && name != "date" {
                 if !(dtype.is_primitive_numeric()) {
                     return Err(InputError::WrongType {
@@ -312,9 +313,11 @@ fn find_table_files(dir: &Path, table: &str) -> Result<Option<Vec<TableFile>>, I
         return Ok(None);
     }
     let mut files = Vec::new();
-    collect_parquet_files(&folder, &mut Vec::new(), &mut files).map_err(|e| InputError::Unreadable {
-        file: folder.display().to_string(),
-        reason: e.to_string(),
+    collect_parquet_files(&folder, &mut Vec::new(), &mut files).map_err(|e| {
+        InputError::Unreadable {
+            file: folder.display().to_string(),
+            reason: e.to_string(),
+        }
     })?;
     if files.is_empty() {
         return Err(InputError::EmptyTableFolder {
@@ -424,19 +427,25 @@ fn load_files(
     Ok(out)
 }
 
-fn load_file(f: &TableFile, spec: &TableSpec, extra_numbers: &[String]) -> Result<DataFrame, InputError> {
+fn load_file(
+    f: &TableFile,
+    spec: &TableSpec,
+    extra_numbers: &[String],
+) -> Result<DataFrame, InputError> {
     let file = f.path.display().to_string();
     let lf = scan_file(&f.path)?;
     let schema = file_schema(&f.path)?;
     let mut exprs = Vec::new();
     for c in spec.columns {
         let expr = match schema.get(c.name) {
-            Some(dtype) => normalise(col(c.name), dtype, c.kind).ok_or_else(|| InputError::WrongType {
-                file: file.clone(),
-                column: c.name.into(),
-                found: dtype.to_string(),
-                expected: c.kind.expected().into(),
-            })?,
+            Some(dtype) => {
+                normalise(col(c.name), dtype, c.kind).ok_or_else(|| InputError::WrongType {
+                    file: file.clone(),
+                    column: c.name.into(),
+                    found: dtype.to_string(),
+                    expected: c.kind.expected().into(),
+                })?
+            }
             None => match f.hive.iter().find(|(k, _)| k == c.name) {
                 Some((_, v)) => hive_value(&file, c, v)?,
                 None if c.required => {
@@ -466,7 +475,10 @@ fn load_file(f: &TableFile, spec: &TableSpec, extra_numbers: &[String]) -> Resul
         };
         exprs.push(expr.alias(name.as_str()));
     }
-    let df = lf.select(exprs).collect().map_err(|e| unreadable(&f.path, e))?;
+    let df = lf
+        .select(exprs)
+        .collect()
+        .map_err(|e| unreadable(&f.path, e))?;
     for c in spec.columns.iter().filter(|c| c.required) {
         let nulls = df.column(c.name).map(|s| s.null_count()).unwrap_or(0);
         if nulls > 0 {

@@ -25,7 +25,10 @@ pub use error::InputError;
 
 /// The exit code for an error: 2 for bad input or usage, 1 for anything else.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|e| e.downcast_ref::<InputError>().is_some()) {
+    if err
+        .chain()
+        .any(|e| e.downcast_ref::<InputError>().is_some())
+    {
         2
     } else {
         1

@@ -152,9 +152,11 @@ pub fn member_events(inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
 
 /// Members counted at instant `t` (SPEC 2): joined before t, not removed before t.
 pub fn member_at(t_us: i64) -> Expr {
-    col("joined_at")
-        .lt(lit(t_us))
-        .and(col("removed_at").is_null().or(col("removed_at").gt_eq(lit(t_us))))
+    col("joined_at").lt(lit(t_us)).and(
+        col("removed_at")
+            .is_null()
+            .or(col("removed_at").gt_eq(lit(t_us))),
+    )
 }
 
 /// The orgs scored: the union of org_ids in `accounts` and `members`, sorted.
@@ -175,7 +177,11 @@ fn event_in(model: &Model, set: &str) -> Expr {
 }
 
 fn docs_visit(model: &Model) -> Expr {
-    event_in(model, "pageview").and(col("path").str().starts_with(lit(model.paths.docs_prefix.clone())))
+    event_in(model, "pageview").and(
+        col("path")
+            .str()
+            .starts_with(lit(model.paths.docs_prefix.clone())),
+    )
 }
 
 /// Private aggregate column names, one per (metric, part).
@@ -256,8 +262,18 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Metrics {
             Measure::UsageDecrease => {
                 let counter = m.counter.as_deref().unwrap_or_default();
                 let prev = as_of.previous_n_days(m.window());
-                usage_aggs.push(col(counter).filter(in_window_day("date", w)).sum().alias(part(name, "current")));
-                usage_aggs.push(col(counter).filter(in_window_day("date", prev)).sum().alias(part(name, "previous")));
+                usage_aggs.push(
+                    col(counter)
+                        .filter(in_window_day("date", w))
+                        .sum()
+                        .alias(part(name, "current")),
+                );
+                usage_aggs.push(
+                    col(counter)
+                        .filter(in_window_day("date", prev))
+                        .sum()
+                        .alias(part(name, "previous")),
+                );
             }
             _ => {}
         }
@@ -297,7 +313,12 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Metrics {
     let by_org = |lf: LazyFrame, aggs: Vec<Expr>| lf.group_by([col("org_id")]).agg(aggs);
     let left = || JoinArgs::new(JoinType::Left);
     let mut frame = scored_orgs(inputs)
-        .join(by_org(events, event_aggs), [col("org_id")], [col("org_id")], left())
+        .join(
+            by_org(events, event_aggs),
+            [col("org_id")],
+            [col("org_id")],
+            left(),
+        )
         .join(
             by_org(inputs.members.clone().lazy(), member_aggs),
             [col("org_id")],
@@ -310,10 +331,20 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Metrics {
             .clone()
             .lazy()
             .filter(col("date").lt(lit(as_of.day)));
-        frame = frame.join(by_org(usage, usage_aggs), [col("org_id")], [col("org_id")], left());
+        frame = frame.join(
+            by_org(usage, usage_aggs),
+            [col("org_id")],
+            [col("org_id")],
+            left(),
+        );
     }
     if let Some(t) = &inputs.tickets {
-        frame = frame.join(ticket_aggregates(t, model, as_of), [col("org_id")], [col("org_id")], left());
+        frame = frame.join(
+            ticket_aggregates(t, model, as_of),
+            [col("org_id")],
+            [col("org_id")],
+            left(),
+        );
     }
     if let Some(mt) = &inputs.meetings {
         let meetings = mt
@@ -327,10 +358,20 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Metrics {
 
     frame = join_accounts(frame, inputs, as_of);
     if let Some(p) = &inputs.payments {
-        frame = frame.join(payment_aggregates(p, as_of), [col("org_id")], [col("org_id")], left());
+        frame = frame.join(
+            payment_aggregates(p, as_of),
+            [col("org_id")],
+            [col("org_id")],
+            left(),
+        );
     }
     if let Some(rc) = &inputs.role_changes {
-        frame = frame.join(role_change_aggregates(rc, model, as_of), [col("org_id")], [col("org_id")], left());
+        frame = frame.join(
+            role_change_aggregates(rc, model, as_of),
+            [col("org_id")],
+            [col("org_id")],
+            left(),
+        );
     }
 
     let mut columns = Vec::new();
@@ -369,19 +410,47 @@ fn indicator_window(model: &Model, name: &str, as_of: &AsOf) -> Window {
 }
 
 fn billing_visit(model: &Model) -> Expr {
-    event_in(model, "billing_shown").or(event_in(model, "pageview")
-        .and(col("path").str().starts_with(lit(model.paths.billing_prefix.clone()))))
+    event_in(model, "billing_shown").or(event_in(model, "pageview").and(
+        col("path")
+            .str()
+            .starts_with(lit(model.paths.billing_prefix.clone())),
+    ))
 }
 
 /// Member-event aggregates of the indicators (SPEC 7), added to the metrics' pass.
 fn indicator_event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut Vec<Expr>) {
     let w = |name: &str| in_window_us("timestamp", indicator_window(model, name, as_of));
-    aggs.push(w("billing_page_visits").and(billing_visit(model)).sum().alias(IND.billing_visits));
-    aggs.push(w("query_failure_rate_high").and(event_in(model, "query_ok")).sum().alias(IND.queries_ok));
-    aggs.push(w("query_failure_rate_high").and(event_in(model, "query_failed")).sum().alias(IND.queries_failed));
+    aggs.push(
+        w("billing_page_visits")
+            .and(billing_visit(model))
+            .sum()
+            .alias(IND.billing_visits),
+    );
+    aggs.push(
+        w("query_failure_rate_high")
+            .and(event_in(model, "query_ok"))
+            .sum()
+            .alias(IND.queries_ok),
+    );
+    aggs.push(
+        w("query_failure_rate_high")
+            .and(event_in(model, "query_failed"))
+            .sum()
+            .alias(IND.queries_failed),
+    );
     aggs.push(w("inactive_org").sum().alias(IND.inactive_window_events));
-    aggs.push(w("lost_insights").and(event_in(model, "insight_started")).sum().alias(IND.insights_started));
-    aggs.push(w("lost_insights").and(event_in(model, "insight_saved")).sum().alias(IND.insights_saved));
+    aggs.push(
+        w("lost_insights")
+            .and(event_in(model, "insight_started"))
+            .sum()
+            .alias(IND.insights_started),
+    );
+    aggs.push(
+        w("lost_insights")
+            .and(event_in(model, "insight_saved"))
+            .sum()
+            .alias(IND.insights_saved),
+    );
     let analyzed = model
         .indicators
         .get("no_insights_analyzed")
@@ -413,7 +482,9 @@ pub fn is_weekday_day(column: &str) -> Expr {
 
 /// Usage aggregates of the weekday-only volume comparison (SPEC 8).
 fn indicator_usage_aggregates(model: &Model, as_of: &AsOf, aggs: &mut Vec<Expr>) {
-    let Some(ind) = model.indicators.get("event_volume_drop") else { return };
+    let Some(ind) = model.indicators.get("event_volume_drop") else {
+        return;
+    };
     let counter = ind.counter.clone().unwrap_or_default();
     let current = as_of.last_n_days(ind.window());
     let previous = as_of.previous_n_days(ind.window());
@@ -453,7 +524,10 @@ fn join_accounts(frame: LazyFrame, inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
         nulls.push(lit(NULL).cast(DataType::Date).alias(IND.renewal_date));
         return frame.with_columns(nulls);
     };
-    let firsts: Vec<Expr> = fields.iter().map(|(c, alias)| col(*c).first().alias(*alias)).collect();
+    let firsts: Vec<Expr> = fields
+        .iter()
+        .map(|(c, alias)| col(*c).first().alias(*alias))
+        .collect();
     let accounts = a
         .clone()
         .lazy()
@@ -462,12 +536,19 @@ fn join_accounts(frame: LazyFrame, inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
         .group_by([col("org_id")])
         .agg(firsts);
     frame
-        .join(accounts, [col("org_id")], [col("org_id")], JoinArgs::new(JoinType::Left))
+        .join(
+            accounts,
+            [col("org_id")],
+            [col("org_id")],
+            JoinArgs::new(JoinType::Left),
+        )
         .with_columns([
             (col("_renewal_day") - lit(as_of.day))
                 .cast(DataType::Float64)
                 .alias(IND.days_to_renewal),
-            col("_renewal_day").cast(DataType::Date).alias(IND.renewal_date),
+            col("_renewal_day")
+                .cast(DataType::Date)
+                .alias(IND.renewal_date),
         ])
 }
 
@@ -481,7 +562,10 @@ fn payment_aggregates(payments: &DataFrame, as_of: &AsOf) -> LazyFrame {
         .group_by([col("org_id")])
         .agg([
             col("status")
-                .sort_by([col("occurred_at"), col("status")], SortMultipleOptions::default())
+                .sort_by(
+                    [col("occurred_at"), col("status")],
+                    SortMultipleOptions::default(),
+                )
                 .last()
                 .alias(IND.last_payment_status),
             col("occurred_at").max().alias("_last_payment_us"),
@@ -492,12 +576,23 @@ fn payment_aggregates(payments: &DataFrame, as_of: &AsOf) -> LazyFrame {
 fn role_change_aggregates(role_changes: &DataFrame, model: &Model, as_of: &AsOf) -> LazyFrame {
     let mut aggs = Vec::new();
     for (name, count, who, removed) in [
-        ("owner_removed", IND.owners_removed, IND.owner_removed_who, true),
+        (
+            "owner_removed",
+            IND.owners_removed,
+            IND.owner_removed_who,
+            true,
+        ),
         ("owner_added", IND.owners_added, IND.owner_added_who, false),
     ] {
-        let Some(ind) = model.indicators.get(name) else { continue };
+        let Some(ind) = model.indicators.get(name) else {
+            continue;
+        };
         let role = lit(ind.role.clone().unwrap_or_default());
-        let (from, to) = if removed { ("old_role", "new_role") } else { ("new_role", "old_role") };
+        let (from, to) = if removed {
+            ("old_role", "new_role")
+        } else {
+            ("new_role", "old_role")
+        };
         // From the role to anything else (or to null), or to the role from anything else.
         let change = col(from)
             .eq(role.clone())
@@ -506,7 +601,11 @@ fn role_change_aggregates(role_changes: &DataFrame, model: &Model, as_of: &AsOf)
         aggs.push(change.clone().sum().alias(count));
         aggs.push(col("distinct_id").filter(change).min().alias(who));
     }
-    role_changes.clone().lazy().group_by([col("org_id")]).agg(aggs)
+    role_changes
+        .clone()
+        .lazy()
+        .group_by([col("org_id")])
+        .agg(aggs)
 }
 
 /// The per-org figures the indicators read, from the joined aggregates.
@@ -539,7 +638,11 @@ fn indicator_inputs(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Vec<Expr> {
     if inputs.payments.is_some() {
         cols.push(days_since(as_of, col("_last_payment_us")).alias(IND.days_since_last_payment));
     } else {
-        cols.push(lit(NULL).cast(DataType::String).alias(IND.last_payment_status));
+        cols.push(
+            lit(NULL)
+                .cast(DataType::String)
+                .alias(IND.last_payment_status),
+        );
         cols.push(null_f64().alias(IND.days_since_last_payment));
     }
     if inputs.role_changes.is_some() {
@@ -559,7 +662,10 @@ fn indicator_inputs(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Vec<Expr> {
 /// Per-org ticket aggregates: created in each metric's window, urgent unresolved, last created.
 fn ticket_aggregates(tickets: &DataFrame, model: &Model, as_of: &AsOf) -> LazyFrame {
     let before = col("created_at").lt(lit(as_of.us()));
-    let mut aggs = vec![col("created_at").filter(before.clone()).max().alias("_last_ticket_us")];
+    let mut aggs = vec![col("created_at")
+        .filter(before.clone())
+        .max()
+        .alias("_last_ticket_us")];
     for (name, m) in &model.metrics {
         match m.measure {
             Measure::TicketsCreated => aggs.push(
@@ -592,7 +698,8 @@ pub fn product_in_use(model: &Model, product: &str, what: &str) -> Expr {
     let p = &model.products[product];
     let mut used = lit(false);
     if p.engagement.is_some() {
-        used = used.or(col(product_part(product, &format!("{what}_engaged"))).fill_null(lit(false)));
+        used =
+            used.or(col(product_part(product, &format!("{what}_engaged"))).fill_null(lit(false)));
     }
     if p.counter.is_some() {
         used = used.or(col(product_part(product, &format!("{what}_usage")))
@@ -637,7 +744,9 @@ fn metric_expr(name: &str, m: &Metric, inputs: &Inputs, model: &Model, as_of: &A
         }
         Measure::TicketsCreated if inputs.tickets.is_some() => count(part(name, "created")),
         Measure::UrgentTicketsUnresolved if inputs.tickets.is_some() => count(part(name, "urgent")),
-        Measure::DaysSinceLastTicket if inputs.tickets.is_some() => days_since(as_of, col("_last_ticket_us")),
+        Measure::DaysSinceLastTicket if inputs.tickets.is_some() => {
+            days_since(as_of, col("_last_ticket_us"))
+        }
         Measure::DaysSinceLastMeeting if inputs.meetings.is_some() => {
             days_since(as_of, col("_last_meeting_us"))
         }

@@ -83,7 +83,10 @@ pub const INDICATOR_PARAMS: &[(&str, &[&str])] = &[
     ("forecasted_mrr_growth", &["threshold"]),
     ("billing_page_visits", &["window_days", "threshold"]),
     ("query_failure_rate_high", &["window_days", "threshold"]),
-    ("event_volume_drop", &["window_days", "counter", "threshold"]),
+    (
+        "event_volume_drop",
+        &["window_days", "counter", "threshold"],
+    ),
     ("no_insights_analyzed", &["event_set", "threshold"]),
     ("payment_failed", &["window_days", "status"]),
     ("startup_credit_running_out", &["plan", "threshold"]),
@@ -91,9 +94,15 @@ pub const INDICATOR_PARAMS: &[(&str, &[&str])] = &[
     ("owner_added", &["window_days", "role"]),
     ("inactive_org", &["window_days"]),
     ("lost_insights", &["window_days", "min_count", "threshold"]),
-    ("renewal_upcoming", &["threshold", "quiet_threshold", "quiet_days"]),
+    (
+        "renewal_upcoming",
+        &["threshold", "quiet_threshold", "quiet_days"],
+    ),
     ("new_product_adoption", &["window_days", "lookback_days"]),
-    ("product_interest", &["window_days", "lookback_days", "threshold"]),
+    (
+        "product_interest",
+        &["window_days", "lookback_days", "threshold"],
+    ),
     ("health_score_drop", &["threshold"]),
 ];
 
@@ -452,7 +461,10 @@ pub fn load(path: Option<&Path>) -> Result<LoadedModel, InputError> {
 
 /// Metrics and categories are a fixed vocabulary: a config may tune them, not invent
 /// them (SPEC 10). Event sets and products may be added.
-fn reject_unknown_names(defaults: &toml::Value, user: &toml::Value) -> Result<(), (String, String)> {
+fn reject_unknown_names(
+    defaults: &toml::Value,
+    user: &toml::Value,
+) -> Result<(), (String, String)> {
     for table in ["metrics", "categories", "indicators"] {
         let (Some(known), Some(given)) = (
             defaults.get(table).and_then(|v| v.as_table()),
@@ -559,7 +571,10 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
             );
         }
         if metric.measure.needs_window() && metric.window_days.unwrap_or(0) == 0 {
-            return err(key("window_days"), "this measure needs a window of at least 1 day".into());
+            return err(
+                key("window_days"),
+                "this measure needs a window of at least 1 day".into(),
+            );
         }
         if metric.measure.needs_event_set() {
             match &metric.event_set {
@@ -569,7 +584,10 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
             }
         }
         if metric.measure == Measure::UsageDecrease && metric.counter.is_none() {
-            return err(key("counter"), "usage_decrease needs a usage counter".into());
+            return err(
+                key("counter"),
+                "usage_decrease needs a usage counter".into(),
+            );
         }
         if let Some(p) = &metric.product {
             if !m.products.contains_key(p) {
@@ -580,7 +598,10 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
     }
     for (name, params) in INDICATOR_PARAMS {
         let Some(ind) = m.indicators.get(*name) else {
-            return err(format!("indicators.{name}"), "missing from the model".into());
+            return err(
+                format!("indicators.{name}"),
+                "missing from the model".into(),
+            );
         };
         for p in *params {
             if !ind.has(p) {
@@ -592,13 +613,19 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
         }
         if let Some(s) = &ind.event_set {
             if !m.has_event_set(s) {
-                return err(format!("indicators.{name}.event_set"), format!("unknown event set {s:?}"));
+                return err(
+                    format!("indicators.{name}.event_set"),
+                    format!("unknown event set {s:?}"),
+                );
             }
         }
     }
     for name in m.indicators.keys() {
         if !INDICATOR_PARAMS.iter().any(|(n, _)| n == name) {
-            return err(format!("indicators.{name}"), format!("unknown indicator {name:?}"));
+            return err(
+                format!("indicators.{name}"),
+                format!("unknown indicator {name:?}"),
+            );
         }
     }
     Ok(())
@@ -663,7 +690,9 @@ mod tests {
             "t.toml",
         )
         .unwrap_err();
-        assert!(matches!(e, InputError::Config { ref key, .. } if key == "metrics.active_user_pct"));
+        assert!(
+            matches!(e, InputError::Config { ref key, .. } if key == "metrics.active_user_pct")
+        );
     }
 
     #[test]
@@ -676,7 +705,11 @@ mod tests {
 
     #[test]
     fn overrides_replace_only_what_they_set() {
-        let l = load_from_str(Some("[metrics.active_user_pct]\nhealthy = \">= 50\"\n"), "t").unwrap();
+        let l = load_from_str(
+            Some("[metrics.active_user_pct]\nhealthy = \">= 50\"\n"),
+            "t",
+        )
+        .unwrap();
         let m = &l.model.metrics["active_user_pct"];
         assert_eq!(m.healthy.value, 50.0);
         assert_eq!(m.poor.value, 20.0);

@@ -63,7 +63,12 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
 
 /// Writes every table and the manifest into `out`, atomically per file and only once
 /// all of them are complete.
-pub fn write_all(out: &Path, tables: Vec<Table>, manifest_json: &str, formats: Formats) -> Result<()> {
+pub fn write_all(
+    out: &Path,
+    tables: Vec<Table>,
+    manifest_json: &str,
+    formats: Formats,
+) -> Result<()> {
     fs::create_dir_all(out).with_context(|| format!("creating output folder {}", out.display()))?;
     let staging = out.join(format!(".account-health-staging-{}", std::process::id()));
     let result = stage_and_publish(out, &staging, tables, manifest_json, formats);
@@ -97,7 +102,8 @@ fn stage_and_publish(
         }
     }
     let manifest = staging.join("manifest.json");
-    fs::write(&manifest, manifest_json).with_context(|| format!("writing {}", manifest.display()))?;
+    fs::write(&manifest, manifest_json)
+        .with_context(|| format!("writing {}", manifest.display()))?;
     staged.push(manifest);
     for from in staged {
         let to = out.join(from.file_name().expect("staged files have names"));

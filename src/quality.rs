@@ -31,7 +31,11 @@ pub fn default_as_of(inputs: &Inputs) -> Result<AsOf, InputError> {
 fn scalar(lf: LazyFrame) -> u64 {
     lf.collect()
         .ok()
-        .and_then(|df| df.columns().first().and_then(|c| c.get(0).ok().and_then(|v| v.extract::<u64>())))
+        .and_then(|df| {
+            df.columns()
+                .first()
+                .and_then(|c| c.get(0).ok().and_then(|v| v.extract::<u64>()))
+        })
         .unwrap_or(0)
 }
 
@@ -69,7 +73,10 @@ pub fn measure(inputs: &Inputs, as_of: &AsOf) -> DataQuality {
         [col("org_id"), col("distinct_id")],
         JoinArgs::new(JoinType::Anti),
     );
-    q.insert("events_of_unknown_members".into(), scalar(unknown.select([len()])));
+    q.insert(
+        "events_of_unknown_members".into(),
+        scalar(unknown.select([len()])),
+    );
     q.insert(
         "duplicate_member_rows".into(),
         duplicates(&inputs.members, &["org_id", "distinct_id"]),

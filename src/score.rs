@@ -65,7 +65,11 @@ fn metric_eligible(model: &Model, m: &Metric) -> Expr {
 /// The band of a metric as an expression; null when unscored.
 fn band_expr(name: &str, m: &Metric, model: &Model, null_scores_poor: bool) -> Expr {
     let value = col(name);
-    let on_null = if null_scores_poor { lit("poor") } else { null_str() };
+    let on_null = if null_scores_poor {
+        lit("poor")
+    } else {
+        null_str()
+    };
     when(metric_eligible(model, m).not())
         .then(null_str())
         .when(value.clone().is_null())
@@ -100,7 +104,11 @@ fn mean_of_non_null(values: Vec<Expr>, weights: Vec<f64>) -> Expr {
     let total_weight = values
         .iter()
         .zip(&weights)
-        .map(|(v, w)| when(v.clone().is_not_null()).then(lit(*w)).otherwise(lit(0.0)))
+        .map(|(v, w)| {
+            when(v.clone().is_not_null())
+                .then(lit(*w))
+                .otherwise(lit(0.0))
+        })
         .reduce(|a, b| a + b)
         .unwrap_or(lit(0.0));
     let any = values
@@ -184,7 +192,10 @@ mod tests {
         let m = &model.metrics[metric];
         let mut cols = vec![Column::new(metric.into(), values.to_vec())];
         for p in model.products.keys() {
-            cols.push(Column::new(adopted_column(p).into(), vec![true; values.len()]));
+            cols.push(Column::new(
+                adopted_column(p).into(),
+                vec![true; values.len()],
+            ));
         }
         let df = DataFrame::new_infer_height(cols).unwrap();
         let out = df
@@ -211,32 +222,93 @@ mod tests {
     fn every_band_threshold_from_the_spec_table() {
         let e = 1e-9;
         let cases: &[(&str, &[(f64, &str)])] = &[
-            ("days_since_last_seen", &[(1.0, H), (1.0 + e, C), (5.0, C), (5.0 + e, P)]),
-            ("active_user_pct", &[(20.0 - e, P), (20.0, C), (40.0 - e, C), (40.0, H)]),
-            ("active_user_pct_decrease", &[(5.0, H), (5.0 + e, C), (20.0, C), (20.0 + e, P), (-50.0, H)]),
-            ("users_engaging_with_features", &[(2.0, P), (3.0, C), (9.0, C), (10.0, H)]),
-            ("tickets_created_30d", &[(5.0, H), (6.0, C), (10.0, C), (11.0, P)]),
-            ("urgent_tickets_unresolved", &[(0.0, H), (1.0, C), (2.0, C), (3.0, P)]),
-            ("docs_visits_7d", &[(20.0, H), (21.0, C), (100.0, C), (101.0, P)]),
-            ("query_failure_rate_7d", &[(5.0, H), (5.0 + e, C), (13.0, C), (13.0 + e, P)]),
-            ("days_since_last_meeting", &[(30.0, H), (30.0 + e, C), (90.0, C), (90.0 + e, P)]),
-            ("days_since_last_ticket", &[(30.0, H), (30.0 + e, C), (90.0, C), (90.0 + e, P)]),
+            (
+                "days_since_last_seen",
+                &[(1.0, H), (1.0 + e, C), (5.0, C), (5.0 + e, P)],
+            ),
+            (
+                "active_user_pct",
+                &[(20.0 - e, P), (20.0, C), (40.0 - e, C), (40.0, H)],
+            ),
+            (
+                "active_user_pct_decrease",
+                &[(5.0, H), (5.0 + e, C), (20.0, C), (20.0 + e, P), (-50.0, H)],
+            ),
+            (
+                "users_engaging_with_features",
+                &[(2.0, P), (3.0, C), (9.0, C), (10.0, H)],
+            ),
+            (
+                "tickets_created_30d",
+                &[(5.0, H), (6.0, C), (10.0, C), (11.0, P)],
+            ),
+            (
+                "urgent_tickets_unresolved",
+                &[(0.0, H), (1.0, C), (2.0, C), (3.0, P)],
+            ),
+            (
+                "docs_visits_7d",
+                &[(20.0, H), (21.0, C), (100.0, C), (101.0, P)],
+            ),
+            (
+                "query_failure_rate_7d",
+                &[(5.0, H), (5.0 + e, C), (13.0, C), (13.0 + e, P)],
+            ),
+            (
+                "days_since_last_meeting",
+                &[(30.0, H), (30.0 + e, C), (90.0, C), (90.0 + e, P)],
+            ),
+            (
+                "days_since_last_ticket",
+                &[(30.0, H), (30.0 + e, C), (90.0, C), (90.0 + e, P)],
+            ),
             ("product_count", &[(2.0, P), (3.0, C), (6.0, C), (7.0, H)]),
-            ("event_count_decrease_30d", &[(5.0, H), (5.0 + e, C), (20.0, C), (20.0 + e, P)]),
-            ("recording_count_decrease_30d", &[(5.0, H), (5.0 + e, C), (20.0, C), (20.0 + e, P)]),
-            ("decide_requests_decrease_30d", &[(5.0, H), (5.0 + e, C), (20.0, C), (20.0 + e, P)]),
-            ("rows_synced_decrease_30d", &[(5.0, H), (5.0 + e, C), (20.0, C), (20.0 + e, P)]),
-            ("insight_analyzers_pct", &[(20.0 - e, P), (20.0, C), (40.0 - e, C), (40.0, H)]),
-            ("replay_watchers_pct", &[(20.0 - e, P), (20.0, C), (40.0 - e, C), (40.0, H)]),
-            ("flag_editors_pct", &[(5.0 - e, P), (5.0, C), (20.0 - e, C), (20.0, H)]),
-            ("experiment_users_pct", &[(5.0 - e, P), (5.0, C), (20.0 - e, C), (20.0, H)]),
-            ("survey_viewers_pct", &[(5.0 - e, P), (5.0, C), (20.0 - e, C), (20.0, H)]),
+            (
+                "event_count_decrease_30d",
+                &[(5.0, H), (5.0 + e, C), (20.0, C), (20.0 + e, P)],
+            ),
+            (
+                "recording_count_decrease_30d",
+                &[(5.0, H), (5.0 + e, C), (20.0, C), (20.0 + e, P)],
+            ),
+            (
+                "decide_requests_decrease_30d",
+                &[(5.0, H), (5.0 + e, C), (20.0, C), (20.0 + e, P)],
+            ),
+            (
+                "rows_synced_decrease_30d",
+                &[(5.0, H), (5.0 + e, C), (20.0, C), (20.0 + e, P)],
+            ),
+            (
+                "insight_analyzers_pct",
+                &[(20.0 - e, P), (20.0, C), (40.0 - e, C), (40.0, H)],
+            ),
+            (
+                "replay_watchers_pct",
+                &[(20.0 - e, P), (20.0, C), (40.0 - e, C), (40.0, H)],
+            ),
+            (
+                "flag_editors_pct",
+                &[(5.0 - e, P), (5.0, C), (20.0 - e, C), (20.0, H)],
+            ),
+            (
+                "experiment_users_pct",
+                &[(5.0 - e, P), (5.0, C), (20.0 - e, C), (20.0, H)],
+            ),
+            (
+                "survey_viewers_pct",
+                &[(5.0 - e, P), (5.0, C), (20.0 - e, C), (20.0, H)],
+            ),
         ];
         assert_eq!(cases.len(), 20, "every metric of SPEC 5 has boundary cases");
         for (metric, pairs) in cases {
             let values: Vec<f64> = pairs.iter().map(|(v, _)| *v).collect();
             let expected: Vec<String> = pairs.iter().map(|(_, b)| b.to_string()).collect();
-            assert_eq!(bands(metric, &values), expected, "bands of {metric} at {values:?}");
+            assert_eq!(
+                bands(metric, &values),
+                expected,
+                "bands of {metric} at {values:?}"
+            );
         }
     }
 
@@ -261,11 +333,21 @@ mod tests {
     fn labels_cut_at_thirds() {
         let model = Model::default_model();
         let df = df!("s" => [Some(10.0 / 3.0 - 1e-9), Some(10.0 / 3.0), Some(20.0 / 3.0 - 1e-9), Some(20.0 / 3.0), None]).unwrap();
-        let out = df.lazy().select([label_expr(col("s"), &model).alias("l")]).collect().unwrap();
+        let out = df
+            .lazy()
+            .select([label_expr(col("s"), &model).alias("l")])
+            .collect()
+            .unwrap();
         let l: Vec<Option<&str>> = out.column("l").unwrap().str().unwrap().iter().collect();
         assert_eq!(
             l,
-            vec![Some("poor"), Some("concerning"), Some("concerning"), Some("healthy"), None]
+            vec![
+                Some("poor"),
+                Some("concerning"),
+                Some("concerning"),
+                Some("healthy"),
+                None
+            ]
         );
     }
 }

@@ -15,26 +15,39 @@ pub fn with_previous(scored: LazyFrame, previous: Option<DataFrame>) -> LazyFram
         Some(p) => scored.join(
             p.lazy()
                 .unique(Some(cols(["org_id"])), UniqueKeepStrategy::First)
-                .select([col("org_id"), col("health_score").alias("previous_health_score")]),
+                .select([
+                    col("org_id"),
+                    col("health_score").alias("previous_health_score"),
+                ]),
             [col("org_id")],
             [col("org_id")],
             JoinArgs::new(JoinType::Left),
         ),
-        None => scored.with_column(lit(NULL).cast(DataType::Float64).alias("previous_health_score")),
+        None => scored.with_column(
+            lit(NULL)
+                .cast(DataType::Float64)
+                .alias("previous_health_score"),
+        ),
     };
-    with.with_column((col("health_score") - col("previous_health_score")).alias("health_score_change"))
+    with.with_column(
+        (col("health_score") - col("previous_health_score")).alias("health_score_change"),
+    )
 }
 
 /// The `health` table: one row per org, sorted by org_id.
-pub fn health(scored: &DataFrame, indicators: &DataFrame, model: &Model, as_of: &AsOf) -> PolarsResult<DataFrame> {
-    let counts = indicators
-        .clone()
-        .lazy()
-        .group_by([col("org_id")])
-        .agg([
-            col("kind").eq(lit("risk")).sum().alias("risk_count"),
-            col("kind").eq(lit("opportunity")).sum().alias("opportunity_count"),
-        ]);
+pub fn health(
+    scored: &DataFrame,
+    indicators: &DataFrame,
+    model: &Model,
+    as_of: &AsOf,
+) -> PolarsResult<DataFrame> {
+    let counts = indicators.clone().lazy().group_by([col("org_id")]).agg([
+        col("kind").eq(lit("risk")).sum().alias("risk_count"),
+        col("kind")
+            .eq(lit("opportunity"))
+            .sum()
+            .alias("opportunity_count"),
+    ]);
     let mut columns = vec![
         col("org_id"),
         col("name"),
@@ -50,11 +63,20 @@ pub fn health(scored: &DataFrame, indicators: &DataFrame, model: &Model, as_of: 
     columns.push(col(IND.weekday_volume_drop));
     columns.push(col(ALL_DAYS_VOLUME_DROP));
     columns.push(col("risk_count").fill_null(lit(0)).cast(DataType::UInt32));
-    columns.push(col("opportunity_count").fill_null(lit(0)).cast(DataType::UInt32));
+    columns.push(
+        col("opportunity_count")
+            .fill_null(lit(0))
+            .cast(DataType::UInt32),
+    );
     scored
         .clone()
         .lazy()
-        .join(counts, [col("org_id")], [col("org_id")], JoinArgs::new(JoinType::Left))
+        .join(
+            counts,
+            [col("org_id")],
+            [col("org_id")],
+            JoinArgs::new(JoinType::Left),
+        )
         .select(columns)
         .sort(["org_id"], Default::default())
         .collect()

@@ -147,7 +147,13 @@ mod tests {
 
     #[test]
     fn bad_as_of_is_rejected() {
-        assert!(matches!(AsOf::parse("2026-13-01"), Err(InputError::BadAsOf { .. })));
-        assert!(matches!(AsOf::parse("yesterday"), Err(InputError::BadAsOf { .. })));
+        assert!(matches!(
+            AsOf::parse("2026-13-01"),
+            Err(InputError::BadAsOf { .. })
+        ));
+        assert!(matches!(
+            AsOf::parse("yesterday"),
+            Err(InputError::BadAsOf { .. })
+        ));
     }
 }

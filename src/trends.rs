@@ -31,14 +31,21 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> PolarsResult<Laz
     let grid = scored_orgs(inputs)
         .with_column(lit(1).alias("_k"))
         .join(
-            df!("week_start" => starts)?.lazy().with_column(lit(1).alias("_k")),
+            df!("week_start" => starts)?
+                .lazy()
+                .with_column(lit(1).alias("_k")),
             [col("_k")],
             [col("_k")],
             JoinArgs::new(JoinType::Inner),
         )
         .drop(cols(["_k"]));
 
-    let in_range = |c: &str| col(c).gt_eq(lit(first)).and(col(c).lt(lit(end))).and(is_weekday_day(c));
+    let in_range = |c: &str| {
+        col(c)
+            .gt_eq(lit(first))
+            .and(col(c).lt(lit(end)))
+            .and(is_weekday_day(c))
+    };
     let counters = &inputs.usage_counters_present;
     let usage = inputs
         .usage
@@ -54,13 +61,21 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> PolarsResult<Laz
                 .collect::<Vec<_>>(),
         );
     let active = member_events(inputs, as_of)
-        .with_column(col("timestamp").floor_div(lit(MICROS_PER_DAY)).cast(DataType::Int32).alias("day"))
+        .with_column(
+            col("timestamp")
+                .floor_div(lit(MICROS_PER_DAY))
+                .cast(DataType::Int32)
+                .alias("day"),
+        )
         .filter(in_range("day"))
         .group_by([col("org_id"), col("day")])
         .agg([col("distinct_id").n_unique().alias("_active")])
         .with_column(week_start(col("day")).alias("week_start"))
         .group_by([col("org_id"), col("week_start")])
-        .agg([(col("_active").sum().cast(DataType::Float64) / lit(WEEKDAYS)).alias("active_members_weekday_mean")]);
+        .agg([
+            (col("_active").sum().cast(DataType::Float64) / lit(WEEKDAYS))
+                .alias("active_members_weekday_mean"),
+        ]);
 
     let keys = [col("org_id"), col("week_start")];
     let mut select = vec![col("org_id"), col("week_start").cast(DataType::Date)];
@@ -70,7 +85,12 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> PolarsResult<Laz
     }));
     select.push(col("active_members_weekday_mean").fill_null(lit(0.0)));
     Ok(grid
-        .join(usage, keys.clone(), keys.clone(), JoinArgs::new(JoinType::Left))
+        .join(
+            usage,
+            keys.clone(),
+            keys.clone(),
+            JoinArgs::new(JoinType::Left),
+        )
         .join(active, keys.clone(), keys, JoinArgs::new(JoinType::Left))
         .select(select)
         .sort(["org_id", "week_start"], Default::default()))
@@ -84,12 +104,21 @@ mod tests {
     fn latest_full_week_ends_before_as_of() {
         // 2026-11-23 is a Monday: the latest full week is 11-16 .. 11-22.
         let monday = AsOf::parse("2026-11-23").unwrap();
-        assert_eq!(latest_full_week_start(&monday), AsOf::parse("2026-11-16").unwrap().day);
+        assert_eq!(
+            latest_full_week_start(&monday),
+            AsOf::parse("2026-11-16").unwrap().day
+        );
         // A Wednesday: the current week is not full; still 11-16.
         let wednesday = AsOf::parse("2026-11-25").unwrap();
-        assert_eq!(latest_full_week_start(&wednesday), AsOf::parse("2026-11-16").unwrap().day);
+        assert_eq!(
+            latest_full_week_start(&wednesday),
+            AsOf::parse("2026-11-16").unwrap().day
+        );
         // The next Monday: 11-23 .. 11-29.
         let next = AsOf::parse("2026-11-30").unwrap();
-        assert_eq!(latest_full_week_start(&next), AsOf::parse("2026-11-23").unwrap().day);
+        assert_eq!(
+            latest_full_week_start(&next),
+            AsOf::parse("2026-11-23").unwrap().day
+        );
     }
 }

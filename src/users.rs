@@ -11,9 +11,20 @@ use crate::time::AsOf;
 /// One row per distinct (org_id, distinct_id) of the members table, sorted. A member
 /// with several rows (left and rejoined) shows the row with the latest `joined_at`.
 pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> LazyFrame {
-    let recent = in_window_us("timestamp", as_of.last_n_days(model.users.events_window_days));
-    let signals = in_window_us("timestamp", as_of.last_n_days(model.users.signals_window_days));
-    let signal = |set: &str| signals.clone().and(in_set("event", &model.events_of(set))).sum();
+    let recent = in_window_us(
+        "timestamp",
+        as_of.last_n_days(model.users.events_window_days),
+    );
+    let signals = in_window_us(
+        "timestamp",
+        as_of.last_n_days(model.users.signals_window_days),
+    );
+    let signal = |set: &str| {
+        signals
+            .clone()
+            .and(in_set("event", &model.events_of(set)))
+            .sum()
+    };
     let activity = member_events(inputs, as_of)
         .group_by([col("org_id"), col("distinct_id")])
         .agg([
@@ -33,8 +44,17 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> LazyFrame {
             ["org_id", "distinct_id", "joined_at", "_row"],
             SortMultipleOptions::default().with_order_descending_multi([false, false, true, false]),
         )
-        .unique_stable(Some(cols(["org_id", "distinct_id"])), UniqueKeepStrategy::First);
-    let counts = ["events_30d", "insights_started_7d", "insights_saved_7d", "queries_failed_7d", "queries_completed_7d"];
+        .unique_stable(
+            Some(cols(["org_id", "distinct_id"])),
+            UniqueKeepStrategy::First,
+        );
+    let counts = [
+        "events_30d",
+        "insights_started_7d",
+        "insights_saved_7d",
+        "queries_failed_7d",
+        "queries_completed_7d",
+    ];
     let mut select = vec![
         col("org_id"),
         col("distinct_id"),
@@ -42,7 +62,11 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> LazyFrame {
         col("role"),
         days_since(as_of, col("_last_seen_us")).alias("days_since_last_seen"),
     ];
-    select.extend(counts.iter().map(|c| col(*c).fill_null(lit(0)).cast(DataType::UInt32)));
+    select.extend(
+        counts
+            .iter()
+            .map(|c| col(*c).fill_null(lit(0)).cast(DataType::UInt32)),
+    );
     members
         .join(
             activity,

@@ -10,7 +10,10 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
-            out.insert(e.file_name().to_string_lossy().to_string(), std::fs::read(e.path()).unwrap());
+            out.insert(
+                e.file_name().to_string_lossy().to_string(),
+                std::fs::read(e.path()).unwrap(),
+            );
         }
     }
     out
@@ -22,7 +25,13 @@ fn assert_rejected(w: &Workdir, extra: &[&str], needles: &[&str]) {
     let before = snapshot(&w.out());
     let input = w.input();
     let out = w.out();
-    let mut args = vec!["run", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     let o = w.cmd(&args);
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -52,9 +61,15 @@ fn missing_required_table() {
 #[test]
 fn missing_required_column() {
     let w = good();
-    let m = members(&[("a", "a1", "owner", "2026-01-01", None)]).drop("role").unwrap();
+    let m = members(&[("a", "a1", "owner", "2026-01-01", None)])
+        .drop("role")
+        .unwrap();
     w.write("members", &m);
-    assert_rejected(&w, &["--as-of", AS_OF], &["members.parquet", "`role`", "missing"]);
+    assert_rejected(
+        &w,
+        &["--as-of", AS_OF],
+        &["members.parquet", "`role`", "missing"],
+    );
 }
 
 #[test]
@@ -68,16 +83,28 @@ fn wrong_type_that_cannot_be_cast() {
     )
     .unwrap();
     w.write("events", &e);
-    assert_rejected(&w, &["--as-of", AS_OF], &["events.parquet", "`timestamp`", "expected a timestamp"]);
+    assert_rejected(
+        &w,
+        &["--as-of", AS_OF],
+        &["events.parquet", "`timestamp`", "expected a timestamp"],
+    );
 }
 
 #[test]
 fn null_in_required_column() {
     let w = good();
     let mut m = members(&[("a", "a1", "owner", "2026-01-01", None)]);
-    m.replace("distinct_id", Column::new("distinct_id".into(), [None::<&str>])).unwrap();
+    m.replace(
+        "distinct_id",
+        Column::new("distinct_id".into(), [None::<&str>]),
+    )
+    .unwrap();
     w.write("members", &m);
-    assert_rejected(&w, &["--as-of", AS_OF], &["members.parquet", "`distinct_id`", "null"]);
+    assert_rejected(
+        &w,
+        &["--as-of", AS_OF],
+        &["members.parquet", "`distinct_id`", "null"],
+    );
 }
 
 #[test]
@@ -92,21 +119,33 @@ fn truncated_parquet_file() {
 #[test]
 fn not_a_parquet_file() {
     let w = good();
-    std::fs::write(w.input().join("usage.parquet"), "org_id,date\na,2026-11-01\n").unwrap();
+    std::fs::write(
+        w.input().join("usage.parquet"),
+        "org_id,date\na,2026-11-01\n",
+    )
+    .unwrap();
     assert_rejected(&w, &["--as-of", AS_OF], &["usage.parquet"]);
 }
 
 #[test]
 fn unparseable_as_of() {
     let w = good();
-    assert_rejected(&w, &["--as-of", "2026-02-30"], &["--as-of", "2026-02-30", "YYYY-MM-DD"]);
+    assert_rejected(
+        &w,
+        &["--as-of", "2026-02-30"],
+        &["--as-of", "2026-02-30", "YYYY-MM-DD"],
+    );
 }
 
 #[test]
 fn bad_config() {
     let w = good();
     let cfg = w.path().join("bad.toml");
-    std::fs::write(&cfg, "[metrics.active_user_pct]\nhealthy = \">= 10\"\npoor = \"< 30\"\n").unwrap();
+    std::fs::write(
+        &cfg,
+        "[metrics.active_user_pct]\nhealthy = \">= 10\"\npoor = \"< 30\"\n",
+    )
+    .unwrap();
     assert_rejected(
         &w,
         &["--as-of", AS_OF, "--config", cfg.to_str().unwrap()],
@@ -123,7 +162,11 @@ fn bad_config() {
 #[test]
 fn unknown_format_is_a_usage_error() {
     let w = good();
-    assert_rejected(&w, &["--as-of", AS_OF, "--format", "xlsx"], &["--format", "xlsx"]);
+    assert_rejected(
+        &w,
+        &["--as-of", AS_OF, "--format", "xlsx"],
+        &["--format", "xlsx"],
+    );
 }
 
 #[test]
@@ -131,7 +174,13 @@ fn validate_reports_the_same_errors_and_writes_nothing() {
     let w = Workdir::new();
     minimal(&w);
     let input = w.input();
-    let o = w.cmd(&["validate", "--input", input.to_str().unwrap(), "--as-of", AS_OF]);
+    let o = w.cmd(&[
+        "validate",
+        "--input",
+        input.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(stdout.contains("events_of_unknown_members"), "{stdout}");
@@ -169,7 +218,8 @@ fn suspicious_data_is_counted_not_fatal() {
     );
     w.run(&[]);
     let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap())
+            .unwrap();
     let dq = &m["data_quality"];
     assert_eq!(dq["events_at_or_after_as_of"], 1);
     assert_eq!(dq["events_of_unknown_members"], 1);

@@ -33,7 +33,11 @@ fn same_inputs_give_the_same_bytes_at_any_thread_count() {
     let two = outputs(&w);
     w.run(&[]);
     let default = outputs(&w);
-    assert_eq!(one.len(), 11, "five tables in two formats, and the manifest");
+    assert_eq!(
+        one.len(),
+        11,
+        "five tables in two formats, and the manifest"
+    );
     assert!(one == two, "1 vs 2 threads differ");
     assert!(one == default, "repeated run differs");
 }
@@ -42,10 +46,23 @@ fn same_inputs_give_the_same_bytes_at_any_thread_count() {
 fn generated_data_gives_the_same_bytes_at_any_thread_count() {
     let w = Workdir::new();
     let input = w.input();
-    let o = w.cmd(&["generate", "--out", input.to_str().unwrap(), "--orgs", "30", "--days", "70", "--seed", "3"]);
+    let o = w.cmd(&[
+        "generate",
+        "--out",
+        input.to_str().unwrap(),
+        "--orgs",
+        "30",
+        "--days",
+        "70",
+        "--seed",
+        "3",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     w.run(&["--threads", "1"]);
     let one = outputs(&w);
     w.run(&["--threads", "2"]);
-    assert!(one == outputs(&w), "1 vs 2 threads differ on generated data");
+    assert!(
+        one == outputs(&w),
+        "1 vs 2 threads differ on generated data"
+    );
 }

@@ -5,7 +5,17 @@ fn same_seed_same_files_different_seed_different_files() {
     let w = Workdir::new();
     let gen = |dir: &str, seed: &str| {
         let p = w.path().join(dir);
-        let o = w.cmd(&["generate", "--out", p.to_str().unwrap(), "--orgs", "12", "--days", "40", "--seed", seed]);
+        let o = w.cmd(&[
+            "generate",
+            "--out",
+            p.to_str().unwrap(),
+            "--orgs",
+            "12",
+            "--days",
+            "40",
+            "--seed",
+            seed,
+        ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         std::fs::read(p.join("members.parquet")).unwrap()
     };
@@ -17,7 +27,17 @@ fn same_seed_same_files_different_seed_different_files() {
 fn generated_data_plants_the_situations() {
     let w = Workdir::new();
     let input = w.input();
-    let o = w.cmd(&["generate", "--out", input.to_str().unwrap(), "--orgs", "40", "--days", "90", "--seed", "9"]);
+    let o = w.cmd(&[
+        "generate",
+        "--out",
+        input.to_str().unwrap(),
+        "--orgs",
+        "40",
+        "--days",
+        "90",
+        "--seed",
+        "9",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     w.run(&[]);
     let h = w.read("health");
@@ -25,7 +45,9 @@ fn generated_data_plants_the_situations() {
     // Profiles cycle: org 2 is "quiet" (no events for 9+ days), org 1 "declining".
     let quiet = w.health_f64("org_00002", "days_since_last_seen").unwrap();
     assert!(quiet > 8.0, "quiet org last seen {quiet} days ago");
-    let declining = w.health_f64("org_00001", "event_count_decrease_30d").unwrap();
+    let declining = w
+        .health_f64("org_00001", "event_count_decrease_30d")
+        .unwrap();
     assert!(declining > 20.0, "declining org decrease {declining}");
     let labels = h.column("health_label").unwrap().str().unwrap();
     let distinct: std::collections::BTreeSet<_> = labels.iter().flatten().collect();

@@ -8,14 +8,29 @@ fn base(w: &Workdir, orgs: &[&str]) {
     let rows: Vec<(&str, &str, &str, &str, Option<&str>)> = orgs
         .iter()
         .zip(&ids)
-        .map(|(o, id)| (*o, id.as_str(), "insight analyzed", "2026-11-22 12:00", None))
+        .map(|(o, id)| {
+            (
+                *o,
+                id.as_str(),
+                "insight analyzed",
+                "2026-11-22 12:00",
+                None,
+            )
+        })
         .collect();
     w.write("events", &events(&rows));
-    w.write("usage", &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]));
+    w.write(
+        "usage",
+        &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]),
+    );
 }
 
 fn fires_only(w: &Workdir, indicator: &str, want: &[&str]) {
-    assert_eq!(fired_for(w, indicator), want.iter().map(|s| s.to_string()).collect::<Vec<_>>(), "{indicator}");
+    assert_eq!(
+        fired_for(w, indicator),
+        want.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        "{indicator}"
+    );
 }
 
 #[test]
@@ -53,13 +68,31 @@ fn billing_page_visits_more_than_one_in_7_days() {
         ("b", "b1", "insight analyzed", "2026-11-22 12:00", None),
         // a: two visits in the window (one at its very start): fires.
         ("a", "a1", "billing v2 shown", "2026-11-16 00:00", None),
-        ("a", "a1", "$pageview", "2026-11-20 10:00", Some("https://us.posthog.com/organization/billing/overview?x=1")),
+        (
+            "a",
+            "a1",
+            "$pageview",
+            "2026-11-20 10:00",
+            Some("https://us.posthog.com/organization/billing/overview?x=1"),
+        ),
         // b: one in the window, one just before it: does not fire.
         ("b", "b1", "billing v2 shown", "2026-11-20 10:00", None),
         ("b", "b1", "billing v2 shown", "2026-11-15 23:59", None),
-        ("b", "stranger", "billing v2 shown", "2026-11-20 10:00", None),
+        (
+            "b",
+            "stranger",
+            "billing v2 shown",
+            "2026-11-20 10:00",
+            None,
+        ),
     ];
-    rows.push(("b", "b1", "$pageview", "2026-11-20 10:00", Some("https://us.posthog.com/project/1/billing")));
+    rows.push((
+        "b",
+        "b1",
+        "$pageview",
+        "2026-11-20 10:00",
+        Some("https://us.posthog.com/project/1/billing"),
+    ));
     w.write("events", &events(&rows));
     w.run(&[]);
     fires_only(&w, "billing_page_visits", &["a"]);
@@ -77,7 +110,11 @@ fn query_failure_rate_above_ten_percent() {
     // a: 11 failed of 100 (11%): fires. b: 10 of 100 (10%): does not.
     for (org, id, failed) in [("a", "a1", 11), ("b", "b1", 10)] {
         for i in 0..100 {
-            let event = if i < failed { "query failed" } else { "query completed" };
+            let event = if i < failed {
+                "query failed"
+            } else {
+                "query completed"
+            };
             rows.push((org, id, event, "2026-11-20 10:00", None));
         }
     }
@@ -95,9 +132,21 @@ fn event_volume_drop_counts_weekdays_only() {
     let w = Workdir::new();
     base(&w, &["a", "b", "c", "d"]);
     // Previous 7 days: Mon 11-09 .. Sun 11-15; last 7: Mon 11-16 .. Sun 11-22.
-    let prev_weekdays = ["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-12", "2026-11-13"];
+    let prev_weekdays = [
+        "2026-11-09",
+        "2026-11-10",
+        "2026-11-11",
+        "2026-11-12",
+        "2026-11-13",
+    ];
     let prev_weekend = ["2026-11-14", "2026-11-15"];
-    let cur_weekdays = ["2026-11-16", "2026-11-17", "2026-11-18", "2026-11-19", "2026-11-20"];
+    let cur_weekdays = [
+        "2026-11-16",
+        "2026-11-17",
+        "2026-11-18",
+        "2026-11-19",
+        "2026-11-20",
+    ];
     let cur_weekend = ["2026-11-21", "2026-11-22"];
     let mut rows: Vec<(String, String, i64)> = Vec::new();
     let mut add = |org: &str, days: &[&str], v: i64| {
@@ -119,17 +168,38 @@ fn event_volume_drop_counts_weekdays_only() {
     // d: a weekday drop of the same size as c's all-days drop: fires.
     add("d", &prev_weekdays, 500);
     add("d", &cur_weekdays, 140);
-    let table: Vec<(&str, &str, Vec<(&str, i64)>)> =
-        rows.iter().map(|(o, d, v)| (o.as_str(), d.as_str(), vec![("event_count_in_period", *v)])).collect();
-    let refs: Vec<(&str, &str, &[(&str, i64)])> = table.iter().map(|(o, d, c)| (*o, *d, c.as_slice())).collect();
+    let table: Vec<(&str, &str, Vec<(&str, i64)>)> = rows
+        .iter()
+        .map(|(o, d, v)| (o.as_str(), d.as_str(), vec![("event_count_in_period", *v)]))
+        .collect();
+    let refs: Vec<(&str, &str, &[(&str, i64)])> = table
+        .iter()
+        .map(|(o, d, c)| (*o, *d, c.as_slice()))
+        .collect();
     w.write("usage", &usage(&refs));
     w.run(&[]);
     fires_only(&w, "event_volume_drop", &["a", "d"]);
     // c: all days 2500 -> 700 (72%) for reference; weekdays 500 -> 500 (0%).
-    assert_close(w.health_f64("c", "event_volume_drop_7d"), 72.0, "c all days");
-    assert_close(w.health_f64("c", "weekday_event_volume_drop_7d"), 0.0, "c weekdays");
-    assert_close(w.health_f64("d", "weekday_event_volume_drop_7d"), 72.0, "d weekdays");
-    assert_close(w.health_f64("b", "weekday_event_volume_drop_7d"), 20.0, "b weekdays");
+    assert_close(
+        w.health_f64("c", "event_volume_drop_7d"),
+        72.0,
+        "c all days",
+    );
+    assert_close(
+        w.health_f64("c", "weekday_event_volume_drop_7d"),
+        0.0,
+        "c weekdays",
+    );
+    assert_close(
+        w.health_f64("d", "weekday_event_volume_drop_7d"),
+        72.0,
+        "d weekdays",
+    );
+    assert_close(
+        w.health_f64("b", "weekday_event_volume_drop_7d"),
+        20.0,
+        "b weekdays",
+    );
     assert_eq!(
         message(&w, "d", "event_volume_drop"),
         "Weekday event volume fell 72.0% in the last 7 days (700 vs 2500 on the 5 weekdays before; threshold 20.0%)."
@@ -149,7 +219,10 @@ fn no_insights_analyzed_for_more_than_7_days() {
             ("a", "a1", "insight viewed", "2026-11-22 00:00", None),
         ]),
     );
-    w.write("usage", &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]));
+    w.write(
+        "usage",
+        &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]),
+    );
     w.run(&[]);
     fires_only(&w, "no_insights_analyzed", &["a"]);
 }
@@ -233,7 +306,10 @@ fn inactive_org_has_members_and_no_events_in_14_days() {
             ("c", "c1", "insight analyzed", "2026-11-01 00:00", None), // no members now: does not
         ]),
     );
-    w.write("usage", &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]));
+    w.write(
+        "usage",
+        &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]),
+    );
     w.run(&[]);
     fires_only(&w, "inactive_org", &["a"]);
 }
@@ -280,7 +356,10 @@ fn renewal_upcoming_earlier_for_quiet_accounts() {
             ("g", "g1", "x", "2026-11-16 00:00", None), // exactly 7 days: not quiet
         ]),
     );
-    w.write("usage", &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]));
+    w.write(
+        "usage",
+        &usage(&[("zz", "2026-11-01", &[("event_count_in_period", 1)])]),
+    );
     // as_of 2026-11-23; +60 days = 2027-01-22, +90 = 2027-02-21.
     w.write(
         "accounts",
@@ -333,7 +412,10 @@ fn new_product_adoption_per_product() {
         .collect();
     assert_eq!(
         f,
-        vec![("a".to_string(), Some("session_replay".to_string())), ("c".to_string(), Some("data_warehouse".to_string()))]
+        vec![
+            ("a".to_string(), Some("session_replay".to_string())),
+            ("c".to_string(), Some("data_warehouse".to_string()))
+        ]
     );
 }
 
@@ -352,8 +434,19 @@ fn product_interest_from_docs_visits() {
     rows.push(("c", "c1", "survey viewed", "2026-10-25 00:00", None));
     w.write("events", &events(&rows));
     w.run(&[]);
-    let f: Vec<_> = fired(&w).into_iter().filter(|x| x.1 == "product_interest").collect();
-    assert_eq!(f, vec![("a".to_string(), "product_interest".to_string(), Some("surveys".to_string()), Some(3.0))]);
+    let f: Vec<_> = fired(&w)
+        .into_iter()
+        .filter(|x| x.1 == "product_interest")
+        .collect();
+    assert_eq!(
+        f,
+        vec![(
+            "a".to_string(),
+            "product_interest".to_string(),
+            Some("surveys".to_string()),
+            Some(3.0)
+        )]
+    );
 }
 
 #[test]
@@ -364,7 +457,10 @@ fn health_score_drop_against_a_previous_run() {
     // product_analytics 0 (0% analyzers; the decrease is null): 50 / 58.
     let orgs = ["a", "b", "c"];
     w.write("members", &one_member_each(&orgs));
-    w.write("events", &events(&[("zz", "nobody", "x", "2026-11-01", None)]));
+    w.write(
+        "events",
+        &events(&[("zz", "nobody", "x", "2026-11-01", None)]),
+    );
     w.write(
         "usage",
         &usage(&[
@@ -379,11 +475,23 @@ fn health_score_drop_against_a_previous_run() {
     w.run(&["--previous", previous.to_str().unwrap()]);
     let now = 50.0 / 58.0;
     assert_close(w.health_f64("a", "health_score"), now, "score");
-    assert_close(w.health_f64("a", "health_score_change"), now - 3.0, "a change");
-    assert_close(w.health_f64("b", "previous_health_score"), 2.8, "b previous");
+    assert_close(
+        w.health_f64("a", "health_score_change"),
+        now - 3.0,
+        "a change",
+    );
+    assert_close(
+        w.health_f64("b", "previous_health_score"),
+        2.8,
+        "b previous",
+    );
     assert_eq!(w.health_f64("c", "previous_health_score"), None, "new org");
     assert_eq!(w.health_f64("c", "health_score_change"), None, "new org");
     // a fell 2.14 (fires), b 1.94 (does not), c is new.
     fires_only(&w, "health_score_drop", &["a"]);
-    assert_eq!(w.health_f64("a", "risk_count"), Some(2.0), "health_score_drop and inactive_org");
+    assert_eq!(
+        w.health_f64("a", "risk_count"),
+        Some(2.0),
+        "health_score_drop and inactive_org"
+    );
 }

@@ -12,17 +12,45 @@ fn with_unit(df: &DataFrame, column: &str, dtype: DataType) -> DataFrame {
 #[test]
 fn folders_hive_partitions_units_zones_and_dictionary_strings() {
     let w = Workdir::new();
-    w.write("members", &members(&[("a", "a1", "owner", "2026-01-01", None), ("a", "a2", "member", "2026-01-01", None)]));
+    w.write(
+        "members",
+        &members(&[
+            ("a", "a1", "owner", "2026-01-01", None),
+            ("a", "a2", "member", "2026-01-01", None),
+        ]),
+    );
     // Events split over hive folders, in three time units, one file with a UTC zone and
     // categorical (dictionary-encoded) strings, plus files that are not data.
     let e1 = events(&[("a", "a1", "insight analyzed", "2026-11-21 12:00", None)]);
-    let e1 = with_unit(&e1, "timestamp", DataType::Datetime(TimeUnit::Nanoseconds, None));
+    let e1 = with_unit(
+        &e1,
+        "timestamp",
+        DataType::Datetime(TimeUnit::Nanoseconds, None),
+    );
     let e2 = events(&[("a", "a2", "insight analyzed", "2026-11-10 12:00", None)]);
-    let e2 = with_unit(&e2, "timestamp", DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)));
-    let e2 = with_unit(&e2, "event", DataType::from_categories(Categories::global()));
-    let e2 = with_unit(&e2, "org_id", DataType::from_categories(Categories::global()));
-    write_parquet(&w.input().join("events/date=2026-11-21/part-0.parquet"), &e1);
-    write_parquet(&w.input().join("events/date=2026-11-10/part-0.parquet"), &e2);
+    let e2 = with_unit(
+        &e2,
+        "timestamp",
+        DataType::Datetime(TimeUnit::Milliseconds, Some(TimeZone::UTC)),
+    );
+    let e2 = with_unit(
+        &e2,
+        "event",
+        DataType::from_categories(Categories::global()),
+    );
+    let e2 = with_unit(
+        &e2,
+        "org_id",
+        DataType::from_categories(Categories::global()),
+    );
+    write_parquet(
+        &w.input().join("events/date=2026-11-21/part-0.parquet"),
+        &e1,
+    );
+    write_parquet(
+        &w.input().join("events/date=2026-11-10/part-0.parquet"),
+        &e2,
+    );
     std::fs::write(w.input().join("events/_SUCCESS"), "").unwrap();
     std::fs::write(w.input().join("events/README.md"), "export notes").unwrap();
     // Usage: one folder, small integers, an extra column that is ignored.
@@ -36,8 +64,14 @@ fn folders_hive_partitions_units_zones_and_dictionary_strings() {
     assert_eq!(w.score("a", "active_user_pct").0, Some(100.0));
     assert_eq!(w.score("a", "insight_analyzers_pct").0, Some(100.0));
     let m: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap()).unwrap();
-    let events = m["inputs"].as_array().unwrap().iter().find(|t| t["name"] == "events").unwrap();
+        serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap())
+            .unwrap();
+    let events = m["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "events")
+        .unwrap();
     assert_eq!(events["files"], 2);
     assert_eq!(events["rows"], 2);
 }
@@ -48,11 +82,24 @@ fn default_as_of_is_the_day_after_the_latest_event() {
     minimal(&w);
     w.write(
         "events",
-        &events(&[("a", "a1", "x", "2026-11-20 23:59", None), ("a", "a1", "x", "2026-11-01 10:00", None)]),
+        &events(&[
+            ("a", "a1", "x", "2026-11-20 23:59", None),
+            ("a", "a1", "x", "2026-11-01 10:00", None),
+        ]),
     );
     let (i, o) = (w.input(), w.out());
-    let out = w.cmd(&["run", "--input", i.to_str().unwrap(), "--out", o.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = w.cmd(&[
+        "run",
+        "--input",
+        i.to_str().unwrap(),
+        "--out",
+        o.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stderr).contains("as_of 2026-11-21"));
     // as_of 2026-11-21 00:00: the latest event was 1 minute before.
     let d = w.score("a", "days_since_last_seen").0.unwrap();

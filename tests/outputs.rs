@@ -27,11 +27,20 @@ fn users_table_lists_every_member_with_frustration_signals() {
     rows.push(("a", "a1", "x", "2026-10-23 23:00", None)); // before them
     rows.push(("a", "a1", "x", "2026-11-23 00:00", None)); // at as_of: ignored
     w.write("events", &events(&rows));
-    w.write("usage", &usage(&[("a", "2026-11-01", &[("event_count_in_period", 1)])]));
+    w.write(
+        "usage",
+        &usage(&[("a", "2026-11-01", &[("event_count_in_period", 1)])]),
+    );
     w.run(&[]);
     let u = w.read("users");
     assert_eq!(u.height(), 2);
-    let ids: Vec<Option<&str>> = u.column("distinct_id").unwrap().str().unwrap().iter().collect();
+    let ids: Vec<Option<&str>> = u
+        .column("distinct_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .collect();
     assert_eq!(ids, vec![Some("a1"), Some("a2")]);
     let roles: Vec<Option<&str>> = u.column("role").unwrap().str().unwrap().iter().collect();
     assert_eq!(roles, vec![Some("owner"), Some("member")]);
@@ -83,7 +92,11 @@ fn trends_have_twelve_full_weeks_of_weekday_means() {
             ("a", "2026-11-19", &[(e, 40)]),
             ("a", "2026-11-20", &[(e, 50)]),
             ("a", "2026-11-21", &[(e, 1000)]), // Saturday: not in weekday means
-            ("a", "2026-11-10", &[(e, 50), ("recording_count_in_period", 5)]),
+            (
+                "a",
+                "2026-11-10",
+                &[(e, 50), ("recording_count_in_period", 5)],
+            ),
             ("a", "2026-08-31", &[(e, 5)]), // Monday of the first week
             ("a", "2026-11-23", &[(e, 999)]), // as_of: the current week is not full
         ]),
@@ -102,8 +115,23 @@ fn trends_have_twelve_full_weeks_of_weekday_means() {
             "active_members_weekday_mean"
         ]
     );
-    let a = t.clone().lazy().filter(col("org_id").eq(lit("a"))).collect().unwrap();
-    let week = |r: usize| a.column("week_start").unwrap().cast(&DataType::String).unwrap().str().unwrap().get(r).unwrap().to_string();
+    let a = t
+        .clone()
+        .lazy()
+        .filter(col("org_id").eq(lit("a")))
+        .collect()
+        .unwrap();
+    let week = |r: usize| {
+        a.column("week_start")
+            .unwrap()
+            .cast(&DataType::String)
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(r)
+            .unwrap()
+            .to_string()
+    };
     let f = |c: &str, r: usize| a.column(c).unwrap().f64().unwrap().get(r).unwrap();
     assert_eq!(week(0), "2026-08-31");
     assert_eq!(week(11), "2026-11-16");
@@ -116,4 +144,83 @@ fn trends_have_twelve_full_weeks_of_weekday_means() {
     // First week: 5/5 = 1; the Sunday event before it is outside.
     assert_eq!(f("event_count_in_period_weekday_mean", 0), 1.0);
     assert_eq!(f("active_members_weekday_mean", 0), 0.0);
+}
+
+#[test]
+fn explain_prints_why_an_account_scores_as_it_does() {
+    let w = Workdir::new();
+    crate::metrics::rich_fixture(&w);
+    w.run(&[]);
+    let out = w.out();
+    let o = w.cmd(&["explain", "a", "--out", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let got = String::from_utf8(o.stdout).unwrap();
+    // Scores as in scores::category_and_health_scores_of_a_hand_built_org; points lost
+    // = weight * (10 - score) / 78, e.g. product_analytics 33 * 5 / 78 = 2.12.
+    let want = "\
+a: Acme (ana), as of 2026-11-23
+Health score 5.53 / 10: concerning
+
+category                     weight    score    points lost
+user_engagement                  15     6.25           0.72
+product_experience                5     6.25           0.24
+company_engagement                5     8.33           0.11
+product_analytics                33     5.00           2.12
+session_replay                   20     5.00           1.28
+feature_flags_experiments        17        -     not scored
+surveys_data_warehouse            5        -     not scored
+
+Pulled down most by: product_analytics (2.12), session_replay (1.28),
+  user_engagement (0.72).
+
+metric                                  value band         points
+days_since_last_seen                     1.50 concerning        5
+active_user_pct                           100 healthy          10
+active_user_pct_decrease                 -100 healthy          10
+users_engaging_with_features                2 poor              0
+tickets_created_30d                         4 healthy          10
+urgent_tickets_unresolved                   2 concerning        5
+docs_visits_7d                              2 healthy          10
+query_failure_rate_7d                      25 poor              0
+days_since_last_meeting                 29.50 healthy          10
+days_since_last_ticket                      1 healthy          10
+product_count                               3 concerning        5
+event_count_decrease_30d                   20 concerning        5
+insight_analyzers_pct                      25 concerning        5
+recording_count_decrease_30d             null unscored          -
+replay_watchers_pct                        25 concerning        5
+decide_requests_decrease_30d             null unscored          -
+flag_editors_pct                            0 unscored          -
+experiment_users_pct                        0 unscored          -
+survey_viewers_pct                          0 unscored          -
+rows_synced_decrease_30d                 null unscored          -
+
+Indicators (1):
+- risk: query_failure_rate_high: Query failure rate 25.0% over the last 7 days
+    (threshold 10.0%): 1 of 4 queries failed.
+";
+    for (i, (g, e)) in got.lines().zip(want.lines()).enumerate() {
+        assert_eq!(g, e, "line {}", i + 1);
+    }
+    assert_eq!(got.lines().count(), want.lines().count(), "{got}");
+    assert!(got.lines().all(|l| l.len() <= 80), "fits 80 columns");
+}
+
+#[test]
+fn explain_an_unknown_org_is_a_clear_error() {
+    let w = Workdir::new();
+    crate::metrics::rich_fixture(&w);
+    w.run(&[]);
+    let out = w.out();
+    let o = w.cmd(&["explain", "nope", "--out", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("org_id \"nope\" is not in"));
+    assert!(o.stdout.is_empty());
+    let o = w.cmd(&[
+        "explain",
+        "a",
+        "--out",
+        w.path().join("nowhere").to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
 }

@@ -80,7 +80,12 @@ impl Workdir {
     pub fn health_str(&self, org: &str, column: &str) -> Option<String> {
         let h = self.read("health");
         let row = row_of(&h, "org_id", org);
-        h.column(column).unwrap().str().unwrap().get(row).map(str::to_string)
+        h.column(column)
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(row)
+            .map(str::to_string)
     }
 
     /// (value, band, points) of a metric from metric_scores.
@@ -88,13 +93,22 @@ impl Workdir {
         let ms = self.read("metric_scores");
         let df = ms
             .lazy()
-            .filter(col("org_id").eq(lit(org)).and(col("metric").eq(lit(metric))))
+            .filter(
+                col("org_id")
+                    .eq(lit(org))
+                    .and(col("metric").eq(lit(metric))),
+            )
             .collect()
             .unwrap();
         assert_eq!(df.height(), 1, "one row for {org}/{metric}");
         (
             df.column("value").unwrap().f64().unwrap().get(0),
-            df.column("band").unwrap().str().unwrap().get(0).map(str::to_string),
+            df.column("band")
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(0)
+                .map(str::to_string),
             df.column("points").unwrap().f64().unwrap().get(0),
         )
     }
@@ -155,9 +169,18 @@ pub fn events(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
         ts_column("timestamp", rows.iter().map(|r| Some(us(r.3))).collect()),
         Column::new("event".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
-        Column::new("distinct_id".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
-        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
-        Column::new("current_url".into(), rows.iter().map(|r| r.4).collect::<Vec<_>>()),
+        Column::new(
+            "distinct_id".into(),
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "org_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "current_url".into(),
+            rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        ),
     ])
     .unwrap()
 }
@@ -165,11 +188,19 @@ pub fn events(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
 /// members: (org_id, distinct_id, role, joined_at, removed_at)
 pub fn members(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
-        Column::new("distinct_id".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+        Column::new(
+            "org_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "distinct_id".into(),
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ),
         Column::new(
             "email".into(),
-            rows.iter().map(|r| format!("{}@example.com", r.1)).collect::<Vec<_>>(),
+            rows.iter()
+                .map(|r| format!("{}@example.com", r.1))
+                .collect::<Vec<_>>(),
         ),
         Column::new("role".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
         ts_column("joined_at", rows.iter().map(|r| Some(us(r.3))).collect()),
@@ -189,10 +220,16 @@ pub fn usage(rows: &[(&str, &str, &[(&str, i64)])]) -> DataFrame {
         }
     }
     let mut cols = vec![
-        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
-        Column::new("date".into(), rows.iter().map(|r| days(r.1)).collect::<Vec<_>>())
-            .cast(&DataType::Date)
-            .unwrap(),
+        Column::new(
+            "org_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "date".into(),
+            rows.iter().map(|r| days(r.1)).collect::<Vec<_>>(),
+        )
+        .cast(&DataType::Date)
+        .unwrap(),
     ];
     for c in counters {
         let v: Vec<i64> = rows
@@ -207,10 +244,19 @@ pub fn usage(rows: &[(&str, &str, &[(&str, i64)])]) -> DataFrame {
 /// tickets: (org_id, ticket_id, created_at, priority, solved_at)
 pub fn tickets(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
-        Column::new("ticket_id".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+        Column::new(
+            "org_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "ticket_id".into(),
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ),
         ts_column("created_at", rows.iter().map(|r| Some(us(r.2))).collect()),
-        Column::new("priority".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+        Column::new(
+            "priority".into(),
+            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        ),
         ts_column("solved_at", rows.iter().map(|r| r.4.map(us)).collect()),
     ])
     .unwrap()
@@ -219,7 +265,10 @@ pub fn tickets(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
 /// meetings: (org_id, started_at)
 pub fn meetings(rows: &[(&str, &str)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new(
+            "org_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
         ts_column("started_at", rows.iter().map(|r| Some(us(r.1))).collect()),
     ])
     .unwrap()
@@ -228,7 +277,10 @@ pub fn meetings(rows: &[(&str, &str)]) -> DataFrame {
 /// accounts: (org_id, name, csm)
 pub fn accounts(rows: &[(&str, &str, &str)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new(
+            "org_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
         Column::new("name".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
         Column::new("csm".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
     ])
@@ -237,9 +289,18 @@ pub fn accounts(rows: &[(&str, &str, &str)]) -> DataFrame {
 
 /// The smallest valid input: one org `a` with one member who has no events.
 pub fn minimal(w: &Workdir) {
-    w.write("members", &members(&[("a", "a1", "owner", "2026-01-01", None)]));
-    w.write("events", &events(&[("zz", "nobody", "x", "2026-11-01", None)]));
-    w.write("usage", &usage(&[("a", "2026-11-01", &[("event_count_in_period", 1)])]));
+    w.write(
+        "members",
+        &members(&[("a", "a1", "owner", "2026-01-01", None)]),
+    );
+    w.write(
+        "events",
+        &events(&[("zz", "nobody", "x", "2026-11-01", None)]),
+    );
+    w.write(
+        "usage",
+        &usage(&[("a", "2026-11-01", &[("event_count_in_period", 1)])]),
+    );
 }
 
 pub fn assert_close(got: Option<f64>, want: f64, what: &str) {
@@ -250,14 +311,26 @@ pub fn assert_close(got: Option<f64>, want: f64, what: &str) {
 /// accounts with money and renewal: (org_id, mrr, forecasted_mrr, plan, renewal_date)
 pub fn accounts_full(rows: &[(&str, f64, f64, &str, &str)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
-        Column::new("name".into(), rows.iter().map(|r| r.0.to_uppercase()).collect::<Vec<_>>()),
+        Column::new(
+            "org_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "name".into(),
+            rows.iter().map(|r| r.0.to_uppercase()).collect::<Vec<_>>(),
+        ),
         Column::new("mrr".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
-        Column::new("forecasted_mrr".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        Column::new(
+            "forecasted_mrr".into(),
+            rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        ),
         Column::new("plan".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
-        Column::new("renewal_date".into(), rows.iter().map(|r| days(r.4)).collect::<Vec<_>>())
-            .cast(&DataType::Date)
-            .unwrap(),
+        Column::new(
+            "renewal_date".into(),
+            rows.iter().map(|r| days(r.4)).collect::<Vec<_>>(),
+        )
+        .cast(&DataType::Date)
+        .unwrap(),
     ])
     .unwrap()
 }
@@ -265,9 +338,15 @@ pub fn accounts_full(rows: &[(&str, f64, f64, &str, &str)]) -> DataFrame {
 /// payments: (org_id, occurred_at, status)
 pub fn payments(rows: &[(&str, &str, &str)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
+        Column::new(
+            "org_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
         ts_column("occurred_at", rows.iter().map(|r| Some(us(r.1))).collect()),
-        Column::new("status".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        Column::new(
+            "status".into(),
+            rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        ),
     ])
     .unwrap()
 }
@@ -275,11 +354,23 @@ pub fn payments(rows: &[(&str, &str, &str)]) -> DataFrame {
 /// role_changes: (org_id, distinct_id, changed_at, old_role, new_role)
 pub fn role_changes(rows: &[(&str, &str, &str, Option<&str>, Option<&str>)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new("org_id".into(), rows.iter().map(|r| r.0).collect::<Vec<_>>()),
-        Column::new("distinct_id".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
+        Column::new(
+            "org_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "distinct_id".into(),
+            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        ),
         ts_column("changed_at", rows.iter().map(|r| Some(us(r.2))).collect()),
-        Column::new("old_role".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
-        Column::new("new_role".into(), rows.iter().map(|r| r.4).collect::<Vec<_>>()),
+        Column::new(
+            "old_role".into(),
+            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "new_role".into(),
+            rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        ),
     ])
     .unwrap()
 }
@@ -300,7 +391,14 @@ pub fn fired(w: &Workdir) -> Vec<(String, String, Option<String>, Option<f64>)> 
     let df = w.read("indicators");
     (0..df.height())
         .map(|r| {
-            let s = |c: &str| df.column(c).unwrap().str().unwrap().get(r).map(str::to_string);
+            let s = |c: &str| {
+                df.column(c)
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .get(r)
+                    .map(str::to_string)
+            };
             (
                 s("org_id").unwrap(),
                 s("indicator").unwrap(),
@@ -313,7 +411,11 @@ pub fn fired(w: &Workdir) -> Vec<(String, String, Option<String>, Option<f64>)> 
 
 /// The orgs for which `indicator` fired.
 pub fn fired_for(w: &Workdir, indicator: &str) -> Vec<String> {
-    fired(w).into_iter().filter(|f| f.1 == indicator).map(|f| f.0).collect()
+    fired(w)
+        .into_iter()
+        .filter(|f| f.1 == indicator)
+        .map(|f| f.0)
+        .collect()
 }
 
 /// The message of one fired indicator.
@@ -321,9 +423,24 @@ pub fn message(w: &Workdir, org: &str, indicator: &str) -> String {
     let df = w.read("indicators");
     (0..df.height())
         .find(|&r| {
-            let s = |c: &str| df.column(c).unwrap().str().unwrap().get(r).map(str::to_string);
+            let s = |c: &str| {
+                df.column(c)
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .get(r)
+                    .map(str::to_string)
+            };
             s("org_id").as_deref() == Some(org) && s("indicator").as_deref() == Some(indicator)
         })
-        .map(|r| df.column("message").unwrap().str().unwrap().get(r).unwrap().to_string())
+        .map(|r| {
+            df.column("message")
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(r)
+                .unwrap()
+                .to_string()
+        })
         .unwrap_or_else(|| panic!("{indicator} did not fire for {org}"))
 }

@@ -25,12 +25,22 @@ fn read_table(out: &Path, name: &str) -> Result<DataFrame, InputError> {
     let path = out.join(format!("{name}.parquet"));
     let file = std::fs::File::open(&path).map_err(|_| InputError::BadPath {
         path: path.display().to_string(),
-        problem: "not found; run `account-health run --out DIR` first (explain reads Parquet outputs)".into(),
+        problem:
+            "not found; run `account-health run --out DIR` first (explain reads Parquet outputs)"
+                .into(),
     })?;
-    ParquetReader::new(file).finish().map_err(|e| InputError::Unreadable {
-        file: path.display().to_string(),
-        reason: e.to_string(),
-    })
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|e| InputError::Unreadable {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })
+}
+
+/// The part of the manifest explain needs: the model the run used.
+#[derive(serde::Deserialize)]
+struct ManifestModel {
+    config: Model,
 }
 
 fn read_model(out: &Path) -> Result<Model, InputError> {
@@ -40,20 +50,36 @@ fn read_model(out: &Path) -> Result<Model, InputError> {
         problem,
     };
     let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    serde_json::from_value(v["config"].clone()).map_err(|e| bad(format!("no usable `config`: {e}")))
+    // Straight into the typed model (not via serde_json::Value) so the config's order,
+    // which is the display order, survives.
+    let m: ManifestModel =
+        serde_json::from_str(&text).map_err(|e| bad(format!("no usable `config`: {e}")))?;
+    Ok(m.config)
 }
 
 fn rows_of(df: DataFrame, org: &str) -> PolarsResult<DataFrame> {
-    df.lazy().filter(col("org_id").eq(lit(org.to_string()))).collect()
+    df.lazy()
+        .filter(col("org_id").eq(lit(org.to_string())))
+        .collect()
 }
 
 fn f64_at(df: &DataFrame, column: &str, row: usize) -> Option<f64> {
-    df.column(column).ok()?.cast(&DataType::Float64).ok()?.f64().ok()?.get(row)
+    df.column(column)
+        .ok()?
+        .cast(&DataType::Float64)
+        .ok()?
+        .f64()
+        .ok()?
+        .get(row)
 }
 
 fn str_at(df: &DataFrame, column: &str, row: usize) -> Option<String> {
-    df.column(column).ok()?.str().ok()?.get(row).map(str::to_string)
+    df.column(column)
+        .ok()?
+        .str()
+        .ok()?
+        .get(row)
+        .map(str::to_string)
 }
 
 fn show(v: Option<f64>) -> String {
@@ -69,7 +95,11 @@ fn wrap(text: &str, indent: usize) -> String {
     let mut out = String::new();
     let mut line = String::new();
     for word in text.split_whitespace() {
-        let limit = if out.is_empty() { WIDTH } else { WIDTH - indent };
+        let limit = if out.is_empty() {
+            WIDTH
+        } else {
+            WIDTH - indent
+        };
         if !line.is_empty() && line.len() + 1 + word.len() > limit {
             out.push_str(&line);
             out.push('\n');
@@ -92,7 +122,10 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
     let h = rows_of(health, org)?;
     if h.height() == 0 {
         return Err(InputError::Usage {
-            problem: format!("org_id {org:?} is not in {}", out.join("health.parquet").display()),
+            problem: format!(
+                "org_id {org:?} is not in {}",
+                out.join("health.parquet").display()
+            ),
         }
         .into());
     }
@@ -102,14 +135,29 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
 
     let name = str_at(&h, "name", 0).unwrap_or_else(|| "(no name)".into());
     let csm = str_at(&h, "csm", 0).unwrap_or_else(|| "no CSM".into());
-    let as_of = h.column("as_of")?.cast(&DataType::String)?.str()?.get(0).unwrap_or("").to_string();
-    writeln!(s, "{}", wrap(&format!("{org}: {name} ({csm}), as of {as_of}"), 2))?;
+    let as_of = h
+        .column("as_of")?
+        .cast(&DataType::String)?
+        .str()?
+        .get(0)
+        .unwrap_or("")
+        .to_string();
+    writeln!(
+        s,
+        "{}",
+        wrap(&format!("{org}: {name} ({csm}), as of {as_of}"), 2)
+    )?;
     let score = f64_at(&h, "health_score", 0);
     let label = str_at(&h, "health_label", 0).unwrap_or_else(|| "unscored".into());
     let mut line = format!("Health score {} / 10: {label}", show(score));
     if let Some(prev) = f64_at(&h, "previous_health_score", 0) {
         let change = f64_at(&h, "health_score_change", 0).unwrap_or(0.0);
-        write!(line, " (previous {}, change {:+.2})", show(Some(prev)), change)?;
+        write!(
+            line,
+            " (previous {}, change {:+.2})",
+            show(Some(prev)),
+            change
+        )?;
     }
     writeln!(s, "{line}\n")?;
 
@@ -120,16 +168,36 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
         .filter(|(c, _)| f64_at(&h, &category_column(c), 0).is_some())
         .map(|(_, c)| c.weight)
         .sum();
-    writeln!(s, "{:<28} {:>6} {:>8} {:>14}", "category", "weight", "score", "points lost")?;
+    writeln!(
+        s,
+        "{:<28} {:>6} {:>8} {:>14}",
+        "category", "weight", "score", "points lost"
+    )?;
     let mut losses = Vec::new();
     for (cat, c) in &model.categories {
         match f64_at(&h, &category_column(cat), 0) {
             Some(v) => {
-                let lost = if weights > 0.0 { c.weight * (model.points.healthy - v) / weights } else { 0.0 };
+                let lost = if weights > 0.0 {
+                    c.weight * (model.points.healthy - v) / weights
+                } else {
+                    0.0
+                };
                 losses.push((lost, cat.clone()));
-                writeln!(s, "{cat:<28} {:>6} {:>8.2} {:>14.2}", show(Some(c.weight)), v, lost)?;
+                writeln!(
+                    s,
+                    "{cat:<28} {:>6} {:>8.2} {:>14.2}",
+                    show(Some(c.weight)),
+                    v,
+                    lost
+                )?;
             }
-            None => writeln!(s, "{cat:<28} {:>6} {:>8} {:>14}", show(Some(c.weight)), "-", "not scored")?,
+            None => writeln!(
+                s,
+                "{cat:<28} {:>6} {:>8} {:>14}",
+                show(Some(c.weight)),
+                "-",
+                "not scored"
+            )?,
         }
     }
     losses.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -140,15 +208,28 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
         .map(|(lost, cat)| format!("{cat} ({lost:.2})"))
         .collect();
     if !pulling.is_empty() {
-        writeln!(s, "\n{}", wrap(&format!("Pulled down most by: {}.", pulling.join(", ")), 2))?;
+        writeln!(
+            s,
+            "\n{}",
+            wrap(&format!("Pulled down most by: {}.", pulling.join(", ")), 2)
+        )?;
     }
 
-    writeln!(s, "\n{:<32} {:>12} {:<12} {:>6}", "metric", "value", "band", "points")?;
+    writeln!(
+        s,
+        "\n{:<32} {:>12} {:<12} {:>6}",
+        "metric", "value", "band", "points"
+    )?;
     for (cat, _) in &model.categories {
         for (metric, m) in model.metrics.iter().filter(|(_, m)| &m.category == cat) {
-            let row = (0..scores.height()).find(|&r| str_at(&scores, "metric", r).as_deref() == Some(metric));
+            let row = (0..scores.height())
+                .find(|&r| str_at(&scores, "metric", r).as_deref() == Some(metric));
             let (value, band, points) = match row {
-                Some(r) => (f64_at(&scores, "value", r), str_at(&scores, "band", r), f64_at(&scores, "points", r)),
+                Some(r) => (
+                    f64_at(&scores, "value", r),
+                    str_at(&scores, "band", r),
+                    f64_at(&scores, "points", r),
+                ),
                 None => (None, None, None),
             };
             let _ = m;
@@ -171,9 +252,15 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
         for r in 0..n {
             let kind = str_at(&indicators, "kind", r).unwrap_or_default();
             let ind = str_at(&indicators, "indicator", r).unwrap_or_default();
-            let product = str_at(&indicators, "product", r).map(|p| format!(" [{p}]")).unwrap_or_default();
+            let product = str_at(&indicators, "product", r)
+                .map(|p| format!(" [{p}]"))
+                .unwrap_or_default();
             let msg = str_at(&indicators, "message", r).unwrap_or_default();
-            writeln!(s, "{}", wrap(&format!("- {kind}: {ind}{product}: {msg}"), 4))?;
+            writeln!(
+                s,
+                "{}",
+                wrap(&format!("- {kind}: {ind}{product}: {msg}"), 4)
+            )?;
         }
     }
     Ok(s)

@@ -67,12 +67,36 @@ impl Profile {
 const PRODUCT_EVENTS: [(&str, &[&str]); 5] = [
     (
         "product_analytics",
-        &["insight analyzed", "insight viewed", "dashboard analyzed", "viewed dashboard", "insight created", "insight saved", "dashboard updated"],
+        &[
+            "insight analyzed",
+            "insight viewed",
+            "dashboard analyzed",
+            "viewed dashboard",
+            "insight created",
+            "insight saved",
+            "dashboard updated",
+        ],
     ),
-    ("session_replay", &["recording viewed", "recording analyzed"]),
-    ("feature_flags", &["feature flag updated", "feature flag created"]),
-    ("experiments", &["experiment viewed", "experiment created", "experiment launched"]),
-    ("surveys", &["survey viewed", "survey created", "survey edited"]),
+    (
+        "session_replay",
+        &["recording viewed", "recording analyzed"],
+    ),
+    (
+        "feature_flags",
+        &["feature flag updated", "feature flag created"],
+    ),
+    (
+        "experiments",
+        &[
+            "experiment viewed",
+            "experiment created",
+            "experiment launched",
+        ],
+    ),
+    (
+        "surveys",
+        &["survey viewed", "survey created", "survey edited"],
+    ),
 ];
 
 const COUNTERS: [&str; 9] = [
@@ -158,10 +182,31 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
     let mut usage_org = vec![];
     let mut usage_day = vec![];
     let mut usage: Vec<Vec<i64>> = vec![vec![]; COUNTERS.len()];
-    let (mut a_org, mut a_name, mut a_csm, mut a_arr, mut a_mrr, mut a_fmrr, mut a_plan, mut a_renewal, mut a_scenario) =
-        (vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![], vec![]);
-    let (mut rc_org, mut rc_id, mut rc_at, mut rc_old, mut rc_new) = (vec![], vec![], vec![], vec![], vec![]);
-    let (mut t_org, mut t_id, mut t_created, mut t_priority, mut t_solved) = (vec![], vec![], vec![], vec![], vec![]);
+    let (
+        mut a_org,
+        mut a_name,
+        mut a_csm,
+        mut a_arr,
+        mut a_mrr,
+        mut a_fmrr,
+        mut a_plan,
+        mut a_renewal,
+        mut a_scenario,
+    ) = (
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+        vec![],
+    );
+    let (mut rc_org, mut rc_id, mut rc_at, mut rc_old, mut rc_new) =
+        (vec![], vec![], vec![], vec![], vec![]);
+    let (mut t_org, mut t_id, mut t_created, mut t_priority, mut t_solved) =
+        (vec![], vec![], vec![], vec![], vec![]);
     let (mut mt_org, mut mt_at) = (vec![], vec![]);
     let (mut p_org, mut p_at, mut p_status) = (vec![], vec![], vec![]);
     let day_us = MICROS_PER_DAY;
@@ -176,21 +221,64 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
         let owner_change = rng.gen_bool(0.12);
         let no_meetings = rng.gen_bool(0.15);
         // Products adopted (index into PRODUCT_EVENTS / usage counters).
-        let adopted: Vec<bool> = (0..PRODUCT_EVENTS.len()).map(|i| i == 0 || rng.gen_bool(0.55)).collect();
+        let adopted: Vec<bool> = (0..PRODUCT_EVENTS.len())
+            .map(|i| i == 0 || rng.gen_bool(0.55))
+            .collect();
         let extra_counters: Vec<bool> = (0..COUNTERS.len()).map(|_| rng.gen_bool(0.35)).collect();
 
         // Accounts.
-        let mrr = (rng.gen_range(0.0..8000.0f64) / 10.0).round() * 10.0;
-        let plan = *pick(&mut rng, &["paid", "paid", "enterprise", "startup", "free"]);
+        let plan = *pick(
+            &mut rng,
+            &["paid", "paid", "paid", "enterprise", "startup", "free"],
+        );
+        let mrr = match plan {
+            "free" | "startup" => 0.0,
+            _ => (rng.gen_range(100.0..8000.0f64) / 10.0).round() * 10.0,
+        };
         let change = match rng.gen_range(0..5) {
             0 => rng.gen_range(-0.5..-0.11),
             1 => rng.gen_range(0.11..0.6),
             _ => rng.gen_range(-0.09..0.09),
         };
-        let fmrr = if plan == "free" { 0.0 } else { (mrr * (1.0 + change)).round() };
+        // Startups mostly stay within their credits; some are about to pay.
+        let fmrr = match plan {
+            "free" => 0.0,
+            "startup" if rng.gen_bool(0.7) => 0.0,
+            "startup" => (rng.gen_range(50.0..500.0f64)).round(),
+            _ => (mrr * (1.0 + change)).round(),
+        };
         a_org.push(org.clone());
-        a_name.push(format!("{} {}", pick(&mut rng, &["Acme", "Globex", "Initech", "Umbrella", "Hooli", "Stark", "Wayne", "Tyrell", "Soylent", "Cyberdyne"]), o));
-        a_csm.push(pick(&mut rng, &["ana@posthog.com", "ben@posthog.com", "cleo@posthog.com", "dev@posthog.com"]).to_string());
+        a_name.push(format!(
+            "{} {}",
+            pick(
+                &mut rng,
+                &[
+                    "Acme",
+                    "Globex",
+                    "Initech",
+                    "Umbrella",
+                    "Hooli",
+                    "Stark",
+                    "Wayne",
+                    "Tyrell",
+                    "Soylent",
+                    "Cyberdyne"
+                ]
+            ),
+            o
+        ));
+        a_csm.push(
+            pick(
+                &mut rng,
+                &[
+                    "ana@posthog.com",
+                    "ben@posthog.com",
+                    "cleo@posthog.com",
+                    "dev@posthog.com",
+                ],
+            )
+            .to_string(),
+        );
         a_arr.push(mrr * 12.0);
         a_mrr.push(mrr);
         a_fmrr.push(fmrr);
@@ -204,18 +292,32 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
         for i in 0..n_members {
             let joined_day = first_day - rng.gen_range(1..400);
             let removed_at = if i > 0 && rng.gen_bool(0.06) {
-                Some(at(as_of.day - rng.gen_range(1..(args.days as i32)), rng.gen()))
+                Some(at(
+                    as_of.day - rng.gen_range(1..(args.days as i32)),
+                    rng.gen(),
+                ))
             } else {
                 None
             };
-            let role = if i == 0 { "owner" } else if rng.gen_bool(0.2) { "admin" } else { "member" };
+            let role = if i == 0 {
+                "owner"
+            } else if rng.gen_bool(0.2) {
+                "admin"
+            } else {
+                "member"
+            };
             members.push(Member {
                 distinct_id: format!("{org}_u{i:03}"),
                 email: format!("user{i}@{org}.example.com"),
                 role,
                 joined_at: at(joined_day, rng.gen()),
                 removed_at,
-                activity: rng.gen_range(0.05..0.9),
+                // About a third of seats are dormant: invited once, rarely back.
+                activity: if rng.gen_bool(0.35) {
+                    rng.gen_range(0.0..0.02)
+                } else {
+                    rng.gen_range(0.1..0.9)
+                },
             });
         }
         // A recent joiner, and sometimes a duplicated member row (data quality).
@@ -261,7 +363,8 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
                 _ => {}
             }
             for m in &members {
-                let alive = m.joined_at < at(day, 0.0) && m.removed_at.is_none_or(|r| r > at(day, 1.0));
+                let alive =
+                    m.joined_at < at(day, 0.0) && m.removed_at.is_none_or(|r| r > at(day, 1.0));
                 if !alive || !rng.gen_bool((m.activity * intensity).clamp(0.0, 1.0)) {
                     continue;
                 }
@@ -270,16 +373,26 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
                     let ts = at(day, rng.gen_range(0.3..0.8));
                     let roll: f64 = rng.gen();
                     let (event, url): (&'static str, Option<String>) = if roll < 0.18 {
-                        ("$pageview", Some(format!("https://us.posthog.com/project/{o}/insights?tab=all")))
-                    } else if roll < 0.30 {
+                        (
+                            "$pageview",
+                            Some(format!(
+                                "https://us.posthog.com/project/{o}/insights?tab=all"
+                            )),
+                        )
+                    } else if roll < 0.31 {
                         ("query completed", None)
-                    } else if roll < 0.32 {
+                    } else if roll < 0.3155 {
                         ("query failed", None)
-                    } else if roll < 0.34 {
-                        ("$pageview", Some(format!("https://posthog.com{}", pick(&mut rng, &DOCS))))
+                    } else if roll < 0.33 {
+                        (
+                            "$pageview",
+                            Some(format!("https://posthog.com{}", pick(&mut rng, &DOCS))),
+                        )
                     } else {
                         let mut p = rng.gen_range(0..PRODUCT_EVENTS.len());
-                        if !adopted[p] || (profile == Profile::NewProduct && p == new_product && days_left > 7) {
+                        if !adopted[p]
+                            || (profile == Profile::NewProduct && p == new_product && days_left > 7)
+                        {
                             p = 0;
                         }
                         (*pick(&mut rng, PRODUCT_EVENTS[p].1), None)
@@ -290,13 +403,23 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
                 if days_left <= 7 {
                     match profile {
                         Profile::QueryTrouble => {
-                            for _ in 0..4 {
-                                events.push(at(day, rng.gen()), "query failed", &m.distinct_id, &org, None);
-                            }
+                            events.push(
+                                at(day, rng.gen()),
+                                "query failed",
+                                &m.distinct_id,
+                                &org,
+                                None,
+                            );
                         }
                         Profile::LostInsights => {
                             for _ in 0..6 {
-                                events.push(at(day, rng.gen()), "insight created", &m.distinct_id, &org, None);
+                                events.push(
+                                    at(day, rng.gen()),
+                                    "insight created",
+                                    &m.distinct_id,
+                                    &org,
+                                    None,
+                                );
                             }
                         }
                         Profile::DocsInterest => {
@@ -305,11 +428,29 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
                             }
                         }
                         Profile::BillingWorries => {
-                            events.push(at(day, rng.gen()), "$pageview", &m.distinct_id, &org, Some("https://us.posthog.com/organization/billing/overview".into()));
-                            events.push(at(day, rng.gen()), "billing v2 shown", &m.distinct_id, &org, None);
+                            events.push(
+                                at(day, rng.gen()),
+                                "$pageview",
+                                &m.distinct_id,
+                                &org,
+                                Some("https://us.posthog.com/organization/billing/overview".into()),
+                            );
+                            events.push(
+                                at(day, rng.gen()),
+                                "billing v2 shown",
+                                &m.distinct_id,
+                                &org,
+                                None,
+                            );
                         }
                         Profile::NewProduct => {
-                            events.push(at(day, rng.gen()), PRODUCT_EVENTS[new_product].1[0], &m.distinct_id, &org, None);
+                            events.push(
+                                at(day, rng.gen()),
+                                PRODUCT_EVENTS[new_product].1[0],
+                                &m.distinct_id,
+                                &org,
+                                None,
+                            );
                         }
                         _ => {}
                     }
@@ -317,7 +458,13 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
             }
             // Events of people who are not members (ignored by every metric, counted in the manifest).
             if rng.gen_bool(0.05) {
-                events.push(at(day, rng.gen()), "insight viewed", &format!("{org}_anonymous"), &org, None);
+                events.push(
+                    at(day, rng.gen()),
+                    "insight viewed",
+                    &format!("{org}_anonymous"),
+                    &org,
+                    None,
+                );
             }
 
             // Usage counters.
@@ -341,10 +488,18 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
                     3 => adopted[4],
                     _ => extra_counters[c],
                 };
-                let used = used || (profile == Profile::NewProduct && c == 1 && new_product == 1 && days_left <= 7);
+                let used = used
+                    || (profile == Profile::NewProduct
+                        && c == 1
+                        && new_product == 1
+                        && days_left <= 7);
                 let scale = [1.0, 0.05, 3.0, 0.002, 0.5, 0.01, 0.02, 0.3, 0.1][c];
                 let _ = counter;
-                usage[c].push(if used { (volume * scale).round() as i64 } else { 0 });
+                usage[c].push(if used {
+                    (volume * scale).round() as i64
+                } else {
+                    0
+                });
             }
         }
 
@@ -372,9 +527,17 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
         }
 
         // Tickets.
-        let n_tickets = if ticket_storm { rng.gen_range(8..20) } else { rng.gen_range(0..4) };
+        let n_tickets = if ticket_storm {
+            rng.gen_range(8..20)
+        } else {
+            rng.gen_range(0..4)
+        };
         for t in 0..n_tickets {
-            let back = if ticket_storm { rng.gen_range(1..30) } else { rng.gen_range(1..args.days as i32) };
+            let back = if ticket_storm {
+                rng.gen_range(1..30)
+            } else {
+                rng.gen_range(1..args.days as i32)
+            };
             let created = at(as_of.day - back, rng.gen());
             let priority = if ticket_storm && t < 3 {
                 "urgent"
@@ -408,7 +571,14 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
             while day > first_day {
                 p_org.push(org.clone());
                 p_at.push(at(day, rng.gen()));
-                p_status.push(if latest && payment_failed { "failed" } else { "succeeded" }.to_string());
+                p_status.push(
+                    if latest && payment_failed {
+                        "failed"
+                    } else {
+                        "succeeded"
+                    }
+                    .to_string(),
+                );
                 latest = false;
                 day -= 30;
             }
@@ -423,7 +593,9 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
     let ts_opt = |name: &str, v: Vec<Option<i64>>| -> Result<Column> {
         Ok(Column::new(name.into(), v).cast(&DataType::Datetime(TimeUnit::Microseconds, None))?)
     };
-    let date = |name: &str, v: Vec<i32>| -> Result<Column> { Ok(Column::new(name.into(), v).cast(&DataType::Date)?) };
+    let date = |name: &str, v: Vec<i32>| -> Result<Column> {
+        Ok(Column::new(name.into(), v).cast(&DataType::Date)?)
+    };
 
     // Events: hive-partitioned by month, as an export pipeline would write them.
     let months: Vec<String> = events
@@ -441,12 +613,14 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
     ])?;
     let events_dir = out.join("events");
     if events_dir.exists() {
-        fs::remove_dir_all(&events_dir).with_context(|| format!("clearing {}", events_dir.display()))?;
+        fs::remove_dir_all(&events_dir)
+            .with_context(|| format!("clearing {}", events_dir.display()))?;
     }
     let month_names: std::collections::BTreeSet<String> = months_seen(&events_df)?;
-    let sorted = events_df
-        .lazy()
-        .sort(["timestamp", "org_id", "distinct_id"], SortMultipleOptions::default().with_maintain_order(true));
+    let sorted = events_df.lazy().sort(
+        ["timestamp", "org_id", "distinct_id"],
+        SortMultipleOptions::default().with_maintain_order(true),
+    );
     for month in month_names {
         let dir = events_dir.join(format!("month={month}"));
         fs::create_dir_all(&dir)?;
@@ -505,7 +679,10 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
         ),
         (
             "meetings",
-            DataFrame::new_infer_height(vec![Column::new("org_id".into(), mt_org), ts("started_at", mt_at)?])?,
+            DataFrame::new_infer_height(vec![
+                Column::new("org_id".into(), mt_org),
+                ts("started_at", mt_at)?,
+            ])?,
         ),
         (
             "payments",
@@ -516,7 +693,10 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
             ])?,
         ),
     ];
-    let mut usage_cols = vec![Column::new("org_id".into(), usage_org), date("date", usage_day)?];
+    let mut usage_cols = vec![
+        Column::new("org_id".into(), usage_org),
+        date("date", usage_day)?,
+    ];
     for (c, values) in COUNTERS.iter().zip(usage) {
         usage_cols.push(Column::new((*c).into(), values));
     }
@@ -528,5 +708,11 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
 }
 
 fn months_seen(df: &DataFrame) -> Result<std::collections::BTreeSet<String>> {
-    Ok(df.column("month")?.str()?.iter().flatten().map(str::to_string).collect())
+    Ok(df
+        .column("month")?
+        .str()?
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect())
 }

@@ -40,6 +40,8 @@ fn set_threads(threads: Option<usize>) -> Result<(), InputError> {
     }
     // SAFETY: called once at start-up, before any other thread exists.
     unsafe { std::env::set_var("POLARS_MAX_THREADS", n.to_string()) };
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global();
     Ok(())
 }

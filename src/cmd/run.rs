@@ -53,7 +53,9 @@ fn parse_formats(s: &str) -> Result<Formats, InputError> {
             "csv" => f.csv = true,
             other => {
                 return Err(InputError::Usage {
-                    problem: format!("--format: unknown format {other:?}; expected parquet, csv or both"),
+                    problem: format!(
+                        "--format: unknown format {other:?}; expected parquet, csv or both"
+                    ),
                 })
             }
         }
@@ -100,15 +102,18 @@ fn read_previous(dir: &Path) -> Result<DataFrame, InputError> {
         file: path.display().to_string(),
         reason: e.to_string(),
     };
-    LazyFrame::scan_parquet(PlRefPath::new(path.to_string_lossy().to_string()), Default::default())
-        .and_then(|lf| {
-            lf.select([
-                col("org_id").cast(DataType::String),
-                col("health_score").cast(DataType::Float64),
-            ])
-            .collect()
-        })
-        .map_err(bad)
+    LazyFrame::scan_parquet(
+        PlRefPath::new(path.to_string_lossy().to_string()),
+        Default::default(),
+    )
+    .and_then(|lf| {
+        lf.select([
+            col("org_id").cast(DataType::String),
+            col("health_score").cast(DataType::Float64),
+        ])
+        .collect()
+    })
+    .map_err(bad)
 }
 
 pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
@@ -123,7 +128,11 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
 
     progress.stage("reading inputs");
     let inputs = input::load(&settings.input, model)?;
-    let previous = settings.previous.as_deref().map(read_previous).transpose()?;
+    let previous = settings
+        .previous
+        .as_deref()
+        .map(read_previous)
+        .transpose()?;
     lap("load", &mut timings);
 
     let as_of = match settings.as_of {
@@ -204,6 +213,11 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
 
 /// Collects independent frames, in parallel where polars can.
 fn collect_all_frames<const N: usize>(frames: [LazyFrame; N]) -> PolarsResult<[DataFrame; N]> {
-    let collected: Vec<DataFrame> = frames.into_iter().map(|lf| lf.collect()).collect::<PolarsResult<_>>()?;
-    Ok(collected.try_into().unwrap_or_else(|_| unreachable!("N frames in, N out")))
+    let collected: Vec<DataFrame> = frames
+        .into_iter()
+        .map(|lf| lf.collect())
+        .collect::<PolarsResult<_>>()?;
+    Ok(collected
+        .try_into()
+        .unwrap_or_else(|_| unreachable!("N frames in, N out")))
 }

@@ -20,7 +20,10 @@ pub fn run(args: ValidateArgs, quiet: bool) -> Result<()> {
     println!("inputs: {} (as_of {})", args.input.display(), as_of.iso());
     for t in &inputs.tables {
         if t.present {
-            println!("  {:<14} {:>10} rows in {} file(s)", t.name, t.rows, t.files);
+            println!(
+                "  {:<14} {:>10} rows in {} file(s)",
+                t.name, t.rows, t.files
+            );
         } else {
             println!("  {:<14} absent (its metrics are null)", t.name);
         }
