@@ -37,6 +37,16 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Why an account scores as it does: categories, metrics, bands, indicators.
     Explain(ExplainArgs),
+    /// Print the effective scoring model (the defaults with --config merged over them).
+    Config(ConfigArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  account-health config --config tuned.toml > effective.toml")]
+pub struct ConfigArgs {
+    /// A TOML file overriding any part of the scoring model.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -34,6 +34,10 @@ pub struct Model {
     pub trends: Trends,
     pub metrics: IndexMap<String, Metric>,
     pub indicators: IndexMap<String, Indicator>,
+    /// Per-segment weights: for orgs whose `accounts.plan` is the key, these category
+    /// weights replace the defaults (categories not named keep their default weight).
+    #[serde(default)]
+    pub plan_weights: IndexMap<String, IndexMap<String, f64>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -409,6 +413,20 @@ impl Model {
         seen
     }
 
+    /// Category weights in category order, for a plan (`None`: the defaults).
+    pub fn weights_for(&self, plan: Option<&str>) -> Vec<f64> {
+        let overrides = plan.and_then(|p| self.plan_weights.get(p));
+        self.categories
+            .iter()
+            .map(|(cat, c)| {
+                overrides
+                    .and_then(|o| o.get(cat))
+                    .copied()
+                    .unwrap_or(c.weight)
+            })
+            .collect()
+    }
+
     fn has_event_set(&self, name: &str) -> bool {
         name == "feature_use" || self.event_sets.contains_key(name)
     }
@@ -465,6 +483,16 @@ fn reject_unknown_names(
     defaults: &toml::Value,
     user: &toml::Value,
 ) -> Result<(), (String, String)> {
+    if let Some(plans) = user.get("plan_weights").and_then(|v| v.as_table()) {
+        for (plan, weights) in plans {
+            if !weights.is_table() {
+                return Err((
+                    format!("plan_weights.{plan}"),
+                    "expected a table of category = weight".into(),
+                ));
+            }
+        }
+    }
     for table in ["metrics", "categories", "indicators"] {
         let (Some(known), Some(given)) = (
             defaults.get(table).and_then(|v| v.as_table()),
@@ -561,6 +589,28 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
             "labels".into(),
             "concerning_from must not be above healthy_from".into(),
         );
+    }
+    for (plan, weights) in &m.plan_weights {
+        for (cat, w) in weights {
+            if !m.categories.contains_key(cat) {
+                return err(
+                    format!("plan_weights.{plan}.{cat}"),
+                    format!("unknown category {cat:?}"),
+                );
+            }
+            if !(w.is_finite() && *w >= 0.0) {
+                return err(
+                    format!("plan_weights.{plan}.{cat}"),
+                    format!("weight must be a finite number >= 0, got {w}"),
+                );
+            }
+        }
+        if m.weights_for(Some(plan)).iter().sum::<f64>() <= 0.0 {
+            return err(
+                format!("plan_weights.{plan}"),
+                "all category weights are zero for this plan".into(),
+            );
+        }
     }
     for (name, metric) in &m.metrics {
         let key = |k: &str| format!("metrics.{name}.{k}");
@@ -701,6 +751,55 @@ mod tests {
         assert!(matches!(e, InputError::Config { ref key, .. } if key == "metrics.nope"));
         let e = load_from_str(Some("[categories.nope]\nweight = 1.0\n"), "t.toml").unwrap_err();
         assert!(matches!(e, InputError::Config { ref key, .. } if key == "categories.nope"));
+    }
+
+    #[test]
+    fn plan_weights_override_named_categories_only() {
+        let l = load_from_str(
+            Some("[plan_weights.enterprise]\nproduct_experience = 15.0\n"),
+            "t",
+        )
+        .unwrap();
+        let w = l.model.weights_for(Some("enterprise"));
+        assert_eq!(w, vec![15.0, 15.0, 5.0, 33.0, 20.0, 17.0, 5.0]);
+        assert_eq!(l.model.weights_for(Some("free")), l.model.weights_for(None));
+        let e = load_from_str(Some("[plan_weights.enterprise]\nnope = 1.0\n"), "t").unwrap_err();
+        assert!(
+            matches!(e, InputError::Config { ref key, .. } if key == "plan_weights.enterprise.nope")
+        );
+        let e = load_from_str(
+            Some("[plan_weights.enterprise]\nsession_replay = -1.0\n"),
+            "t",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(e, InputError::Config { ref key, .. } if key == "plan_weights.enterprise.session_replay")
+        );
+    }
+
+    #[test]
+    fn invalid_models_name_the_key() {
+        let cases = [
+            ("[categories.session_replay]\nweight = -2.0\n", "categories.session_replay.weight"),
+            (
+                "[categories.user_engagement]\nweight = 0.0\n[categories.product_experience]\nweight = 0.0\n\
+                 [categories.company_engagement]\nweight = 0.0\n[categories.product_analytics]\nweight = 0.0\n\
+                 [categories.session_replay]\nweight = 0.0\n[categories.feature_flags_experiments]\nweight = 0.0\n\
+                 [categories.surveys_data_warehouse]\nweight = 0.0\n",
+                "categories",
+            ),
+            ("[metrics.docs_visits_7d]\nhealthy = \">= 20\"\n", "metrics.docs_visits_7d"),
+            ("[metrics.docs_visits_7d]\nevent_set = \"nope\"\nmeasure = \"members_with_event\"\n", "metrics.docs_visits_7d.event_set"),
+            ("[indicators.made_up]\nkind = \"risk\"\n", "indicators.made_up"),
+            ("[indicators.lost_insights]\nwindow_days = 0\n", "indicators.lost_insights.window_days"),
+            ("[metrics.active_user_pct]\nwindow = 3\n", ""),
+        ];
+        for (text, key) in cases {
+            match load_from_str(Some(text), "t.toml") {
+                Err(InputError::Config { key: k, .. }) => assert_eq!(k, key, "{text}"),
+                other => panic!("{text}: expected a config error, got {other:?}"),
+            }
+        }
     }
 
     #[test]

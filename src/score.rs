@@ -7,7 +7,7 @@
 use polars::prelude::*;
 
 use crate::input::Inputs;
-use crate::metrics::{adopted_column, Metrics};
+use crate::metrics::{adopted_column, Metrics, IND};
 use crate::model::{Condition, Metric, Model, Op};
 
 pub fn band_column(metric: &str) -> String {
@@ -169,12 +169,21 @@ pub fn compute(metrics: Metrics, inputs: &Inputs, model: &Model) -> Scores {
         .collect();
     let with_categories = with_points.with_columns(categories);
 
-    let (cats, weights): (Vec<Expr>, Vec<f64>) = model
+    let cats: Vec<Expr> = model
         .categories
-        .iter()
-        .map(|(cat, c)| (col(category_column(cat)), c.weight))
-        .unzip();
-    let health = mean_of_non_null(cats, weights);
+        .keys()
+        .map(|cat| col(category_column(cat)))
+        .collect();
+    // Per-plan weight sets (Vitally-style segments), chosen by accounts.plan.
+    let mut health = mean_of_non_null(cats.clone(), model.weights_for(None));
+    for plan in model.plan_weights.keys().rev() {
+        health = when(col(IND.plan).eq(lit(plan.clone())))
+            .then(mean_of_non_null(
+                cats.clone(),
+                model.weights_for(Some(plan)),
+            ))
+            .otherwise(health);
+    }
     let frame = with_categories
         .with_column(health.alias("health_score"))
         .with_column(label_expr(col("health_score"), model).alias("health_label"));

@@ -15,6 +15,8 @@ mod determinism;
 mod layouts;
 // Every indicator of SPEC 7: fires on one side of its threshold, not on the other.
 mod indicators;
+// The scoring model as data: thresholds, per-plan weights, history.
+mod model;
 // The users and trends tables.
 mod outputs;
 // `generate` and the committed sample data.

@@ -1,5 +1,6 @@
 //! The subcommands, each a thin composition of the stages, one file each.
 
+pub mod config;
 pub mod explain;
 pub mod generate;
 pub mod run;
@@ -18,6 +19,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Validate(args) => validate::run(args, cli.quiet),
         Command::Generate(args) => generate::run(args, cli.quiet),
         Command::Explain(args) => explain::run(args),
+        Command::Config(args) => config::run(args),
     }
 }
 

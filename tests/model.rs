@@ -1,0 +1,207 @@
+use polars::prelude::*;
+
+use crate::metrics::rich_fixture;
+use crate::util::*;
+
+/// (org, metric) -> (band, points) of a run's metric_scores.
+fn bands(w: &Workdir) -> Vec<(String, String, Option<String>, Option<f64>, Option<f64>)> {
+    let ms = w.read("metric_scores");
+    (0..ms.height())
+        .map(|r| {
+            let s = |c: &str| {
+                ms.column(c)
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .get(r)
+                    .map(str::to_string)
+            };
+            let f = |c: &str| ms.column(c).unwrap().f64().unwrap().get(r);
+            (
+                s("org_id").unwrap(),
+                s("metric").unwrap(),
+                s("band"),
+                f("points"),
+                f("value"),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn moving_one_threshold_changes_exactly_the_bands_that_straddle_it() {
+    let w = Workdir::new();
+    rich_fixture(&w);
+    w.run(&[]);
+    let before = bands(&w);
+    // docs visits: a has 2, b and c have 0. Healthy up to 1 instead of 20: only a moves.
+    let cfg = w.path().join("tuned.toml");
+    std::fs::write(&cfg, "[metrics.docs_visits_7d]\nhealthy = \"<= 1\"\n").unwrap();
+    w.run(&["--config", cfg.to_str().unwrap()]);
+    let after = bands(&w);
+    let changed: Vec<_> = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b != a)
+        .map(|(b, a)| (b.0.clone(), b.1.clone(), b.2.clone(), a.2.clone()))
+        .collect();
+    assert_eq!(
+        changed,
+        vec![(
+            "a".into(),
+            "docs_visits_7d".into(),
+            Some("healthy".into()),
+            Some("concerning".into())
+        )]
+    );
+    // And the manifest records the tuned model's hash, as `config` prints it.
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap())
+            .unwrap();
+    let printed = w.cmd(&["config", "--config", cfg.to_str().unwrap()]);
+    let text = String::from_utf8(printed.stdout).unwrap();
+    let hash = m["config_sha256"].as_str().unwrap();
+    assert!(text.contains(&format!("# sha256 {hash}")), "{text}");
+    assert_eq!(m["config"]["metrics"]["docs_visits_7d"]["healthy"], "<= 1");
+}
+
+#[test]
+fn the_printed_model_reads_back_as_the_same_model() {
+    let w = Workdir::new();
+    let o = w.cmd(&["config"]);
+    assert!(o.status.success());
+    let path = w.path().join("effective.toml");
+    std::fs::write(&path, &o.stdout).unwrap();
+    let again = w.cmd(&["config", "--config", path.to_str().unwrap()]);
+    let first = String::from_utf8(o.stdout).unwrap();
+    let second = String::from_utf8(again.stdout).unwrap();
+    // Same model, same hash; only the source line differs.
+    assert_eq!(
+        first.lines().skip(1).collect::<Vec<_>>(),
+        second.lines().skip(1).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn per_plan_weights_choose_the_org_s_weight_set() {
+    let w = Workdir::new();
+    // Two identical orgs: user_engagement 0, product_experience 10, company 0,
+    // product_analytics 0 (see indicators::health_score_drop_against_a_previous_run).
+    w.write("members", &one_member_each(&["a", "b"]));
+    w.write(
+        "events",
+        &events(&[("zz", "nobody", "x", "2026-11-01", None)]),
+    );
+    w.write(
+        "usage",
+        &usage(&[
+            ("a", "2026-11-01", &[("event_count_in_period", 1)]),
+            ("b", "2026-11-01", &[("event_count_in_period", 1)]),
+        ]),
+    );
+    w.write(
+        "accounts",
+        &accounts_full(&[
+            ("a", 1.0, 1.0, "enterprise", "2027-06-01"),
+            ("b", 1.0, 1.0, "free", "2027-06-01"),
+        ]),
+    );
+    let cfg = w.path().join("plans.toml");
+    std::fs::write(
+        &cfg,
+        "[plan_weights.enterprise]\nproduct_experience = 45.0\n",
+    )
+    .unwrap();
+    w.run(&["--config", cfg.to_str().unwrap()]);
+    // enterprise: (15*0 + 45*10 + 5*0 + 33*0) / (15+45+5+33) = 450/98.
+    assert_close(
+        w.health_f64("a", "health_score"),
+        450.0 / 98.0,
+        "enterprise",
+    );
+    // free keeps the default weights: 50/58.
+    assert_close(w.health_f64("b", "health_score"), 50.0 / 58.0, "free");
+}
+
+#[test]
+fn previous_run_over_two_generated_days() {
+    let w = Workdir::new();
+    let input = w.input();
+    let o = w.cmd(&[
+        "generate",
+        "--out",
+        input.to_str().unwrap(),
+        "--orgs",
+        "20",
+        "--days",
+        "80",
+        "--seed",
+        "11",
+    ]);
+    assert!(o.status.success());
+    // Day 1: as_of 2026-11-22, into day1/. Drop org_00003 from it: a "new" org on day 2.
+    let day1 = w.path().join("day1");
+    let o = w.cmd(&[
+        "run",
+        "--quiet",
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        day1.to_str().unwrap(),
+        "--as-of",
+        "2026-11-22",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let h1 = read_parquet(&day1.join("health.parquet"));
+    let kept = h1
+        .clone()
+        .lazy()
+        .filter(col("org_id").neq(lit("org_00003")))
+        .collect()
+        .unwrap();
+    write_parquet(&day1.join("health.parquet"), &kept);
+    // Day 2: as_of 2026-11-23 with --previous day1.
+    w.run(&["--previous", day1.to_str().unwrap()]);
+    let h2 = w.read("health");
+    let mut drops = Vec::new();
+    for r in 0..h2.height() {
+        let org = h2
+            .column("org_id")
+            .unwrap()
+            .str()
+            .unwrap()
+            .get(r)
+            .unwrap()
+            .to_string();
+        let now = h2
+            .column("health_score")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(r)
+            .unwrap();
+        let prev = h2
+            .column("previous_health_score")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(r);
+        let change = h2
+            .column("health_score_change")
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(r);
+        if org == "org_00003" {
+            assert_eq!((prev, change), (None, None), "new org");
+            continue;
+        }
+        let was = cell_f64(&h1, "org_id", &org, "health_score").unwrap();
+        assert_eq!(prev, Some(was), "{org} previous");
+        assert_close(change, now - was, &org);
+        if was - now >= 2.0 {
+            drops.push(org);
+        }
+    }
+    assert_eq!(fired_for(&w, "health_score_drop"), drops);
+}
