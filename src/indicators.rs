@@ -49,7 +49,7 @@ struct Fired<'a> {
     product: Option<&'a str>,
     fires: Expr,
     value: Expr,
-    threshold: f64,
+    threshold: Expr,
     message: Expr,
 }
 
@@ -68,7 +68,7 @@ impl Fired<'_> {
                 lit(self.ind.kind.as_str()).alias("kind"),
                 product.alias("product"),
                 self.value.cast(DataType::Float64).alias("value"),
-                lit(self.threshold).alias("threshold"),
+                self.threshold.cast(DataType::Float64).alias("threshold"),
                 self.message.alias("message"),
                 lit(as_of.day).cast(DataType::Date).alias("as_of"),
             ])
@@ -137,7 +137,7 @@ fn rules<'a>(
             product: None,
             fires,
             value,
-            threshold: t,
+            threshold: lit(t),
             message,
         }]
     };
@@ -274,9 +274,15 @@ fn rules<'a>(
                 .gt(lit(ind.quiet_days.unwrap_or(0.0)))
                 .or(col("days_since_last_seen").is_null());
             let limit = when(quiet).then(lit(ind.quiet_threshold.unwrap_or(t))).otherwise(lit(t));
-            one(
-                days.clone().gt_eq(lit(0.0)).and(days.clone().lt_eq(limit)),
-                days.clone(),
+            vec![Fired {
+                name,
+                ind,
+                product: None,
+                fires: days.clone().gt_eq(lit(0.0)).and(days.clone().lt_eq(limit.clone())),
+                // The threshold is the limit that applied: 90 days for a quiet account.
+                threshold: limit,
+                value: days.clone(),
+                message:
                 fmt(
                     "Renewal on {} in {} days; {}.",
                     &[
@@ -287,7 +293,7 @@ fn rules<'a>(
                             .otherwise(fmt("last seen {} days ago", &[num(col("days_since_last_seen"), 1)])),
                     ],
                 ),
-            )
+            }]
         }
         "new_product_adoption" => model
             .products
@@ -300,7 +306,7 @@ fn rules<'a>(
                     product: Some(p),
                     fires,
                     value: lit(1.0),
-                    threshold: t,
+                    threshold: lit(t),
                     message: lit(format!(
                         "Started using {p} in the last {} days, after none in the {} days before: a cross-sell conversation.",
                         ind.window(),
@@ -321,7 +327,7 @@ fn rules<'a>(
                     product: Some(p),
                     fires,
                     value: visits.clone(),
-                    threshold: t,
+                    threshold: lit(t),
                     message: fmt(
                         &format!(
                             "{{}} visits to the {p} docs in the last {} days, without using {p} in the last {} days.",

@@ -1,3 +1,5 @@
+use polars::prelude::IntoLazy;
+
 use crate::util::*;
 
 /// Inputs where nothing fires by accident: each org has one member who was active
@@ -376,6 +378,26 @@ fn renewal_upcoming_earlier_for_quiet_accounts() {
     );
     w.run(&[]);
     fires_only(&w, "renewal_upcoming", &["a", "c", "f", "h"]);
+    // The threshold column holds the limit that applied: 90 days for quiet accounts.
+    let ind = w
+        .read("indicators")
+        .lazy()
+        .filter(polars::prelude::col("indicator").eq(polars::prelude::lit("renewal_upcoming")))
+        .collect()
+        .unwrap();
+    let thresholds: Vec<Option<f64>> = ind
+        .column("threshold")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect();
+    let values: Vec<Option<f64>> = ind.column("value").unwrap().f64().unwrap().iter().collect();
+    assert_eq!(
+        thresholds,
+        vec![Some(60.0), Some(90.0), Some(60.0), Some(90.0)]
+    );
+    assert_eq!(values, vec![Some(60.0), Some(90.0), Some(0.0), Some(75.0)]);
     assert_eq!(
         message(&w, "h", "renewal_upcoming"),
         "Renewal on 2027-02-06 in 75 days; no member activity seen yet."
