@@ -39,6 +39,26 @@ pub enum Command {
     Explain(ExplainArgs),
     /// Print the effective scoring model (the defaults with --config merged over them).
     Config(ConfigArgs),
+    /// Run one SQL query (polars SQL) over the input tables and a run's outputs; CSV on stdout.
+    Query(QueryArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Tables: events, members, usage, accounts, role_changes, tickets, meetings, \
+payments (inputs) and health, metric_scores, indicators, users, trends (outputs).\n\n\
+Examples:\n  account-health query at_risk_accounts            # queries/at_risk_accounts.sql\n  \
+account-health query \"SELECT csm, count(*) AS n FROM health GROUP BY csm ORDER BY csm\""
+)]
+pub struct QueryArgs {
+    /// SQL text, a .sql file, or the name of a file in queries/ (with or without .sql).
+    pub sql: String,
+    /// Folder holding the input tables.
+    #[arg(long, default_value = "sample_data")]
+    pub input: PathBuf,
+    /// Output folder of a run, whose tables are queryable too.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

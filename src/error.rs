@@ -62,4 +62,11 @@ pub enum InputError {
 
     #[error("{problem}")]
     Usage { problem: String },
+
+    #[error("query {source_name} failed: {reason}\n--- query text ---\n{text}")]
+    Query {
+        source_name: String,
+        text: String,
+        reason: String,
+    },
 }

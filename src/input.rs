@@ -551,3 +551,40 @@ fn normalise(e: Expr, dtype: &DataType, kind: Kind) -> Option<Expr> {
         },
     }
 }
+
+/// The input tables as analysts see them in `query`: instants as UTC datetimes and
+/// dates as dates again (inside the job they are plain integers).
+pub fn for_sql(inputs: &Inputs) -> Vec<(&'static str, LazyFrame)> {
+    let typed = |spec: &TableSpec, df: &DataFrame| {
+        let exprs: Vec<Expr> = spec
+            .columns
+            .iter()
+            .filter_map(|c| match c.kind {
+                Kind::Timestamp => {
+                    Some(col(c.name).cast(DataType::Datetime(TimeUnit::Microseconds, None)))
+                }
+                Kind::Date => Some(col(c.name).cast(DataType::Date)),
+                _ => None,
+            })
+            .collect();
+        df.clone().lazy().with_columns(exprs)
+    };
+    let mut tables = vec![
+        ("events", typed(&EVENTS, &inputs.events)),
+        ("members", typed(&MEMBERS, &inputs.members)),
+        ("usage", typed(&USAGE, &inputs.usage)),
+    ];
+    let optional = [
+        (&ACCOUNTS, &inputs.accounts),
+        (&ROLE_CHANGES, &inputs.role_changes),
+        (&TICKETS, &inputs.tickets),
+        (&MEETINGS, &inputs.meetings),
+        (&PAYMENTS, &inputs.payments),
+    ];
+    for (spec, df) in optional {
+        if let Some(df) = df {
+            tables.push((spec.name, typed(spec, df)));
+        }
+    }
+    tables
+}

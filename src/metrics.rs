@@ -116,9 +116,18 @@ pub fn pct_of_members(count: Expr, members: Expr) -> Expr {
         .otherwise(lit(NULL).cast(DataType::Float64))
 }
 
+/// `numerator / denominator` rounded once, as IEEE division does. polars divides a
+/// float column by a scalar as a multiplication by its reciprocal, which can land one
+/// ulp off (1 day = 0.9999999999999999) and flip a band at its threshold; dividing by
+/// a column of the same value keeps the division exact.
+pub fn div_exact(numerator: Expr, denominator: f64) -> Expr {
+    let n = numerator.cast(DataType::Float64);
+    n.clone() / (n * lit(0.0) + lit(denominator))
+}
+
 /// Fractional days from an instant column to as_of, null where the instant is null.
 pub fn days_since(as_of: &AsOf, latest_us: Expr) -> Expr {
-    (lit(as_of.us()) - latest_us).cast(DataType::Float64) / lit(MICROS_PER_DAY as f64)
+    div_exact(lit(as_of.us()) - latest_us, MICROS_PER_DAY as f64)
 }
 
 /// The URL path: scheme, host, query string and fragment removed (SPEC 3).
@@ -764,5 +773,36 @@ fn metric_expr(name: &str, m: &Metric, inputs: &Inputs, model: &Model, as_of: &A
             col(part(name, "previous")).fill_null(lit(0.0)),
             col(part(name, "current")).fill_null(lit(0.0)),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn division_by_a_constant_is_exact() {
+        // 5097 / 5 = 1019.4, but 5097 * (1/5) = 1019.4000000000001.
+        let df = df!("n" => [5097.0f64, 86_400_000_000.0, 3.0]).unwrap();
+        let out = df
+            .lazy()
+            .select([
+                div_exact(col("n"), 5.0).alias("a"),
+                div_exact(col("n"), MICROS_PER_DAY as f64).alias("b"),
+            ])
+            .collect()
+            .unwrap();
+        let a: Vec<Option<f64>> = out.column("a").unwrap().f64().unwrap().iter().collect();
+        let b: Vec<Option<f64>> = out.column("b").unwrap().f64().unwrap().iter().collect();
+        assert_eq!(
+            a,
+            vec![
+                Some(5097.0 / 5.0),
+                Some(86_400_000_000.0 / 5.0),
+                Some(3.0 / 5.0)
+            ]
+        );
+        assert_eq!(b[1], Some(1.0));
+        assert_eq!(b[2], Some(3.0 / MICROS_PER_DAY as f64));
     }
 }

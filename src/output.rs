@@ -36,16 +36,20 @@ pub struct Table {
 pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<()> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
-    CsvWriter::new(&mut w)
+    write_csv_to(df, &mut w).with_context(|| format!("writing {}", path.display()))?;
+    std::io::Write::flush(&mut w).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+/// The CSV dialect of every CSV this tool writes, to any writer.
+pub fn write_csv_to(df: &mut DataFrame, w: &mut impl std::io::Write) -> Result<()> {
+    CsvWriter::new(w)
         .include_header(true)
         .with_separator(b',')
         .with_line_terminator("\r\n".into())
         .with_float_scientific(Some(false))
         .with_null_value("".into())
-        .finish(df)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("writing {}", path.display()))?;
-    std::io::Write::flush(&mut w).with_context(|| format!("writing {}", path.display()))?;
+        .finish(df)?;
     Ok(())
 }
 

@@ -5,7 +5,7 @@
 use polars::prelude::*;
 
 use crate::input::Inputs;
-use crate::metrics::{is_weekday_day, member_events, scored_orgs};
+use crate::metrics::{div_exact, is_weekday_day, member_events, scored_orgs};
 use crate::model::Model;
 use crate::time::{weekday_of_day, AsOf, MICROS_PER_DAY};
 
@@ -57,7 +57,9 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> PolarsResult<Laz
         .agg(
             counters
                 .iter()
-                .map(|c| (col(c.as_str()).sum() / lit(WEEKDAYS)).alias(format!("{c}_weekday_mean")))
+                .map(|c| {
+                    div_exact(col(c.as_str()).sum(), WEEKDAYS).alias(format!("{c}_weekday_mean"))
+                })
                 .collect::<Vec<_>>(),
         );
     let active = member_events(inputs, as_of)
@@ -72,10 +74,7 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> PolarsResult<Laz
         .agg([col("distinct_id").n_unique().alias("_active")])
         .with_column(week_start(col("day")).alias("week_start"))
         .group_by([col("org_id"), col("week_start")])
-        .agg([
-            (col("_active").sum().cast(DataType::Float64) / lit(WEEKDAYS))
-                .alias("active_members_weekday_mean"),
-        ]);
+        .agg([div_exact(col("_active").sum(), WEEKDAYS).alias("active_members_weekday_mean")]);
 
     let keys = [col("org_id"), col("week_start")];
     let mut select = vec![col("org_id"), col("week_start").cast(DataType::Date)];

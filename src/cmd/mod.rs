@@ -3,6 +3,7 @@
 pub mod config;
 pub mod explain;
 pub mod generate;
+pub mod query;
 pub mod run;
 pub mod validate;
 
@@ -20,6 +21,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate::run(args, cli.quiet),
         Command::Explain(args) => explain::run(args),
         Command::Config(args) => config::run(args),
+        Command::Query(args) => query::run(args),
     }
 }
 
