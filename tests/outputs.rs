@@ -224,3 +224,63 @@ fn explain_an_unknown_org_is_a_clear_error() {
     ]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+#[test]
+fn query_runs_sql_over_inputs_and_outputs() {
+    let w = Workdir::new();
+    crate::metrics::rich_fixture(&w);
+    w.run(&[]);
+    let (i, o) = (w.input(), w.out());
+    let args = |sql: &str| {
+        vec![
+            "query".to_string(),
+            sql.to_string(),
+            "--input".into(),
+            i.display().to_string(),
+            "--out".into(),
+            o.display().to_string(),
+        ]
+    };
+    let run = |sql: &str| {
+        let a = args(sql);
+        w.cmd(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    // An output table joined with an input table; CSV on stdout.
+    let out = run("SELECT h.org_id, h.name, COUNT(*) AS members FROM health h JOIN members m ON m.org_id = h.org_id GROUP BY h.org_id, h.name ORDER BY h.org_id");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "org_id,name,members\r\na,Acme,5\r\nb,Beta,1\r\n"
+    );
+    // Input instants are datetimes again for analysts.
+    let out = run("SELECT MAX(timestamp) AS latest FROM events WHERE distinct_id = 'a1'");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        "latest\r\n2026-11-21T12:00:00.000000\r\n"
+    );
+    // A bad query: exit 2, the error carries the query text.
+    let out = run("SELECT nope FROM health");
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("SELECT nope FROM health") && err.contains("nope"),
+        "{err}"
+    );
+    // A ready query from queries/ by file path.
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = run(repo.join("queries/at_risk_accounts.sql").to_str().unwrap());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with("org_id,name,csm,health_score,health_label"),
+        "{text}"
+    );
+}
