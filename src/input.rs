@@ -206,7 +206,7 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
     }
     let mut tables = Vec::new();
     let mut load_one = |spec: &TableSpec| -> Result<Option<DataFrame>, InputError> {
-        let found = load_table(dir, spec, &[])?;
+        let found = load_table(dir, spec)?;
         tables.push(TableInfo {
             name: spec.name.to_string(),
             present: found.is_some(),
@@ -223,22 +223,22 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
     let meetings = load_one(&MEETINGS)?;
     let payments = load_one(&PAYMENTS)?;
 
-    let (usage, usage_counters_present, usage_counters) = load_usage(dir, model)?;
+    let usage = load_usage(dir, model)?;
     tables.insert(
         2,
         TableInfo {
             name: "usage".into(),
             present: true,
-            files: usage.1,
-            rows: usage.0.height(),
+            files: usage.files,
+            rows: usage.frame.height(),
         },
     );
     Ok(Inputs {
         events,
         members,
-        usage: usage.0,
-        usage_counters_present,
-        usage_counters,
+        usage: usage.frame,
+        usage_counters_present: usage.counters_present,
+        usage_counters: usage.counters,
         accounts,
         role_changes,
         tickets,
@@ -248,12 +248,16 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
     })
 }
 
+struct UsageTable {
+    frame: DataFrame,
+    files: usize,
+    counters_present: Vec<String>,
+    counters: Vec<String>,
+}
+
 /// The usage table: its fixed columns plus every counter column, each counter
 /// summed as f64 (a file without a counter contributes zeros for it).
-fn load_usage(
-    dir: &Path,
-    model: &Model,
-) -> Result<((DataFrame, usize), Vec<String>, Vec<String>), InputError> {
+fn load_usage(dir: &Path, model: &Model) -> Result<UsageTable, InputError> {
     let files = find_table_files(dir, USAGE.name)?.ok_or_else(|| InputError::MissingTable {
         dir: dir.display().to_string(),
         table: USAGE.name.into(),
@@ -288,8 +292,13 @@ fn load_usage(
             all.push(c);
         }
     }
-    let loaded = load_files(&files, &USAGE, &all)?;
-    Ok(((loaded, files.len()), present, all))
+    let frame = load_files(&files, &USAGE, &all)?;
+    Ok(UsageTable {
+        frame,
+        files: files.len(),
+        counters_present: present,
+        counters: all,
+    })
 }
 
 struct TableFile {
@@ -388,11 +397,7 @@ fn file_schema(path: &Path) -> Result<SchemaRef, InputError> {
 }
 
 /// Loads one table, or `None` when an optional table is absent.
-fn load_table(
-    dir: &Path,
-    spec: &TableSpec,
-    extra_numbers: &[String],
-) -> Result<Option<(DataFrame, usize)>, InputError> {
+fn load_table(dir: &Path, spec: &TableSpec) -> Result<Option<(DataFrame, usize)>, InputError> {
     let Some(files) = find_table_files(dir, spec.name)? else {
         if spec.required {
             return Err(InputError::MissingTable {
@@ -402,7 +407,7 @@ fn load_table(
         }
         return Ok(None);
     };
-    let df = load_files(&files, spec, extra_numbers)?;
+    let df = load_files(&files, spec, &[])?;
     Ok(Some((df, files.len())))
 }
 

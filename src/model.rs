@@ -584,7 +584,7 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
     if m.adoption.window_days == 0 {
         return err("adoption.window_days".into(), "must be at least 1".into());
     }
-    if !(m.labels.concerning_from <= m.labels.healthy_from) {
+    if m.labels.concerning_from > m.labels.healthy_from || !m.labels.healthy_from.is_finite() {
         return err(
             "labels".into(),
             "concerning_from must not be above healthy_from".into(),

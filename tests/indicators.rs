@@ -170,11 +170,12 @@ fn event_volume_drop_counts_weekdays_only() {
     // d: a weekday drop of the same size as c's all-days drop: fires.
     add("d", &prev_weekdays, 500);
     add("d", &cur_weekdays, 140);
-    let table: Vec<(&str, &str, Vec<(&str, i64)>)> = rows
+    type OwnedRow<'a> = (&'a str, &'a str, Vec<(&'a str, i64)>);
+    let table: Vec<OwnedRow> = rows
         .iter()
         .map(|(o, d, v)| (o.as_str(), d.as_str(), vec![("event_count_in_period", *v)]))
         .collect();
-    let refs: Vec<(&str, &str, &[(&str, i64)])> = table
+    let refs: Vec<UsageRow> = table
         .iter()
         .map(|(o, d, c)| (*o, *d, c.as_slice()))
         .collect();

@@ -4,7 +4,10 @@ use crate::metrics::rich_fixture;
 use crate::util::*;
 
 /// (org, metric) -> (band, points) of a run's metric_scores.
-fn bands(w: &Workdir) -> Vec<(String, String, Option<String>, Option<f64>, Option<f64>)> {
+/// (org_id, metric, band, points, value)
+type ScoreRow = (String, String, Option<String>, Option<f64>, Option<f64>);
+
+fn bands(w: &Workdir) -> Vec<ScoreRow> {
     let ms = w.read("metric_scores");
     (0..ms.height())
         .map(|r| {

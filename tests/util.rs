@@ -210,7 +210,10 @@ pub fn members(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
 }
 
 /// usage: (org_id, "YYYY-MM-DD", [(counter, value)]); counters absent from a row are 0.
-pub fn usage(rows: &[(&str, &str, &[(&str, i64)])]) -> DataFrame {
+/// One usage row: (org_id, "YYYY-MM-DD", [(counter, value)]).
+pub type UsageRow<'a> = (&'a str, &'a str, &'a [(&'a str, i64)]);
+
+pub fn usage(rows: &[UsageRow]) -> DataFrame {
     let mut counters: Vec<&str> = Vec::new();
     for r in rows {
         for (c, _) in r.2 {
@@ -352,7 +355,10 @@ pub fn payments(rows: &[(&str, &str, &str)]) -> DataFrame {
 }
 
 /// role_changes: (org_id, distinct_id, changed_at, old_role, new_role)
-pub fn role_changes(rows: &[(&str, &str, &str, Option<&str>, Option<&str>)]) -> DataFrame {
+/// One role change: (org_id, distinct_id, changed_at, old_role, new_role).
+pub type RoleChangeRow<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option<&'a str>);
+
+pub fn role_changes(rows: &[RoleChangeRow]) -> DataFrame {
     DataFrame::new_infer_height(vec![
         Column::new(
             "org_id".into(),
