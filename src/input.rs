@@ -173,7 +173,9 @@ pub struct TableInfo {
 
 /// All input tables, normalised. Optional tables are `None` when absent.
 pub struct Inputs {
-    pub events: DataFrame,
+    /// The events, checked file by file but not read yet: the event export is the one
+    /// table too big to hold, so the `events` stage reads it once, streaming.
+    pub events: EventsScan,
     pub members: DataFrame,
     /// `org_id`, `date` (i32 days) and one f64 column per counter in `counters`.
     pub usage: DataFrame,
@@ -191,8 +193,42 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// Records the event count, known only once the streaming pass has run.
+    pub fn set_event_rows(&mut self, rows: u64) {
+        if let Some(t) = self.tables.iter_mut().find(|t| t.name == "events") {
+            t.rows = rows as usize;
+        }
+    }
+
     pub fn table_present(&self, name: &str) -> bool {
         self.tables.iter().any(|t| t.name == name && t.present)
+    }
+}
+
+/// The events table as a lazy scan of every file, normalised like the other tables.
+pub struct EventsScan {
+    pub frame: LazyFrame,
+    files: Vec<TableFile>,
+}
+
+impl EventsScan {
+    pub fn files(&self) -> usize {
+        self.files.len()
+    }
+
+    /// Names the file behind a problem the streaming pass found (a null in a required
+    /// column, an unreadable page) by reading the files one by one; runs only then.
+    pub fn blame(&self, e: Option<PolarsError>) -> InputError {
+        for f in &self.files {
+            if let Err(err) = load_file(f, &EVENTS, &[]) {
+                return err;
+            }
+        }
+        let first = self.files.first().map(|f| f.path.display().to_string()).unwrap_or_default();
+        InputError::Unreadable {
+            file: format!("events ({} file(s), first {first})", self.files.len()),
+            reason: e.map_or_else(|| "inconsistent data".to_string(), |e| e.to_string()),
+        }
     }
 }
 
@@ -204,7 +240,14 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
             problem: "input folder not found".into(),
         });
     }
-    let mut tables = Vec::new();
+    let events = scan_events(dir)?;
+    let mut tables = vec![TableInfo {
+        name: "events".into(),
+        present: true,
+        files: events.files(),
+        // Counted by the streaming pass (`events::Rollup`).
+        rows: 0,
+    }];
     let mut load_one = |spec: &TableSpec| -> Result<Option<DataFrame>, InputError> {
         let found = load_table(dir, spec)?;
         tables.push(TableInfo {
@@ -215,7 +258,6 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
         });
         Ok(found.map(|(df, _)| df))
     };
-    let events = load_one(&EVENTS)?.expect("required table");
     let members = load_one(&MEMBERS)?.expect("required table");
     let accounts = load_one(&ACCOUNTS)?;
     let role_changes = load_one(&ROLE_CHANGES)?;
@@ -253,6 +295,20 @@ struct UsageTable {
     files: usize,
     counters_present: Vec<String>,
     counters: Vec<String>,
+}
+
+/// Checks every events file's schema and builds one lazy, normalised scan of them all.
+fn scan_events(dir: &Path) -> Result<EventsScan, InputError> {
+    let files = find_table_files(dir, EVENTS.name)?.ok_or_else(|| InputError::MissingTable {
+        dir: dir.display().to_string(),
+        table: EVENTS.name.into(),
+    })?;
+    let mut frames = Vec::with_capacity(files.len());
+    for f in &files {
+        frames.push(scan_file(&f.path)?.select(normalised_columns(f, &EVENTS, &[])?));
+    }
+    let frame = concat(frames, UnionArgs::default()).map_err(|e| unreadable(&files[0].path, e))?;
+    Ok(EventsScan { frame, files })
 }
 
 /// The usage table: its fixed columns plus every counter column, each counter
@@ -432,25 +488,24 @@ fn load_files(
     Ok(out)
 }
 
-fn load_file(
+/// The select list that normalises one file of a table: checked types, hive values for
+/// columns the file lacks, nulls for absent optional columns, zeros for absent counters.
+fn normalised_columns(
     f: &TableFile,
     spec: &TableSpec,
     extra_numbers: &[String],
-) -> Result<DataFrame, InputError> {
+) -> Result<Vec<Expr>, InputError> {
     let file = f.path.display().to_string();
-    let lf = scan_file(&f.path)?;
     let schema = file_schema(&f.path)?;
     let mut exprs = Vec::new();
     for c in spec.columns {
         let expr = match schema.get(c.name) {
-            Some(dtype) => {
-                normalise(col(c.name), dtype, c.kind).ok_or_else(|| InputError::WrongType {
-                    file: file.clone(),
-                    column: c.name.into(),
-                    found: dtype.to_string(),
-                    expected: c.kind.expected().into(),
-                })?
-            }
+            Some(dtype) => normalise(col(c.name), dtype, c.kind).ok_or_else(|| InputError::WrongType {
+                file: file.clone(),
+                column: c.name.into(),
+                found: dtype.to_string(),
+                expected: c.kind.expected().into(),
+            })?,
             None => match f.hive.iter().find(|(k, _)| k == c.name) {
                 Some((_, v)) => hive_value(&file, c, v)?,
                 None if c.required => {
@@ -480,7 +535,13 @@ fn load_file(
         };
         exprs.push(expr.alias(name.as_str()));
     }
-    let df = lf
+    Ok(exprs)
+}
+
+/// Reads one file of a table, normalised, and rejects nulls in required columns.
+fn load_file(f: &TableFile, spec: &TableSpec, extra_numbers: &[String]) -> Result<DataFrame, InputError> {
+    let exprs = normalised_columns(f, spec, extra_numbers)?;
+    let df = scan_file(&f.path)?
         .select(exprs)
         .collect()
         .map_err(|e| unreadable(&f.path, e))?;
@@ -488,7 +549,7 @@ fn load_file(
         let nulls = df.column(c.name).map(|s| s.null_count()).unwrap_or(0);
         if nulls > 0 {
             return Err(InputError::NullInRequired {
-                file,
+                file: f.path.display().to_string(),
                 column: c.name.into(),
                 count: nulls as u64,
             });
@@ -560,22 +621,9 @@ fn normalise(e: Expr, dtype: &DataType, kind: Kind) -> Option<Expr> {
 /// The input tables as analysts see them in `query`: instants as UTC datetimes and
 /// dates as dates again (inside the job they are plain integers).
 pub fn for_sql(inputs: &Inputs) -> Vec<(&'static str, LazyFrame)> {
-    let typed = |spec: &TableSpec, df: &DataFrame| {
-        let exprs: Vec<Expr> = spec
-            .columns
-            .iter()
-            .filter_map(|c| match c.kind {
-                Kind::Timestamp => {
-                    Some(col(c.name).cast(DataType::Datetime(TimeUnit::Microseconds, None)))
-                }
-                Kind::Date => Some(col(c.name).cast(DataType::Date)),
-                _ => None,
-            })
-            .collect();
-        df.clone().lazy().with_columns(exprs)
-    };
+    let typed = |spec: &TableSpec, df: &DataFrame| typed_for_sql(spec, df.clone().lazy());
     let mut tables = vec![
-        ("events", typed(&EVENTS, &inputs.events)),
+        ("events", typed_for_sql(&EVENTS, inputs.events.frame.clone())),
         ("members", typed(&MEMBERS, &inputs.members)),
         ("usage", typed(&USAGE, &inputs.usage)),
     ];
@@ -592,4 +640,17 @@ pub fn for_sql(inputs: &Inputs) -> Vec<(&'static str, LazyFrame)> {
         }
     }
     tables
+}
+
+fn typed_for_sql(spec: &TableSpec, lf: LazyFrame) -> LazyFrame {
+    let exprs: Vec<Expr> = spec
+        .columns
+        .iter()
+        .filter_map(|c| match c.kind {
+            Kind::Timestamp => Some(col(c.name).cast(DataType::Datetime(TimeUnit::Microseconds, None))),
+            Kind::Date => Some(col(c.name).cast(DataType::Date)),
+            _ => None,
+        })
+        .collect();
+    lf.with_columns(exprs)
 }

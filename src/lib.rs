@@ -1,13 +1,15 @@
 //! account-health: per-organization health scores from PostHog usage exports.
 //!
-//! Data flows one way: `input` (find, check, normalise) → `quality` (data-quality
-//! counts, default as_of) → `metrics` → `score` → `indicators` (plus the `users` and
+//! Data flows one way: `input` (find, check, normalise) → `events` (one streaming
+//! pass over the event export, rolled up per org, person, day and event) → `quality`
+//! (data-quality counts, default as_of) → `metrics` → `score` → `indicators` (plus the `users` and
 //! `trends` tables) → `tables` (assemble output frames) → `output` (write atomically). `model` is the scoring model every stage reads;
 //! `cmd` holds the thin subcommands that compose the stages.
 
 pub mod cli;
 pub mod cmd;
 pub mod error;
+pub mod events;
 pub mod indicators;
 pub mod input;
 pub mod metrics;

@@ -7,6 +7,7 @@
 
 use polars::prelude::*;
 
+use crate::events::events_where;
 use crate::input::Inputs;
 use crate::model::{Measure, Metric, Model};
 use crate::time::{AsOf, Window, MICROS_PER_DAY};
@@ -137,28 +138,6 @@ pub fn url_path(column: &str) -> Expr {
         .extract(lit(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?([^?#]*)"), 1)
 }
 
-/// Events of members only (SPEC 2), before as_of, with a `path` column.
-pub fn member_events(inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
-    let member_keys = inputs
-        .members
-        .clone()
-        .lazy()
-        .select([col("org_id"), col("distinct_id")])
-        .unique(None, UniqueKeepStrategy::Any);
-    inputs
-        .events
-        .clone()
-        .lazy()
-        .filter(col("timestamp").lt(lit(as_of.us())))
-        .join(
-            member_keys,
-            [col("org_id"), col("distinct_id")],
-            [col("org_id"), col("distinct_id")],
-            JoinArgs::new(JoinType::Semi),
-        )
-        .with_column(url_path("current_url").alias("path"))
-}
-
 /// Members counted at instant `t` (SPEC 2): joined before t, not removed before t.
 pub fn member_at(t_us: i64) -> Expr {
     col("joined_at").lt(lit(t_us)).and(
@@ -187,7 +166,7 @@ fn event_in(model: &Model, set: &str) -> Expr {
 
 fn docs_visit(model: &Model) -> Expr {
     event_in(model, "pageview").and(
-        col("path")
+        col("rel_path")
             .str()
             .starts_with(lit(model.paths.docs_prefix.clone())),
     )
@@ -211,12 +190,12 @@ fn product_count_window(model: &Model) -> Option<u32> {
         .map(Metric::window)
 }
 
-pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Metrics {
-    let events = member_events(inputs, as_of);
+/// `events` are the member events of the rollup (`events::member_events`).
+pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) -> Metrics {
     let product_windows = product_windows(model, as_of);
 
     // One pass over member events: every event aggregate of every metric.
-    let mut event_aggs: Vec<Expr> = vec![col("timestamp").max().alias("_last_seen_us")];
+    let mut event_aggs: Vec<Expr> = vec![col("last_us").max().alias("_last_seen_us")];
     let mut member_aggs: Vec<Expr> = vec![];
     let mut usage_aggs: Vec<Expr> = vec![];
     for (name, m) in &model.metrics {
@@ -226,13 +205,13 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Metrics {
                 let prev = as_of.previous_n_days(m.window());
                 event_aggs.push(
                     col("distinct_id")
-                        .filter(in_window_us("timestamp", w))
+                        .filter(in_window_day("day", w))
                         .n_unique()
                         .alias(part(name, "active")),
                 );
                 event_aggs.push(
                     col("distinct_id")
-                        .filter(in_window_us("timestamp", prev))
+                        .filter(in_window_day("day", prev))
                         .n_unique()
                         .alias(part(name, "active_prev")),
                 );
@@ -247,23 +226,21 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Metrics {
                 let set = m.event_set.as_deref().unwrap_or_default();
                 event_aggs.push(
                     col("distinct_id")
-                        .filter(in_window_us("timestamp", w).and(event_in(model, set)))
+                        .filter(in_window_day("day", w).and(event_in(model, set)))
                         .n_unique()
                         .alias(part(name, "members")),
                 );
             }
             Measure::DocsVisits => event_aggs.push(
-                in_window_us("timestamp", w)
-                    .and(docs_visit(model))
-                    .sum()
+                events_where(in_window_day("day", w)
+                    .and(docs_visit(model)))
                     .alias(part(name, "visits")),
             ),
             Measure::QueryFailureRate => {
                 for (what, set) in [("ok", "query_ok"), ("failed", "query_failed")] {
                     event_aggs.push(
-                        in_window_us("timestamp", w)
-                            .and(event_in(model, set))
-                            .sum()
+                        events_where(in_window_day("day", w)
+                            .and(event_in(model, set)))
                             .alias(part(name, what)),
                     );
                 }
@@ -294,7 +271,7 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Metrics {
             let w = *w;
             if let Some(set) = &p.engagement {
                 event_aggs.push(
-                    in_window_us("timestamp", w)
+                    in_window_day("day", w)
                         .and(event_in(model, set))
                         .any(true)
                         .alias(product_part(pname, &format!("{what}_engaged"))),
@@ -420,7 +397,7 @@ fn indicator_window(model: &Model, name: &str, as_of: &AsOf) -> Window {
 
 fn billing_visit(model: &Model) -> Expr {
     event_in(model, "billing_shown").or(event_in(model, "pageview").and(
-        col("path")
+        col("rel_path")
             .str()
             .starts_with(lit(model.paths.billing_prefix.clone())),
     ))
@@ -428,58 +405,31 @@ fn billing_visit(model: &Model) -> Expr {
 
 /// Member-event aggregates of the indicators (SPEC 7), added to the metrics' pass.
 fn indicator_event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut Vec<Expr>) {
-    let w = |name: &str| in_window_us("timestamp", indicator_window(model, name, as_of));
-    aggs.push(
-        w("billing_page_visits")
-            .and(billing_visit(model))
-            .sum()
-            .alias(IND.billing_visits),
-    );
-    aggs.push(
-        w("query_failure_rate_high")
-            .and(event_in(model, "query_ok"))
-            .sum()
-            .alias(IND.queries_ok),
-    );
-    aggs.push(
-        w("query_failure_rate_high")
-            .and(event_in(model, "query_failed"))
-            .sum()
-            .alias(IND.queries_failed),
-    );
-    aggs.push(w("inactive_org").sum().alias(IND.inactive_window_events));
-    aggs.push(
-        w("lost_insights")
-            .and(event_in(model, "insight_started"))
-            .sum()
-            .alias(IND.insights_started),
-    );
-    aggs.push(
-        w("lost_insights")
-            .and(event_in(model, "insight_saved"))
-            .sum()
-            .alias(IND.insights_saved),
-    );
+    let w = |name: &str| in_window_day("day", indicator_window(model, name, as_of));
+    let count = |cond: Expr, alias: &str| events_where(cond).alias(alias);
+    aggs.push(count(w("billing_page_visits").and(billing_visit(model)), IND.billing_visits));
+    let queries = w("query_failure_rate_high");
+    aggs.push(count(queries.clone().and(event_in(model, "query_ok")), IND.queries_ok));
+    aggs.push(count(queries.and(event_in(model, "query_failed")), IND.queries_failed));
+    aggs.push(count(w("inactive_org"), IND.inactive_window_events));
+    let insights = w("lost_insights");
+    aggs.push(count(insights.clone().and(event_in(model, "insight_started")), IND.insights_started));
+    aggs.push(count(insights.and(event_in(model, "insight_saved")), IND.insights_saved));
     let analyzed = model
         .indicators
         .get("no_insights_analyzed")
         .and_then(|i| i.event_set.clone())
         .unwrap_or_default();
     aggs.push(
-        col("timestamp")
+        col("last_us")
             .filter(event_in(model, &analyzed))
             .max()
             .alias("_last_insight_analyzed_us"),
     );
     let interest = w("product_interest").and(event_in(model, "pageview"));
     for (pname, p) in &model.products {
-        aggs.push(
-            interest
-                .clone()
-                .and(col("path").str().starts_with(lit(p.docs_prefix.clone())))
-                .sum()
-                .alias(product_docs_column(pname)),
-        );
+        let under_docs = col("rel_path").str().starts_with(lit(p.docs_prefix.clone()));
+        aggs.push(count(interest.clone().and(under_docs), &product_docs_column(pname)));
     }
 }
 

@@ -7,6 +7,7 @@ use indexmap::IndexMap;
 use polars::prelude::*;
 
 use crate::error::InputError;
+use crate::events::{events_where, member_keys, Rollup};
 use crate::input::Inputs;
 use crate::time::AsOf;
 
@@ -14,13 +15,8 @@ use crate::time::AsOf;
 pub type DataQuality = IndexMap<String, u64>;
 
 /// The default as_of: the day after the latest event (SPEC 1).
-pub fn default_as_of(inputs: &Inputs) -> Result<AsOf, InputError> {
-    let latest = inputs
-        .events
-        .column("timestamp")
-        .ok()
-        .and_then(|c| c.i64().ok().and_then(|ca| ca.max()));
-    match latest {
+pub fn default_as_of(rollup: &Rollup) -> Result<AsOf, InputError> {
+    match rollup.latest_us {
         Some(us) => Ok(AsOf::day_after(us)),
         None => Err(InputError::NoEvents {
             file: "events".into(),
@@ -54,29 +50,22 @@ fn duplicates(df: &DataFrame, keys: &[&str]) -> u64 {
     (df.height() as u64).saturating_sub(distinct)
 }
 
-pub fn measure(inputs: &Inputs, as_of: &AsOf) -> DataQuality {
+pub fn measure(inputs: &Inputs, rollup: &Rollup, as_of: &AsOf) -> DataQuality {
     let mut q = DataQuality::new();
     let future = |c: &str| col(c).gt_eq(lit(as_of.us()));
+    // The rollup's days are whole: an event is at or after as_of exactly when its day is.
+    let events = rollup.frame.clone().lazy();
     q.insert(
         "events_at_or_after_as_of".into(),
-        count_rows(&inputs.events, future("timestamp")),
+        scalar(events.clone().select([events_where(col("day").gt_eq(lit(as_of.day)))])),
     );
-    let member_keys = inputs
-        .members
-        .clone()
-        .lazy()
-        .select([col("org_id"), col("distinct_id")])
-        .unique(None, UniqueKeepStrategy::Any);
-    let unknown = inputs.events.clone().lazy().join(
-        member_keys,
+    let unknown = events.join(
+        member_keys(inputs),
         [col("org_id"), col("distinct_id")],
         [col("org_id"), col("distinct_id")],
         JoinArgs::new(JoinType::Anti),
     );
-    q.insert(
-        "events_of_unknown_members".into(),
-        scalar(unknown.select([len()])),
-    );
+    q.insert("events_of_unknown_members".into(), scalar(unknown.select([col("n").sum()])));
     q.insert(
         "duplicate_member_rows".into(),
         duplicates(&inputs.members, &["org_id", "distinct_id"]),

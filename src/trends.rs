@@ -5,9 +5,9 @@
 use polars::prelude::*;
 
 use crate::input::Inputs;
-use crate::metrics::{div_exact, is_weekday_day, member_events, scored_orgs};
+use crate::metrics::{div_exact, is_weekday_day, scored_orgs};
 use crate::model::Model;
-use crate::time::{weekday_of_day, AsOf, MICROS_PER_DAY};
+use crate::time::{weekday_of_day, AsOf};
 
 /// Weekdays in a week, the divisor of every weekday mean.
 const WEEKDAYS: f64 = 5.0;
@@ -22,7 +22,8 @@ fn week_start(day: Expr) -> Expr {
     day.clone() - ((day + lit(3 + 7 * 100_000)) % lit(7))
 }
 
-pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> PolarsResult<LazyFrame> {
+/// `events` are the member events of the rollup (`events::member_events`).
+pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) -> PolarsResult<LazyFrame> {
     let weeks = model.trends.weeks as i32;
     let last = latest_full_week_start(as_of);
     let first = last - 7 * (weeks - 1);
@@ -62,13 +63,7 @@ pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> PolarsResult<Laz
                 })
                 .collect::<Vec<_>>(),
         );
-    let active = member_events(inputs, as_of)
-        .with_column(
-            col("timestamp")
-                .floor_div(lit(MICROS_PER_DAY))
-                .cast(DataType::Int32)
-                .alias("day"),
-        )
+    let active = events
         .filter(in_range("day"))
         .group_by([col("org_id"), col("day")])
         .agg([col("distinct_id").n_unique().alias("_active")])

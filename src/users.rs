@@ -3,33 +3,24 @@
 
 use polars::prelude::*;
 
+use crate::events::events_where;
 use crate::input::Inputs;
-use crate::metrics::{days_since, in_set, in_window_us, member_events};
+use crate::metrics::{days_since, in_set, in_window_day};
 use crate::model::Model;
 use crate::time::AsOf;
 
 /// One row per distinct (org_id, distinct_id) of the members table, sorted. A member
 /// with several rows (left and rejoined) shows the row with the latest `joined_at`.
-pub fn compute(inputs: &Inputs, model: &Model, as_of: &AsOf) -> LazyFrame {
-    let recent = in_window_us(
-        "timestamp",
-        as_of.last_n_days(model.users.events_window_days),
-    );
-    let signals = in_window_us(
-        "timestamp",
-        as_of.last_n_days(model.users.signals_window_days),
-    );
-    let signal = |set: &str| {
-        signals
-            .clone()
-            .and(in_set("event", &model.events_of(set)))
-            .sum()
-    };
-    let activity = member_events(inputs, as_of)
+/// `events` are the member events of the rollup (`events::member_events`).
+pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) -> LazyFrame {
+    let recent = in_window_day("day", as_of.last_n_days(model.users.events_window_days));
+    let signals = in_window_day("day", as_of.last_n_days(model.users.signals_window_days));
+    let signal = |set: &str| events_where(signals.clone().and(in_set("event", &model.events_of(set))));
+    let activity = events
         .group_by([col("org_id"), col("distinct_id")])
         .agg([
-            col("timestamp").max().alias("_last_seen_us"),
-            recent.sum().alias("events_30d"),
+            col("last_us").max().alias("_last_seen_us"),
+            events_where(recent).alias("events_30d"),
             signal("insight_started").alias("insights_started_7d"),
             signal("insight_saved").alias("insights_saved_7d"),
             signal("query_failed").alias("queries_failed_7d"),

@@ -16,7 +16,7 @@ use crate::model::{LoadedModel, Model};
 use crate::output::{self, Formats, Table};
 use crate::quality::{self, DataQuality};
 use crate::time::AsOf;
-use crate::{indicators, metrics, score, tables, trends, users};
+use crate::{events, indicators, metrics, score, tables, trends, users};
 
 /// The checked settings of a run: nothing here is a raw argument any more.
 pub struct RunSettings {
@@ -127,33 +127,36 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     };
 
     progress.stage("reading inputs");
-    let inputs = input::load(&settings.input, model)?;
-    let previous = settings
-        .previous
-        .as_deref()
-        .map(read_previous)
-        .transpose()?;
+    let mut inputs = input::load(&settings.input, model)?;
+    let previous = settings.previous.as_deref().map(read_previous).transpose()?;
     lap("load", &mut timings);
+
+    progress.stage("reading the events (one streaming pass)");
+    let rollup = events::rollup(&inputs, model)?;
+    inputs.set_event_rows(rollup.rows);
+    lap("events", &mut timings);
 
     let as_of = match settings.as_of {
         Some(a) => a,
-        None => quality::default_as_of(&inputs)?,
+        None => quality::default_as_of(&rollup)?,
     };
     progress.note(&format!("as_of {}", as_of.iso()));
     progress.stage("checking data quality");
-    let dq = quality::measure(&inputs, &as_of);
+    let dq = quality::measure(&inputs, &rollup, &as_of);
     lap("validate", &mut timings);
 
     progress.stage("computing metrics, scores and indicators");
-    let metrics = metrics::compute(&inputs, model, &as_of);
+    // Collected once: metrics, users and trends all read it.
+    let member_events = events::member_events(&rollup, &inputs, &as_of).collect()?;
+    let metrics = metrics::compute(member_events.clone().lazy(), &inputs, model, &as_of);
     let has_previous = previous.is_some();
     let scored = tables::with_previous(score::compute(metrics, &inputs, model).frame, previous);
     let scored = scored.collect()?;
     let indicators = indicators::compute(scored.clone().lazy(), model, &as_of, has_previous)?;
     let [indicators, users, trends]: [DataFrame; 3] = collect_all_frames([
         indicators,
-        users::compute(&inputs, model, &as_of),
-        trends::compute(&inputs, model, &as_of)?,
+        users::compute(member_events.clone().lazy(), &inputs, model, &as_of),
+        trends::compute(member_events.lazy(), &inputs, model, &as_of)?,
     ])?;
     lap("metrics_scores_indicators", &mut timings);
 

@@ -4,19 +4,22 @@
 use anyhow::Result;
 
 use crate::cli::ValidateArgs;
-use crate::{input, quality};
+use crate::{events, input, quality};
 
 pub fn run(args: ValidateArgs, quiet: bool) -> Result<()> {
     let progress = crate::progress::Progress::new(quiet);
     let as_of = super::parse_as_of(args.as_of.as_deref())?;
     let model = super::load_model(args.config.as_deref())?;
     progress.stage("reading inputs");
-    let inputs = input::load(&args.input, &model.model)?;
+    let mut inputs = input::load(&args.input, &model.model)?;
+    progress.stage("reading the events");
+    let rollup = events::rollup(&inputs, &model.model)?;
+    inputs.set_event_rows(rollup.rows);
     let as_of = match as_of {
         Some(a) => a,
-        None => quality::default_as_of(&inputs)?,
+        None => quality::default_as_of(&rollup)?,
     };
-    let dq = quality::measure(&inputs, &as_of);
+    let dq = quality::measure(&inputs, &rollup, &as_of);
     println!("inputs: {} (as_of {})", args.input.display(), as_of.iso());
     for t in &inputs.tables {
         if t.present {
