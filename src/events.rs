@@ -28,7 +28,10 @@ pub struct Rollup {
 
 /// Every URL prefix the model looks at: docs, billing, each product's docs.
 fn watched_prefixes(model: &Model) -> Vec<String> {
-    let mut prefixes = vec![model.paths.docs_prefix.clone(), model.paths.billing_prefix.clone()];
+    let mut prefixes = vec![
+        model.paths.docs_prefix.clone(),
+        model.paths.billing_prefix.clone(),
+    ];
     prefixes.extend(model.products.values().map(|p| p.docs_prefix.clone()));
     prefixes.sort();
     prefixes.dedup();
@@ -49,18 +52,53 @@ fn relevant_path(model: &Model) -> Expr {
         .otherwise(lit(NULL).cast(DataType::String))
 }
 
+/// Events no rule of the model names only ever count as "any event": they are rolled
+/// up under this one name, so the rollup does not grow with every event a product
+/// sends. (The `query` command still sees the raw names.)
+pub const OTHER_EVENT: &str = "(other event)";
+
+/// Every event name some event set of the model contains.
+fn named_events(model: &Model) -> Vec<String> {
+    let mut names: Vec<String> = model.event_sets.values().flatten().cloned().collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+/// The event name as the rollup keeps it; a null stays null so the null check sees it.
+fn event_key(model: &Model) -> Expr {
+    when(col("event").is_null())
+        .then(lit(NULL).cast(DataType::String))
+        .when(in_set("event", &named_events(model)))
+        .then(col("event"))
+        .otherwise(lit(OTHER_EVENT))
+}
+
 pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
-    let keys = [col("org_id"), col("distinct_id"), col("day"), col("event"), col("rel_path")];
+    let keys = [
+        col("org_id"),
+        col("distinct_id"),
+        col("day"),
+        col("event"),
+        col("rel_path"),
+    ];
     let query = inputs
         .events
         .frame
         .clone()
         .with_columns([
-            col("timestamp").floor_div(lit(MICROS_PER_DAY)).cast(DataType::Int32).alias("day"),
+            col("timestamp")
+                .floor_div(lit(MICROS_PER_DAY))
+                .cast(DataType::Int32)
+                .alias("day"),
             relevant_path(model).alias("rel_path"),
         ])
+        .with_column(event_key(model).alias("event"))
         .group_by(keys)
-        .agg([len().cast(DataType::Int64).alias("n"), col("timestamp").max().alias("last_us")]);
+        .agg([
+            len().cast(DataType::Int64).alias("n"),
+            col("timestamp").max().alias("last_us"),
+        ]);
     // A plain query has one result; only several sinks would give several.
     let frame = match query.collect_with_engine(Engine::Streaming) {
         Ok(result) => result.unwrap_single(),
@@ -74,9 +112,20 @@ pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
     if null_keys > 0 {
         return Err(inputs.events.blame(None));
     }
-    let rows = frame.column("n").ok().and_then(|c| c.i64().ok()?.sum()).unwrap_or(0) as u64;
-    let latest_us = frame.column("last_us").ok().and_then(|c| c.i64().ok()?.max());
-    Ok(Rollup { frame, rows, latest_us })
+    let rows = frame
+        .column("n")
+        .ok()
+        .and_then(|c| c.i64().ok()?.sum())
+        .unwrap_or(0) as u64;
+    let latest_us = frame
+        .column("last_us")
+        .ok()
+        .and_then(|c| c.i64().ok()?.max());
+    Ok(Rollup {
+        frame,
+        rows,
+        latest_us,
+    })
 }
 
 /// The distinct (org_id, distinct_id) pairs of the members table.

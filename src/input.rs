@@ -224,7 +224,11 @@ impl EventsScan {
                 return err;
             }
         }
-        let first = self.files.first().map(|f| f.path.display().to_string()).unwrap_or_default();
+        let first = self
+            .files
+            .first()
+            .map(|f| f.path.display().to_string())
+            .unwrap_or_default();
         InputError::Unreadable {
             file: format!("events ({} file(s), first {first})", self.files.len()),
             reason: e.map_or_else(|| "inconsistent data".to_string(), |e| e.to_string()),
@@ -500,12 +504,14 @@ fn normalised_columns(
     let mut exprs = Vec::new();
     for c in spec.columns {
         let expr = match schema.get(c.name) {
-            Some(dtype) => normalise(col(c.name), dtype, c.kind).ok_or_else(|| InputError::WrongType {
-                file: file.clone(),
-                column: c.name.into(),
-                found: dtype.to_string(),
-                expected: c.kind.expected().into(),
-            })?,
+            Some(dtype) => {
+                normalise(col(c.name), dtype, c.kind).ok_or_else(|| InputError::WrongType {
+                    file: file.clone(),
+                    column: c.name.into(),
+                    found: dtype.to_string(),
+                    expected: c.kind.expected().into(),
+                })?
+            }
             None => match f.hive.iter().find(|(k, _)| k == c.name) {
                 Some((_, v)) => hive_value(&file, c, v)?,
                 None if c.required => {
@@ -539,7 +545,11 @@ fn normalised_columns(
 }
 
 /// Reads one file of a table, normalised, and rejects nulls in required columns.
-fn load_file(f: &TableFile, spec: &TableSpec, extra_numbers: &[String]) -> Result<DataFrame, InputError> {
+fn load_file(
+    f: &TableFile,
+    spec: &TableSpec,
+    extra_numbers: &[String],
+) -> Result<DataFrame, InputError> {
     let exprs = normalised_columns(f, spec, extra_numbers)?;
     let df = scan_file(&f.path)?
         .select(exprs)
@@ -623,7 +633,10 @@ fn normalise(e: Expr, dtype: &DataType, kind: Kind) -> Option<Expr> {
 pub fn for_sql(inputs: &Inputs) -> Vec<(&'static str, LazyFrame)> {
     let typed = |spec: &TableSpec, df: &DataFrame| typed_for_sql(spec, df.clone().lazy());
     let mut tables = vec![
-        ("events", typed_for_sql(&EVENTS, inputs.events.frame.clone())),
+        (
+            "events",
+            typed_for_sql(&EVENTS, inputs.events.frame.clone()),
+        ),
         ("members", typed(&MEMBERS, &inputs.members)),
         ("usage", typed(&USAGE, &inputs.usage)),
     ];
@@ -647,7 +660,9 @@ fn typed_for_sql(spec: &TableSpec, lf: LazyFrame) -> LazyFrame {
         .columns
         .iter()
         .filter_map(|c| match c.kind {
-            Kind::Timestamp => Some(col(c.name).cast(DataType::Datetime(TimeUnit::Microseconds, None))),
+            Kind::Timestamp => {
+                Some(col(c.name).cast(DataType::Datetime(TimeUnit::Microseconds, None)))
+            }
             Kind::Date => Some(col(c.name).cast(DataType::Date)),
             _ => None,
         })

@@ -232,15 +232,13 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
                 );
             }
             Measure::DocsVisits => event_aggs.push(
-                events_where(in_window_day("day", w)
-                    .and(docs_visit(model)))
+                events_where(in_window_day("day", w).and(docs_visit(model)))
                     .alias(part(name, "visits")),
             ),
             Measure::QueryFailureRate => {
                 for (what, set) in [("ok", "query_ok"), ("failed", "query_failed")] {
                     event_aggs.push(
-                        events_where(in_window_day("day", w)
-                            .and(event_in(model, set)))
+                        events_where(in_window_day("day", w).and(event_in(model, set)))
                             .alias(part(name, what)),
                     );
                 }
@@ -407,14 +405,29 @@ fn billing_visit(model: &Model) -> Expr {
 fn indicator_event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut Vec<Expr>) {
     let w = |name: &str| in_window_day("day", indicator_window(model, name, as_of));
     let count = |cond: Expr, alias: &str| events_where(cond).alias(alias);
-    aggs.push(count(w("billing_page_visits").and(billing_visit(model)), IND.billing_visits));
+    aggs.push(count(
+        w("billing_page_visits").and(billing_visit(model)),
+        IND.billing_visits,
+    ));
     let queries = w("query_failure_rate_high");
-    aggs.push(count(queries.clone().and(event_in(model, "query_ok")), IND.queries_ok));
-    aggs.push(count(queries.and(event_in(model, "query_failed")), IND.queries_failed));
+    aggs.push(count(
+        queries.clone().and(event_in(model, "query_ok")),
+        IND.queries_ok,
+    ));
+    aggs.push(count(
+        queries.and(event_in(model, "query_failed")),
+        IND.queries_failed,
+    ));
     aggs.push(count(w("inactive_org"), IND.inactive_window_events));
     let insights = w("lost_insights");
-    aggs.push(count(insights.clone().and(event_in(model, "insight_started")), IND.insights_started));
-    aggs.push(count(insights.and(event_in(model, "insight_saved")), IND.insights_saved));
+    aggs.push(count(
+        insights.clone().and(event_in(model, "insight_started")),
+        IND.insights_started,
+    ));
+    aggs.push(count(
+        insights.and(event_in(model, "insight_saved")),
+        IND.insights_saved,
+    ));
     let analyzed = model
         .indicators
         .get("no_insights_analyzed")
@@ -428,8 +441,13 @@ fn indicator_event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut Vec<Expr>)
     );
     let interest = w("product_interest").and(event_in(model, "pageview"));
     for (pname, p) in &model.products {
-        let under_docs = col("rel_path").str().starts_with(lit(p.docs_prefix.clone()));
-        aggs.push(count(interest.clone().and(under_docs), &product_docs_column(pname)));
+        let under_docs = col("rel_path")
+            .str()
+            .starts_with(lit(p.docs_prefix.clone()));
+        aggs.push(count(
+            interest.clone().and(under_docs),
+            &product_docs_column(pname),
+        ));
     }
 }
 

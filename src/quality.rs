@@ -57,7 +57,11 @@ pub fn measure(inputs: &Inputs, rollup: &Rollup, as_of: &AsOf) -> DataQuality {
     let events = rollup.frame.clone().lazy();
     q.insert(
         "events_at_or_after_as_of".into(),
-        scalar(events.clone().select([events_where(col("day").gt_eq(lit(as_of.day)))])),
+        scalar(
+            events
+                .clone()
+                .select([events_where(col("day").gt_eq(lit(as_of.day)))]),
+        ),
     );
     let unknown = events.join(
         member_keys(inputs),
@@ -65,7 +69,10 @@ pub fn measure(inputs: &Inputs, rollup: &Rollup, as_of: &AsOf) -> DataQuality {
         [col("org_id"), col("distinct_id")],
         JoinArgs::new(JoinType::Anti),
     );
-    q.insert("events_of_unknown_members".into(), scalar(unknown.select([col("n").sum()])));
+    q.insert(
+        "events_of_unknown_members".into(),
+        scalar(unknown.select([col("n").sum()])),
+    );
     q.insert(
         "duplicate_member_rows".into(),
         duplicates(&inputs.members, &["org_id", "distinct_id"]),

@@ -23,7 +23,12 @@ fn week_start(day: Expr) -> Expr {
 }
 
 /// `events` are the member events of the rollup (`events::member_events`).
-pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) -> PolarsResult<LazyFrame> {
+pub fn compute(
+    events: LazyFrame,
+    inputs: &Inputs,
+    model: &Model,
+    as_of: &AsOf,
+) -> PolarsResult<LazyFrame> {
     let weeks = model.trends.weeks as i32;
     let last = latest_full_week_start(as_of);
     let first = last - 7 * (weeks - 1);

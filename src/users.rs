@@ -15,17 +15,16 @@ use crate::time::AsOf;
 pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) -> LazyFrame {
     let recent = in_window_day("day", as_of.last_n_days(model.users.events_window_days));
     let signals = in_window_day("day", as_of.last_n_days(model.users.signals_window_days));
-    let signal = |set: &str| events_where(signals.clone().and(in_set("event", &model.events_of(set))));
-    let activity = events
-        .group_by([col("org_id"), col("distinct_id")])
-        .agg([
-            col("last_us").max().alias("_last_seen_us"),
-            events_where(recent).alias("events_30d"),
-            signal("insight_started").alias("insights_started_7d"),
-            signal("insight_saved").alias("insights_saved_7d"),
-            signal("query_failed").alias("queries_failed_7d"),
-            signal("query_ok").alias("queries_completed_7d"),
-        ]);
+    let signal =
+        |set: &str| events_where(signals.clone().and(in_set("event", &model.events_of(set))));
+    let activity = events.group_by([col("org_id"), col("distinct_id")]).agg([
+        col("last_us").max().alias("_last_seen_us"),
+        events_where(recent).alias("events_30d"),
+        signal("insight_started").alias("insights_started_7d"),
+        signal("insight_saved").alias("insights_saved_7d"),
+        signal("query_failed").alias("queries_failed_7d"),
+        signal("query_ok").alias("queries_completed_7d"),
+    ]);
     let members = inputs
         .members
         .clone()

@@ -229,3 +229,29 @@ fn suspicious_data_is_counted_not_fatal() {
     // The duplicate member row counts once: 1 active of 1 member.
     assert_eq!(w.score("a", "active_user_pct").0, Some(100.0));
 }
+
+#[test]
+fn null_in_one_events_file_of_a_folder_names_that_file() {
+    let w = good();
+    std::fs::remove_file(w.input().join("events.parquet")).unwrap();
+    let ok = events(&[("a", "a1", "x", "2026-11-01 10:00", None)]);
+    let mut bad = events(&[("a", "a1", "x", "2026-11-02 10:00", None)]);
+    bad.replace("event", Column::new("event".into(), [None::<&str>]))
+        .unwrap();
+    write_parquet(&w.input().join("events/day=1/part-0.parquet"), &ok);
+    write_parquet(&w.input().join("events/day=2/part-0.parquet"), &bad);
+    assert_rejected(
+        &w,
+        &["--as-of", AS_OF],
+        &["events/day=2/part-0.parquet", "`event`", "null"],
+    );
+}
+
+#[test]
+fn empty_events_folder_is_bad_input() {
+    let w = good();
+    std::fs::remove_file(w.input().join("events.parquet")).unwrap();
+    std::fs::create_dir_all(w.input().join("events")).unwrap();
+    std::fs::write(w.input().join("events/_SUCCESS"), "").unwrap();
+    assert_rejected(&w, &["--as-of", AS_OF], &["events", "no .parquet files"]);
+}

@@ -128,7 +128,11 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
 
     progress.stage("reading inputs");
     let mut inputs = input::load(&settings.input, model)?;
-    let previous = settings.previous.as_deref().map(read_previous).transpose()?;
+    let previous = settings
+        .previous
+        .as_deref()
+        .map(read_previous)
+        .transpose()?;
     lap("load", &mut timings);
 
     progress.stage("reading the events (one streaming pass)");
