@@ -1,8 +1,9 @@
 //! The one pass over the events (SPEC 2, 3): the event export is read once, streaming,
-//! and rolled up to one row per (org, person, day, event, relevant URL path) with a
-//! count and the latest instant. Every metric, indicator, user signal and trend is
-//! computed from this rollup: windows are whole days (as_of is a midnight), counts are
-//! sums of `n`, "days since" uses `last_us`, so nothing needs the raw rows again.
+//! and rolled up to one row per org, person and UTC day, with a count per event set and
+//! URL class the model looks at and the latest instant. Every metric, indicator, user
+//! signal and trend is computed from this rollup: windows are whole days (as_of is a
+//! midnight), counts are sums of the count columns, "days since" uses `last_us`, so
+//! nothing needs the raw rows again.
 //!
 //! Also finds the nulls and unreadable pages of the events input that the per-file
 //! schema checks could not see, and blames the file.
@@ -15,9 +16,11 @@ use crate::metrics::{in_set, url_path};
 use crate::model::Model;
 use crate::time::{AsOf, MICROS_PER_DAY};
 
-/// The events, rolled up. Columns: `org_id`, `distinct_id`, `day` (i32 days since the
-/// epoch), `event`, `rel_path` (the URL path of a pageview under a prefix the model
-/// watches, else null), `n` (events), `last_us` (latest instant).
+/// The events, rolled up to one row per org, person and UTC day. Columns: `org_id`,
+/// `distinct_id`, `day` (i32 days since the epoch), `n` (events), `last_us` (latest
+/// instant), and one count per thing the model looks at: `n__<set>` for every event
+/// set (and `feature_use`), `n__docs_visit`, `n__billing_visit`, `n__docs__<product>`,
+/// plus `last__<set>` for the sets whose latest instant an indicator reads.
 pub struct Rollup {
     pub frame: DataFrame,
     /// Events read.
@@ -26,62 +29,99 @@ pub struct Rollup {
     pub latest_us: Option<i64>,
 }
 
-/// Every URL prefix the model looks at: docs, billing, each product's docs.
-fn watched_prefixes(model: &Model) -> Vec<String> {
-    let mut prefixes = vec![
-        model.paths.docs_prefix.clone(),
-        model.paths.billing_prefix.clone(),
+pub const DOCS_VISITS: &str = "n__docs_visit";
+pub const BILLING_VISITS: &str = "n__billing_visit";
+
+/// The rollup column counting the events of a named set (or `feature_use`).
+pub fn set_count(set: &str) -> String {
+    format!("n__{set}")
+}
+
+/// The rollup column counting members' visits to a product's docs.
+pub fn product_docs_visits(product: &str) -> String {
+    format!("n__docs__{product}")
+}
+
+/// The rollup column holding the latest instant of an event set.
+pub fn latest_of_set(set: &str) -> String {
+    format!("last__{set}")
+}
+
+/// The sum of a count column over the rollup rows matching `cond`.
+pub fn count_where(column: &str, cond: Expr) -> Expr {
+    col(column).filter(cond).sum()
+}
+
+/// The number of events (of any name) in rollup rows matching `cond`.
+pub fn events_where(cond: Expr) -> Expr {
+    count_where("n", cond)
+}
+
+/// Every set the rollup counts: the model's named sets and `feature_use`.
+fn counted_sets(model: &Model) -> Vec<String> {
+    let mut sets: Vec<String> = model.event_sets.keys().cloned().collect();
+    sets.push("feature_use".into());
+    sets
+}
+
+/// The sets whose latest instant some indicator reads.
+fn latest_sets(model: &Model) -> Vec<String> {
+    let mut sets: Vec<String> = model
+        .indicators
+        .values()
+        .filter_map(|i| i.event_set.clone())
+        .collect();
+    sets.sort();
+    sets.dedup();
+    sets
+}
+
+/// Every aggregation of the rollup, one per column described on `Rollup`.
+fn rollup_aggregations(model: &Model) -> Vec<Expr> {
+    let is = |set: &str| in_set("event", &model.events_of(set));
+    let under = |prefix: &str| col("path").str().starts_with(lit(prefix.to_string()));
+    let pageview = is("pageview");
+    let mut aggs = vec![
+        len().cast(DataType::Int64).alias("n"),
+        col("timestamp").max().alias("last_us"),
+        col("event").is_null().sum().alias("_null_events"),
     ];
-    prefixes.extend(model.products.values().map(|p| p.docs_prefix.clone()));
-    prefixes.sort();
-    prefixes.dedup();
-    prefixes
-}
-
-/// The path of a pageview when it is under a watched prefix; null otherwise, so that
-/// the rollup does not grow with every page of the app.
-fn relevant_path(model: &Model) -> Expr {
-    let path = url_path("current_url");
-    let watched = watched_prefixes(model)
-        .into_iter()
-        .map(|p| path.clone().str().starts_with(lit(p)))
-        .reduce(|a, b| a.or(b))
-        .unwrap_or(lit(false));
-    when(in_set("event", &model.events_of("pageview")).and(watched))
-        .then(path)
-        .otherwise(lit(NULL).cast(DataType::String))
-}
-
-/// Events no rule of the model names only ever count as "any event": they are rolled
-/// up under this one name, so the rollup does not grow with every event a product
-/// sends. (The `query` command still sees the raw names.)
-pub const OTHER_EVENT: &str = "(other event)";
-
-/// Every event name some event set of the model contains.
-fn named_events(model: &Model) -> Vec<String> {
-    let mut names: Vec<String> = model.event_sets.values().flatten().cloned().collect();
-    names.sort();
-    names.dedup();
-    names
-}
-
-/// The event name as the rollup keeps it; a null stays null so the null check sees it.
-fn event_key(model: &Model) -> Expr {
-    when(col("event").is_null())
-        .then(lit(NULL).cast(DataType::String))
-        .when(in_set("event", &named_events(model)))
-        .then(col("event"))
-        .otherwise(lit(OTHER_EVENT))
+    for set in counted_sets(model) {
+        aggs.push(is(&set).sum().alias(set_count(&set)));
+    }
+    aggs.push(
+        pageview
+            .clone()
+            .and(under(&model.paths.docs_prefix))
+            .sum()
+            .alias(DOCS_VISITS),
+    );
+    let billing_page = pageview.clone().and(under(&model.paths.billing_prefix));
+    aggs.push(
+        is("billing_shown")
+            .or(billing_page)
+            .sum()
+            .alias(BILLING_VISITS),
+    );
+    for (name, p) in &model.products {
+        aggs.push(
+            pageview
+                .clone()
+                .and(under(&p.docs_prefix))
+                .sum()
+                .alias(product_docs_visits(name)),
+        );
+    }
+    for set in latest_sets(model) {
+        let instant = when(is(&set))
+            .then(col("timestamp"))
+            .otherwise(lit(NULL).cast(DataType::Int64));
+        aggs.push(instant.max().alias(latest_of_set(&set)));
+    }
+    aggs
 }
 
 pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
-    let keys = [
-        col("org_id"),
-        col("distinct_id"),
-        col("day"),
-        col("event"),
-        col("rel_path"),
-    ];
     let query = inputs
         .events
         .frame
@@ -91,27 +131,29 @@ pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
                 .floor_div(lit(MICROS_PER_DAY))
                 .cast(DataType::Int32)
                 .alias("day"),
-            relevant_path(model).alias("rel_path"),
+            url_path("current_url").alias("path"),
         ])
-        .with_column(event_key(model).alias("event"))
-        .group_by(keys)
-        .agg([
-            len().cast(DataType::Int64).alias("n"),
-            col("timestamp").max().alias("last_us"),
-        ]);
+        .group_by([col("org_id"), col("distinct_id"), col("day")])
+        .agg(rollup_aggregations(model));
     // A plain query has one result; only several sinks would give several.
-    let frame = match query.collect_with_engine(Engine::Streaming) {
+    let mut frame = match query.collect_with_engine(Engine::Streaming) {
         Ok(result) => result.unwrap_single(),
         Err(e) => return Err(inputs.events.blame(Some(e))),
     };
-    // A null key is a null in a required column of some file: name it.
-    let null_keys: usize = ["org_id", "distinct_id", "day", "event"]
+    // A null key or event is a null in a required column of some file: name it.
+    let null_keys: usize = ["org_id", "distinct_id", "day"]
         .iter()
         .map(|c| frame.column(c).map_or(0, |s| s.null_count()))
         .sum();
-    if null_keys > 0 {
+    let null_events = frame
+        .column("_null_events")
+        .ok()
+        .and_then(|c| c.cast(&DataType::UInt64).ok()?.u64().ok()?.sum())
+        .unwrap_or(0);
+    if null_keys > 0 || null_events > 0 {
         return Err(inputs.events.blame(None));
     }
+    let _ = frame.drop_in_place("_null_events");
     let rows = frame
         .column("n")
         .ok()
@@ -152,9 +194,4 @@ pub fn member_events(rollup: &Rollup, inputs: &Inputs, as_of: &AsOf) -> LazyFram
             [col("org_id"), col("distinct_id")],
             JoinArgs::new(JoinType::Semi),
         )
-}
-
-/// The number of events in rows matching `cond`.
-pub fn events_where(cond: Expr) -> Expr {
-    col("n").filter(cond).sum()
 }

@@ -7,7 +7,9 @@
 
 use polars::prelude::*;
 
-use crate::events::events_where;
+use crate::events::{
+    count_where, latest_of_set, product_docs_visits, set_count, BILLING_VISITS, DOCS_VISITS,
+};
 use crate::input::Inputs;
 use crate::model::{Measure, Metric, Model};
 use crate::time::{AsOf, Window, MICROS_PER_DAY};
@@ -159,17 +161,9 @@ pub fn scored_orgs(inputs: &Inputs) -> LazyFrame {
         .sort(["org_id"], Default::default())
 }
 
-/// Whether a named event set or an event-set expression for docs/billing matches.
-fn event_in(model: &Model, set: &str) -> Expr {
-    in_set("event", &model.events_of(set))
-}
-
-fn docs_visit(model: &Model) -> Expr {
-    event_in(model, "pageview").and(
-        col("rel_path")
-            .str()
-            .starts_with(lit(model.paths.docs_prefix.clone())),
-    )
+/// Rollup rows with at least one event of a named set.
+fn has_set(set: &str) -> Expr {
+    col(set_count(set)).gt(lit(0))
 }
 
 /// Private aggregate column names, one per (metric, part).
@@ -226,19 +220,18 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
                 let set = m.event_set.as_deref().unwrap_or_default();
                 event_aggs.push(
                     col("distinct_id")
-                        .filter(in_window_day("day", w).and(event_in(model, set)))
+                        .filter(in_window_day("day", w).and(has_set(set)))
                         .n_unique()
                         .alias(part(name, "members")),
                 );
             }
             Measure::DocsVisits => event_aggs.push(
-                events_where(in_window_day("day", w).and(docs_visit(model)))
-                    .alias(part(name, "visits")),
+                count_where(DOCS_VISITS, in_window_day("day", w)).alias(part(name, "visits")),
             ),
             Measure::QueryFailureRate => {
                 for (what, set) in [("ok", "query_ok"), ("failed", "query_failed")] {
                     event_aggs.push(
-                        events_where(in_window_day("day", w).and(event_in(model, set)))
+                        count_where(&set_count(set), in_window_day("day", w))
                             .alias(part(name, what)),
                     );
                 }
@@ -270,7 +263,7 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
             if let Some(set) = &p.engagement {
                 event_aggs.push(
                     in_window_day("day", w)
-                        .and(event_in(model, set))
+                        .and(has_set(set))
                         .any(true)
                         .alias(product_part(pname, &format!("{what}_engaged"))),
                 );
@@ -393,59 +386,52 @@ fn indicator_window(model: &Model, name: &str, as_of: &AsOf) -> Window {
     as_of.last_n_days(days)
 }
 
-fn billing_visit(model: &Model) -> Expr {
-    event_in(model, "billing_shown").or(event_in(model, "pageview").and(
-        col("rel_path")
-            .str()
-            .starts_with(lit(model.paths.billing_prefix.clone())),
-    ))
-}
-
 /// Member-event aggregates of the indicators (SPEC 7), added to the metrics' pass.
 fn indicator_event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut Vec<Expr>) {
     let w = |name: &str| in_window_day("day", indicator_window(model, name, as_of));
-    let count = |cond: Expr, alias: &str| events_where(cond).alias(alias);
+    let count =
+        |column: &str, window: &str, alias: &str| count_where(column, w(window)).alias(alias);
     aggs.push(count(
-        w("billing_page_visits").and(billing_visit(model)),
+        BILLING_VISITS,
+        "billing_page_visits",
         IND.billing_visits,
     ));
-    let queries = w("query_failure_rate_high");
     aggs.push(count(
-        queries.clone().and(event_in(model, "query_ok")),
+        &set_count("query_ok"),
+        "query_failure_rate_high",
         IND.queries_ok,
     ));
     aggs.push(count(
-        queries.and(event_in(model, "query_failed")),
+        &set_count("query_failed"),
+        "query_failure_rate_high",
         IND.queries_failed,
     ));
-    aggs.push(count(w("inactive_org"), IND.inactive_window_events));
-    let insights = w("lost_insights");
+    aggs.push(count("n", "inactive_org", IND.inactive_window_events));
     aggs.push(count(
-        insights.clone().and(event_in(model, "insight_started")),
+        &set_count("insight_started"),
+        "lost_insights",
         IND.insights_started,
     ));
     aggs.push(count(
-        insights.and(event_in(model, "insight_saved")),
+        &set_count("insight_saved"),
+        "lost_insights",
         IND.insights_saved,
     ));
-    let analyzed = model
+    if let Some(set) = model
         .indicators
         .get("no_insights_analyzed")
-        .and_then(|i| i.event_set.clone())
-        .unwrap_or_default();
-    aggs.push(
-        col("last_us")
-            .filter(event_in(model, &analyzed))
-            .max()
-            .alias("_last_insight_analyzed_us"),
-    );
-    let interest = w("product_interest").and(event_in(model, "pageview"));
-    for (pname, p) in &model.products {
-        let under_docs = col("rel_path")
-            .str()
-            .starts_with(lit(p.docs_prefix.clone()));
+        .and_then(|i| i.event_set.as_ref())
+    {
+        aggs.push(
+            col(latest_of_set(set))
+                .max()
+                .alias("_last_insight_analyzed_us"),
+        );
+    }
+    for pname in model.products.keys() {
         aggs.push(count(
-            interest.clone().and(under_docs),
+            &product_docs_visits(pname),
+            "product_interest",
             &product_docs_column(pname),
         ));
     }

@@ -3,9 +3,9 @@
 
 use polars::prelude::*;
 
-use crate::events::events_where;
+use crate::events::{count_where, events_where, set_count};
 use crate::input::Inputs;
-use crate::metrics::{days_since, in_set, in_window_day};
+use crate::metrics::{days_since, in_window_day};
 use crate::model::Model;
 use crate::time::AsOf;
 
@@ -15,8 +15,7 @@ use crate::time::AsOf;
 pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) -> LazyFrame {
     let recent = in_window_day("day", as_of.last_n_days(model.users.events_window_days));
     let signals = in_window_day("day", as_of.last_n_days(model.users.signals_window_days));
-    let signal =
-        |set: &str| events_where(signals.clone().and(in_set("event", &model.events_of(set))));
+    let signal = |set: &str| count_where(&set_count(set), signals.clone());
     let activity = events.group_by([col("org_id"), col("distinct_id")]).agg([
         col("last_us").max().alias("_last_seen_us"),
         events_where(recent).alias("events_30d"),

@@ -1,0 +1,170 @@
+//! Macro benchmark of the nightly job (issue 5): generates inputs of named sizes with
+//! `account-health generate`, runs the full job on each as a child process, and in the
+//! same run times a bare scan of the event columns the job reads (polars, same files,
+//! also a child process so its peak memory is its own). Prints one table.
+//!
+//! `cargo bench --bench job` runs 1M and 10M events; `BENCH_SIZES=1M,10M,50M cargo
+//! bench --bench job` adds 50M (a few GB of generated Parquet under target/bench-data,
+//! kept between runs). Timings belong here, never in `cargo test`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use polars::prelude::*;
+
+const AS_OF: &str = "2026-11-23";
+
+/// A named input size and the `generate` arguments that give about that many events
+/// (the generator makes ~28 events per org and day at its defaults).
+struct Size {
+    name: &'static str,
+    orgs: usize,
+    days: u32,
+}
+
+const SIZES: [Size; 3] = [
+    Size {
+        name: "1M",
+        orgs: 400,
+        days: 90,
+    },
+    Size {
+        name: "10M",
+        orgs: 4000,
+        days: 90,
+    },
+    Size {
+        name: "50M",
+        orgs: 20000,
+        days: 90,
+    },
+];
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_account-health"))
+}
+
+/// Wall seconds and peak resident memory (MiB) of a child process, via GNU time.
+fn measure(cmd: &mut Command) -> (f64, f64) {
+    let report =
+        std::env::temp_dir().join(format!("account-health-bench-{}.time", std::process::id()));
+    let program = cmd.get_program().to_os_string();
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_os_string()).collect();
+    let start = Instant::now();
+    let status = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&report)
+        .arg(program)
+        .args(args)
+        .status()
+        .expect("runs /usr/bin/time (Debian package `time`)");
+    let wall = start.elapsed().as_secs_f64();
+    assert!(status.success(), "benchmarked command failed");
+    let kib: f64 = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|t| t.lines().last().and_then(|l| l.trim().parse().ok()))
+        .unwrap_or(f64::NAN);
+    (wall, kib / 1024.0)
+}
+
+/// The bare scan: every events file, the five columns the job reads, collected.
+fn bare_scan(input: &Path) -> usize {
+    let pattern = input.join("events").join("**").join("*.parquet");
+    let args = ScanArgsParquet {
+        glob: true,
+        ..Default::default()
+    };
+    let lf = LazyFrame::scan_parquet(PlRefPath::new(pattern.to_string_lossy().to_string()), args)
+        .expect("scan")
+        .select([
+            col("timestamp"),
+            col("event"),
+            col("distinct_id"),
+            col("org_id"),
+            col("current_url"),
+        ]);
+    let df = lf
+        .collect_with_engine(Engine::Streaming)
+        .expect("collect")
+        .unwrap_single();
+    df.height()
+}
+
+fn events_in(input: &Path) -> usize {
+    let manifest = input.join("..").join(format!(
+        "{}-out/manifest.json",
+        input.file_name().unwrap().to_string_lossy()
+    ));
+    let text = std::fs::read_to_string(manifest).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+    v["inputs"][0]["rows"].as_u64().unwrap_or(0) as usize
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--bare-scan") {
+        let rows = bare_scan(Path::new(&args[i + 1]));
+        assert!(rows > 0, "the bare scan read no events");
+        return;
+    }
+    let wanted = std::env::var("BENCH_SIZES").unwrap_or_else(|_| "1M,10M".into());
+    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join("bench-data");
+    std::fs::create_dir_all(&data).expect("bench data folder");
+    let bin = binary();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    println!("account-health job benchmark, {threads} threads, as_of {AS_OF}");
+    println!(
+        "{:>6} {:>12} {:>10} {:>12} {:>10} {:>10} {:>10} {:>8}",
+        "size", "events", "job s", "events/s", "job MiB", "scan s", "scan MiB", "ratio"
+    );
+    for size in SIZES
+        .iter()
+        .filter(|s| wanted.split(',').any(|w| w.trim() == s.name))
+    {
+        let input = data.join(size.name);
+        if !input.join("usage.parquet").exists() {
+            let status = Command::new(&bin)
+                .args(["generate", "--quiet", "--out"])
+                .arg(&input)
+                .args([
+                    "--orgs",
+                    &size.orgs.to_string(),
+                    "--days",
+                    &size.days.to_string(),
+                    "--seed",
+                    "1",
+                ])
+                .args(["--as-of", AS_OF])
+                .status()
+                .expect("runs generate");
+            assert!(status.success());
+        }
+        let out = data.join(format!("{}-out", size.name));
+        let (job_s, job_mib) = measure(
+            Command::new(&bin)
+                .args(["run", "--quiet", "--as-of", AS_OF, "--input"])
+                .arg(&input)
+                .arg("--out")
+                .arg(&out),
+        );
+        let me = std::env::current_exe().expect("bench path");
+        let (scan_s, scan_mib) = measure(Command::new(me).arg("--bare-scan").arg(&input));
+        let events = events_in(&input);
+        println!(
+            "{:>6} {:>12} {:>10.2} {:>12.0} {:>10.0} {:>10.2} {:>10.0} {:>8.2}",
+            size.name,
+            events,
+            job_s,
+            events as f64 / job_s,
+            job_mib,
+            scan_s,
+            scan_mib,
+            job_s / scan_s
+        );
+    }
+}
