@@ -12,7 +12,7 @@ use polars::prelude::*;
 
 use crate::error::InputError;
 use crate::input::Inputs;
-use crate::metrics::{in_set, url_path};
+use crate::metrics::url_path;
 use crate::model::Model;
 use crate::time::{AsOf, MICROS_PER_DAY};
 
@@ -76,9 +76,31 @@ fn latest_sets(model: &Model) -> Vec<String> {
     sets
 }
 
+/// Flag column of the event-set table: the event belongs to the set.
+fn in_set_flag(set: &str) -> String {
+    format!("_is__{set}")
+}
+
+/// One row per event name the model names, one boolean column per counted set: joined
+/// onto the events once, so each row's set membership is a lookup, not a string
+/// comparison per set.
+fn event_set_table(model: &Model) -> PolarsResult<LazyFrame> {
+    let sets = counted_sets(model);
+    let mut names: Vec<String> = sets.iter().flat_map(|s| model.events_of(s)).collect();
+    names.sort();
+    names.dedup();
+    let mut columns = vec![Column::new("event".into(), names.clone())];
+    for set in &sets {
+        let members = model.events_of(set);
+        let flags: Vec<bool> = names.iter().map(|n| members.contains(n)).collect();
+        columns.push(Column::new(in_set_flag(set).into(), flags));
+    }
+    Ok(DataFrame::new_infer_height(columns)?.lazy())
+}
+
 /// Every aggregation of the rollup, one per column described on `Rollup`.
 fn rollup_aggregations(model: &Model) -> Vec<Expr> {
-    let is = |set: &str| in_set("event", &model.events_of(set));
+    let is = |set: &str| col(in_set_flag(set)).fill_null(lit(false));
     let under = |prefix: &str| col("path").str().starts_with(lit(prefix.to_string()));
     let pageview = is("pageview");
     let mut aggs = vec![
@@ -122,10 +144,17 @@ fn rollup_aggregations(model: &Model) -> Vec<Expr> {
 }
 
 pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
+    let sets = event_set_table(model).map_err(|e| inputs.events.blame(Some(e)))?;
     let query = inputs
         .events
         .frame
         .clone()
+        .join(
+            sets,
+            [col("event")],
+            [col("event")],
+            JoinArgs::new(JoinType::Left),
+        )
         .with_columns([
             col("timestamp")
                 .floor_div(lit(MICROS_PER_DAY))
