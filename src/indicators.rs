@@ -204,16 +204,22 @@ fn rules<'a>(
         ),
         "payment_failed" => {
             let days = col(IND.days_since_last_payment);
-            one(
-                col(IND.last_payment_status)
+            let window = ind.window() as f64;
+            vec![Fired {
+                name,
+                ind,
+                product: None,
+                fires: col(IND.last_payment_status)
                     .eq(lit(ind.status.clone().unwrap_or_default()))
-                    .and(days.clone().lt_eq(lit(ind.window() as f64))),
-                days.clone(),
-                fmt(
+                    .and(days.clone().lt_eq(lit(window))),
+                value: days.clone(),
+                // The value is the failed payment's age; the threshold, the window it must fall in.
+                threshold: lit(window),
+                message: fmt(
                     "The latest payment failed {} days ago; nothing has succeeded since.",
                     &[num(days, 1)],
                 ),
-            )
+            }]
         }
         "startup_credit_running_out" => one(
             col(IND.plan)

@@ -45,19 +45,7 @@ fn same_inputs_give_the_same_bytes_at_any_thread_count() {
 #[test]
 fn generated_data_gives_the_same_bytes_at_any_thread_count() {
     let w = Workdir::new();
-    let input = w.input();
-    let o = w.cmd(&[
-        "generate",
-        "--out",
-        input.to_str().unwrap(),
-        "--orgs",
-        "30",
-        "--days",
-        "70",
-        "--seed",
-        "3",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.generate(30, 70, 3);
     w.run(&["--threads", "1"]);
     let one = outputs(&w);
     w.run(&["--threads", "2"]);

@@ -26,19 +26,7 @@ fn same_seed_same_files_different_seed_different_files() {
 #[test]
 fn generated_data_plants_the_situations() {
     let w = Workdir::new();
-    let input = w.input();
-    let o = w.cmd(&[
-        "generate",
-        "--out",
-        input.to_str().unwrap(),
-        "--orgs",
-        "40",
-        "--days",
-        "90",
-        "--seed",
-        "9",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    w.generate(40, 90, 9);
     w.run(&[]);
     let h = w.read("health");
     assert_eq!(h.height(), 40);

@@ -248,6 +248,16 @@ fn payment_failed_when_the_latest_payment_failed_in_30_days() {
     );
     w.run(&[]);
     fires_only(&w, "payment_failed", &["a", "d"]);
+    let f = fired(&w);
+    let d = f
+        .iter()
+        .find(|x| x.0 == "d" && x.1 == "payment_failed")
+        .unwrap();
+    assert_eq!(d.3, Some(30.0), "value: the failed payment's age in days");
+    assert_eq!(
+        message(&w, "a", "payment_failed"),
+        "The latest payment failed 3.0 days ago; nothing has succeeded since."
+    );
 }
 
 #[test]

@@ -129,19 +129,8 @@ fn per_plan_weights_choose_the_org_s_weight_set() {
 #[test]
 fn previous_run_over_two_generated_days() {
     let w = Workdir::new();
+    w.generate(20, 80, 11);
     let input = w.input();
-    let o = w.cmd(&[
-        "generate",
-        "--out",
-        input.to_str().unwrap(),
-        "--orgs",
-        "20",
-        "--days",
-        "80",
-        "--seed",
-        "11",
-    ]);
-    assert!(o.status.success());
     // Day 1: as_of 2026-11-22, into day1/. Drop org_00003 from it: a "new" org on day 2.
     let day1 = w.path().join("day1");
     let o = w.cmd(&[

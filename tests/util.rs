@@ -42,6 +42,29 @@ impl Workdir {
             .expect("runs the binary")
     }
 
+    /// `generate` into in/; panics with stderr unless it succeeds.
+    pub fn generate(&self, orgs: usize, days: u32, seed: u64) {
+        let input = self.input();
+        let (orgs, days, seed) = (orgs.to_string(), days.to_string(), seed.to_string());
+        let o = self.cmd(&[
+            "generate",
+            "--quiet",
+            "--out",
+            input.to_str().unwrap(),
+            "--orgs",
+            &orgs,
+            "--days",
+            &days,
+            "--seed",
+            &seed,
+        ]);
+        assert!(
+            o.status.success(),
+            "generate failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
     /// `run` over in/ into out/ at AS_OF; panics with stderr unless it succeeds.
     pub fn run(&self, extra: &[&str]) -> Output {
         let input = self.input();
@@ -158,6 +181,16 @@ pub fn days(s: &str) -> i32 {
     (us(s) / 86_400_000_000) as i32
 }
 
+/// A string column from one field of each row.
+fn text<'a, R, T: Into<Option<&'a str>>>(
+    name: &str,
+    rows: &'a [R],
+    field: impl Fn(&'a R) -> T,
+) -> Column {
+    let values: Vec<Option<&str>> = rows.iter().map(|r| field(r).into()).collect();
+    Column::new(name.into(), values)
+}
+
 fn ts_column(name: &str, values: Vec<Option<i64>>) -> Column {
     Column::new(name.into(), values)
         .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
@@ -168,19 +201,10 @@ fn ts_column(name: &str, values: Vec<Option<i64>>) -> Column {
 pub fn events(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
         ts_column("timestamp", rows.iter().map(|r| Some(us(r.3))).collect()),
-        Column::new("event".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
-        Column::new(
-            "distinct_id".into(),
-            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "org_id".into(),
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "current_url".into(),
-            rows.iter().map(|r| r.4).collect::<Vec<_>>(),
-        ),
+        text("event", rows, |r| r.2),
+        text("distinct_id", rows, |r| r.1),
+        text("org_id", rows, |r| r.0),
+        text("current_url", rows, |r| r.4),
     ])
     .unwrap()
 }
@@ -188,21 +212,15 @@ pub fn events(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
 /// members: (org_id, distinct_id, role, joined_at, removed_at)
 pub fn members(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "org_id".into(),
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "distinct_id".into(),
-            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-        ),
+        text("org_id", rows, |r| r.0),
+        text("distinct_id", rows, |r| r.1),
         Column::new(
             "email".into(),
             rows.iter()
                 .map(|r| format!("{}@example.com", r.1))
                 .collect::<Vec<_>>(),
         ),
-        Column::new("role".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        text("role", rows, |r| r.2),
         ts_column("joined_at", rows.iter().map(|r| Some(us(r.3))).collect()),
         ts_column("removed_at", rows.iter().map(|r| r.4.map(us)).collect()),
     ])
@@ -223,10 +241,7 @@ pub fn usage(rows: &[UsageRow]) -> DataFrame {
         }
     }
     let mut cols = vec![
-        Column::new(
-            "org_id".into(),
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ),
+        text("org_id", rows, |r| r.0),
         Column::new(
             "date".into(),
             rows.iter().map(|r| days(r.1)).collect::<Vec<_>>(),
@@ -247,19 +262,10 @@ pub fn usage(rows: &[UsageRow]) -> DataFrame {
 /// tickets: (org_id, ticket_id, created_at, priority, solved_at)
 pub fn tickets(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "org_id".into(),
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "ticket_id".into(),
-            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-        ),
+        text("org_id", rows, |r| r.0),
+        text("ticket_id", rows, |r| r.1),
         ts_column("created_at", rows.iter().map(|r| Some(us(r.2))).collect()),
-        Column::new(
-            "priority".into(),
-            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
-        ),
+        text("priority", rows, |r| r.3),
         ts_column("solved_at", rows.iter().map(|r| r.4.map(us)).collect()),
     ])
     .unwrap()
@@ -268,10 +274,7 @@ pub fn tickets(rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
 /// meetings: (org_id, started_at)
 pub fn meetings(rows: &[(&str, &str)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "org_id".into(),
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ),
+        text("org_id", rows, |r| r.0),
         ts_column("started_at", rows.iter().map(|r| Some(us(r.1))).collect()),
     ])
     .unwrap()
@@ -280,12 +283,9 @@ pub fn meetings(rows: &[(&str, &str)]) -> DataFrame {
 /// accounts: (org_id, name, csm)
 pub fn accounts(rows: &[(&str, &str, &str)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "org_id".into(),
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ),
-        Column::new("name".into(), rows.iter().map(|r| r.1).collect::<Vec<_>>()),
-        Column::new("csm".into(), rows.iter().map(|r| r.2).collect::<Vec<_>>()),
+        text("org_id", rows, |r| r.0),
+        text("name", rows, |r| r.1),
+        text("csm", rows, |r| r.2),
     ])
     .unwrap()
 }
@@ -314,10 +314,7 @@ pub fn assert_close(got: Option<f64>, want: f64, what: &str) {
 /// accounts with money and renewal: (org_id, mrr, forecasted_mrr, plan, renewal_date)
 pub fn accounts_full(rows: &[(&str, f64, f64, &str, &str)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "org_id".into(),
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ),
+        text("org_id", rows, |r| r.0),
         Column::new(
             "name".into(),
             rows.iter().map(|r| r.0.to_uppercase()).collect::<Vec<_>>(),
@@ -327,7 +324,7 @@ pub fn accounts_full(rows: &[(&str, f64, f64, &str, &str)]) -> DataFrame {
             "forecasted_mrr".into(),
             rows.iter().map(|r| r.2).collect::<Vec<_>>(),
         ),
-        Column::new("plan".into(), rows.iter().map(|r| r.3).collect::<Vec<_>>()),
+        text("plan", rows, |r| r.3),
         Column::new(
             "renewal_date".into(),
             rows.iter().map(|r| days(r.4)).collect::<Vec<_>>(),
@@ -341,15 +338,9 @@ pub fn accounts_full(rows: &[(&str, f64, f64, &str, &str)]) -> DataFrame {
 /// payments: (org_id, occurred_at, status)
 pub fn payments(rows: &[(&str, &str, &str)]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "org_id".into(),
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ),
+        text("org_id", rows, |r| r.0),
         ts_column("occurred_at", rows.iter().map(|r| Some(us(r.1))).collect()),
-        Column::new(
-            "status".into(),
-            rows.iter().map(|r| r.2).collect::<Vec<_>>(),
-        ),
+        text("status", rows, |r| r.2),
     ])
     .unwrap()
 }
@@ -360,23 +351,11 @@ pub type RoleChangeRow<'a> = (&'a str, &'a str, &'a str, Option<&'a str>, Option
 
 pub fn role_changes(rows: &[RoleChangeRow]) -> DataFrame {
     DataFrame::new_infer_height(vec![
-        Column::new(
-            "org_id".into(),
-            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "distinct_id".into(),
-            rows.iter().map(|r| r.1).collect::<Vec<_>>(),
-        ),
+        text("org_id", rows, |r| r.0),
+        text("distinct_id", rows, |r| r.1),
         ts_column("changed_at", rows.iter().map(|r| Some(us(r.2))).collect()),
-        Column::new(
-            "old_role".into(),
-            rows.iter().map(|r| r.3).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "new_role".into(),
-            rows.iter().map(|r| r.4).collect::<Vec<_>>(),
-        ),
+        text("old_role", rows, |r| r.3),
+        text("new_role", rows, |r| r.4),
     ])
     .unwrap()
 }
