@@ -152,6 +152,8 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     progress.stage("computing metrics, scores and indicators");
     // Collected once: metrics, users and trends all read it.
     let member_events = events::member_events(&rollup, &inputs, &as_of).collect()?;
+    // Everything after this reads member events only; free the full rollup.
+    drop(rollup);
     let metrics = metrics::compute(member_events.clone().lazy(), &inputs, model, &as_of);
     let has_previous = previous.is_some();
     let scored = tables::with_previous(score::compute(metrics, &inputs, model).frame, previous);
