@@ -177,13 +177,11 @@ pub struct Inputs {
     /// table too big to hold, so the `events` stage reads it once, streaming.
     pub events: EventsScan,
     pub members: DataFrame,
-    /// `org_id`, `date` (i32 days) and one f64 column per counter in `counters`.
+    /// `org_id`, `date` (i32 days) and one f64 column per counter: those present in
+    /// a file, plus those the model names (zeros when absent: SPEC 2).
     pub usage: DataFrame,
     /// Counter columns found in at least one usage file, in file order.
     pub usage_counters_present: Vec<String>,
-    /// Every counter column of `usage`: those present, plus those the model names
-    /// (all zeros when absent: a missing counter counts as zero usage, SPEC 2).
-    pub usage_counters: Vec<String>,
     pub accounts: Option<DataFrame>,
     pub role_changes: Option<DataFrame>,
     pub tickets: Option<DataFrame>,
@@ -284,7 +282,6 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
         members,
         usage: usage.frame,
         usage_counters_present: usage.counters_present,
-        usage_counters: usage.counters,
         accounts,
         role_changes,
         tickets,
@@ -298,7 +295,6 @@ struct UsageTable {
     frame: DataFrame,
     files: usize,
     counters_present: Vec<String>,
-    counters: Vec<String>,
 }
 
 /// Checks every events file's schema and builds one lazy, normalised scan of them all.
@@ -357,7 +353,6 @@ fn load_usage(dir: &Path, model: &Model) -> Result<UsageTable, InputError> {
         frame,
         files: files.len(),
         counters_present: present,
-        counters: all,
     })
 }
 

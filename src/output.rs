@@ -18,13 +18,6 @@ pub struct Formats {
     pub csv: bool,
 }
 
-impl Formats {
-    pub const ALL: Formats = Formats {
-        parquet: true,
-        csv: true,
-    };
-}
-
 /// One finished output table.
 pub struct Table {
     pub name: &'static str,

@@ -5,7 +5,7 @@
 //! (UTC) and every date an i32 count of days since the epoch, so windows are plain
 //! integer comparisons and nothing depends on time-zone or calendar code at run time.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::NaiveDate;
 
 use crate::error::InputError;
 
@@ -108,11 +108,6 @@ pub fn iso_of_day(day: i32) -> String {
     AsOf::from_day(day).iso()
 }
 
-/// Whether a calendar date is a weekday (Monday to Friday).
-pub fn is_weekday(date: NaiveDate) -> bool {
-    date.weekday().num_days_from_monday() < 5
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -141,7 +136,6 @@ mod tests {
         let a = AsOf::parse("2026-11-23").unwrap();
         assert_eq!(weekday_of_day(a.day), 0);
         assert_eq!(weekday_of_day(a.day - 1), 6);
-        assert!(is_weekday(a.date));
         assert_eq!(weekday_of_day(0), 3); // 1970-01-01, a Thursday
     }
 
