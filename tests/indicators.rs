@@ -485,23 +485,8 @@ fn product_interest_from_docs_visits() {
 #[test]
 fn health_score_drop_against_a_previous_run() {
     let w = Workdir::new();
-    // Three identical minimal orgs. Each scores: user_engagement 0 (never seen, 0%
-    // active, 0 engaging), product_experience 10 (docs visits 0), company 0 (1 product),
-    // product_analytics 0 (0% analyzers; the decrease is null): 50 / 58.
-    let orgs = ["a", "b", "c"];
-    w.write("members", &one_member_each(&orgs));
-    w.write(
-        "events",
-        &events(&[("zz", "nobody", "x", "2026-11-01", None)]),
-    );
-    w.write(
-        "usage",
-        &usage(&[
-            ("a", "2026-11-01", &[("event_count_in_period", 1)]),
-            ("b", "2026-11-01", &[("event_count_in_period", 1)]),
-            ("c", "2026-11-01", &[("event_count_in_period", 1)]),
-        ]),
-    );
+    // Three identical quiet orgs, each scoring 50/58 (see util::identical_quiet_orgs).
+    identical_quiet_orgs(&w, &["a", "b", "c"]);
     let previous = w.path().join("previous");
     let prev = polars::prelude::df!("org_id" => ["a", "b"], "health_score" => [3.0, 2.8]).unwrap();
     write_parquet(&previous.join("health.parquet"), &prev);

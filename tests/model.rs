@@ -90,18 +90,7 @@ fn per_plan_weights_choose_the_org_s_weight_set() {
     let w = Workdir::new();
     // Two identical orgs: user_engagement 0, product_experience 10, company 0,
     // product_analytics 0 (see indicators::health_score_drop_against_a_previous_run).
-    w.write("members", &one_member_each(&["a", "b"]));
-    w.write(
-        "events",
-        &events(&[("zz", "nobody", "x", "2026-11-01", None)]),
-    );
-    w.write(
-        "usage",
-        &usage(&[
-            ("a", "2026-11-01", &[("event_count_in_period", 1)]),
-            ("b", "2026-11-01", &[("event_count_in_period", 1)]),
-        ]),
-    );
+    identical_quiet_orgs(&w, &["a", "b"]);
     w.write(
         "accounts",
         &accounts_full(&[

@@ -429,3 +429,21 @@ pub fn message(w: &Workdir, org: &str, indicator: &str) -> String {
         })
         .unwrap_or_else(|| panic!("{indicator} did not fire for {org}"))
 }
+
+/// Orgs with one member each, no member events and one event counted in usage on
+/// 2026-11-01. Each scores: user_engagement 0 (never seen, 0% active, 0 engaging),
+/// product_experience 10 (0 docs visits; no tickets table), company_engagement 0
+/// (1 product; no meetings table), product_analytics 0 (0% analyzers, the decrease
+/// is null), so health_score = (15*0 + 5*10 + 5*0 + 33*0) / 58 = 50/58.
+pub fn identical_quiet_orgs(w: &Workdir, orgs: &[&str]) {
+    w.write("members", &one_member_each(orgs));
+    w.write(
+        "events",
+        &events(&[("zz", "nobody", "x", "2026-11-01", None)]),
+    );
+    let rows: Vec<UsageRow> = orgs
+        .iter()
+        .map(|o| (*o, "2026-11-01", &[("event_count_in_period", 1)][..]))
+        .collect();
+    w.write("usage", &usage(&rows));
+}
