@@ -1,7 +1,8 @@
 use crate::metrics::rich_fixture;
 use crate::util::*;
 
-/// Every output file's bytes; the manifest without its timings (wall-clock, by nature).
+/// Every output file's bytes; the manifest without its timings and memory peaks
+/// (measurements of the run, by nature).
 fn outputs(w: &Workdir) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(w.out())
         .unwrap()
@@ -15,7 +16,9 @@ fn outputs(w: &Workdir) -> Vec<(String, Vec<u8>)> {
             let mut bytes = std::fs::read(&p).unwrap();
             if name == "manifest.json" {
                 let mut v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
-                v.as_object_mut().unwrap().remove("timings_seconds");
+                let fields = v.as_object_mut().unwrap();
+                fields.remove("timings_seconds");
+                fields.remove("peak_memory_mib");
                 bytes = serde_json::to_vec(&v).unwrap();
             }
             (name, bytes)

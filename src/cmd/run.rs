@@ -82,6 +82,9 @@ struct Manifest<'a> {
     config: &'a Model,
     data_quality: &'a DataQuality,
     timings_seconds: IndexMap<&'static str, f64>,
+    /// Peak resident memory of the process (MiB) at the end of each stage, where the
+    /// OS tells (Linux); like the timings, it varies from run to run.
+    peak_memory_mib: IndexMap<&'static str, f64>,
 }
 
 pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
@@ -119,10 +122,14 @@ fn read_previous(dir: &Path) -> Result<DataFrame, InputError> {
 pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     let progress = crate::progress::Progress::new(quiet);
     let mut timings = IndexMap::new();
+    let mut peaks = IndexMap::new();
     let model = &settings.model.model;
     let mut clock = Instant::now();
     let mut lap = |name: &'static str, timings: &mut IndexMap<&'static str, f64>| {
         timings.insert(name, clock.elapsed().as_secs_f64());
+        if let Some(mib) = peak_memory_mib() {
+            peaks.insert(name, mib);
+        }
         clock = Instant::now();
     };
 
@@ -189,6 +196,7 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         config: model,
         data_quality: &dq,
         timings_seconds: timings,
+        peak_memory_mib: peaks,
     };
     let manifest_json = serde_json::to_string_pretty(&manifest)? + "\n";
 
@@ -229,4 +237,12 @@ fn collect_all_frames<const N: usize>(frames: [LazyFrame; N]) -> PolarsResult<[D
     Ok(collected
         .try_into()
         .unwrap_or_else(|_| unreachable!("N frames in, N out")))
+}
+
+/// The process's peak resident set so far, from /proc (Linux only).
+fn peak_memory_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
 }
