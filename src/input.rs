@@ -550,6 +550,7 @@ fn load_file(
         .select(exprs)
         .collect()
         .map_err(|e| unreadable(&f.path, e))?;
+    reject_times_of_day(f, spec)?;
     for c in spec.columns.iter().filter(|c| c.required) {
         let nulls = df.column(c.name).map(|s| s.null_count()).unwrap_or(0);
         if nulls > 0 {
@@ -561,6 +562,38 @@ fn load_file(
         }
     }
     Ok(df)
+}
+
+/// A date column stored as a timestamp is read as a date only when every value is a
+/// UTC midnight; a time of day would be lost (SPEC 2: casts must be lossless).
+fn reject_times_of_day(f: &TableFile, spec: &TableSpec) -> Result<(), InputError> {
+    let schema = file_schema(&f.path)?;
+    for c in spec.columns.iter().filter(|c| c.kind == Kind::Date) {
+        let Some(DataType::Datetime(unit, _)) = schema.get(c.name) else {
+            continue;
+        };
+        let us = instant_us(col(c.name), *unit);
+        let time_of_day = us.clone() - us.floor_div(lit(MICROS_PER_DAY)) * lit(MICROS_PER_DAY);
+        let off_midnight = time_of_day.neq(lit(0i64)).sum();
+        let count = scan_file(&f.path)?
+            .select([off_midnight])
+            .collect()
+            .map_err(|e| unreadable(&f.path, e))?
+            .column(c.name)
+            .ok()
+            .and_then(|s| s.cast(&DataType::UInt64).ok()?.u64().ok()?.get(0))
+            .unwrap_or(0);
+        if count > 0 {
+            return Err(InputError::BadValue {
+                file: f.path.display().to_string(),
+                column: c.name.into(),
+                problem: format!(
+                    "expected a date; {count} timestamp value(s) have a time of day, which a date would lose"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A column of a hive partition folder name (`date=2026-11-01`), as a literal.
@@ -584,6 +617,17 @@ fn hive_value(file: &str, c: &Column, v: &str) -> Result<Expr, InputError> {
     })
 }
 
+/// Microseconds since the epoch (UTC) of a datetime column: its physical value is UTC
+/// whatever its zone label.
+fn instant_us(e: Expr, unit: TimeUnit) -> Expr {
+    let raw = e.to_physical();
+    match unit {
+        TimeUnit::Nanoseconds => raw.floor_div(lit(1000i64)),
+        TimeUnit::Microseconds => raw,
+        TimeUnit::Milliseconds => raw * lit(1000i64),
+    }
+}
+
 /// The expression that turns a stored column into its normalised form, or `None`
 /// when the stored type cannot be cast losslessly to what the column must hold.
 fn normalise(e: Expr, dtype: &DataType, kind: Kind) -> Option<Expr> {
@@ -597,21 +641,19 @@ fn normalise(e: Expr, dtype: &DataType, kind: Kind) -> Option<Expr> {
             _ => None,
         },
         Kind::Timestamp => match dtype {
-            // The physical value of a datetime is UTC whatever its zone label.
-            D::Datetime(unit, _) => {
-                let raw = e.to_physical();
-                Some(match unit {
-                    TimeUnit::Nanoseconds => raw.floor_div(lit(1000i64)),
-                    TimeUnit::Microseconds => raw,
-                    TimeUnit::Milliseconds => raw * lit(1000i64),
-                })
-            }
+            D::Datetime(unit, _) => Some(instant_us(e, *unit)),
             D::Date => Some(e.to_physical().cast(D::Int64) * lit(MICROS_PER_DAY)),
             D::Null => Some(e.cast(D::Int64)),
             _ => None,
         },
         Kind::Date => match dtype {
             D::Date => Some(e.to_physical()),
+            // Lossless only at midnight UTC; `load_file` checks that it is.
+            D::Datetime(unit, _) => Some(
+                instant_us(e, *unit)
+                    .floor_div(lit(MICROS_PER_DAY))
+                    .cast(D::Int32),
+            ),
             D::Null => Some(e.cast(D::Int32)),
             _ => None,
         },

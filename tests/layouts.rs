@@ -122,3 +122,50 @@ fn csv_is_rfc4180_with_empty_nulls_and_iso_dates() {
     let idx = cols.iter().position(|h| *h == "active_user_pct").unwrap();
     assert_eq!(c.split(',').nth(idx), Some(""));
 }
+
+#[test]
+fn dates_stored_as_midnight_timestamps_are_dates_and_times_of_day_are_rejected() {
+    let w = Workdir::new();
+    minimal(&w);
+    // usage.date as a millisecond timestamp at midnight: read as the date.
+    let u = usage(&[
+        ("a", "2026-10-10", &[("event_count_in_period", 100)]),
+        ("a", "2026-11-10", &[("event_count_in_period", 80)]),
+    ]);
+    let as_ts = with_unit(&u, "date", DataType::Datetime(TimeUnit::Milliseconds, None));
+    w.write("usage", &as_ts);
+    w.run(&[]);
+    // previous 30 days 100, last 30 days 80: a 20% decrease.
+    assert_eq!(w.score("a", "event_count_decrease_30d").0, Some(20.0));
+    // A time of day would be lost: bad input, naming file and column.
+    let mut noon = as_ts.clone();
+    let shifted = (noon
+        .column("date")
+        .unwrap()
+        .cast(&DataType::Int64)
+        .unwrap()
+        .i64()
+        .unwrap()
+        + 43_200_000)
+        .into_series()
+        .cast(&DataType::Datetime(TimeUnit::Milliseconds, None))
+        .unwrap();
+    noon.replace("date", shifted.into()).unwrap();
+    w.write("usage", &noon);
+    let (i, o) = (w.input(), w.out());
+    let out = w.cmd(&[
+        "run",
+        "--input",
+        i.to_str().unwrap(),
+        "--out",
+        o.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("usage.parquet") && err.contains("`date`") && err.contains("time of day"),
+        "{err}"
+    );
+}
