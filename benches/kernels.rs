@@ -1,0 +1,84 @@
+//! Micro-benchmarks of the job's two hot kernels (issue 5), on generated inputs of a
+//! few sizes: the streaming events rollup (`events::rollup`) and everything computed
+//! from it (`metrics::compute` + `score::compute`, collected). `cargo bench --bench
+//! kernels`; divan prints time per call and, with `counter`, events per second.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::OnceLock;
+
+use account_health::events::{self, Rollup};
+use account_health::input::{self, Inputs};
+use account_health::model::Model;
+use account_health::time::AsOf;
+use account_health::{metrics, score};
+use divan::counter::ItemsCount;
+use divan::Bencher;
+use polars::prelude::*;
+
+const AS_OF: &str = "2026-11-23";
+
+fn main() {
+    divan::main();
+}
+
+/// Generated inputs with `orgs` orgs over 60 days (~28 events per org and day),
+/// written once per size under target/bench-data.
+fn inputs(orgs: usize) -> (Inputs, Model) {
+    static DIRS: OnceLock<PathBuf> = OnceLock::new();
+    let root = DIRS.get_or_init(|| {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("target")
+            .join("bench-data")
+    });
+    let dir = root.join(format!("kernels-{orgs}"));
+    if !dir.join("usage.parquet").exists() {
+        let status = Command::new(env!("CARGO_BIN_EXE_account-health"))
+            .args([
+                "generate",
+                "--quiet",
+                "--orgs",
+                &orgs.to_string(),
+                "--days",
+                "60",
+                "--as-of",
+                AS_OF,
+                "--out",
+            ])
+            .arg(&dir)
+            .status()
+            .expect("runs generate");
+        assert!(status.success());
+    }
+    let model = Model::default_model();
+    let inputs = input::load(&dir, &model).expect("generated inputs load");
+    (inputs, model)
+}
+
+#[divan::bench(args = [50, 200, 800], sample_count = 5)]
+fn events_rollup(bencher: Bencher, orgs: usize) {
+    let (inputs, model) = inputs(orgs);
+    let rows = events::rollup(&inputs, &model).expect("rollup").rows;
+    bencher
+        .counter(ItemsCount::new(rows as usize))
+        .bench(|| events::rollup(&inputs, &model).expect("rollup"));
+}
+
+#[divan::bench(args = [50, 200, 800], sample_count = 5)]
+fn metrics_and_scores(bencher: Bencher, orgs: usize) {
+    let (inputs, model) = inputs(orgs);
+    let as_of = AsOf::parse(AS_OF).expect("date");
+    let rollup: Rollup = events::rollup(&inputs, &model).expect("rollup");
+    let member_events = events::member_events(&rollup, &inputs, &as_of)
+        .collect()
+        .expect("member events");
+    bencher
+        .counter(ItemsCount::new(rollup.rows as usize))
+        .bench(|| {
+            let m = metrics::compute(member_events.clone().lazy(), &inputs, &model, &as_of);
+            score::compute(m, &inputs, &model)
+                .frame
+                .collect()
+                .expect("scores")
+        });
+}
