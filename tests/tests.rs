@@ -19,5 +19,7 @@ mod indicators;
 mod model;
 // The users and trends tables.
 mod outputs;
+// Golden files: the sample data's health and indicators, normalised.
+mod golden;
 // `generate` and the committed sample data.
 mod generate;
