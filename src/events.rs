@@ -20,7 +20,8 @@ use crate::time::{AsOf, MICROS_PER_DAY};
 /// `distinct_id`, `day` (i32 days since the epoch), `n` (events), `last_us` (latest
 /// instant), and one count per thing the model looks at: `n__<set>` for every event
 /// set (and `feature_use`), `n__docs_visit`, `n__billing_visit`, `n__docs__<product>`,
-/// plus `last__<set>` for the sets whose latest instant an indicator reads.
+/// plus `last__<set>` for the sets whose latest instant an indicator reads. (Counted
+/// sets: see `counted_sets`.)
 pub struct Rollup {
     pub frame: DataFrame,
     /// Events read.
@@ -57,11 +58,33 @@ pub fn events_where(cond: Expr) -> Expr {
     count_where("n", cond)
 }
 
-/// Every set the rollup counts: the model's named sets and `feature_use`.
+/// Sets the stages count by name (query failures, lost insights, the users table).
+pub const SETS_COUNTED_BY_NAME: [&str; 4] = [
+    "query_ok",
+    "query_failed",
+    "insight_started",
+    "insight_saved",
+];
+
+/// Every set the rollup counts: those the metrics and products name, and those the
+/// stages count by name. (Each count is one more aggregation in the streaming pass, so
+/// sets used only inside another column, like `pageview`, are not counted alone.)
 fn counted_sets(model: &Model) -> Vec<String> {
-    let mut sets: Vec<String> = model.event_sets.keys().cloned().collect();
-    sets.push("feature_use".into());
-    sets
+    let mut sets: Vec<String> = SETS_COUNTED_BY_NAME.iter().map(|s| s.to_string()).collect();
+    sets.extend(model.metrics.values().filter_map(|m| m.event_set.clone()));
+    sets.extend(model.products.values().filter_map(|p| p.engagement.clone()));
+    first_of_each(sets)
+}
+
+/// The names in order of first appearance, each once.
+fn first_of_each(names: Vec<String>) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::with_capacity(names.len());
+    for n in names {
+        if !seen.contains(&n) {
+            seen.push(n);
+        }
+    }
+    seen
 }
 
 /// The sets whose latest instant some indicator reads.
@@ -85,7 +108,10 @@ fn in_set_flag(set: &str) -> String {
 /// onto the events once, so each row's set membership is a lookup, not a string
 /// comparison per set.
 fn event_set_table(model: &Model) -> PolarsResult<LazyFrame> {
-    let sets = counted_sets(model);
+    let mut sets = counted_sets(model);
+    sets.extend(["pageview".to_string(), "billing_shown".to_string()]);
+    sets.extend(latest_sets(model));
+    let sets = first_of_each(sets);
     let mut names: Vec<String> = sets.iter().flat_map(|s| model.events_of(s)).collect();
     names.sort();
     names.dedup();
