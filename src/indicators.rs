@@ -334,13 +334,17 @@ fn rules<'a>(
                     fires,
                     value: visits.clone(),
                     threshold: lit(t),
+                    // The product name is an argument, never part of the template: a
+                    // configured name may hold braces.
                     message: fmt(
-                        &format!(
-                            "{{}} visits to the {p} docs in the last {} days, without using {p} in the last {} days.",
-                            ind.window(),
-                            ind.lookback()
-                        ),
-                        &[int(visits)],
+                        "{} visits to the {} docs in the last {} days, without using {} in the last {} days.",
+                        &[
+                            int(visits),
+                            lit(p.to_string()),
+                            lit(ind.window()),
+                            lit(p.to_string()),
+                            lit(ind.lookback()),
+                        ],
                     ),
                 }
             })
