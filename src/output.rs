@@ -86,7 +86,14 @@ fn stage_and_publish(
     }
     fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
     let mut staged: Vec<PathBuf> = Vec::new();
+    let mut not_written: Vec<PathBuf> = Vec::new();
     for mut t in tables {
+        // A format not written this run would otherwise keep an older run's table.
+        for (wanted, ext) in [(formats.parquet, "parquet"), (formats.csv, "csv")] {
+            if !wanted {
+                not_written.push(out.join(format!("{}.{ext}", t.name)));
+            }
+        }
         if formats.parquet {
             let p = staging.join(format!("{}.parquet", t.name));
             write_parquet(&mut t.frame, &p)?;
@@ -105,6 +112,10 @@ fn stage_and_publish(
     for from in staged {
         let to = out.join(from.file_name().expect("staged files have names"));
         fs::rename(&from, &to).with_context(|| format!("moving {} into place", to.display()))?;
+    }
+    for stale in not_written.iter().filter(|p| p.exists()) {
+        fs::remove_file(stale)
+            .with_context(|| format!("removing the stale {}", stale.display()))?;
     }
     Ok(())
 }

@@ -169,3 +169,18 @@ fn dates_stored_as_midnight_timestamps_are_dates_and_times_of_day_are_rejected()
         "{err}"
     );
 }
+
+#[test]
+fn a_narrower_format_removes_the_other_format_s_stale_tables() {
+    let w = Workdir::new();
+    minimal(&w);
+    w.run(&[]);
+    assert!(w.out().join("health.parquet").exists() && w.out().join("health.csv").exists());
+    w.run(&["--format", "csv"]);
+    assert!(w.out().join("health.csv").exists());
+    assert!(
+        !w.out().join("health.parquet").exists(),
+        "no stale Parquet from the earlier run"
+    );
+    assert!(w.out().join("manifest.json").exists());
+}
