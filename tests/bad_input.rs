@@ -255,3 +255,21 @@ fn empty_events_folder_is_bad_input() {
     std::fs::write(w.input().join("events/_SUCCESS"), "").unwrap();
     assert_rejected(&w, &["--as-of", AS_OF], &["events", "no .parquet files"]);
 }
+
+#[test]
+fn out_that_is_a_file_is_a_usage_error() {
+    let w = good();
+    let file = w.path().join("not-a-folder");
+    std::fs::write(&file, "x").unwrap();
+    let input = w.input();
+    let o = w.cmd(&[
+        "run",
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--out must be a folder"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
+}

@@ -31,6 +31,12 @@ pub struct RunSettings {
 impl RunSettings {
     pub fn from_args(args: &RunArgs) -> Result<RunSettings, InputError> {
         super::set_threads(args.threads)?;
+        if args.out.exists() && !args.out.is_dir() {
+            return Err(InputError::BadPath {
+                path: args.out.display().to_string(),
+                problem: "--out must be a folder; this is a file".into(),
+            });
+        }
         Ok(RunSettings {
             input: args.input.clone(),
             out: args.out.clone(),
