@@ -169,12 +169,9 @@ fn rollup_aggregations(model: &Model) -> Vec<Expr> {
     aggs
 }
 
-pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
-    let sets = event_set_table(model).map_err(|e| inputs.events.blame(Some(e)))?;
-    let query = inputs
-        .events
-        .frame
-        .clone()
+/// The rollup of one batch of event files, streaming.
+fn rollup_batch(events: LazyFrame, sets: LazyFrame, model: &Model) -> PolarsResult<DataFrame> {
+    events
         .join(
             sets,
             [col("event")],
@@ -189,11 +186,50 @@ pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
             url_path("current_url").alias("path"),
         ])
         .group_by([col("org_id"), col("distinct_id"), col("day")])
-        .agg(rollup_aggregations(model));
-    // A plain query has one result; only several sinks would give several.
-    let mut frame = match query.collect_with_engine(Engine::Streaming) {
-        Ok(result) => result.unwrap_single(),
-        Err(e) => return Err(inputs.events.blame(Some(e))),
+        .agg(rollup_aggregations(model))
+        .collect_with_engine(Engine::Streaming)
+        // A plain query has one result; only several sinks would give several.
+        .map(|result| result.unwrap_single())
+}
+
+/// Merges batch rollups whose (org, person, day) groups may repeat across batches:
+/// counts add up, latest instants take the maximum.
+fn merge_batches(batches: Vec<DataFrame>) -> PolarsResult<DataFrame> {
+    let columns: Vec<String> = batches[0]
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let aggs: Vec<Expr> = columns
+        .iter()
+        .filter(|c| !matches!(c.as_str(), "org_id" | "distinct_id" | "day"))
+        .map(|c| {
+            if c.starts_with("last") {
+                col(c.as_str()).max()
+            } else {
+                col(c.as_str()).sum()
+            }
+        })
+        .collect();
+    let parts: Vec<LazyFrame> = batches.into_iter().map(DataFrame::lazy).collect();
+    concat(parts, UnionArgs::default())?
+        .group_by([col("org_id"), col("distinct_id"), col("day")])
+        .agg(aggs)
+        .collect_with_engine(Engine::Streaming)
+        .map(|result| result.unwrap_single())
+}
+
+pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
+    let sets = event_set_table(model).map_err(|e| inputs.events.blame(Some(e)))?;
+    let mut batches = Vec::with_capacity(inputs.events.batches.len());
+    for events in &inputs.events.batches {
+        let batch = rollup_batch(events.clone(), sets.clone(), model);
+        batches.push(batch.map_err(|e| inputs.events.blame(Some(e)))?);
+    }
+    let mut frame = if batches.len() == 1 {
+        batches.pop().expect("one batch")
+    } else {
+        merge_batches(batches).map_err(|e| inputs.events.blame(Some(e)))?
     };
     // A null key or event is a null in a required column of some file: name it.
     let null_keys: usize = ["org_id", "distinct_id", "day"]
