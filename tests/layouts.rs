@@ -87,14 +87,7 @@ fn default_as_of_is_the_day_after_the_latest_event() {
             ("a", "a1", "x", "2026-11-01 10:00", None),
         ]),
     );
-    let (i, o) = (w.input(), w.out());
-    let out = w.cmd(&[
-        "run",
-        "--input",
-        i.to_str().unwrap(),
-        "--out",
-        o.to_str().unwrap(),
-    ]);
+    let out = w.try_run(&[]);
     assert!(
         out.status.success(),
         "{}",
@@ -152,16 +145,7 @@ fn dates_stored_as_midnight_timestamps_are_dates_and_times_of_day_are_rejected()
         .unwrap();
     noon.replace("date", shifted.into()).unwrap();
     w.write("usage", &noon);
-    let (i, o) = (w.input(), w.out());
-    let out = w.cmd(&[
-        "run",
-        "--input",
-        i.to_str().unwrap(),
-        "--out",
-        o.to_str().unwrap(),
-        "--as-of",
-        AS_OF,
-    ]);
+    let out = w.try_run(&["--as-of", AS_OF]);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(

@@ -65,22 +65,11 @@ impl Workdir {
         );
     }
 
-    /// `run` over in/ into out/ at AS_OF; panics with stderr unless it succeeds.
+    /// `run` over in/ into out/ at AS_OF, quietly; panics with stderr unless it succeeds.
     pub fn run(&self, extra: &[&str]) -> Output {
-        let input = self.input();
-        let out = self.out();
-        let mut args = vec![
-            "run",
-            "--quiet",
-            "--input",
-            input.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-            "--as-of",
-            AS_OF,
-        ];
+        let mut args = vec!["--quiet", "--as-of", AS_OF];
         args.extend_from_slice(extra);
-        let o = self.cmd(&args);
+        let o = self.try_run(&args);
         assert!(
             o.status.success(),
             "run failed: {}\n{}",
@@ -88,6 +77,20 @@ impl Workdir {
             String::from_utf8_lossy(&o.stderr)
         );
         o
+    }
+
+    /// `run --input in/ --out out/` plus `extra`, whatever the outcome.
+    pub fn try_run(&self, extra: &[&str]) -> Output {
+        let (input, out) = (self.input(), self.out());
+        let mut args = vec![
+            "run",
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        self.cmd(&args)
     }
 
     pub fn read(&self, table: &str) -> DataFrame {
