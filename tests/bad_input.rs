@@ -23,17 +23,7 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 /// and the earlier outputs byte for byte as they were.
 fn assert_rejected(w: &Workdir, extra: &[&str], needles: &[&str]) {
     let before = snapshot(&w.out());
-    let input = w.input();
-    let out = w.out();
-    let mut args = vec![
-        "run",
-        "--input",
-        input.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    args.extend_from_slice(extra);
-    let o = w.cmd(&args);
+    let o = w.try_run(extra);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(2), "exit code; stderr: {stderr}");
     for n in needles {
