@@ -329,7 +329,8 @@ fn scan_events(dir: &Path) -> Result<EventsScan, InputError> {
         concat(frames, UnionArgs::default()).map_err(|e| unreadable(&files[0].path, e))
     };
     for f in &files {
-        let scan = scan_file(&f.path)?.select(normalised_columns(f, &EVENTS, &[])?);
+        let schema = file_schema(&f.path)?;
+        let scan = scan_file(&f.path)?.select(normalised_columns(f, &schema, &EVENTS, &[])?);
         frames.push(scan.clone());
         batch.push(scan);
         batch_bytes += std::fs::metadata(&f.path).map_or(0, |m| m.len());
@@ -529,11 +530,11 @@ fn load_files(
 /// columns the file lacks, nulls for absent optional columns, zeros for absent counters.
 fn normalised_columns(
     f: &TableFile,
+    schema: &Schema,
     spec: &TableSpec,
     extra_numbers: &[String],
 ) -> Result<Vec<Expr>, InputError> {
     let file = f.path.display().to_string();
-    let schema = file_schema(&f.path)?;
     let mut exprs = Vec::new();
     for c in spec.columns {
         let expr = match schema.get(c.name) {
@@ -583,12 +584,14 @@ fn load_file(
     spec: &TableSpec,
     extra_numbers: &[String],
 ) -> Result<DataFrame, InputError> {
-    let exprs = normalised_columns(f, spec, extra_numbers)?;
+    // The footer is read once: for the select list and for the lossless-date check.
+    let schema = file_schema(&f.path)?;
+    let exprs = normalised_columns(f, &schema, spec, extra_numbers)?;
     let df = scan_file(&f.path)?
         .select(exprs)
         .collect()
         .map_err(|e| unreadable(&f.path, e))?;
-    reject_times_of_day(f, spec)?;
+    reject_times_of_day(f, &schema, spec)?;
     for c in spec.columns.iter().filter(|c| c.required) {
         let nulls = df.column(c.name).map(|s| s.null_count()).unwrap_or(0);
         if nulls > 0 {
@@ -604,8 +607,7 @@ fn load_file(
 
 /// A date column stored as a timestamp is read as a date only when every value is a
 /// UTC midnight; a time of day would be lost (SPEC 2: casts must be lossless).
-fn reject_times_of_day(f: &TableFile, spec: &TableSpec) -> Result<(), InputError> {
-    let schema = file_schema(&f.path)?;
+fn reject_times_of_day(f: &TableFile, schema: &Schema, spec: &TableSpec) -> Result<(), InputError> {
     for c in spec.columns.iter().filter(|c| c.kind == Kind::Date) {
         let Some(DataType::Datetime(unit, _)) = schema.get(c.name) else {
             continue;
