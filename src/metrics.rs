@@ -166,6 +166,21 @@ fn has_set(set: &str) -> Expr {
     col(set_count(set)).gt(lit(0))
 }
 
+/// Members with an event in the last `n` days.
+fn active_column(n: u32) -> String {
+    format!("_active_{n}d")
+}
+
+/// Members with an event in the `n` days before those.
+fn active_prev_column(n: u32) -> String {
+    format!("_active_prev_{n}d")
+}
+
+/// Members counted at as_of - `n` days.
+fn members_prev_column(n: u32) -> String {
+    format!("_members_at_minus_{n}d")
+}
+
 /// Private aggregate column names, one per (metric, part).
 fn part(metric: &str, what: &str) -> String {
     format!("_{metric}__{what}")
@@ -192,30 +207,38 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
     let mut event_aggs: Vec<Expr> = vec![col("last_us").max().alias("_last_seen_us")];
     let mut member_aggs: Vec<Expr> = vec![];
     let mut usage_aggs: Vec<Expr> = vec![];
+    // Active members per window, once per distinct window however many metrics read it.
+    let mut active_windows: Vec<u32> = model
+        .metrics
+        .values()
+        .filter(|m| {
+            matches!(
+                m.measure,
+                Measure::ActiveMemberPct | Measure::ActiveMemberPctDecrease
+            )
+        })
+        .map(Metric::window)
+        .collect();
+    active_windows.sort_unstable();
+    active_windows.dedup();
+    for &n in &active_windows {
+        let distinct_in = |w: Window| {
+            col("distinct_id")
+                .filter(in_window_day("day", w))
+                .n_unique()
+        };
+        event_aggs.push(distinct_in(as_of.last_n_days(n)).alias(active_column(n)));
+        event_aggs.push(distinct_in(as_of.previous_n_days(n)).alias(active_prev_column(n)));
+        member_aggs.push(
+            col("distinct_id")
+                .filter(member_at(as_of.minus_days_us(n)))
+                .n_unique()
+                .alias(members_prev_column(n)),
+        );
+    }
     for (name, m) in &model.metrics {
         let w = as_of.last_n_days(m.window());
         match m.measure {
-            Measure::ActiveMemberPct | Measure::ActiveMemberPctDecrease => {
-                let prev = as_of.previous_n_days(m.window());
-                event_aggs.push(
-                    col("distinct_id")
-                        .filter(in_window_day("day", w))
-                        .n_unique()
-                        .alias(part(name, "active")),
-                );
-                event_aggs.push(
-                    col("distinct_id")
-                        .filter(in_window_day("day", prev))
-                        .n_unique()
-                        .alias(part(name, "active_prev")),
-                );
-                member_aggs.push(
-                    col("distinct_id")
-                        .filter(member_at(as_of.minus_days_us(m.window())))
-                        .n_unique()
-                        .alias(part(name, "members_prev")),
-                );
-            }
             Measure::MembersWithEvent | Measure::MembersWithEventPct => {
                 let set = m.event_set.as_deref().unwrap_or_default();
                 event_aggs.push(
@@ -685,12 +708,12 @@ fn metric_expr(name: &str, m: &Metric, inputs: &Inputs, model: &Model, as_of: &A
     let members_now = || col("_members_now").fill_null(lit(0));
     match m.measure {
         Measure::DaysSinceLastEvent => days_since(as_of, col("_last_seen_us")),
-        Measure::ActiveMemberPct => pct_of_members(count(part(name, "active")), members_now()),
+        Measure::ActiveMemberPct => pct_of_members(count(active_column(m.window())), members_now()),
         Measure::ActiveMemberPctDecrease => {
-            let current = pct_of_members(count(part(name, "active")), members_now());
+            let current = pct_of_members(count(active_column(m.window())), members_now());
             let previous = pct_of_members(
-                count(part(name, "active_prev")),
-                col(part(name, "members_prev")).fill_null(lit(0)),
+                count(active_prev_column(m.window())),
+                col(members_prev_column(m.window())).fill_null(lit(0)),
             );
             decrease(previous, current)
         }
