@@ -99,12 +99,6 @@ pub fn in_window_day(column: &str, w: Window) -> Expr {
         .and(col(column).lt(lit(w.end_day)))
 }
 
-/// `true` for rows whose `column` is one of `names`.
-pub fn in_set(column: &str, names: &[String]) -> Expr {
-    let values = Series::new("set".into(), names.to_vec());
-    col(column).is_in(lit(values).implode(false), false)
-}
-
 /// "decrease" of SPEC 5: `100 * (previous - current) / previous`, null when previous is 0.
 pub fn decrease(previous: Expr, current: Expr) -> Expr {
     when(previous.clone().neq(lit(0.0)))
