@@ -12,18 +12,6 @@ use crate::metrics::{product_in_use, IND};
 use crate::model::{Indicator, Model};
 use crate::time::AsOf;
 
-/// The columns of the `indicators` table, in order.
-pub const COLUMNS: [&str; 8] = [
-    "org_id",
-    "indicator",
-    "kind",
-    "product",
-    "value",
-    "threshold",
-    "message",
-    "as_of",
-];
-
 /// A number as text for messages, rounded to `decimals`.
 fn num(e: Expr, decimals: u32) -> Expr {
     e.cast(DataType::Float64)
