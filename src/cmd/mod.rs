@@ -11,7 +11,6 @@ use anyhow::Result;
 
 use crate::cli::{Cli, Command};
 use crate::error::InputError;
-use crate::model::{self, LoadedModel};
 use crate::time::AsOf;
 
 pub fn dispatch(cli: Cli) -> Result<()> {
@@ -28,10 +27,6 @@ pub fn dispatch(cli: Cli) -> Result<()> {
 /// `--as-of`, parsed, or `None` to derive it from the events.
 fn parse_as_of(raw: Option<&str>) -> Result<Option<AsOf>, InputError> {
     raw.map(AsOf::parse).transpose()
-}
-
-fn load_model(path: Option<&std::path::Path>) -> Result<LoadedModel, InputError> {
-    model::load(path)
 }
 
 /// Caps the worker threads of polars and rayon. Must run before the first polars call.

@@ -41,7 +41,7 @@ impl RunSettings {
             input: args.input.clone(),
             out: args.out.clone(),
             as_of: super::parse_as_of(args.as_of.as_deref())?,
-            model: super::load_model(args.config.as_deref())?,
+            model: crate::model::load(args.config.as_deref())?,
             previous: args.previous.clone(),
             formats: parse_formats(&args.format)?,
         })
@@ -234,7 +234,7 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// Collects independent frames, in parallel where polars can.
+/// Collects independent frames, one after the other (each runs on every thread).
 fn collect_all_frames<const N: usize>(frames: [LazyFrame; N]) -> PolarsResult<[DataFrame; N]> {
     let collected: Vec<DataFrame> = frames
         .into_iter()
