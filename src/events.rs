@@ -1,33 +1,51 @@
 //! The one pass over the events (SPEC 2, 3): the event export is read once, streaming,
-//! and rolled up to one row per org, person and UTC day, with a count per event set and
-//! URL class the model looks at and the latest instant. Every metric, indicator, user
+//! and rolled up to one row per member and UTC day, with a count per event set and URL
+//! class the model looks at and the latest instant. Every metric, indicator, user
 //! signal and trend is computed from this rollup: windows are whole days (as_of is a
 //! midnight), counts are sums of the count columns, "days since" uses `last_us`, so
 //! nothing needs the raw rows again.
 //!
+//! The rollup is a hand-written kernel over the Arrow arrays of each streamed chunk,
+//! not a polars `group_by` on the string keys: the member is found by two hash lookups,
+//! the event's sets by one, and each (member, day) row is a slot of plain column
+//! vectors. That keeps the pass close to the cost of reading the columns (issue 5).
+//! Events of people who are not members of their org are only counted (SPEC 2).
+//!
 //! Also finds the nulls and unreadable pages of the events input that the per-file
 //! schema checks could not see, and blames the file.
 
+use std::collections::BTreeMap;
+use std::num::NonZeroUsize;
+use std::sync::mpsc::sync_channel;
+
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::error::InputError;
 use crate::input::Inputs;
-use crate::metrics::url_path;
 use crate::model::Model;
 use crate::time::{AsOf, MICROS_PER_DAY};
 
-/// The events, rolled up to one row per org, person and UTC day. Columns: `org_id`,
-/// `distinct_id`, `day` (i32 days since the epoch), `n` (events), `last_us` (latest
-/// instant), and one count per thing the model looks at: `n__<set>` for every event
-/// set (and `feature_use`), `n__docs_visit`, `n__billing_visit`, `n__docs__<product>`,
-/// plus `last__<set>` for the sets whose latest instant an indicator reads. (Counted
-/// sets: see `counted_sets`.)
+/// The member events, rolled up to one row per member and UTC day, plus what the pass
+/// counted of all events.
 pub struct Rollup {
+    /// Columns: `org_id`, `distinct_id`, `member` (a number per (org_id, distinct_id),
+    /// cheaper to count distinct than the strings), `day` (i32 days since the epoch),
+    /// `n` (events),
+    /// `last_us` (latest instant), and one count per thing the model looks at:
+    /// `n__<set>` for every counted event set (and `feature_use`), `n__docs_visit`,
+    /// `n__billing_visit`, `n__docs__<product>`, plus `last__<set>` for the sets whose
+    /// latest instant an indicator reads. (Counted sets: see `counted_sets`.) Only
+    /// members' events (SPEC 2), at any date.
     pub frame: DataFrame,
-    /// Events read.
+    /// Events read, of anyone.
     pub rows: u64,
-    /// The latest event instant, for the default as_of.
+    /// The latest event instant, of anyone, for the default as_of.
     pub latest_us: Option<i64>,
+    /// Events of anyone per UTC day (for the data-quality count of late events).
+    pub events_per_day: BTreeMap<i32, u64>,
+    /// Events whose (org_id, distinct_id) is in no member row.
+    pub unknown_member_events: u64,
 }
 
 pub const DOCS_VISITS: &str = "n__docs_visit";
@@ -67,8 +85,8 @@ pub const SETS_COUNTED_BY_NAME: [&str; 4] = [
 ];
 
 /// Every set the rollup counts: those the metrics and products name, and those the
-/// stages count by name. (Each count is one more aggregation in the streaming pass, so
-/// sets used only inside another column, like `pageview`, are not counted alone.)
+/// stages count by name. (Sets used only inside another column, like `pageview`, are
+/// not counted alone.)
 fn counted_sets(model: &Model) -> Vec<String> {
     let mut sets: Vec<String> = SETS_COUNTED_BY_NAME.iter().map(|s| s.to_string()).collect();
     sets.extend(model.metrics.values().filter_map(|m| m.event_set.clone()));
@@ -99,190 +117,614 @@ fn latest_sets(model: &Model) -> Vec<String> {
     sets
 }
 
-/// Flag column of the event-set table: the event belongs to the set.
-fn in_set_flag(set: &str) -> String {
-    format!("_is__{set}")
+/// The URL path (SPEC 3): scheme, host, query string and fragment removed. The same
+/// as the regex `^(?:[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?([^?#]*)`, byte by byte (the
+/// delimiters are ASCII, so every cut is on a character boundary).
+pub fn url_path(url: &str) -> &str {
+    let b = url.as_bytes();
+    let mut start = 0;
+    if b.first().is_some_and(u8::is_ascii_alphabetic) {
+        let scheme_end = b[1..]
+            .iter()
+            .position(|c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'.' | b'-')))
+            .map_or(b.len(), |p| p + 1);
+        if b[scheme_end..].starts_with(b"://") {
+            let host = scheme_end + 3;
+            start = b[host..]
+                .iter()
+                .position(|c| matches!(c, b'/' | b'?' | b'#'))
+                .map_or(b.len(), |p| host + p);
+        }
+    }
+    let rest = &url[start..];
+    &rest[..rest.find(['?', '#']).unwrap_or(rest.len())]
 }
 
-/// One row per event name the model names, one boolean column per counted set: joined
-/// onto the events once, so each row's set membership is a lookup, not a string
-/// comparison per set.
-fn event_set_table(model: &Model) -> PolarsResult<LazyFrame> {
-    let mut sets = counted_sets(model);
-    sets.extend(["pageview".to_string(), "billing_shown".to_string()]);
-    sets.extend(latest_sets(model));
-    let sets = first_of_each(sets);
-    let mut names: Vec<String> = sets.iter().flat_map(|s| model.events_of(s)).collect();
-    names.sort();
-    names.dedup();
-    let mut columns = vec![Column::new("event".into(), names.clone())];
-    for set in &sets {
-        let members = model.events_of(set);
-        let flags: Vec<bool> = names.iter().map(|n| members.contains(n)).collect();
-        columns.push(Column::new(in_set_flag(set).into(), flags));
-    }
-    Ok(DataFrame::new_infer_height(columns)?.lazy())
+/// What one event name adds to its (member, day) row beyond `n` and `last_us`.
+#[derive(Default)]
+struct EventClass {
+    /// Count columns (indexes into `Layout::counts`) it adds one to.
+    counts: Vec<usize>,
+    /// Latest-instant columns (indexes into `Layout::latest`) it can raise.
+    latest: Vec<usize>,
+    pageview: bool,
+    billing_shown: bool,
 }
 
-/// Every aggregation of the rollup, one per column described on `Rollup`.
-fn rollup_aggregations(model: &Model) -> Vec<Expr> {
-    let is = |set: &str| col(in_set_flag(set)).fill_null(lit(false));
-    let under = |prefix: &str| col("path").str().starts_with(lit(prefix.to_string()));
-    let pageview = is("pageview");
-    let mut aggs = vec![
-        len().cast(DataType::Int64).alias("n"),
-        col("timestamp").max().alias("last_us"),
-        col("event").is_null().sum().alias("_null_events"),
-    ];
-    for set in counted_sets(model) {
-        aggs.push(is(&set).sum().alias(set_count(&set)));
-    }
-    aggs.push(
-        pageview
-            .clone()
-            .and(under(&model.paths.docs_prefix))
-            .sum()
-            .alias(DOCS_VISITS),
-    );
-    let billing_page = pageview.clone().and(under(&model.paths.billing_prefix));
-    aggs.push(
-        is("billing_shown")
-            .or(billing_page)
-            .sum()
-            .alias(BILLING_VISITS),
-    );
-    for (name, p) in &model.products {
-        aggs.push(
-            pageview
-                .clone()
-                .and(under(&p.docs_prefix))
-                .sum()
-                .alias(product_docs_visits(name)),
-        );
-    }
-    for set in latest_sets(model) {
-        let instant = when(is(&set))
-            .then(col("timestamp"))
-            .otherwise(lit(NULL).cast(DataType::Int64));
-        aggs.push(instant.max().alias(latest_of_set(&set)));
-    }
-    aggs
+/// The rollup's columns, decided once from the model.
+struct Layout {
+    /// Count column names: counted sets, then docs visits, billing visits, then one
+    /// per product's docs.
+    counts: Vec<String>,
+    docs_visits: usize,
+    billing_visits: usize,
+    /// (path prefix, count column) of each product's docs.
+    product_docs: Vec<(String, usize)>,
+    docs_prefix: String,
+    billing_prefix: String,
+    /// Latest-instant column names.
+    latest: Vec<String>,
+    /// Event name → index into `classes`; names the model does not mention map to none.
+    class_of: PlHashMap<String, usize>,
+    classes: Vec<EventClass>,
 }
 
-/// The rollup of one batch of event files, streaming.
-fn rollup_batch(events: LazyFrame, sets: LazyFrame, model: &Model) -> PolarsResult<DataFrame> {
-    events
-        .join(
-            sets,
-            [col("event")],
-            [col("event")],
-            JoinArgs::new(JoinType::Left),
-        )
-        .with_columns([
-            col("timestamp")
-                .floor_div(lit(MICROS_PER_DAY))
-                .cast(DataType::Int32)
-                .alias("day"),
-            url_path("current_url").alias("path"),
-        ])
-        .group_by([col("org_id"), col("distinct_id"), col("day")])
-        .agg(rollup_aggregations(model))
-        .collect_with_engine(Engine::Streaming)
-        // A plain query has one result; only several sinks would give several.
-        .map(|result| result.unwrap_single())
-}
+impl Layout {
+    fn new(model: &Model) -> Layout {
+        let sets = counted_sets(model);
+        let mut counts: Vec<String> = sets.iter().map(|s| set_count(s)).collect();
+        let docs_visits = counts.len();
+        counts.push(DOCS_VISITS.into());
+        let billing_visits = counts.len();
+        counts.push(BILLING_VISITS.into());
+        let mut product_docs = Vec::new();
+        for (name, p) in &model.products {
+            product_docs.push((p.docs_prefix.clone(), counts.len()));
+            counts.push(product_docs_visits(name));
+        }
+        let latest_sets = latest_sets(model);
+        let latest = latest_sets.iter().map(|s| latest_of_set(s)).collect();
 
-/// Merges batch rollups whose (org, person, day) groups may repeat across batches:
-/// counts add up, latest instants take the maximum.
-fn merge_batches(batches: Vec<DataFrame>) -> PolarsResult<DataFrame> {
-    let columns: Vec<String> = batches[0]
-        .get_column_names()
-        .iter()
-        .map(|c| c.to_string())
-        .collect();
-    let aggs: Vec<Expr> = columns
-        .iter()
-        .filter(|c| !matches!(c.as_str(), "org_id" | "distinct_id" | "day"))
-        .map(|c| {
-            if c.starts_with("last") {
-                col(c.as_str()).max()
-            } else {
-                col(c.as_str()).sum()
-            }
-        })
-        .collect();
-    let parts: Vec<LazyFrame> = batches.into_iter().map(DataFrame::lazy).collect();
-    concat(parts, UnionArgs::default())?
-        .group_by([col("org_id"), col("distinct_id"), col("day")])
-        .agg(aggs)
-        .collect_with_engine(Engine::Streaming)
-        .map(|result| result.unwrap_single())
-}
-
-pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
-    let sets = event_set_table(model).map_err(|e| inputs.events.blame(Some(e)))?;
-    let mut batches = Vec::with_capacity(inputs.events.batches.len());
-    for events in &inputs.events.batches {
-        let batch = rollup_batch(events.clone(), sets.clone(), model);
-        batches.push(batch.map_err(|e| inputs.events.blame(Some(e)))?);
+        let mut names: Vec<String> = sets
+            .iter()
+            .chain(&latest_sets)
+            .chain(&["pageview".to_string(), "billing_shown".to_string()])
+            .flat_map(|s| model.events_of(s))
+            .collect();
+        names.sort();
+        names.dedup();
+        let mut class_of = PlHashMap::new();
+        let mut classes = Vec::with_capacity(names.len());
+        for name in names {
+            let in_set = |set: &str| model.events_of(set).contains(&name);
+            classes.push(EventClass {
+                counts: (0..sets.len()).filter(|&i| in_set(&sets[i])).collect(),
+                latest: (0..latest_sets.len())
+                    .filter(|&i| in_set(&latest_sets[i]))
+                    .collect(),
+                pageview: in_set("pageview"),
+                billing_shown: in_set("billing_shown"),
+            });
+            class_of.insert(name, classes.len() - 1);
+        }
+        Layout {
+            counts,
+            docs_visits,
+            billing_visits,
+            product_docs,
+            docs_prefix: model.paths.docs_prefix.clone(),
+            billing_prefix: model.paths.billing_prefix.clone(),
+            latest,
+            class_of,
+            classes,
+        }
     }
-    let mut frame = if batches.len() == 1 {
-        batches.pop().expect("one batch")
-    } else {
-        merge_batches(batches).map_err(|e| inputs.events.blame(Some(e)))?
-    };
-    // A null key or event is a null in a required column of some file: name it.
-    let null_keys: usize = ["org_id", "distinct_id", "day"]
-        .iter()
-        .map(|c| frame.column(c).map_or(0, |s| s.null_count()))
-        .sum();
-    let null_events = frame
-        .column("_null_events")
-        .ok()
-        .and_then(|c| c.cast(&DataType::UInt64).ok()?.u64().ok()?.sum())
-        .unwrap_or(0);
-    if null_keys > 0 || null_events > 0 {
-        return Err(inputs.events.blame(None));
-    }
-    let _ = frame.drop_in_place("_null_events");
-    let rows = frame
-        .column("n")
-        .ok()
-        .and_then(|c| c.i64().ok()?.sum())
-        .unwrap_or(0) as u64;
-    let latest_us = frame
-        .column("last_us")
-        .ok()
-        .and_then(|c| c.i64().ok()?.max());
-    Ok(Rollup {
-        frame,
-        rows,
-        latest_us,
-    })
 }
 
-/// The distinct (org_id, distinct_id) pairs of the members table.
-pub fn member_keys(inputs: &Inputs) -> LazyFrame {
+/// The distinct (org_id, distinct_id) pairs of the members table, sorted; a member's
+/// index in this frame is its number in the rollup.
+fn member_keys(inputs: &Inputs) -> PolarsResult<DataFrame> {
     inputs
         .members
         .clone()
         .lazy()
         .select([col("org_id"), col("distinct_id")])
         .unique(None, UniqueKeepStrategy::Any)
+        .sort(["org_id", "distinct_id"], Default::default())
+        .collect()
 }
 
-/// Member events before as_of (SPEC 2): the rollup rows of people who appear in a
-/// member row of their org, whatever its dates.
-pub fn member_events(rollup: &Rollup, inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
+/// Finds a member's number from its org and distinct_id without allocating.
+struct MemberIndex {
+    org: PlHashMap<String, usize>,
+    /// Per org: distinct_id → member number.
+    person: Vec<PlHashMap<String, u32>>,
+}
+
+impl MemberIndex {
+    fn new(keys: &DataFrame) -> PolarsResult<MemberIndex> {
+        let mut index = MemberIndex {
+            org: PlHashMap::new(),
+            person: Vec::new(),
+        };
+        let orgs = keys.column("org_id")?.str()?;
+        let people = keys.column("distinct_id")?.str()?;
+        for (i, (org, person)) in orgs.iter().zip(people.iter()).enumerate() {
+            let (Some(org), Some(person)) = (org, person) else {
+                continue;
+            };
+            let next = index.person.len();
+            let o = *index.org.entry(org.to_string()).or_insert(next);
+            if o == next {
+                index.person.push(PlHashMap::new());
+            }
+            index.person[o].insert(person.to_string(), i as u32);
+        }
+        Ok(index)
+    }
+
+    fn count(&self) -> usize {
+        self.person.iter().map(|p| p.len()).sum()
+    }
+
+    fn find(&self, org: &str, person: &str) -> Option<u32> {
+        let o = *self.org.get(org)?;
+        self.person[o].get(person).copied()
+    }
+}
+
+/// No latest instant yet (output as null).
+const NO_INSTANT: i64 = i64::MIN;
+
+/// Marks a row whose person is not a member of its org, or whose event name the model
+/// does not mention.
+const NONE: u32 = u32::MAX;
+
+/// Member partitions of the rollup. Each is built by one task, on whatever threads
+/// there are; fixed, so the rollup's row order does not depend on `--threads`.
+const PARTITIONS: usize = 8;
+
+/// What the first phase finds out about each row of a chunk: its member and event
+/// class (`NONE` when there is none) and its UTC day.
+struct RowFacts {
+    member: Vec<u32>,
+    class: Vec<u32>,
+    day: Vec<i32>,
+}
+
+/// Counts over all rows, members or not.
+#[derive(Default)]
+struct Totals {
+    rows: u64,
+    latest_us: Option<i64>,
+    events_per_day: BTreeMap<i32, u64>,
+    unknown_member_events: u64,
+}
+
+impl Totals {
+    fn merge(&mut self, other: Totals) {
+        self.rows += other.rows;
+        self.latest_us = self.latest_us.max(other.latest_us);
+        for (day, n) in other.events_per_day {
+            *self.events_per_day.entry(day).or_insert(0) += n;
+        }
+        self.unknown_member_events += other.unknown_member_events;
+    }
+}
+
+/// polars' string array (Arrow's Utf8View).
+type StrArray = <StringType as PolarsDataType>::Array;
+
+/// The columns of one streamed chunk that the pass reads, as Arrow arrays.
+struct ChunkArrays<'c> {
+    timestamp: &'c [i64],
+    event: &'c StrArray,
+    person: &'c StrArray,
+    org: &'c StrArray,
+    url: &'c StrArray,
+}
+
+/// Phase one, over a range of rows: member, class and day of each, and the totals.
+fn row_facts(
+    a: &ChunkArrays,
+    rows: std::ops::Range<usize>,
+    layout: &Layout,
+    members: &MemberIndex,
+) -> (RowFacts, Totals) {
+    let mut facts = RowFacts {
+        member: Vec::with_capacity(rows.len()),
+        class: Vec::with_capacity(rows.len()),
+        day: Vec::with_capacity(rows.len()),
+    };
+    let mut totals = Totals {
+        rows: rows.len() as u64,
+        latest_us: a.timestamp[rows.clone()].iter().copied().max(),
+        ..Totals::default()
+    };
+    // The member behind each (org_id, person) pair of string views, and the class of
+    // each event view, so each distinct pair of strings is hashed and compared once
+    // per range, not once per row. (Equal views in one array are equal strings, and
+    // dictionary-encoded columns repeat them.)
+    let mut member_of_views: PlHashMap<(u128, u128), u32> = PlHashMap::new();
+    let mut class_of_view: PlHashMap<u128, u32> = PlHashMap::new();
+    let (org_views, person_views) = (a.org.views(), a.person.views());
+    let event_views = a.event.views();
+    // Events per day, counted in runs: a time-ordered export changes day rarely.
+    let mut run = (i32::MIN, 0u64);
+    for i in rows {
+        let day = a.timestamp[i].div_euclid(MICROS_PER_DAY) as i32;
+        if day != run.0 {
+            if run.1 > 0 {
+                *totals.events_per_day.entry(run.0).or_insert(0) += run.1;
+            }
+            run = (day, 0);
+        }
+        run.1 += 1;
+        let views = (org_views[i].as_u128(), person_views[i].as_u128());
+        let member = *member_of_views.entry(views).or_insert_with(|| {
+            members
+                .find(a.org.value(i), a.person.value(i))
+                .unwrap_or(NONE)
+        });
+        if member == NONE {
+            totals.unknown_member_events += 1;
+        }
+        let class = *class_of_view
+            .entry(event_views[i].as_u128())
+            .or_insert_with(|| {
+                layout
+                    .class_of
+                    .get(a.event.value(i))
+                    .map_or(NONE, |&c| c as u32)
+            });
+        facts.member.push(member);
+        facts.class.push(class);
+        facts.day.push(day);
+    }
+    if run.1 > 0 {
+        *totals.events_per_day.entry(run.0).or_insert(0) += run.1;
+    }
+    (facts, totals)
+}
+
+/// One member partition of the rollup: a slot per (member, day), its columns as
+/// plain vectors.
+struct Partition {
+    /// (member, day) → slot.
+    slot_of: PlHashMap<u64, u32>,
+    /// Per member of the partition (member / PARTITIONS): its latest (day, slot), so
+    /// the rows of one member-day, which arrive close together in a time-ordered
+    /// export, skip the hash lookup.
+    recent_slot: Vec<(i32, u32)>,
+    member: Vec<u32>,
+    day: Vec<i32>,
+    n: Vec<u32>,
+    last_us: Vec<i64>,
+    counts: Vec<Vec<u32>>,
+    latest: Vec<Vec<i64>>,
+}
+
+impl Partition {
+    fn new(layout: &Layout, members: usize) -> Self {
+        Partition {
+            slot_of: PlHashMap::new(),
+            recent_slot: vec![(i32::MIN, 0); members.div_ceil(PARTITIONS)],
+            member: Vec::new(),
+            day: Vec::new(),
+            n: Vec::new(),
+            last_us: Vec::new(),
+            counts: vec![Vec::new(); layout.counts.len()],
+            latest: vec![Vec::new(); layout.latest.len()],
+        }
+    }
+
+    /// The slot of a (member, day), opened empty on first sight.
+    fn slot(&mut self, member: u32, day: i32) -> usize {
+        let recent = &mut self.recent_slot[member as usize / PARTITIONS];
+        if recent.0 == day {
+            return recent.1 as usize;
+        }
+        let key = (u64::from(member) << 32) | u64::from(day as u32);
+        let next = self.member.len() as u32;
+        let slot = *self.slot_of.entry(key).or_insert(next);
+        if slot == next {
+            self.member.push(member);
+            self.day.push(day);
+            self.n.push(0);
+            self.last_us.push(NO_INSTANT);
+            for c in &mut self.counts {
+                c.push(0);
+            }
+            for l in &mut self.latest {
+                l.push(NO_INSTANT);
+            }
+        }
+        self.recent_slot[member as usize / PARTITIONS] = (day, slot);
+        slot as usize
+    }
+
+    /// Phase two: adds the chunk's rows of this partition's members (`p`).
+    fn add(&mut self, p: usize, a: &ChunkArrays, facts: &RowFacts, layout: &Layout) {
+        for (i, &member) in facts.member.iter().enumerate() {
+            if member == NONE || member as usize % PARTITIONS != p {
+                continue;
+            }
+            let t = a.timestamp[i];
+            let s = self.slot(member, facts.day[i]);
+            self.n[s] += 1;
+            self.last_us[s] = self.last_us[s].max(t);
+            let Some(class) = layout.classes.get(facts.class[i] as usize) else {
+                continue;
+            };
+            for &c in &class.counts {
+                self.counts[c][s] += 1;
+            }
+            for &l in &class.latest {
+                self.latest[l][s] = self.latest[l][s].max(t);
+            }
+            let path = if class.pageview {
+                a.url.get(i).map(url_path)
+            } else {
+                None
+            };
+            if let Some(path) = path {
+                if path.starts_with(&layout.docs_prefix) {
+                    self.counts[layout.docs_visits][s] += 1;
+                }
+                for (prefix, c) in &layout.product_docs {
+                    if path.starts_with(prefix.as_str()) {
+                        self.counts[*c][s] += 1;
+                    }
+                }
+            }
+            let billing_page = path.is_some_and(|p| p.starts_with(&layout.billing_prefix));
+            if class.billing_shown || billing_page {
+                self.counts[layout.billing_visits][s] += 1;
+            }
+        }
+    }
+}
+
+/// The rollup being built.
+struct Accumulator<'a> {
+    layout: &'a Layout,
+    members: &'a MemberIndex,
+    partitions: Vec<Partition>,
+    totals: Totals,
+    /// A required column held a null.
+    null_in_required: bool,
+}
+
+impl<'a> Accumulator<'a> {
+    fn new(layout: &'a Layout, members: &'a MemberIndex) -> Self {
+        Accumulator {
+            layout,
+            members,
+            partitions: (0..PARTITIONS)
+                .map(|_| Partition::new(layout, members.count()))
+                .collect(),
+            totals: Totals::default(),
+            null_in_required: false,
+        }
+    }
+
+    /// Adds one streamed chunk of normalised event rows: phase one over row ranges,
+    /// then phase two over member partitions, each on all threads.
+    fn add(&mut self, chunk: &DataFrame) -> PolarsResult<()> {
+        let required = ["timestamp", "event", "distinct_id", "org_id"];
+        if required
+            .iter()
+            .any(|c| chunk.column(c).map_or(true, |c| c.null_count() > 0))
+        {
+            self.null_in_required = true;
+            return Ok(());
+        }
+        let timestamp = chunk.column("timestamp")?.i64()?.rechunk();
+        let event = chunk.column("event")?.str()?.rechunk();
+        let person = chunk.column("distinct_id")?.str()?.rechunk();
+        let org = chunk.column("org_id")?.str()?.rechunk();
+        let url = chunk.column("current_url")?.str()?.rechunk();
+        let (Some(timestamp), Some(event), Some(person), Some(org), Some(url)) = (
+            timestamp.downcast_iter().next(),
+            event.downcast_iter().next(),
+            person.downcast_iter().next(),
+            org.downcast_iter().next(),
+            url.downcast_iter().next(),
+        ) else {
+            return Ok(()); // an empty chunk
+        };
+        let a = ChunkArrays {
+            timestamp: timestamp.values(),
+            event,
+            person,
+            org,
+            url,
+        };
+        let (layout, members) = (self.layout, self.members);
+        // Phase one: one range per thread (its view caches work best on long ranges);
+        // the ranges' facts are concatenated in order, so the cut changes nothing.
+        let len = a.timestamp.len();
+        let step = len.div_ceil(rayon::current_num_threads()).max(1);
+        let ranges: Vec<_> = (0..len)
+            .step_by(step)
+            .map(|s| s..(s + step).min(len))
+            .collect();
+        let parts: Vec<(RowFacts, Totals)> = ranges
+            .into_par_iter()
+            .map(|r| row_facts(&a, r, layout, members))
+            .collect();
+        let mut facts = RowFacts {
+            member: Vec::with_capacity(len),
+            class: Vec::with_capacity(len),
+            day: Vec::with_capacity(len),
+        };
+        for (f, t) in parts {
+            facts.member.extend(f.member);
+            facts.class.extend(f.class);
+            facts.day.extend(f.day);
+            self.totals.merge(t);
+        }
+        // Phase two: partitions are disjoint sets of members, so they fill in parallel.
+        self.partitions
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(p, part)| part.add(p, &a, &facts, layout));
+        Ok(())
+    }
+
+    /// The rollup frame: the partitions in order, each in the order its (member, day)
+    /// rows were first seen.
+    fn finish(self, keys: &DataFrame) -> PolarsResult<Rollup> {
+        let mut member = Vec::new();
+        let mut day = Vec::new();
+        let mut n = Vec::new();
+        let mut last_us = Vec::new();
+        let mut counts = vec![Vec::new(); self.layout.counts.len()];
+        let mut latest = vec![Vec::new(); self.layout.latest.len()];
+        for p in self.partitions {
+            member.extend(p.member);
+            day.extend(p.day);
+            n.extend(p.n.into_iter().map(i64::from));
+            last_us.extend(p.last_us);
+            for (all, part) in counts.iter_mut().zip(p.counts) {
+                all.extend(part);
+            }
+            for (all, part) in latest.iter_mut().zip(p.latest) {
+                all.extend(part);
+            }
+        }
+        let member = IdxCa::from_vec("member".into(), member);
+        let mut columns = vec![
+            keys.column("org_id")?.take(&member)?,
+            keys.column("distinct_id")?.take(&member)?,
+            member.into_column(),
+            Column::new("day".into(), day),
+            Column::new("n".into(), n),
+            Column::new("last_us".into(), last_us),
+        ];
+        for (name, values) in self.layout.counts.iter().zip(counts) {
+            columns.push(Column::new(name.into(), values));
+        }
+        for (name, values) in self.layout.latest.iter().zip(latest) {
+            let instants: Int64Chunked = values
+                .into_iter()
+                .map(|t| (t != NO_INSTANT).then_some(t))
+                .collect();
+            columns.push(instants.with_name(name.into()).into_column());
+        }
+        Ok(Rollup {
+            frame: DataFrame::new_infer_height(columns)?,
+            rows: self.totals.rows,
+            latest_us: self.totals.latest_us,
+            events_per_day: self.totals.events_per_day,
+            unknown_member_events: self.totals.unknown_member_events,
+        })
+    }
+}
+
+/// Rows per streamed chunk; `ACCOUNT_HEALTH_EVENTS_CHUNK_ROWS` overrides polars'
+/// default (outputs do not depend on it: a test runs with tiny chunks).
+fn chunk_rows() -> Option<NonZeroUsize> {
+    std::env::var("ACCOUNT_HEALTH_EVENTS_CHUNK_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+/// Streams the event export through `add`, chunk by chunk in file order, while polars
+/// reads and decodes the next chunks on its own threads.
+fn stream_events(
+    events: LazyFrame,
+    mut add: impl FnMut(&DataFrame) -> PolarsResult<bool>,
+) -> PolarsResult<()> {
+    let (send, receive) = sync_channel::<DataFrame>(2);
+    let sink = events.sink_batches(
+        // Stop reading (return true) once the receiver has gone away.
+        PlanCallback::new(move |chunk| Ok(send.send(chunk).is_err())),
+        true,
+        chunk_rows(),
+    )?;
+    let reader = std::thread::spawn(move || sink.collect_with_engine(Engine::Streaming));
+    let mut outcome = Ok(());
+    for chunk in receive.iter() {
+        match add(&chunk) {
+            Ok(true) => {}
+            stop => {
+                outcome = stop.map(|_| ());
+                break;
+            }
+        }
+    }
+    drop(receive);
+    let read = reader
+        .join()
+        .unwrap_or_else(|_| Err(polars_err!(ComputeError: "the events reader panicked")));
+    read.map(|_| ())?;
+    outcome
+}
+
+pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
+    let blame = |e: PolarsError| inputs.events.blame(Some(e));
+    let layout = Layout::new(model);
+    let keys = member_keys(inputs).map_err(blame)?;
+    let members = MemberIndex::new(&keys).map_err(blame)?;
+    let mut acc = Accumulator::new(&layout, &members);
+    stream_events(inputs.events.frame.clone(), |chunk| {
+        acc.add(chunk)?;
+        Ok(!acc.null_in_required)
+    })
+    .map_err(blame)?;
+    if acc.null_in_required {
+        // A null key or event is a null in a required column of some file: name it.
+        return Err(inputs.events.blame(None));
+    }
+    acc.finish(&keys).map_err(blame)
+}
+
+/// Member events before as_of (SPEC 2): the rollup rows (all of members, whatever the
+/// dates of their member rows) of days before as_of.
+pub fn member_events(rollup: &Rollup, as_of: &AsOf) -> LazyFrame {
     rollup
         .frame
         .clone()
         .lazy()
         .filter(col("day").lt(lit(as_of.day)))
-        .join(
-            member_keys(inputs),
-            [col("org_id"), col("distinct_id")],
-            [col("org_id"), col("distinct_id")],
-            JoinArgs::new(JoinType::Semi),
-        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kernel's path against the regex the SPEC's rule was first written as.
+    #[test]
+    fn url_path_matches_the_regex() {
+        let urls = [
+            "https://app.posthog.com/docs/feature-flags?x=1#top",
+            "http://localhost:8000/organization/billing",
+            "/docs/surveys#intro",
+            "/docs?q",
+            "https://host",
+            "https://host?x=/docs",
+            "mailto:someone@example.com",
+            "1http://host/docs",
+            "svn+ssh://host/path",
+            "a.b-c://h/x",
+            "://host/docs",
+            "",
+            "#/docs",
+            "https://hôst.example/dôcs/é?q",
+            "docs/relative",
+        ];
+        let df = df!("u" => urls).unwrap();
+        let expected = df
+            .lazy()
+            .select([col("u")
+                .str()
+                .extract(lit(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?([^?#]*)"), 1)])
+            .collect()
+            .unwrap();
+        let expected = expected.column("u").unwrap().str().unwrap();
+        for (url, want) in urls.iter().zip(expected.iter()) {
+            assert_eq!(Some(url_path(url)), want, "{url}");
+        }
+    }
 }

@@ -205,25 +205,9 @@ impl Inputs {
 
 /// The events table as a lazy scan of every file, normalised like the other tables.
 pub struct EventsScan {
-    /// Every file, as one frame (for `query`).
+    /// Every file, as one frame, in file order.
     pub frame: LazyFrame,
-    /// The files in batches of about `EVENTS_BATCH_BYTES` of Parquet each, so the
-    /// rollup can hold one batch's working state at a time.
-    pub batches: Vec<LazyFrame>,
     files: Vec<TableFile>,
-}
-
-/// Parquet bytes per events batch: about 8M generated events, ~1.3 GB of working state.
-/// `ACCOUNT_HEALTH_EVENTS_BATCH_BYTES` overrides it (less memory, or fewer passes);
-/// outputs do not depend on it.
-const EVENTS_BATCH_BYTES: u64 = 64 << 20;
-
-fn events_batch_bytes() -> u64 {
-    std::env::var("ACCOUNT_HEALTH_EVENTS_BATCH_BYTES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .filter(|&b| b > 0)
-        .unwrap_or(EVENTS_BATCH_BYTES)
 }
 
 impl EventsScan {
@@ -321,33 +305,12 @@ fn scan_events(dir: &Path) -> Result<EventsScan, InputError> {
         table: EVENTS.name.into(),
     })?;
     let mut frames = Vec::with_capacity(files.len());
-    let mut batches = Vec::new();
-    let mut batch: Vec<LazyFrame> = Vec::new();
-    let mut batch_bytes = 0u64;
-    let batch_limit = events_batch_bytes();
-    let union = |frames: Vec<LazyFrame>| {
-        concat(frames, UnionArgs::default()).map_err(|e| unreadable(&files[0].path, e))
-    };
     for f in &files {
         let schema = file_schema(&f.path)?;
-        let scan = scan_file(&f.path)?.select(normalised_columns(f, &schema, &EVENTS, &[])?);
-        frames.push(scan.clone());
-        batch.push(scan);
-        batch_bytes += std::fs::metadata(&f.path).map_or(0, |m| m.len());
-        if batch_bytes >= batch_limit {
-            batches.push(union(std::mem::take(&mut batch))?);
-            batch_bytes = 0;
-        }
+        frames.push(scan_file(&f.path)?.select(normalised_columns(f, &schema, &EVENTS, &[])?));
     }
-    if !batch.is_empty() {
-        batches.push(union(batch)?);
-    }
-    let frame = union(frames)?;
-    Ok(EventsScan {
-        frame,
-        batches,
-        files,
-    })
+    let frame = concat(frames, UnionArgs::default()).map_err(|e| unreadable(&files[0].path, e))?;
+    Ok(EventsScan { frame, files })
 }
 
 /// The usage table: its fixed columns plus every counter column, each counter

@@ -127,13 +127,6 @@ pub fn days_since(as_of: &AsOf, latest_us: Expr) -> Expr {
     div_exact(lit(as_of.us()) - latest_us, MICROS_PER_DAY as f64)
 }
 
-/// The URL path: scheme, host, query string and fragment removed (SPEC 3).
-pub fn url_path(column: &str) -> Expr {
-    col(column)
-        .str()
-        .extract(lit(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?([^?#]*)"), 1)
-}
-
 /// Members counted at instant `t` (SPEC 2): joined before t, not removed before t.
 pub fn member_at(t_us: i64) -> Expr {
     col("joined_at").lt(lit(t_us)).and(
@@ -216,11 +209,7 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
     active_windows.sort_unstable();
     active_windows.dedup();
     for &n in &active_windows {
-        let distinct_in = |w: Window| {
-            col("distinct_id")
-                .filter(in_window_day("day", w))
-                .n_unique()
-        };
+        let distinct_in = |w: Window| col("member").filter(in_window_day("day", w)).n_unique();
         event_aggs.push(distinct_in(as_of.last_n_days(n)).alias(active_column(n)));
         event_aggs.push(distinct_in(as_of.previous_n_days(n)).alias(active_prev_column(n)));
         member_aggs.push(
@@ -236,7 +225,7 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
             Measure::MembersWithEvent | Measure::MembersWithEventPct => {
                 let set = m.event_set.as_deref().unwrap_or_default();
                 event_aggs.push(
-                    col("distinct_id")
+                    col("member")
                         .filter(in_window_day("day", w).and(has_set(set)))
                         .n_unique()
                         .alias(part(name, "members")),

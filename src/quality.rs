@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use polars::prelude::*;
 
 use crate::error::InputError;
-use crate::events::{events_where, member_keys, Rollup};
+use crate::events::Rollup;
 use crate::input::Inputs;
 use crate::time::AsOf;
 
@@ -54,24 +54,15 @@ pub fn measure(inputs: &Inputs, rollup: &Rollup, as_of: &AsOf) -> DataQuality {
     let mut q = DataQuality::new();
     let future = |c: &str| col(c).gt_eq(lit(as_of.us()));
     // The rollup's days are whole: an event is at or after as_of exactly when its day is.
-    let events = rollup.frame.clone().lazy();
-    q.insert(
-        "events_at_or_after_as_of".into(),
-        scalar(
-            events
-                .clone()
-                .select([events_where(col("day").gt_eq(lit(as_of.day)))]),
-        ),
-    );
-    let unknown = events.join(
-        member_keys(inputs),
-        [col("org_id"), col("distinct_id")],
-        [col("org_id"), col("distinct_id")],
-        JoinArgs::new(JoinType::Anti),
-    );
+    let late: u64 = rollup
+        .events_per_day
+        .range(as_of.day..)
+        .map(|(_, n)| n)
+        .sum();
+    q.insert("events_at_or_after_as_of".into(), late);
     q.insert(
         "events_of_unknown_members".into(),
-        scalar(unknown.select([col("n").sum()])),
+        rollup.unknown_member_events,
     );
     q.insert(
         "duplicate_member_rows".into(),

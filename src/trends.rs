@@ -71,7 +71,7 @@ pub fn compute(
     let active = events
         .filter(in_range("day"))
         .group_by([col("org_id"), col("day")])
-        .agg([col("distinct_id").n_unique().alias("_active")])
+        .agg([col("member").n_unique().alias("_active")])
         .with_column(week_start(col("day")).alias("week_start"))
         .group_by([col("org_id"), col("week_start")])
         .agg([div_exact(col("_active").sum(), WEEKDAYS).alias("active_members_weekday_mean")]);

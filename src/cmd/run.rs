@@ -164,7 +164,7 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
 
     progress.stage("computing metrics, scores and indicators");
     // Collected once: metrics, users and trends all read it.
-    let member_events = events::member_events(&rollup, &inputs, &as_of).collect()?;
+    let member_events = events::member_events(&rollup, &as_of).collect()?;
     // Everything after this reads member events only; free the full rollup.
     drop(rollup);
     let metrics = metrics::compute(member_events.clone().lazy(), &inputs, model, &as_of);
