@@ -69,7 +69,7 @@ fn metrics_and_scores(bencher: Bencher, orgs: usize) {
     let (inputs, model) = inputs(orgs);
     let as_of = AsOf::parse(AS_OF).expect("date");
     let rollup: Rollup = events::rollup(&inputs, &model).expect("rollup");
-    let member_events = events::member_events(&rollup, &inputs, &as_of)
+    let member_events = events::member_events(&rollup, &as_of)
         .collect()
         .expect("member events");
     bencher
