@@ -152,17 +152,26 @@ struct EventClass {
     billing_shown: bool,
 }
 
+/// Visit bits of `MemberRow::visits`.
+const VISIT_DOCS: usize = 0;
+const VISIT_BILLING: usize = 1;
+const VISIT_PRODUCTS: usize = 2;
+
+/// The most products the visit bits hold (model validation enforces it).
+pub const MAX_PRODUCTS: usize = 64 - VISIT_PRODUCTS;
+
 /// The rollup's columns, decided once from the model.
 struct Layout {
     /// Count column names: counted sets, then docs visits, billing visits, then one
     /// per product's docs.
     counts: Vec<String>,
-    docs_visits: usize,
-    billing_visits: usize,
     /// (path prefix, count column) of each product's docs.
     product_docs: Vec<(String, usize)>,
     docs_prefix: String,
     billing_prefix: String,
+    /// The count column of each visit bit (`VISIT_DOCS`, `VISIT_BILLING`, then
+    /// `VISIT_PRODUCTS + j` for product j).
+    visit_columns: Vec<usize>,
     /// Latest-instant column names.
     latest: Vec<String>,
     /// Event name → index into `classes`; names the model does not mention map to none.
@@ -208,10 +217,11 @@ impl Layout {
             });
             class_of.insert(name, classes.len() - 1);
         }
+        let mut visit_columns = vec![docs_visits, billing_visits];
+        visit_columns.extend(product_docs.iter().map(|(_, c)| *c));
         Layout {
             counts,
-            docs_visits,
-            billing_visits,
+            visit_columns,
             product_docs,
             docs_prefix: model.paths.docs_prefix.clone(),
             billing_prefix: model.paths.billing_prefix.clone(),
@@ -376,12 +386,16 @@ const NONE: u32 = u32::MAX;
 /// there are; fixed, so the rollup's row order does not depend on `--threads`.
 const PARTITIONS: usize = 8;
 
-/// What the first phase finds out about each row of a chunk: its member and event
-/// class (`NONE` when there is none) and its UTC day.
-struct RowFacts {
-    member: Vec<u32>,
-    class: Vec<u32>,
-    day: Vec<i32>,
+/// What the first phase finds out about one member event, all the second phase needs.
+#[derive(Clone, Copy)]
+struct MemberRow {
+    t: i64,
+    /// Bits of the URL classes counted for this row (`Layout::visit_columns`).
+    visits: u64,
+    member: u32,
+    day: i32,
+    /// Index into `Layout::classes`, or `NONE` for a name the model does not mention.
+    class: u32,
 }
 
 /// Counts over all rows, members or not.
@@ -416,34 +430,59 @@ struct ChunkArrays<'c> {
     url: &'c StrArray,
 }
 
-/// Phase one, over a range of rows: member, class and day of each, and the totals.
-fn row_facts(
+/// The URL classes of a row (SPEC 3): docs and product-docs visits are pageviews
+/// under their path prefix; a billing visit is `billing v2 shown` or a pageview under
+/// the billing path. A null URL is no visit.
+fn visits(layout: &Layout, class: &EventClass, url: Option<&str>) -> u64 {
+    let path = url.filter(|_| class.pageview).map(url_path);
+    let mut bits = 0;
+    if let Some(path) = path {
+        if path.starts_with(&layout.docs_prefix) {
+            bits |= 1 << VISIT_DOCS;
+        }
+        if path.starts_with(&layout.billing_prefix) {
+            bits |= 1 << VISIT_BILLING;
+        }
+        for (j, (prefix, _)) in layout.product_docs.iter().enumerate() {
+            if path.starts_with(prefix.as_str()) {
+                bits |= 1 << (VISIT_PRODUCTS + j);
+            }
+        }
+    }
+    if class.billing_shown {
+        bits |= 1 << VISIT_BILLING;
+    }
+    bits
+}
+
+/// Phase one, over a range of rows: each member event's facts, sorted into the
+/// member partitions in row order, and the totals over every row.
+fn member_rows(
     a: &ChunkArrays,
     rows: std::ops::Range<usize>,
     layout: &Layout,
     members: &MemberIndex,
-) -> (RowFacts, Totals) {
-    let mut facts = RowFacts {
-        member: Vec::with_capacity(rows.len()),
-        class: Vec::with_capacity(rows.len()),
-        day: Vec::with_capacity(rows.len()),
-    };
+) -> (Vec<Vec<MemberRow>>, Totals) {
+    let mut parts: Vec<Vec<MemberRow>> = (0..PARTITIONS)
+        .map(|_| Vec::with_capacity(rows.len() / PARTITIONS + 16))
+        .collect();
     let mut totals = Totals {
         rows: rows.len() as u64,
         latest_us: a.timestamp[rows.clone()].iter().copied().max(),
         ..Totals::default()
     };
+    let mut member_of_row = Vec::with_capacity(rows.len());
+    members.find_rows(a, rows.clone(), &mut member_of_row);
     // The class of each event name's view, so each distinct name is hashed and
     // compared once per range, not once per row. (Equal views in one array are
     // equal strings, and dictionary-encoded columns repeat them.)
     let mut class_of_view: PlHashMap<u128, u32> = PlHashMap::new();
     let event_views = a.event.views();
-    members.find_rows(a, rows.clone(), &mut facts.member);
     // Events per day, counted in runs: a time-ordered export changes day rarely.
     let mut run = (i32::MIN, 0u64);
-    let first = rows.start;
-    for i in rows {
-        let day = a.timestamp[i].div_euclid(MICROS_PER_DAY) as i32;
+    for (i, member) in rows.zip(member_of_row) {
+        let t = a.timestamp[i];
+        let day = t.div_euclid(MICROS_PER_DAY) as i32;
         if day != run.0 {
             if run.1 > 0 {
                 *totals.events_per_day.entry(run.0).or_insert(0) += run.1;
@@ -451,8 +490,9 @@ fn row_facts(
             run = (day, 0);
         }
         run.1 += 1;
-        if facts.member[i - first] == NONE {
+        if member == NONE {
             totals.unknown_member_events += 1;
+            continue;
         }
         let class = *class_of_view
             .entry(event_views[i].as_u128())
@@ -462,17 +502,29 @@ fn row_facts(
                     .get(a.event.value(i))
                     .map_or(NONE, |&c| c as u32)
             });
-        facts.class.push(class);
-        facts.day.push(day);
+        let visits = layout
+            .classes
+            .get(class as usize)
+            .map_or(0, |c| visits(layout, c, a.url.get(i)));
+        parts[member as usize % PARTITIONS].push(MemberRow {
+            t,
+            visits,
+            member,
+            day,
+            class,
+        });
     }
     if run.1 > 0 {
         *totals.events_per_day.entry(run.0).or_insert(0) += run.1;
     }
-    (facts, totals)
+    (parts, totals)
 }
 
-/// One member partition of the rollup: a slot per (member, day), its columns as
-/// plain vectors.
+/// Rows whose slots are prefetched together in phase two.
+const SLOT_BLOCK: usize = 16;
+
+/// One member partition of the rollup: a slot per (member, day), stored row-major
+/// (a slot's counts side by side, so one event touches one or two cache lines).
 struct Partition {
     /// (member, day) → slot.
     slot_of: PlHashMap<u64, u32>,
@@ -482,10 +534,12 @@ struct Partition {
     recent_slot: Vec<(i32, u32)>,
     member: Vec<u32>,
     day: Vec<i32>,
-    n: Vec<u32>,
-    last_us: Vec<i64>,
-    counts: Vec<Vec<u32>>,
-    latest: Vec<Vec<i64>>,
+    /// Per slot, `count_width` counts: `n`, then `Layout::counts`.
+    counts: Vec<u32>,
+    count_width: usize,
+    /// Per slot, `instant_width` instants: `last_us`, then `Layout::latest`.
+    instants: Vec<i64>,
+    instant_width: usize,
 }
 
 impl Partition {
@@ -495,10 +549,10 @@ impl Partition {
             recent_slot: vec![(i32::MIN, 0); members.div_ceil(PARTITIONS)],
             member: Vec::new(),
             day: Vec::new(),
-            n: Vec::new(),
-            last_us: Vec::new(),
-            counts: vec![Vec::new(); layout.counts.len()],
-            latest: vec![Vec::new(); layout.latest.len()],
+            counts: Vec::new(),
+            count_width: 1 + layout.counts.len(),
+            instants: Vec::new(),
+            instant_width: 1 + layout.latest.len(),
         }
     }
 
@@ -514,56 +568,47 @@ impl Partition {
         if slot == next {
             self.member.push(member);
             self.day.push(day);
-            self.n.push(0);
-            self.last_us.push(NO_INSTANT);
-            for c in &mut self.counts {
-                c.push(0);
-            }
-            for l in &mut self.latest {
-                l.push(NO_INSTANT);
-            }
+            self.counts.resize(self.counts.len() + self.count_width, 0);
+            self.instants
+                .resize(self.instants.len() + self.instant_width, NO_INSTANT);
         }
         self.recent_slot[member as usize / PARTITIONS] = (day, slot);
         slot as usize
     }
 
-    /// Phase two: adds the chunk's rows of this partition's members (`p`).
-    fn add(&mut self, p: usize, a: &ChunkArrays, facts: &RowFacts, layout: &Layout) {
-        for (i, &member) in facts.member.iter().enumerate() {
-            if member == NONE || member as usize % PARTITIONS != p {
-                continue;
+    /// Phase two: adds this partition's rows of a chunk, a block at a time: the
+    /// block's member entries are prefetched, then its slots found and their counts
+    /// prefetched, then the counts added, so the cache misses of a block overlap.
+    fn add(&mut self, rows: &[MemberRow], layout: &Layout) {
+        let mut slots = [0usize; SLOT_BLOCK];
+        for block in rows.chunks(SLOT_BLOCK) {
+            for r in block {
+                prefetch(&self.recent_slot[r.member as usize / PARTITIONS]);
             }
-            let t = a.timestamp[i];
-            let s = self.slot(member, facts.day[i]);
-            self.n[s] += 1;
-            self.last_us[s] = self.last_us[s].max(t);
-            let Some(class) = layout.classes.get(facts.class[i] as usize) else {
-                continue;
-            };
-            for &c in &class.counts {
-                self.counts[c][s] += 1;
+            for (s, r) in slots.iter_mut().zip(block) {
+                *s = self.slot(r.member, r.day);
+                prefetch(&self.counts[*s * self.count_width]);
+                prefetch(&self.instants[*s * self.instant_width]);
             }
-            for &l in &class.latest {
-                self.latest[l][s] = self.latest[l][s].max(t);
-            }
-            let path = if class.pageview {
-                a.url.get(i).map(url_path)
-            } else {
-                None
-            };
-            if let Some(path) = path {
-                if path.starts_with(&layout.docs_prefix) {
-                    self.counts[layout.docs_visits][s] += 1;
-                }
-                for (prefix, c) in &layout.product_docs {
-                    if path.starts_with(prefix.as_str()) {
-                        self.counts[*c][s] += 1;
+            for (&s, r) in slots.iter().zip(block) {
+                let counts = &mut self.counts[s * self.count_width..][..self.count_width];
+                let instants = &mut self.instants[s * self.instant_width..][..self.instant_width];
+                counts[0] += 1;
+                instants[0] = instants[0].max(r.t);
+                if let Some(class) = layout.classes.get(r.class as usize) {
+                    for &c in &class.counts {
+                        counts[1 + c] += 1;
+                    }
+                    for &l in &class.latest {
+                        instants[1 + l] = instants[1 + l].max(r.t);
                     }
                 }
-            }
-            let billing_page = path.is_some_and(|p| p.starts_with(&layout.billing_prefix));
-            if class.billing_shown || billing_page {
-                self.counts[layout.billing_visits][s] += 1;
+                let mut bits = r.visits;
+                while bits != 0 {
+                    let bit = bits.trailing_zeros() as usize;
+                    counts[1 + layout.visit_columns[bit]] += 1;
+                    bits &= bits - 1;
+                }
             }
         }
     }
@@ -625,58 +670,68 @@ impl<'a> Accumulator<'a> {
             url,
         };
         let (layout, members) = (self.layout, self.members);
-        // Phase one: one range per thread (its view caches work best on long ranges);
-        // the ranges' facts are concatenated in order, so the cut changes nothing.
+        // Phase one: one range per thread; each partition then takes its rows range
+        // by range, in row order, so the cut changes nothing.
         let len = a.timestamp.len();
         let step = len.div_ceil(rayon::current_num_threads()).max(1);
         let ranges: Vec<_> = (0..len)
             .step_by(step)
             .map(|s| s..(s + step).min(len))
             .collect();
-        let parts: Vec<(RowFacts, Totals)> = ranges
+        let found: Vec<(Vec<Vec<MemberRow>>, Totals)> = ranges
             .into_par_iter()
-            .map(|r| row_facts(&a, r, layout, members))
+            .map(|r| member_rows(&a, r, layout, members))
             .collect();
-        let mut facts = RowFacts {
-            member: Vec::with_capacity(len),
-            class: Vec::with_capacity(len),
-            day: Vec::with_capacity(len),
-        };
-        for (f, t) in parts {
-            facts.member.extend(f.member);
-            facts.class.extend(f.class);
-            facts.day.extend(f.day);
-            self.totals.merge(t);
+        let mut by_partition: Vec<Vec<Vec<MemberRow>>> = vec![Vec::new(); PARTITIONS];
+        for (parts, totals) in found {
+            for (p, rows) in parts.into_iter().enumerate() {
+                by_partition[p].push(rows);
+            }
+            self.totals.merge(totals);
         }
         // Phase two: partitions are disjoint sets of members, so they fill in parallel.
         self.partitions
             .par_iter_mut()
-            .enumerate()
-            .for_each(|(p, part)| part.add(p, &a, &facts, layout));
+            .zip(by_partition)
+            .for_each(|(part, ranges)| {
+                for rows in &ranges {
+                    part.add(rows, layout);
+                }
+            });
         Ok(())
     }
 
     /// The rollup frame: the partitions in order, each in the order its (member, day)
-    /// rows were first seen.
+    /// rows were first seen. Each partition's row-major slots are copied into the
+    /// columns and freed before the next, so the two layouts never both hold it all.
     fn finish(self, keys: &DataFrame) -> PolarsResult<Rollup> {
-        let mut member = Vec::new();
-        let mut day = Vec::new();
-        let mut n = Vec::new();
-        let mut last_us = Vec::new();
-        let mut counts = vec![Vec::new(); self.layout.counts.len()];
-        let mut latest = vec![Vec::new(); self.layout.latest.len()];
+        let rows: usize = self.partitions.iter().map(|p| p.member.len()).sum();
+        let mut member = Vec::with_capacity(rows);
+        let mut day = Vec::with_capacity(rows);
+        let mut counts = vec![Vec::<u32>::with_capacity(rows); 1 + self.layout.counts.len()];
+        let mut instants = vec![Vec::<i64>::with_capacity(rows); 1 + self.layout.latest.len()];
         for p in self.partitions {
             member.extend(p.member);
             day.extend(p.day);
-            n.extend(p.n.into_iter().map(i64::from));
-            last_us.extend(p.last_us);
-            for (all, part) in counts.iter_mut().zip(p.counts) {
-                all.extend(part);
+            for slot in p.counts.chunks_exact(p.count_width) {
+                for (column, &value) in counts.iter_mut().zip(slot) {
+                    column.push(value);
+                }
             }
-            for (all, part) in latest.iter_mut().zip(p.latest) {
-                all.extend(part);
+            for slot in p.instants.chunks_exact(p.instant_width) {
+                for (column, &value) in instants.iter_mut().zip(slot) {
+                    column.push(value);
+                }
             }
         }
+        let mut counts = counts.into_iter();
+        let mut instants = instants.into_iter();
+        let n: Vec<i64> = counts
+            .next()
+            .unwrap_or_default()
+            .into_iter()
+            .map(i64::from)
+            .collect();
         let member = IdxCa::from_vec("member".into(), member);
         let mut columns = vec![
             keys.column("org_id")?.take(&member)?,
@@ -684,12 +739,12 @@ impl<'a> Accumulator<'a> {
             member.into_column(),
             Column::new("day".into(), day),
             Column::new("n".into(), n),
-            Column::new("last_us".into(), last_us),
+            Column::new("last_us".into(), instants.next().unwrap_or_default()),
         ];
         for (name, values) in self.layout.counts.iter().zip(counts) {
             columns.push(Column::new(name.into(), values));
         }
-        for (name, values) in self.layout.latest.iter().zip(latest) {
+        for (name, values) in self.layout.latest.iter().zip(instants) {
             let instants: Int64Chunked = values
                 .into_iter()
                 .map(|t| (t != NO_INSTANT).then_some(t))

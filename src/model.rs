@@ -547,6 +547,16 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
             }
         }
     }
+    if m.products.len() > crate::events::MAX_PRODUCTS {
+        return err(
+            "products".into(),
+            format!(
+                "{} products; the events pass counts docs visits for at most {}",
+                m.products.len(),
+                crate::events::MAX_PRODUCTS
+            ),
+        );
+    }
     for (name, p) in &m.products {
         if let Some(e) = &p.engagement {
             if !m.has_event_set(e) {
