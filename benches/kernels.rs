@@ -9,12 +9,12 @@ use std::sync::OnceLock;
 
 use account_health::events::{self, Rollup};
 use account_health::input::{self, Inputs};
+use account_health::member_aggregates::MemberEvents;
 use account_health::model::Model;
 use account_health::time::AsOf;
 use account_health::{metrics, score};
 use divan::counter::ItemsCount;
 use divan::Bencher;
-use polars::prelude::*;
 
 const AS_OF: &str = "2026-11-23";
 
@@ -69,13 +69,11 @@ fn metrics_and_scores(bencher: Bencher, orgs: usize) {
     let (inputs, model) = inputs(orgs);
     let as_of = AsOf::parse(AS_OF).expect("date");
     let rollup: Rollup = events::rollup(&inputs, &model).expect("rollup");
-    let member_events = events::member_events(&rollup, &as_of)
-        .collect()
-        .expect("member events");
+    let member_events = MemberEvents::new(&rollup, &as_of).expect("member events");
     bencher
         .counter(ItemsCount::new(rollup.rows as usize))
         .bench(|| {
-            let m = metrics::compute(member_events.clone().lazy(), &inputs, &model, &as_of);
+            let m = metrics::compute(&member_events, &inputs, &model, &as_of).expect("metrics");
             score::compute(m, &inputs, &model)
                 .frame
                 .collect()

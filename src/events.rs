@@ -25,20 +25,22 @@ use rayon::prelude::*;
 use crate::error::InputError;
 use crate::input::Inputs;
 use crate::model::Model;
-use crate::time::{AsOf, MICROS_PER_DAY};
+use crate::time::MICROS_PER_DAY;
 
 /// The member events, rolled up to one row per member and UTC day, plus what the pass
 /// counted of all events.
 pub struct Rollup {
-    /// Columns: `org_id`, `distinct_id`, `member` (a number per (org_id, distinct_id),
-    /// cheaper to count distinct than the strings), `day` (i32 days since the epoch),
-    /// `n` (events),
-    /// `last_us` (latest instant), and one count per thing the model looks at:
+    /// Exactly one row per (member, day) with an event. Columns: `org_id`,
+    /// `distinct_id`, `member` (a number per (org_id, distinct_id), a cheap grouping
+    /// key), `day` (i32 days since the epoch), `n` (events), `last_us` (latest
+    /// instant), and one count per thing the model looks at:
     /// `n__<set>` for every counted event set (and `feature_use`), `n__docs_visit`,
     /// `n__billing_visit`, `n__docs__<product>`, plus `last__<set>` for the sets whose
     /// latest instant an indicator reads. (Counted sets: see `counted_sets`.) Only
     /// members' events (SPEC 2), at any date.
     pub frame: DataFrame,
+    /// The members: row i holds member number i's `org_id` and `distinct_id`, sorted.
+    pub members: DataFrame,
     /// Events read, of anyone.
     pub rows: u64,
     /// The latest event instant, of anyone, for the default as_of.
@@ -65,16 +67,6 @@ pub fn product_docs_visits(product: &str) -> String {
 /// The rollup column holding the latest instant of an event set.
 pub fn latest_of_set(set: &str) -> String {
     format!("last__{set}")
-}
-
-/// The sum of a count column over the rollup rows matching `cond`.
-pub fn count_where(column: &str, cond: Expr) -> Expr {
-    col(column).filter(cond).sum()
-}
-
-/// The number of events (of any name) in rollup rows matching `cond`.
-pub fn events_where(cond: Expr) -> Expr {
-    count_where("n", cond)
 }
 
 /// Sets the stages count by name (query failures, lost insights, the users table).
@@ -753,6 +745,7 @@ impl<'a> Accumulator<'a> {
         }
         Ok(Rollup {
             frame: DataFrame::new_infer_height(columns)?,
+            members: keys.clone(),
             rows: self.totals.rows,
             latest_us: self.totals.latest_us,
             events_per_day: self.totals.events_per_day,
@@ -817,16 +810,6 @@ pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
         return Err(inputs.events.blame(None));
     }
     acc.finish(&keys).map_err(blame)
-}
-
-/// Member events before as_of (SPEC 2): the rollup rows (all of members, whatever the
-/// dates of their member rows) of days before as_of.
-pub fn member_events(rollup: &Rollup, as_of: &AsOf) -> LazyFrame {
-    rollup
-        .frame
-        .clone()
-        .lazy()
-        .filter(col("day").lt(lit(as_of.day)))
 }
 
 #[cfg(test)]

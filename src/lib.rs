@@ -12,6 +12,7 @@ pub mod error;
 pub mod events;
 pub mod indicators;
 pub mod input;
+pub mod member_aggregates;
 pub mod metrics;
 pub mod model;
 pub mod output;

@@ -7,10 +7,9 @@
 
 use polars::prelude::*;
 
-use crate::events::{
-    count_where, latest_of_set, product_docs_visits, set_count, BILLING_VISITS, DOCS_VISITS,
-};
+use crate::events::{latest_of_set, product_docs_visits, set_count, BILLING_VISITS, DOCS_VISITS};
 use crate::input::Inputs;
+use crate::member_aggregates::{EventAggregates, MemberEvents, RowFilter};
 use crate::model::{Measure, Metric, Model};
 use crate::time::{AsOf, Window, MICROS_PER_DAY};
 
@@ -148,11 +147,6 @@ pub fn scored_orgs(inputs: &Inputs) -> LazyFrame {
         .sort(["org_id"], Default::default())
 }
 
-/// Rollup rows with at least one event of a named set.
-fn has_set(set: &str) -> Expr {
-    col(set_count(set)).gt(lit(0))
-}
-
 /// Members with an event in the last `n` days.
 fn active_column(n: u32) -> String {
     format!("_active_{n}d")
@@ -187,11 +181,17 @@ fn product_count_window(model: &Model) -> Option<u32> {
 }
 
 /// `events` are the member events of the rollup (`events::member_events`).
-pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) -> Metrics {
+pub fn compute(
+    events: &MemberEvents,
+    inputs: &Inputs,
+    model: &Model,
+    as_of: &AsOf,
+) -> PolarsResult<Metrics> {
     let product_windows = product_windows(model, as_of);
 
     // One pass over member events: every event aggregate of every metric.
-    let mut event_aggs: Vec<Expr> = vec![col("last_us").max().alias("_last_seen_us")];
+    let mut event_aggs = EventAggregates::default();
+    event_aggs.max("_last_seen_us", "last_us");
     let mut member_aggs: Vec<Expr> = vec![];
     let mut usage_aggs: Vec<Expr> = vec![];
     // Active members per window, once per distinct window however many metrics read it.
@@ -209,9 +209,9 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
     active_windows.sort_unstable();
     active_windows.dedup();
     for &n in &active_windows {
-        let distinct_in = |w: Window| col("member").filter(in_window_day("day", w)).n_unique();
-        event_aggs.push(distinct_in(as_of.last_n_days(n)).alias(active_column(n)));
-        event_aggs.push(distinct_in(as_of.previous_n_days(n)).alias(active_prev_column(n)));
+        let days = |w: Window| RowFilter::days(w);
+        event_aggs.members(&active_column(n), days(as_of.last_n_days(n)));
+        event_aggs.members(&active_prev_column(n), days(as_of.previous_n_days(n)));
         member_aggs.push(
             col("distinct_id")
                 .filter(member_at(as_of.minus_days_us(n)))
@@ -224,22 +224,17 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
         match m.measure {
             Measure::MembersWithEvent | Measure::MembersWithEventPct => {
                 let set = m.event_set.as_deref().unwrap_or_default();
-                event_aggs.push(
-                    col("member")
-                        .filter(in_window_day("day", w).and(has_set(set)))
-                        .n_unique()
-                        .alias(part(name, "members")),
+                event_aggs.members(
+                    &part(name, "members"),
+                    RowFilter::days(w).with_events_in(set_count(set)),
                 );
             }
-            Measure::DocsVisits => event_aggs.push(
-                count_where(DOCS_VISITS, in_window_day("day", w)).alias(part(name, "visits")),
-            ),
+            Measure::DocsVisits => {
+                event_aggs.sum(&part(name, "visits"), DOCS_VISITS, RowFilter::days(w))
+            }
             Measure::QueryFailureRate => {
                 for (what, set) in [("ok", "query_ok"), ("failed", "query_failed")] {
-                    event_aggs.push(
-                        count_where(&set_count(set), in_window_day("day", w))
-                            .alias(part(name, what)),
-                    );
+                    event_aggs.sum(&part(name, what), &set_count(set), RowFilter::days(w));
                 }
             }
             Measure::UsageDecrease => {
@@ -267,11 +262,9 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
         for (what, w) in &product_windows {
             let w = *w;
             if let Some(set) = &p.engagement {
-                event_aggs.push(
-                    in_window_day("day", w)
-                        .and(has_set(set))
-                        .any(true)
-                        .alias(product_part(pname, &format!("{what}_engaged"))),
+                event_aggs.any(
+                    &product_part(pname, &format!("{what}_engaged")),
+                    RowFilter::days(w).with_events_in(set_count(set)),
                 );
             }
             if let Some(counter) = &p.counter {
@@ -297,7 +290,7 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
     let left = || JoinArgs::new(JoinType::Left);
     let mut frame = scored_orgs(inputs)
         .join(
-            by_org(events, event_aggs),
+            event_aggs.per_org(events)?.lazy(),
             [col("org_id")],
             [col("org_id")],
             left(),
@@ -365,9 +358,9 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
         columns.push(product_in_use(model, pname, "adoption").alias(adopted_column(pname)));
     }
     columns.extend(indicator_inputs(inputs, model, as_of));
-    Metrics {
+    Ok(Metrics {
         frame: frame.with_columns(columns),
-    }
+    })
 }
 
 /// The windows over which "product in use" is computed: the adoption window, the
@@ -393,53 +386,46 @@ fn indicator_window(model: &Model, name: &str, as_of: &AsOf) -> Window {
 }
 
 /// Member-event aggregates of the indicators (SPEC 7), added to the metrics' pass.
-fn indicator_event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut Vec<Expr>) {
-    let w = |name: &str| in_window_day("day", indicator_window(model, name, as_of));
-    let count =
-        |column: &str, window: &str, alias: &str| count_where(column, w(window)).alias(alias);
-    aggs.push(count(
-        BILLING_VISITS,
-        "billing_page_visits",
-        IND.billing_visits,
-    ));
-    aggs.push(count(
+fn indicator_event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut EventAggregates) {
+    let w = |name: &str| RowFilter::days(indicator_window(model, name, as_of));
+    let mut count = |column: &str, window: &str, alias: &str| {
+        aggs.sum(alias, column, w(window));
+    };
+    count(BILLING_VISITS, "billing_page_visits", IND.billing_visits);
+    count(
         &set_count("query_ok"),
         "query_failure_rate_high",
         IND.queries_ok,
-    ));
-    aggs.push(count(
+    );
+    count(
         &set_count("query_failed"),
         "query_failure_rate_high",
         IND.queries_failed,
-    ));
-    aggs.push(count("n", "inactive_org", IND.inactive_window_events));
-    aggs.push(count(
+    );
+    count("n", "inactive_org", IND.inactive_window_events);
+    count(
         &set_count("insight_started"),
         "lost_insights",
         IND.insights_started,
-    ));
-    aggs.push(count(
+    );
+    count(
         &set_count("insight_saved"),
         "lost_insights",
         IND.insights_saved,
-    ));
+    );
+    for pname in model.products.keys() {
+        count(
+            &product_docs_visits(pname),
+            "product_interest",
+            &product_docs_column(pname),
+        );
+    }
     if let Some(set) = model
         .indicators
         .get("no_insights_analyzed")
         .and_then(|i| i.event_set.as_ref())
     {
-        aggs.push(
-            col(latest_of_set(set))
-                .max()
-                .alias("_last_insight_analyzed_us"),
-        );
-    }
-    for pname in model.products.keys() {
-        aggs.push(count(
-            &product_docs_visits(pname),
-            "product_interest",
-            &product_docs_column(pname),
-        ));
+        aggs.max("_last_insight_analyzed_us", &latest_of_set(set));
     }
 }
 

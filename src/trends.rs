@@ -5,9 +5,10 @@
 use polars::prelude::*;
 
 use crate::input::Inputs;
+use crate::member_aggregates::{EventAggregates, MemberEvents, RowFilter};
 use crate::metrics::{div_exact, is_weekday_day, scored_orgs};
 use crate::model::Model;
-use crate::time::{weekday_of_day, AsOf};
+use crate::time::{weekday_of_day, AsOf, Window};
 
 /// Weekdays in a week, the divisor of every weekday mean.
 const WEEKDAYS: f64 = 5.0;
@@ -22,9 +23,8 @@ fn week_start(day: Expr) -> Expr {
     day.clone() - ((day + lit(3 + 7 * 100_000)) % lit(7))
 }
 
-/// `events` are the member events of the rollup (`events::member_events`).
 pub fn compute(
-    events: LazyFrame,
+    events: &MemberEvents,
     inputs: &Inputs,
     model: &Model,
     as_of: &AsOf,
@@ -37,7 +37,7 @@ pub fn compute(
     let grid = scored_orgs(inputs)
         .with_column(lit(1).alias("_k"))
         .join(
-            df!("week_start" => starts)?
+            df!("week_start" => &starts)?
                 .lazy()
                 .with_column(lit(1).alias("_k")),
             [col("_k")],
@@ -68,13 +68,29 @@ pub fn compute(
                 })
                 .collect::<Vec<_>>(),
         );
-    let active = events
-        .filter(in_range("day"))
-        .group_by([col("org_id"), col("day")])
-        .agg([col("member").n_unique().alias("_active")])
-        .with_column(week_start(col("day")).alias("week_start"))
-        .group_by([col("org_id"), col("week_start")])
-        .agg([div_exact(col("_active").sum(), WEEKDAYS).alias("active_members_weekday_mean")]);
+    // Members with an event on each weekday, summed over the week: one rollup row is
+    // one member on one day, so that is the week's weekday rows of the org.
+    let mut active = EventAggregates::default();
+    for (k, &start) in starts.iter().enumerate() {
+        let week = Window {
+            start_day: start,
+            end_day: start + 7,
+        };
+        active.rows(&k.to_string(), RowFilter::days(week).weekdays_only());
+    }
+    let active = active.per_org(events)?;
+    let weeks_of_active: Vec<LazyFrame> = starts
+        .iter()
+        .enumerate()
+        .map(|(k, &start)| {
+            active.clone().lazy().select([
+                col("org_id"),
+                lit(start).alias("week_start"),
+                div_exact(col(k.to_string()), WEEKDAYS).alias("active_members_weekday_mean"),
+            ])
+        })
+        .collect();
+    let active = concat(weeks_of_active, UnionArgs::default())?;
 
     let keys = [col("org_id"), col("week_start")];
     let mut select = vec![col("org_id"), col("week_start").cast(DataType::Date)];

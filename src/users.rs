@@ -3,27 +3,36 @@
 
 use polars::prelude::*;
 
-use crate::events::{count_where, events_where, set_count};
+use crate::events::set_count;
 use crate::input::Inputs;
-use crate::metrics::{days_since, in_window_day};
+use crate::member_aggregates::{EventAggregates, MemberEvents, RowFilter};
+use crate::metrics::days_since;
 use crate::model::Model;
 use crate::time::AsOf;
 
 /// One row per distinct (org_id, distinct_id) of the members table, sorted. A member
 /// with several rows (left and rejoined) shows the row with the latest `joined_at`.
 /// `events` are the member events of the rollup (`events::member_events`).
-pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) -> LazyFrame {
-    let recent = in_window_day("day", as_of.last_n_days(model.users.events_window_days));
-    let signals = in_window_day("day", as_of.last_n_days(model.users.signals_window_days));
-    let signal = |set: &str| count_where(&set_count(set), signals.clone());
-    let activity = events.group_by([col("org_id"), col("distinct_id")]).agg([
-        col("last_us").max().alias("_last_seen_us"),
-        events_where(recent).alias("events_30d"),
-        signal("insight_started").alias("insights_started_7d"),
-        signal("insight_saved").alias("insights_saved_7d"),
-        signal("query_failed").alias("queries_failed_7d"),
-        signal("query_ok").alias("queries_completed_7d"),
-    ]);
+pub fn compute(
+    events: &MemberEvents,
+    inputs: &Inputs,
+    model: &Model,
+    as_of: &AsOf,
+) -> PolarsResult<LazyFrame> {
+    let recent = RowFilter::days(as_of.last_n_days(model.users.events_window_days));
+    let signals = RowFilter::days(as_of.last_n_days(model.users.signals_window_days));
+    let mut aggs = EventAggregates::default();
+    aggs.max("_last_seen_us", "last_us");
+    aggs.sum("events_30d", "n", recent);
+    for (alias, set) in [
+        ("insights_started_7d", "insight_started"),
+        ("insights_saved_7d", "insight_saved"),
+        ("queries_failed_7d", "query_failed"),
+        ("queries_completed_7d", "query_ok"),
+    ] {
+        aggs.sum(alias, &set_count(set), signals.clone());
+    }
+    let activity = aggs.per_member(events)?.lazy();
     let members = inputs
         .members
         .clone()
@@ -56,7 +65,7 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
             .iter()
             .map(|c| col(*c).fill_null(lit(0)).cast(DataType::UInt32)),
     );
-    members
+    Ok(members
         .join(
             activity,
             [col("org_id"), col("distinct_id")],
@@ -64,5 +73,5 @@ pub fn compute(events: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOf) 
             JoinArgs::new(JoinType::Left),
         )
         .select(select)
-        .sort(["org_id", "distinct_id"], Default::default())
+        .sort(["org_id", "distinct_id"], Default::default()))
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::cli::RunArgs;
 use crate::error::InputError;
 use crate::input::{self, TableInfo};
+use crate::member_aggregates::MemberEvents;
 use crate::model::{LoadedModel, Model};
 use crate::output::{self, Formats, Table};
 use crate::quality::{self, DataQuality};
@@ -164,18 +165,18 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
 
     progress.stage("computing metrics, scores and indicators");
     // Collected once: metrics, users and trends all read it.
-    let member_events = events::member_events(&rollup, &as_of).collect()?;
+    let member_events = MemberEvents::new(&rollup, &as_of)?;
     // Everything after this reads member events only; free the full rollup.
     drop(rollup);
-    let metrics = metrics::compute(member_events.clone().lazy(), &inputs, model, &as_of);
+    let metrics = metrics::compute(&member_events, &inputs, model, &as_of)?;
     let has_previous = previous.is_some();
     let scored = tables::with_previous(score::compute(metrics, &inputs, model).frame, previous);
     let scored = scored.collect()?;
     let indicators = indicators::compute(scored.clone().lazy(), model, &as_of, has_previous)?;
     let [indicators, users, trends]: [DataFrame; 3] = collect_all_frames([
         indicators,
-        users::compute(member_events.clone().lazy(), &inputs, model, &as_of),
-        trends::compute(member_events.lazy(), &inputs, model, &as_of)?,
+        users::compute(&member_events, &inputs, model, &as_of)?,
+        trends::compute(&member_events, &inputs, model, &as_of)?,
     ])?;
     lap("metrics_scores_indicators", &mut timings);
 
