@@ -1,7 +1,9 @@
 //! Macro benchmark of the nightly job (issue 5): generates inputs of named sizes with
 //! `account-health generate`, runs the full job on each as a child process, and in the
-//! same run times a bare scan of the event columns the job reads (polars, same files,
-//! also a child process so its peak memory is its own). Prints one table.
+//! same run times two bare scans of the event columns the job reads (polars, same
+//! files, each a child process so its peak memory is its own): collected into one
+//! frame (issue 5's baseline), and streamed chunk by chunk with each chunk dropped (the
+//! cost of reading the export at all, as the job's pass reads it). Prints one table.
 //!
 //! `cargo bench --bench job` runs 1M and 10M events; `BENCH_SIZES=1M,10M,50M cargo
 //! bench --bench job` adds 50M (a few GB of generated Parquet under target/bench-data,
@@ -70,14 +72,14 @@ fn measure(cmd: &mut Command) -> (f64, f64) {
     (wall, kib / 1024.0)
 }
 
-/// The bare scan: every events file, the five columns the job reads, collected.
-fn bare_scan(input: &Path) -> usize {
+/// The five event columns the job reads, from every events file.
+fn event_columns(input: &Path) -> LazyFrame {
     let pattern = input.join("events").join("**").join("*.parquet");
     let args = ScanArgsParquet {
         glob: true,
         ..Default::default()
     };
-    let lf = LazyFrame::scan_parquet(PlRefPath::new(pattern.to_string_lossy().to_string()), args)
+    LazyFrame::scan_parquet(PlRefPath::new(pattern.to_string_lossy().to_string()), args)
         .expect("scan")
         .select([
             col("timestamp"),
@@ -85,30 +87,56 @@ fn bare_scan(input: &Path) -> usize {
             col("distinct_id"),
             col("org_id"),
             col("current_url"),
-        ]);
-    let df = lf
+        ])
+}
+
+/// The bare scan: the event columns read, decoded and collected into one frame.
+fn bare_scan(input: &Path) -> usize {
+    let df = event_columns(input)
         .collect_with_engine(Engine::Streaming)
         .expect("collect")
         .unwrap_single();
     df.height()
 }
 
-fn events_in(input: &Path) -> usize {
-    let manifest = input.join("..").join(format!(
-        "{}-out/manifest.json",
-        input.file_name().unwrap().to_string_lossy()
-    ));
-    let text = std::fs::read_to_string(manifest).unwrap_or_default();
+/// The streamed scan: the event columns read and decoded chunk by chunk, each chunk
+/// dropped, as the job's pass reads them; the cost of reading the export at all.
+fn streamed_scan(input: &Path) -> usize {
+    let rows = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = rows.clone();
+    event_columns(input)
+        .sink_batches(
+            PlanCallback::new(move |chunk: DataFrame| {
+                counted.fetch_add(chunk.height(), std::sync::atomic::Ordering::Relaxed);
+                Ok(false)
+            }),
+            true,
+            None,
+        )
+        .expect("sink")
+        .collect_with_engine(Engine::Streaming)
+        .expect("stream");
+    rows.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Events read by the job, from its manifest.
+fn events_in(out: &Path) -> usize {
+    let text = std::fs::read_to_string(out.join("manifest.json")).unwrap_or_default();
     let v: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
     v["inputs"][0]["rows"].as_u64().unwrap_or(0) as usize
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    if let Some(i) = args.iter().position(|a| a == "--bare-scan") {
-        let rows = bare_scan(Path::new(&args[i + 1]));
-        assert!(rows > 0, "the bare scan read no events");
-        return;
+    for (flag, scan) in [
+        ("--bare-scan", bare_scan as fn(&Path) -> usize),
+        ("--streamed-scan", streamed_scan),
+    ] {
+        if let Some(i) = args.iter().position(|a| a == flag) {
+            let rows = scan(Path::new(&args[i + 1]));
+            assert!(rows > 0, "the scan read no events");
+            return;
+        }
     }
     let wanted = std::env::var("BENCH_SIZES").unwrap_or_else(|_| "1M,10M".into());
     let data = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -119,8 +147,18 @@ fn main() {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!("account-health job benchmark, {threads} threads, as_of {AS_OF}");
     println!(
-        "{:>6} {:>12} {:>10} {:>12} {:>10} {:>10} {:>10} {:>8}",
-        "size", "events", "job s", "events/s", "job MiB", "scan s", "scan MiB", "ratio"
+        "{:>6} {:>12} {:>8} {:>12} {:>8} {:>8} {:>9} {:>8} {:>10} {:>8} {:>12}",
+        "size",
+        "events",
+        "job s",
+        "events/s",
+        "job MiB",
+        "scan s",
+        "scan MiB",
+        "ratio",
+        "stream s",
+        "ratio",
+        "stream MiB"
     );
     for size in SIZES
         .iter()
@@ -153,10 +191,12 @@ fn main() {
                 .arg(&out),
         );
         let me = std::env::current_exe().expect("bench path");
-        let (scan_s, scan_mib) = measure(Command::new(me).arg("--bare-scan").arg(&input));
-        let events = events_in(&input);
+        let (scan_s, scan_mib) = measure(Command::new(&me).arg("--bare-scan").arg(&input));
+        let (stream_s, stream_mib) =
+            measure(Command::new(&me).arg("--streamed-scan").arg(&input));
+        let events = events_in(&out);
         println!(
-            "{:>6} {:>12} {:>10.2} {:>12.0} {:>10.0} {:>10.2} {:>10.0} {:>8.2}",
+            "{:>6} {:>12} {:>8.2} {:>12.0} {:>8.0} {:>8.2} {:>9.0} {:>8.2} {:>10.2} {:>8.2} {:>12.0}",
             size.name,
             events,
             job_s,
@@ -164,7 +204,10 @@ fn main() {
             job_mib,
             scan_s,
             scan_mib,
-            job_s / scan_s
+            job_s / scan_s,
+            stream_s,
+            job_s / stream_s,
+            stream_mib
         );
     }
 }
