@@ -700,8 +700,13 @@ impl<'a> Accumulator<'a> {
         let rows: usize = self.partitions.iter().map(|p| p.member.len()).sum();
         let mut member = Vec::with_capacity(rows);
         let mut day = Vec::with_capacity(rows);
-        let mut counts = vec![Vec::<u32>::with_capacity(rows); 1 + self.layout.counts.len()];
-        let mut instants = vec![Vec::<i64>::with_capacity(rows); 1 + self.layout.latest.len()];
+        // (Not `vec![Vec::with_capacity(rows); n]`: a clone drops the capacity.)
+        let mut counts: Vec<Vec<u32>> = (0..1 + self.layout.counts.len())
+            .map(|_| Vec::with_capacity(rows))
+            .collect();
+        let mut instants: Vec<Vec<i64>> = (0..1 + self.layout.latest.len())
+            .map(|_| Vec::with_capacity(rows))
+            .collect();
         for p in self.partitions {
             member.extend(p.member);
             day.extend(p.day);
