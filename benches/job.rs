@@ -192,8 +192,7 @@ fn main() {
         );
         let me = std::env::current_exe().expect("bench path");
         let (scan_s, scan_mib) = measure(Command::new(&me).arg("--bare-scan").arg(&input));
-        let (stream_s, stream_mib) =
-            measure(Command::new(&me).arg("--streamed-scan").arg(&input));
+        let (stream_s, stream_mib) = measure(Command::new(&me).arg("--streamed-scan").arg(&input));
         let events = events_in(&out);
         println!(
             "{:>6} {:>12} {:>8.2} {:>12.0} {:>8.0} {:>8.2} {:>9.0} {:>8.2} {:>10.2} {:>8.2} {:>12.0}",

@@ -821,6 +821,85 @@ pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
 mod tests {
     use super::*;
 
+    fn default_layout() -> Layout {
+        Layout::new(&Model::default_model())
+    }
+
+    #[test]
+    fn a_member_day_seen_again_after_other_days_adds_to_its_first_slot() {
+        let layout = default_layout();
+        let mut part = Partition::new(&layout, 8);
+        let row = |day, t| MemberRow {
+            t,
+            visits: 0,
+            member: 0,
+            day,
+            class: NONE,
+        };
+        // Day 5, then day 3, then day 5 again (found through the map, not the
+        // member's latest slot), then day 3 again.
+        part.add(&[row(5, 50), row(3, 30), row(5, 55), row(3, 31)], &layout);
+        assert_eq!(part.member, vec![0, 0]);
+        assert_eq!(part.day, vec![5, 3]);
+        let n = |slot: usize| part.counts[slot * part.count_width];
+        let last = |slot: usize| part.instants[slot * part.instant_width];
+        assert_eq!((n(0), last(0)), (2, 55));
+        assert_eq!((n(1), last(1)), (2, 31));
+    }
+
+    #[test]
+    fn members_are_found_by_both_keys_exactly() {
+        let keys = df!(
+            "org_id" => ["a", "a", "ax", "b"],
+            "distinct_id" => ["x", "y", "", "x"],
+        )
+        .unwrap();
+        let index = MemberIndex::new(&keys).unwrap();
+        let find =
+            |org: &str, person: &str| index.find_hashed(index.hash(org, person), org, person);
+        assert_eq!(find("a", "x"), 0);
+        assert_eq!(find("a", "y"), 1);
+        assert_eq!(find("ax", ""), 2);
+        assert_eq!(find("b", "x"), 3);
+        // The same person in another org, or the same bytes cut elsewhere, is no one.
+        assert_eq!(find("c", "x"), NONE);
+        assert_eq!(find("a", "xy"), NONE);
+        assert_eq!(find("", "ax"), NONE);
+        assert_eq!(index.count(), 4);
+    }
+
+    #[test]
+    fn visit_bits_follow_the_event_and_the_path() {
+        let layout = default_layout();
+        let class = |event: &str| &layout.classes[layout.class_of[event]];
+        let bit = |b: usize| 1u64 << b;
+        let surveys = layout
+            .product_docs
+            .iter()
+            .position(|(prefix, _)| prefix == "/docs/surveys")
+            .unwrap();
+        let pageview = class("$pageview");
+        assert_eq!(
+            visits(
+                &layout,
+                pageview,
+                Some("https://posthog.com/docs/surveys/intro?x=1")
+            ),
+            bit(VISIT_DOCS) | bit(VISIT_PRODUCTS + surveys)
+        );
+        assert_eq!(
+            visits(&layout, pageview, Some("/organization/billing")),
+            bit(VISIT_BILLING)
+        );
+        // The path is what counts: "/docs" in the query string is no docs visit.
+        assert_eq!(visits(&layout, pageview, Some("/home?next=/docs")), 0);
+        assert_eq!(visits(&layout, pageview, None), 0);
+        // Only pageviews visit a path; `billing v2 shown` is a billing visit anywhere.
+        let shown = class("billing v2 shown");
+        assert_eq!(visits(&layout, shown, Some("/docs")), bit(VISIT_BILLING));
+        assert_eq!(visits(&layout, class("insight saved"), Some("/docs")), 0);
+    }
+
     /// The kernel's path against the regex the SPEC's rule was first written as.
     #[test]
     fn url_path_matches_the_regex() {

@@ -788,6 +788,20 @@ mod tests {
     }
 
     #[test]
+    fn products_beyond_what_the_events_pass_counts_are_rejected() {
+        // The default 10 products plus enough to pass the limit by one.
+        let extra = crate::events::MAX_PRODUCTS - 10 + 1;
+        let config: String = (0..extra)
+            .map(|i| format!("[products.extra_{i}]\ndocs_prefix = \"/docs/extra-{i}\"\n"))
+            .collect();
+        let e = load_from_str(Some(&config), "t").unwrap_err();
+        assert!(matches!(e, InputError::Config { ref key, .. } if key == "products"));
+        // At the limit, it loads.
+        let at_limit: String = config.split_inclusive('\n').skip(2).collect();
+        load_from_str(Some(&at_limit), "t").unwrap();
+    }
+
+    #[test]
     fn invalid_models_name_the_key() {
         let cases = [
             ("[categories.session_replay]\nweight = -2.0\n", "categories.session_replay.weight"),
