@@ -263,3 +263,21 @@ fn out_that_is_a_file_is_a_usage_error() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("--out must be a folder"));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "x");
 }
+
+#[test]
+fn an_events_export_with_no_rows_needs_an_as_of() {
+    let w = good();
+    w.write("events", &events(&[]));
+    // Without --as-of there is no latest event to take it from.
+    assert_rejected(&w, &[], &["events"]);
+    // With one (`run` gives AS_OF), the run goes on: members without events.
+    w.run(&[]);
+    let health = w.read("health");
+    assert!(health.height() > 0);
+    let seen = health.column("days_since_last_seen").unwrap();
+    assert_eq!(
+        seen.null_count(),
+        health.height(),
+        "no member was ever seen"
+    );
+}
