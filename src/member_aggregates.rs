@@ -140,12 +140,22 @@ impl EventAggregates {
         DataFrame::new_infer_height(columns)
     }
 
-    /// Every aggregate over every member, in parallel (each is one pass over the rows).
+    /// Every aggregate over every member: the aggregates are cut into one group per
+    /// thread, and each group is one pass over the rows (each row read once, not once
+    /// per aggregate). Each aggregate is computed on its own, so the cut changes
+    /// nothing.
     fn member_values(&self, events: &MemberEvents) -> PolarsResult<Vec<Values>> {
-        self.aggregates
-            .par_iter()
-            .map(|a| events.member_values(a))
-            .collect()
+        let prepared = self
+            .aggregates
+            .iter()
+            .map(|a| events.prepare(a))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        let per_group = prepared.len().div_ceil(rayon::current_num_threads()).max(1);
+        let groups: Vec<Vec<Values>> = prepared
+            .par_chunks(per_group)
+            .map(|group| events.pass(group))
+            .collect();
+        Ok(groups.into_iter().flatten().collect())
     }
 }
 
@@ -251,72 +261,104 @@ impl MemberEvents {
         })
     }
 
-    /// One aggregate over every member: one pass over the rollup rows.
-    fn member_values(&self, a: &Aggregate) -> PolarsResult<Values> {
-        let members = self.keys.height();
-        let member = slice_u32(&self.frame, "member")?;
-        let day = self.frame.column("day")?.i32()?;
-        let day = day.cont_slice()?;
+    /// An aggregate's columns, as slices.
+    fn prepare<'a>(&'a self, a: &'a Aggregate) -> PolarsResult<Prepared<'a>> {
+        let read = match &a.kind {
+            Kind::Sum(c) => {
+                let column = self.frame.column(c)?;
+                match column.dtype() {
+                    DataType::Int64 => Read::SumI64(column.i64()?.cont_slice()?),
+                    _ => Read::SumU32(slice_u32(&self.frame, c)?),
+                }
+            }
+            Kind::Members | Kind::Any => Read::Flag,
+            Kind::Rows => Read::Rows,
+            Kind::Max(c) => {
+                let column = self.frame.column(c)?.i64()?;
+                let array = column
+                    .downcast_iter()
+                    .next()
+                    .ok_or_else(|| polars_err!(ComputeError: "empty column {c}"))?;
+                Read::Max(array)
+            }
+        };
         let set = match a.filter.as_ref().and_then(|f| f.set_count.as_deref()) {
             Some(c) => Some(slice_u32(&self.frame, c)?),
             None => None,
         };
-        let matches = |i: usize| {
-            day[i] < self.as_of_day
-                && a.filter.as_ref().is_none_or(|f| {
-                    day[i] >= f.days.start_day
-                        && day[i] < f.days.end_day
-                        && (!f.weekdays_only || weekday_of_day(day[i]) < 5)
-                        && set.is_none_or(|s| s[i] > 0)
-                })
-        };
-        Ok(match &a.kind {
-            Kind::Sum(c) => {
-                let mut sums = vec![0u64; members];
-                let column = self.frame.column(c)?;
-                match column.dtype() {
-                    DataType::Int64 => {
-                        let v = column.i64()?.cont_slice()?;
-                        for i in (0..member.len()).filter(|&i| matches(i)) {
-                            sums[member[i] as usize] += v[i] as u64;
-                        }
-                    }
-                    _ => {
-                        let v = slice_u32(&self.frame, c)?;
-                        for i in (0..member.len()).filter(|&i| matches(i)) {
-                            sums[member[i] as usize] += u64::from(v[i]);
-                        }
-                    }
-                }
-                Values::Sum(sums)
-            }
-            Kind::Rows => {
-                let mut rows = vec![0u64; members];
-                for i in (0..member.len()).filter(|&i| matches(i)) {
-                    rows[member[i] as usize] += 1;
-                }
-                Values::Sum(rows)
-            }
-            Kind::Members | Kind::Any => {
-                let mut flags = vec![false; members];
-                for i in (0..member.len()).filter(|&i| matches(i)) {
-                    flags[member[i] as usize] = true;
-                }
-                Values::Flag(flags)
-            }
-            Kind::Max(c) => {
-                let mut latest: Vec<Option<i64>> = vec![None; members];
-                let column = self.frame.column(c)?.i64()?;
-                for (i, t) in column.iter().enumerate() {
-                    if let Some(t) = t.filter(|_| matches(i)) {
-                        let m = &mut latest[member[i] as usize];
-                        *m = Some(m.map_or(t, |l| l.max(t)));
-                    }
-                }
-                Values::Max(latest)
-            }
+        Ok(Prepared {
+            filter: a.filter.as_ref(),
+            set,
+            read,
         })
     }
+
+    /// A group of aggregates over every member: one pass over the rollup rows.
+    fn pass(&self, group: &[Prepared]) -> Vec<Values> {
+        let members = self.keys.height();
+        let mut values: Vec<Values> = group
+            .iter()
+            .map(|p| match p.read {
+                Read::SumI64(_) | Read::SumU32(_) | Read::Rows => Values::Sum(vec![0; members]),
+                Read::Flag => Values::Flag(vec![false; members]),
+                Read::Max(_) => Values::Max(vec![None; members]),
+            })
+            .collect();
+        let (Ok(member), Ok(day)) = (
+            slice_u32(&self.frame, "member"),
+            self.frame.column("day").and_then(|d| d.i32()?.cont_slice()),
+        ) else {
+            return values;
+        };
+        for (i, (&m, &d)) in member.iter().zip(day).enumerate() {
+            if d >= self.as_of_day {
+                continue;
+            }
+            let m = m as usize;
+            let weekday = weekday_of_day(d) < 5;
+            for (p, v) in group.iter().zip(values.iter_mut()) {
+                let matches = p.filter.is_none_or(|f| {
+                    d >= f.days.start_day
+                        && d < f.days.end_day
+                        && (weekday || !f.weekdays_only)
+                        && p.set.is_none_or(|s| s[i] > 0)
+                });
+                if !matches {
+                    continue;
+                }
+                match (&p.read, v) {
+                    (Read::SumI64(c), Values::Sum(sums)) => sums[m] += c[i] as u64,
+                    (Read::SumU32(c), Values::Sum(sums)) => sums[m] += u64::from(c[i]),
+                    (Read::Rows, Values::Sum(rows)) => rows[m] += 1,
+                    (Read::Flag, Values::Flag(flags)) => flags[m] = true,
+                    (Read::Max(c), Values::Max(latest)) => {
+                        if let Some(t) = c.get(i) {
+                            latest[m] = Some(latest[m].map_or(t, |l| l.max(t)));
+                        }
+                    }
+                    _ => unreachable!("values are made from their read"),
+                }
+            }
+        }
+        values
+    }
+}
+
+/// An aggregate ready for a pass: its filter and the slices it reads.
+struct Prepared<'a> {
+    filter: Option<&'a RowFilter>,
+    set: Option<&'a [u32]>,
+    read: Read<'a>,
+}
+
+/// What an aggregate reads from each matching row.
+enum Read<'a> {
+    SumI64(&'a [i64]),
+    SumU32(&'a [u32]),
+    Rows,
+    Flag,
+    /// An instant column (nullable).
+    Max(&'a <Int64Type as PolarsDataType>::Array),
 }
 
 fn slice_u32<'a>(frame: &'a DataFrame, column: &str) -> PolarsResult<&'a [u32]> {
