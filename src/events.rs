@@ -533,17 +533,36 @@ fn member_rows(
 /// Rows whose slots are prefetched together in phase two.
 const SLOT_BLOCK: usize = 16;
 
+/// Where a member of a partition stands: the slot it used last, its latest day, and
+/// the chain of its slots (newest first, through `Partition::previous`).
+#[derive(Clone, Copy)]
+struct MemberState {
+    recent_day: i32,
+    recent_slot: u32,
+    latest_day: i32,
+    /// Its newest slot, or `NONE`.
+    newest: u32,
+    /// Its slots are in `Partition::slot_of` (after its first day out of order).
+    indexed: bool,
+}
+
 /// One member partition of the rollup: a slot per (member, day), stored row-major
 /// (a slot's counts side by side, so one event touches one or two cache lines).
+///
+/// Finding a row's slot: the member's last slot if it is the same day; a new slot if
+/// the day is after every day of the member so far (all a time-ordered export ever
+/// needs, with no map); otherwise, the first time, the member's slots are put in
+/// `slot_of` by walking its chain, and from then on its slots are found there. So any
+/// order of rows works, and ordered ones cost no hashing.
 struct Partition {
-    /// (member, day) → slot.
+    /// (member, day) → slot, for indexed members only.
     slot_of: PlHashMap<u64, u32>,
-    /// Per member of the partition (member / PARTITIONS): its latest (day, slot), so
-    /// the rows of one member-day, which arrive close together in a time-ordered
-    /// export, skip the hash lookup.
-    recent_slot: Vec<(i32, u32)>,
+    /// Per member of the partition (member / PARTITIONS).
+    state: Vec<MemberState>,
     member: Vec<u32>,
     day: Vec<i32>,
+    /// Per slot: the member's slot opened before it, or `NONE`.
+    previous: Vec<u32>,
     /// Per slot, `count_width` counts: `n`, then `Layout::counts`.
     counts: Vec<u32>,
     count_width: usize,
@@ -554,11 +573,19 @@ struct Partition {
 
 impl Partition {
     fn new(layout: &Layout, members: usize) -> Self {
+        let start = MemberState {
+            recent_day: i32::MIN,
+            recent_slot: NONE,
+            latest_day: i32::MIN,
+            newest: NONE,
+            indexed: false,
+        };
         Partition {
             slot_of: PlHashMap::new(),
-            recent_slot: vec![(i32::MIN, 0); members.div_ceil(PARTITIONS)],
+            state: vec![start; members.div_ceil(PARTITIONS)],
             member: Vec::new(),
             day: Vec::new(),
+            previous: Vec::new(),
             counts: Vec::new(),
             count_width: 1 + layout.counts.len(),
             instants: Vec::new(),
@@ -566,23 +593,55 @@ impl Partition {
         }
     }
 
+    fn key(member: u32, day: i32) -> u64 {
+        (u64::from(member) << 32) | u64::from(day as u32)
+    }
+
+    /// Opens an empty slot for a (member, day) and links it into the member's chain.
+    fn open(&mut self, member: u32, day: i32) -> u32 {
+        let k = member as usize / PARTITIONS;
+        let slot = self.member.len() as u32;
+        self.member.push(member);
+        self.day.push(day);
+        self.previous.push(self.state[k].newest);
+        self.state[k].newest = slot;
+        self.counts.resize(self.counts.len() + self.count_width, 0);
+        self.instants
+            .resize(self.instants.len() + self.instant_width, NO_INSTANT);
+        if self.state[k].indexed {
+            self.slot_of.insert(Self::key(member, day), slot);
+        }
+        slot
+    }
+
     /// The slot of a (member, day), opened empty on first sight.
     fn slot(&mut self, member: u32, day: i32) -> usize {
-        let recent = &mut self.recent_slot[member as usize / PARTITIONS];
-        if recent.0 == day {
-            return recent.1 as usize;
+        let k = member as usize / PARTITIONS;
+        let state = self.state[k];
+        if state.recent_day == day {
+            return state.recent_slot as usize;
         }
-        let key = (u64::from(member) << 32) | u64::from(day as u32);
-        let next = self.member.len() as u32;
-        let slot = *self.slot_of.entry(key).or_insert(next);
-        if slot == next {
-            self.member.push(member);
-            self.day.push(day);
-            self.counts.resize(self.counts.len() + self.count_width, 0);
-            self.instants
-                .resize(self.instants.len() + self.instant_width, NO_INSTANT);
-        }
-        self.recent_slot[member as usize / PARTITIONS] = (day, slot);
+        let slot = if !state.indexed && day > state.latest_day {
+            self.open(member, day)
+        } else {
+            if !state.indexed {
+                let mut s = state.newest;
+                while s != NONE {
+                    self.slot_of
+                        .insert(Self::key(member, self.day[s as usize]), s);
+                    s = self.previous[s as usize];
+                }
+                self.state[k].indexed = true;
+            }
+            match self.slot_of.get(&Self::key(member, day)) {
+                Some(&s) => s,
+                None => self.open(member, day),
+            }
+        };
+        let state = &mut self.state[k];
+        state.latest_day = state.latest_day.max(day);
+        state.recent_day = day;
+        state.recent_slot = slot;
         slot as usize
     }
 
@@ -593,11 +652,14 @@ impl Partition {
         let mut slots = [0usize; SLOT_BLOCK];
         for block in rows.chunks(SLOT_BLOCK) {
             for r in block {
-                prefetch(&self.recent_slot[r.member as usize / PARTITIONS]);
+                prefetch(&self.state[r.member as usize / PARTITIONS]);
             }
             for (s, r) in slots.iter_mut().zip(block) {
                 *s = self.slot(r.member, r.day);
-                prefetch(&self.counts[*s * self.count_width]);
+                // A slot's counts span two cache lines.
+                let counts = &self.counts[*s * self.count_width..][..self.count_width];
+                prefetch(&counts[0]);
+                prefetch(&counts[counts.len() - 1]);
                 prefetch(&self.instants[*s * self.instant_width]);
             }
             for (&s, r) in slots.iter().zip(block) {
@@ -863,6 +925,51 @@ mod tests {
         let last = |slot: usize| part.instants[slot * part.instant_width];
         assert_eq!((n(0), last(0)), (2, 55));
         assert_eq!((n(1), last(1)), (2, 31));
+    }
+
+    #[test]
+    fn rows_in_any_order_find_their_member_day() {
+        let layout = default_layout();
+        let mut part = Partition::new(&layout, 16);
+        // Members 0 and 8 share partition 0.
+        let row = |member, day| MemberRow {
+            t: i64::from(day),
+            visits: 0,
+            member,
+            day,
+            class: NONE,
+        };
+        let rows = [
+            row(0, 1),
+            row(8, 1),
+            row(0, 2),
+            row(8, 3),
+            row(0, 1), // out of order: member 0's slots get indexed, day 1 found
+            row(0, 3), // indexed member, new day
+            row(8, 2), // out of order for member 8, a day it never had
+            row(0, 2),
+        ];
+        part.add(&rows, &layout);
+        let slots: Vec<(u32, i32, u32)> = (0..part.member.len())
+            .map(|s| {
+                (
+                    part.member[s],
+                    part.day[s],
+                    part.counts[s * part.count_width],
+                )
+            })
+            .collect();
+        assert_eq!(
+            slots,
+            [
+                (0, 1, 2),
+                (8, 1, 1),
+                (0, 2, 2),
+                (8, 3, 1),
+                (0, 3, 1),
+                (8, 2, 1)
+            ]
+        );
     }
 
     #[test]
