@@ -30,10 +30,9 @@ use crate::time::MICROS_PER_DAY;
 /// The member events, rolled up to one row per member and UTC day, plus what the pass
 /// counted of all events.
 pub struct Rollup {
-    /// Exactly one row per (member, day) with an event. Columns: `org_id`,
-    /// `distinct_id`, `member` (a number per (org_id, distinct_id), a cheap grouping
-    /// key), `day` (i32 days since the epoch), `n` (events), `last_us` (latest
-    /// instant), and one count per thing the model looks at:
+    /// Exactly one row per (member, day) with an event. Columns: `member` (u32, the
+    /// member's row in `members`), `day` (i32 days since the epoch), `n` (events),
+    /// `last_us` (latest instant), and one count per thing the model looks at:
     /// `n__<set>` for every counted event set (and `feature_use`), `n__docs_visit`,
     /// `n__billing_visit`, `n__docs__<product>`, plus `last__<set>` for the sets whose
     /// latest instant an indicator reads. (Counted sets: see `counted_sets`.) Only
@@ -774,46 +773,39 @@ impl<'a> Accumulator<'a> {
     }
 
     /// The rollup frame: the partitions in order, each in the order its (member, day)
-    /// rows were first seen. Each partition's row-major slots are copied into the
-    /// columns and freed before the next, so the two layouts never both hold it all.
+    /// rows were first seen. Every column is allocated once at its full length and
+    /// each partition writes its own rows' stretch of it, in parallel.
     fn finish(self, keys: &DataFrame) -> PolarsResult<Rollup> {
-        let rows: usize = self.partitions.iter().map(|p| p.member.len()).sum();
-        let mut member = Vec::with_capacity(rows);
-        let mut day = Vec::with_capacity(rows);
-        // (Not `vec![Vec::with_capacity(rows); n]`: a clone drops the capacity.)
-        let mut counts: Vec<Vec<u32>> = (0..1 + self.layout.counts.len())
-            .map(|_| Vec::with_capacity(rows))
+        let lengths: Vec<usize> = self.partitions.iter().map(|p| p.member.len()).collect();
+        let rows: usize = lengths.iter().sum();
+        let mut member = vec![0u32; rows];
+        let mut day = vec![0i32; rows];
+        let mut n = vec![0i64; rows];
+        // (One `vec![0; rows]` each, not clones: zeroed memory comes free from the OS.)
+        let mut counts: Vec<Vec<u32>> = (0..self.layout.counts.len())
+            .map(|_| vec![0; rows])
             .collect();
         let mut instants: Vec<Vec<i64>> = (0..1 + self.layout.latest.len())
-            .map(|_| Vec::with_capacity(rows))
+            .map(|_| vec![0; rows])
             .collect();
-        for p in self.partitions {
-            member.extend(p.member);
-            day.extend(p.day);
-            for slot in p.counts.chunks_exact(p.count_width) {
-                for (column, &value) in counts.iter_mut().zip(slot) {
-                    column.push(value);
-                }
-            }
-            for slot in p.instants.chunks_exact(p.instant_width) {
-                for (column, &value) in instants.iter_mut().zip(slot) {
-                    column.push(value);
-                }
-            }
+        let mut stretches: Vec<Stretch> = lengths.iter().map(|_| Stretch::default()).collect();
+        split_into(&mut member, &lengths, &mut stretches, |s, x| s.member = x);
+        split_into(&mut day, &lengths, &mut stretches, |s, x| s.day = x);
+        split_into(&mut n, &lengths, &mut stretches, |s, x| s.n = x);
+        for column in counts.iter_mut() {
+            split_into(column, &lengths, &mut stretches, |s, x| s.counts.push(x));
         }
-        let mut counts = counts.into_iter();
+        for column in instants.iter_mut() {
+            split_into(column, &lengths, &mut stretches, |s, x| s.instants.push(x));
+        }
+        self.partitions
+            .into_par_iter()
+            .zip(stretches)
+            .for_each(|(p, stretch)| p.write_into(stretch));
+
         let mut instants = instants.into_iter();
-        let n: Vec<i64> = counts
-            .next()
-            .unwrap_or_default()
-            .into_iter()
-            .map(i64::from)
-            .collect();
-        let member = IdxCa::from_vec("member".into(), member);
         let mut columns = vec![
-            keys.column("org_id")?.take(&member)?,
-            keys.column("distinct_id")?.take(&member)?,
-            member.into_column(),
+            Column::new("member".into(), member),
             Column::new("day".into(), day),
             Column::new("n".into(), n),
             Column::new("last_us".into(), instants.next().unwrap_or_default()),
@@ -836,6 +828,56 @@ impl<'a> Accumulator<'a> {
             events_per_day: self.totals.events_per_day,
             unknown_member_events: self.totals.unknown_member_events,
         })
+    }
+}
+
+/// One partition's stretch of every rollup column.
+#[derive(Default)]
+struct Stretch<'a> {
+    member: &'a mut [u32],
+    day: &'a mut [i32],
+    n: &'a mut [i64],
+    counts: Vec<&'a mut [u32]>,
+    instants: Vec<&'a mut [i64]>,
+}
+
+/// Cuts `column` into consecutive stretches of `lengths` and hands each to its
+/// partition's `Stretch`.
+fn split_into<'a, T>(
+    mut column: &'a mut [T],
+    lengths: &[usize],
+    stretches: &mut [Stretch<'a>],
+    mut put: impl FnMut(&mut Stretch<'a>, &'a mut [T]),
+) {
+    for (stretch, &len) in stretches.iter_mut().zip(lengths) {
+        let (mine, rest) = column.split_at_mut(len);
+        put(stretch, mine);
+        column = rest;
+    }
+}
+
+impl Partition {
+    /// Writes this partition's slots, row-major, into its stretch of the columns.
+    fn write_into(self, stretch: Stretch) {
+        stretch.member.copy_from_slice(&self.member);
+        stretch.day.copy_from_slice(&self.day);
+        let Stretch {
+            n,
+            mut counts,
+            mut instants,
+            ..
+        } = stretch;
+        for (s, slot) in self.counts.chunks_exact(self.count_width).enumerate() {
+            n[s] = i64::from(slot[0]);
+            for (column, &value) in counts.iter_mut().zip(&slot[1..]) {
+                column[s] = value;
+            }
+        }
+        for (s, slot) in self.instants.chunks_exact(self.instant_width).enumerate() {
+            for (column, &value) in instants.iter_mut().zip(slot) {
+                column[s] = value;
+            }
+        }
     }
 }
 

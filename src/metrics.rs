@@ -180,7 +180,7 @@ fn product_count_window(model: &Model) -> Option<u32> {
         .map(Metric::window)
 }
 
-/// `events` are the member events of the rollup (`events::member_events`).
+/// `events` are the member events of the rollup.
 pub fn compute(
     events: &MemberEvents,
     inputs: &Inputs,

@@ -12,7 +12,7 @@ use crate::time::AsOf;
 
 /// One row per distinct (org_id, distinct_id) of the members table, sorted. A member
 /// with several rows (left and rejoined) shows the row with the latest `joined_at`.
-/// `events` are the member events of the rollup (`events::member_events`).
+/// `events` are the member events of the rollup.
 pub fn compute(
     events: &MemberEvents,
     inputs: &Inputs,
