@@ -804,14 +804,16 @@ impl<'a> Accumulator<'a> {
             .for_each(|(p, stretch)| p.write_into(stretch));
 
         let mut instants = instants.into_iter();
+        // `from_vec` takes each vector as the column's buffer (no copy).
         let mut columns = vec![
-            Column::new("member".into(), member),
-            Column::new("day".into(), day),
-            Column::new("n".into(), n),
-            Column::new("last_us".into(), instants.next().unwrap_or_default()),
+            UInt32Chunked::from_vec("member".into(), member).into_column(),
+            Int32Chunked::from_vec("day".into(), day).into_column(),
+            Int64Chunked::from_vec("n".into(), n).into_column(),
+            Int64Chunked::from_vec("last_us".into(), instants.next().unwrap_or_default())
+                .into_column(),
         ];
         for (name, values) in self.layout.counts.iter().zip(counts) {
-            columns.push(Column::new(name.into(), values));
+            columns.push(UInt32Chunked::from_vec(name.into(), values).into_column());
         }
         for (name, values) in self.layout.latest.iter().zip(instants) {
             let instants: Int64Chunked = values
