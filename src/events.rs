@@ -133,7 +133,6 @@ pub fn url_path(url: &str) -> &str {
 }
 
 /// What one event name adds to its (member, day) row beyond `n` and `last_us`.
-#[derive(Default)]
 struct EventClass {
     /// Count columns (indexes into `Layout::counts`) it adds one to.
     counts: Vec<usize>,

@@ -2,8 +2,8 @@
 //! rollup's columns: the metrics, indicators and users table ask for ~60 windowed
 //! sums, member counts and maxima, and a polars `group_by` with a filter inside each
 //! aggregation (or masked columns in a two-stage group_by) spent seconds re-filtering
-//! 10M rows per aggregate. Here each aggregate is one pass over a few plain slices
-//! into a dense per-member array, the aggregates run in parallel, and the per-org
+//! 10M rows per aggregate. Here every aggregate fills a dense per-member array from
+//! plain slices of the rollup, in one pass over the rows per thread, and the per-org
 //! values are reduced over each org's members, which are contiguous (members are
 //! numbered in (org_id, distinct_id) order).
 
@@ -169,22 +169,25 @@ enum Values {
 impl Values {
     /// Per org, over its members.
     fn reduce(&self, kind: &Kind, orgs: &[&std::ops::Range<usize>]) -> Values {
-        let over = |r: &std::ops::Range<usize>| r.clone();
         match (self, kind) {
-            (Values::Sum(v), _) => {
-                Values::Sum(orgs.iter().map(|r| v[over(r)].iter().sum()).collect())
-            }
-            (Values::Flag(v), Kind::Members) => Values::Sum(
+            (Values::Sum(v), _) => Values::Sum(
                 orgs.iter()
-                    .map(|r| v[over(r)].iter().filter(|&&f| f).count() as u64)
+                    .map(|r| v[r.start..r.end].iter().sum())
                     .collect(),
             ),
-            (Values::Flag(v), _) => {
-                Values::Flag(orgs.iter().map(|r| v[over(r)].iter().any(|&f| f)).collect())
-            }
+            (Values::Flag(v), Kind::Members) => Values::Sum(
+                orgs.iter()
+                    .map(|r| v[r.start..r.end].iter().filter(|&&f| f).count() as u64)
+                    .collect(),
+            ),
+            (Values::Flag(v), _) => Values::Flag(
+                orgs.iter()
+                    .map(|r| v[r.start..r.end].iter().any(|&f| f))
+                    .collect(),
+            ),
             (Values::Max(v), _) => Values::Max(
                 orgs.iter()
-                    .map(|r| v[over(r)].iter().flatten().copied().max())
+                    .map(|r| v[r.start..r.end].iter().flatten().copied().max())
                     .collect(),
             ),
         }
@@ -205,7 +208,7 @@ impl Values {
 /// 10M rows); every aggregate skips them.
 pub struct MemberEvents {
     /// The rollup rows, one chunk per column.
-    pub frame: DataFrame,
+    frame: DataFrame,
     /// Rows of days before this one are member events.
     as_of_day: i32,
     /// Member number → `org_id`, `distinct_id` (sorted).
