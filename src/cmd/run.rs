@@ -164,9 +164,8 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     lap("validate", &mut timings);
 
     progress.stage("computing metrics, scores and indicators");
-    // Collected once: metrics, users and trends all read it.
+    // Metrics, users and trends all read the rollup through it (it shares the columns).
     let member_events = MemberEvents::new(&rollup, &as_of)?;
-    // Everything after this reads member events only; free the full rollup.
     drop(rollup);
     let metrics = metrics::compute(&member_events, &inputs, model, &as_of)?;
     let has_previous = previous.is_some();
