@@ -416,11 +416,17 @@ struct Totals {
 }
 
 impl Totals {
+    fn add_events_of_day(&mut self, day: i32, events: u64) {
+        if events > 0 {
+            *self.events_per_day.entry(day).or_insert(0) += events;
+        }
+    }
+
     fn merge(&mut self, other: Totals) {
         self.rows += other.rows;
         self.latest_us = self.latest_us.max(other.latest_us);
         for (day, n) in other.events_per_day {
-            *self.events_per_day.entry(day).or_insert(0) += n;
+            self.add_events_of_day(day, n);
         }
         self.unknown_member_events += other.unknown_member_events;
     }
@@ -492,9 +498,7 @@ fn member_rows(
         let t = a.timestamp[i];
         let day = t.div_euclid(MICROS_PER_DAY) as i32;
         if day != run.0 {
-            if run.1 > 0 {
-                *totals.events_per_day.entry(run.0).or_insert(0) += run.1;
-            }
+            totals.add_events_of_day(run.0, run.1);
             run = (day, 0);
         }
         run.1 += 1;
@@ -522,9 +526,7 @@ fn member_rows(
             class,
         });
     }
-    if run.1 > 0 {
-        *totals.events_per_day.entry(run.0).or_insert(0) += run.1;
-    }
+    totals.add_events_of_day(run.0, run.1);
     (parts, totals)
 }
 
