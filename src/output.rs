@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use polars::prelude::*;
+use rayon::prelude::*;
 
 /// Which file formats to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,26 +86,38 @@ fn stage_and_publish(
         fs::remove_dir_all(staging).with_context(|| format!("clearing {}", staging.display()))?;
     }
     fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
-    let mut staged: Vec<PathBuf> = Vec::new();
     let mut not_written: Vec<PathBuf> = Vec::new();
-    for mut t in tables {
-        // A format not written this run would otherwise keep an older run's table.
-        for (wanted, ext) in [(formats.parquet, "parquet"), (formats.csv, "csv")] {
-            if !wanted {
+    // (frame, file, is parquet) for every file to write; a frame clone shares its
+    // columns, it copies nothing.
+    let mut files: Vec<(DataFrame, PathBuf, bool)> = Vec::new();
+    for t in tables {
+        for (wanted, ext, parquet) in [
+            (formats.parquet, "parquet", true),
+            (formats.csv, "csv", false),
+        ] {
+            if wanted {
+                let path = staging.join(format!("{}.{ext}", t.name));
+                files.push((t.frame.clone(), path, parquet));
+            } else {
+                // A format not written this run would otherwise keep an older run's table.
                 not_written.push(out.join(format!("{}.{ext}", t.name)));
             }
         }
-        if formats.parquet {
-            let p = staging.join(format!("{}.parquet", t.name));
-            write_parquet(&mut t.frame, &p)?;
-            staged.push(p);
-        }
-        if formats.csv {
-            let p = staging.join(format!("{}.csv", t.name));
-            write_csv(&mut t.frame, &p)?;
-            staged.push(p);
-        }
     }
+    // The files are independent, so they are written in parallel; each one's bytes
+    // do not depend on the threads, and the first failure in file order is reported.
+    let written: Vec<Result<PathBuf>> = files
+        .into_par_iter()
+        .map(|(mut frame, path, parquet)| {
+            if parquet {
+                write_parquet(&mut frame, &path)?;
+            } else {
+                write_csv(&mut frame, &path)?;
+            }
+            Ok(path)
+        })
+        .collect();
+    let mut staged = written.into_iter().collect::<Result<Vec<PathBuf>>>()?;
     let manifest = staging.join("manifest.json");
     fs::write(&manifest, manifest_json)
         .with_context(|| format!("writing {}", manifest.display()))?;
