@@ -2,10 +2,11 @@
 //! rollup's columns: the metrics, indicators and users table ask for ~60 windowed
 //! sums, member counts and maxima, and a polars `group_by` with a filter inside each
 //! aggregation (or masked columns in a two-stage group_by) spent seconds re-filtering
-//! 10M rows per aggregate. Here every aggregate fills a dense per-member array from
-//! plain slices of the rollup, in one pass over the rows per thread, and the per-org
-//! values are reduced over each org's members, which are contiguous (members are
-//! numbered in (org_id, distinct_id) order).
+//! 10M rows per aggregate. Here the rows each distinct filter selects are found once,
+//! every aggregate then fills a dense per-member array from plain slices of the
+//! rollup in one tight loop over its filter's rows, and the per-org values are
+//! reduced over each org's members, which are contiguous (members are numbered in
+//! (org_id, distinct_id) order).
 
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -16,7 +17,7 @@ use crate::time::{weekday_of_day, AsOf, Window};
 /// Which rollup rows an aggregate reads: the rows whose day is in `days` (and a
 /// weekday, with `weekdays_only`) and, with `set_count`, that hold at least one event
 /// of the set (its count column is above zero).
-#[derive(Clone)]
+#[derive(Clone, PartialEq)]
 pub struct RowFilter {
     days: Window,
     weekdays_only: bool,
@@ -140,22 +141,36 @@ impl EventAggregates {
         DataFrame::new_infer_height(columns)
     }
 
-    /// Every aggregate over every member: the aggregates are cut into one group per
-    /// thread, and each group is one pass over the rows (each row read once, not once
-    /// per aggregate). Each aggregate is computed on its own, so the cut changes
-    /// nothing.
+    /// Every aggregate over every member. Aggregates with equal filters share one
+    /// selection of rows (the rows before as_of that pass the filter, in order); each
+    /// aggregate is then one tight loop over its selection, all of a selection's
+    /// aggregates in parallel. Each aggregate is computed on its own from the same
+    /// rows in the same order, so the threads change nothing.
     fn member_values(&self, events: &MemberEvents) -> PolarsResult<Vec<Values>> {
         let prepared = self
             .aggregates
             .iter()
             .map(|a| events.prepare(a))
             .collect::<PolarsResult<Vec<_>>>()?;
-        let per_group = prepared.len().div_ceil(rayon::current_num_threads()).max(1);
-        let groups: Vec<Vec<Values>> = prepared
-            .par_chunks(per_group)
-            .map(|group| events.pass(group))
-            .collect();
-        Ok(groups.into_iter().flatten().collect())
+        let mut by_filter: Vec<(Option<&RowFilter>, Vec<usize>)> = Vec::new();
+        for (i, p) in prepared.iter().enumerate() {
+            match by_filter.iter_mut().find(|(f, _)| *f == p.filter) {
+                Some((_, members)) => members.push(i),
+                None => by_filter.push((p.filter, vec![i])),
+            }
+        }
+        let mut values: Vec<Option<Values>> = prepared.iter().map(|_| None).collect();
+        for (filter, aggregates) in by_filter {
+            let rows = events.selected_rows(filter, prepared[aggregates[0]].set)?;
+            let computed: Vec<Values> = aggregates
+                .par_iter()
+                .map(|&i| events.aggregate(&prepared[i].read, &rows))
+                .collect::<PolarsResult<_>>()?;
+            for (i, v) in aggregates.into_iter().zip(computed) {
+                values[i] = Some(v);
+            }
+        }
+        Ok(values.into_iter().flatten().collect())
     }
 }
 
@@ -296,54 +311,86 @@ impl MemberEvents {
         })
     }
 
-    /// A group of aggregates over every member: one pass over the rollup rows.
-    fn pass(&self, group: &[Prepared]) -> Vec<Values> {
-        let members = self.keys.height();
-        let mut values: Vec<Values> = group
-            .iter()
-            .map(|p| match p.read {
-                Read::SumI64(_) | Read::SumU32(_) | Read::Rows => Values::Sum(vec![0; members]),
-                Read::Flag => Values::Flag(vec![false; members]),
-                Read::Max(_) => Values::Max(vec![None; members]),
+    /// The rows an aggregate with this filter reads, in row order: the rows before
+    /// as_of, in the filter's days (weekdays only if asked), with an event of the
+    /// filter's set if it names one. Cut into stretches selected in parallel.
+    fn selected_rows(
+        &self,
+        filter: Option<&RowFilter>,
+        set: Option<&[u32]>,
+    ) -> PolarsResult<Vec<u32>> {
+        const STRETCH: usize = 1 << 16;
+        let day = self.frame.column("day")?.i32()?.cont_slice()?;
+        let (start, end) = match filter {
+            Some(f) => (f.days.start_day, f.days.end_day.min(self.as_of_day)),
+            None => (i32::MIN, self.as_of_day),
+        };
+        let weekdays_only = filter.is_some_and(|f| f.weekdays_only);
+        let stretches: Vec<Vec<u32>> = day
+            .par_chunks(STRETCH)
+            .enumerate()
+            .map(|(c, days)| {
+                let first = c * STRETCH;
+                days.iter()
+                    .enumerate()
+                    .filter(|&(k, &d)| {
+                        d >= start
+                            && d < end
+                            && (!weekdays_only || weekday_of_day(d) < 5)
+                            && set.is_none_or(|s| s[first + k] > 0)
+                    })
+                    .map(|(k, _)| (first + k) as u32)
+                    .collect()
             })
             .collect();
-        let (Ok(member), Ok(day)) = (
-            slice_u32(&self.frame, "member"),
-            self.frame.column("day").and_then(|d| d.i32()?.cont_slice()),
-        ) else {
-            return values;
-        };
-        for (i, (&m, &d)) in member.iter().zip(day).enumerate() {
-            if d >= self.as_of_day {
-                continue;
-            }
-            let m = m as usize;
-            let weekday = weekday_of_day(d) < 5;
-            for (p, v) in group.iter().zip(values.iter_mut()) {
-                let matches = p.filter.is_none_or(|f| {
-                    d >= f.days.start_day
-                        && d < f.days.end_day
-                        && (weekday || !f.weekdays_only)
-                        && p.set.is_none_or(|s| s[i] > 0)
-                });
-                if !matches {
-                    continue;
+        Ok(stretches.concat())
+    }
+
+    /// One aggregate per member over the selected rows.
+    fn aggregate(&self, read: &Read, rows: &[u32]) -> PolarsResult<Values> {
+        let members = self.keys.height();
+        let member = slice_u32(&self.frame, "member")?;
+        let values = match read {
+            Read::SumI64(c) => {
+                let mut sums = vec![0u64; members];
+                for &i in rows {
+                    sums[member[i as usize] as usize] += c[i as usize] as u64;
                 }
-                match (&p.read, v) {
-                    (Read::SumI64(c), Values::Sum(sums)) => sums[m] += c[i] as u64,
-                    (Read::SumU32(c), Values::Sum(sums)) => sums[m] += u64::from(c[i]),
-                    (Read::Rows, Values::Sum(rows)) => rows[m] += 1,
-                    (Read::Flag, Values::Flag(flags)) => flags[m] = true,
-                    (Read::Max(c), Values::Max(latest)) => {
-                        if let Some(t) = c.get(i) {
-                            latest[m] = Some(latest[m].map_or(t, |l| l.max(t)));
-                        }
+                Values::Sum(sums)
+            }
+            Read::SumU32(c) => {
+                let mut sums = vec![0u64; members];
+                for &i in rows {
+                    sums[member[i as usize] as usize] += u64::from(c[i as usize]);
+                }
+                Values::Sum(sums)
+            }
+            Read::Rows => {
+                let mut counts = vec![0u64; members];
+                for &i in rows {
+                    counts[member[i as usize] as usize] += 1;
+                }
+                Values::Sum(counts)
+            }
+            Read::Flag => {
+                let mut flags = vec![false; members];
+                for &i in rows {
+                    flags[member[i as usize] as usize] = true;
+                }
+                Values::Flag(flags)
+            }
+            Read::Max(c) => {
+                let mut latest: Vec<Option<i64>> = vec![None; members];
+                for &i in rows {
+                    if let Some(t) = c.get(i as usize) {
+                        let m = member[i as usize] as usize;
+                        latest[m] = Some(latest[m].map_or(t, |l| l.max(t)));
                     }
-                    _ => unreachable!("values are made from their read"),
                 }
+                Values::Max(latest)
             }
-        }
-        values
+        };
+        Ok(values)
     }
 }
 
