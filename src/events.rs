@@ -269,16 +269,23 @@ impl MemberIndex {
         let size = (keys.height() * 2).next_power_of_two().max(16);
         let mut index = MemberIndex {
             hasher: PlRandomState::default(),
-            table: vec![
+            table: huge_page_vec(
+                size,
                 MemberEntry {
                     hash: 0,
                     member: NONE,
                     key: 0,
-                };
-                size
-            ],
+                },
+            ),
             mask: size - 1,
-            keys: Vec::new(),
+            keys: {
+                let bytes = 8 * keys.height()
+                    + orgs.iter().map(|o| o.map_or(0, str::len)).sum::<usize>()
+                    + people.iter().map(|p| p.map_or(0, str::len)).sum::<usize>();
+                let mut v = huge_page_vec(bytes, 0u8);
+                v.clear();
+                v
+            },
             members: keys.height(),
         };
         for (i, (org, person)) in orgs.iter().zip(people.iter()).enumerate() {
@@ -368,6 +375,33 @@ impl MemberIndex {
             }
         }
     }
+}
+
+/// `len` copies of `value`, in memory the kernel is asked to back with 2 MB pages
+/// (Linux, where transparent huge pages are allowed on request): the pass reads
+/// these tables at random, and with 4 KB pages nearly every read of a large table
+/// also misses the TLB.
+fn huge_page_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
+    let mut v: Vec<T> = Vec::with_capacity(len);
+    #[cfg(target_os = "linux")]
+    // SAFETY: advice only, over memory this vector owns; the kernel ignores it
+    // where it does not apply.
+    unsafe {
+        // madvise wants a page-aligned start; the advice covers whole pages.
+        const PAGE: usize = 4096;
+        let start = v.as_mut_ptr() as usize;
+        let aligned = start.next_multiple_of(PAGE);
+        let end = start + len * std::mem::size_of::<T>();
+        if end > aligned {
+            libc::madvise(
+                aligned as *mut libc::c_void,
+                end - aligned,
+                libc::MADV_HUGEPAGE,
+            );
+        }
+    }
+    v.resize(len, value);
+    v
 }
 
 /// Asks the CPU to start loading `value`'s cache line; a hint, never a fault.
