@@ -261,6 +261,8 @@ struct MemberEntry {
 
 /// Rows whose table entries are prefetched together.
 const LOOKUP_BLOCK: usize = 16;
+/// How many rows ahead the URL of a row is prefetched.
+const URL_AHEAD: usize = 16;
 
 impl MemberIndex {
     fn new(keys: &DataFrame) -> PolarsResult<MemberIndex> {
@@ -346,12 +348,18 @@ impl MemberIndex {
     /// The member (or `NONE`) of each row in `rows`, appended to `out`. A block of
     /// rows at a time, in three steps whose memory loads overlap across the block:
     /// hash and prefetch the table entry, read the entry and prefetch the member's
-    /// key, compare keys (and probe further on a collision).
+    /// key, compare keys (and probe further on a collision). The next block's id
+    /// strings are prefetched before this block is hashed.
     fn find_rows(&self, a: &ChunkArrays, rows: std::ops::Range<usize>, out: &mut Vec<u32>) {
         let mut hashes = [0u64; LOOKUP_BLOCK];
         let mut entries = [self.table[0]; LOOKUP_BLOCK];
         for start in rows.clone().step_by(LOOKUP_BLOCK) {
             let block = start..(start + LOOKUP_BLOCK).min(rows.end);
+            // The next block's strings, for hashing them then.
+            for i in block.end..(block.end + LOOKUP_BLOCK).min(rows.end) {
+                prefetch_str(a.org, i);
+                prefetch_str(a.person, i);
+            }
             for (h, i) in hashes.iter_mut().zip(block.clone()) {
                 *h = self.hash(a.org.value(i), a.person.value(i));
                 prefetch(&self.table[*h as usize & self.mask]);
@@ -359,7 +367,9 @@ impl MemberIndex {
             for (e, h) in entries.iter_mut().zip(&hashes).take(block.len()) {
                 *e = self.table[*h as usize & self.mask];
                 if e.member != NONE {
+                    // A key of up to 64 bytes may straddle two cache lines.
                     prefetch(&self.keys[e.key as usize]);
+                    prefetch(&self.keys[(e.key as usize + 63).min(self.keys.len() - 1)]);
                 }
             }
             for ((e, h), i) in entries.iter().zip(&hashes).zip(block) {
@@ -402,6 +412,20 @@ fn huge_page_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
     }
     v.resize(len, value);
     v
+}
+
+/// Asks the CPU to start loading the bytes of row `i`'s string, where they are not
+/// inline in its view (strings over 12 bytes).
+#[inline(always)]
+fn prefetch_str(strings: &StrArray, i: usize) {
+    let view = strings.views()[i];
+    if view.length > 12 {
+        if let Some(b) = strings.data_buffers().get(view.buffer_idx as usize) {
+            if let Some(byte) = b.get(view.offset as usize) {
+                prefetch(byte);
+            }
+        }
+    }
 }
 
 /// Asks the CPU to start loading `value`'s cache line; a hint, never a fault.
@@ -528,7 +552,12 @@ fn member_rows(
     let event_views = a.event.views();
     // Events per day, counted in runs: a time-ordered export changes day rarely.
     let mut run = (i32::MIN, 0u64);
+    let end = rows.end;
     for (i, member) in rows.zip(member_of_row) {
+        // A later row's URL, so that it has arrived when that row is classified.
+        if i + URL_AHEAD < end {
+            prefetch_str(a.url, i + URL_AHEAD);
+        }
         let t = a.timestamp[i];
         let day = t.div_euclid(MICROS_PER_DAY) as i32;
         if day != run.0 {
