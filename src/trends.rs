@@ -6,7 +6,7 @@ use polars::prelude::*;
 
 use crate::input::Inputs;
 use crate::member_aggregates::{EventAggregates, MemberEvents, RowFilter};
-use crate::metrics::{div_exact, is_weekday_day, scored_orgs};
+use crate::metrics::scored_orgs;
 use crate::model::Model;
 use crate::time::{weekday_of_day, AsOf, Window};
 
@@ -18,60 +18,76 @@ pub fn latest_full_week_start(as_of: &AsOf) -> i32 {
     as_of.day - weekday_of_day(as_of.day) - 7
 }
 
-fn week_start(day: Expr) -> Expr {
-    // Monday of the day's week: day - weekday (1970-01-01 was a Thursday).
-    day.clone() - ((day + lit(3 + 7 * 100_000)) % lit(7))
-}
-
+/// The trends table: every scored org (sorted) × each of the `model.trends.weeks`
+/// full weeks before as_of (ascending), with each usage counter's weekday sum and the
+/// weekday member-days of the week, each divided by 5. Computed by org number, not
+/// by joins on the org_id strings: the grid is small, the string joins were not.
 pub fn compute(
     events: &MemberEvents,
     inputs: &Inputs,
     model: &Model,
     as_of: &AsOf,
 ) -> PolarsResult<LazyFrame> {
-    let weeks = model.trends.weeks as i32;
+    let weeks = model.trends.weeks as usize;
     let last = latest_full_week_start(as_of);
-    let first = last - 7 * (weeks - 1);
+    let first = last - 7 * (weeks as i32 - 1);
     let end = last + 7;
-    let starts: Vec<i32> = (0..weeks).map(|k| first + 7 * k).collect();
-    let grid = scored_orgs(inputs)
-        .with_column(lit(1).alias("_k"))
-        .join(
-            df!("week_start" => &starts)?
-                .lazy()
-                .with_column(lit(1).alias("_k")),
-            [col("_k")],
-            [col("_k")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .drop(cols(["_k"]));
-
-    let in_range = |c: &str| {
-        col(c)
-            .gt_eq(lit(first))
-            .and(col(c).lt(lit(end)))
-            .and(is_weekday_day(c))
+    let orgs = scored_orgs(inputs).collect()?;
+    let org_ids = orgs.column("org_id")?.str()?;
+    let org_of: PlHashMap<&str, usize> = org_ids
+        .iter()
+        .enumerate()
+        .filter_map(|(i, o)| o.map(|o| (o, i)))
+        .collect();
+    // Cell of an org's week in the grid (org-major), for a day of the trend weeks.
+    let cell = |org: Option<&str>, day: i32| -> Option<usize> {
+        let in_weeks = day >= first && day < end && weekday_of_day(day) < 5;
+        let org = org_of.get(org?)?;
+        in_weeks.then(|| org * weeks + ((day - first) / 7) as usize)
     };
-    let counters = &inputs.usage_counters_present;
-    let usage = inputs
-        .usage
-        .clone()
-        .lazy()
-        .filter(in_range("date"))
-        .with_column(week_start(col("date")).alias("week_start"))
-        .group_by([col("org_id"), col("week_start")])
-        .agg(
-            counters
-                .iter()
-                .map(|c| {
-                    div_exact(col(c.as_str()).sum(), WEEKDAYS).alias(format!("{c}_weekday_mean"))
-                })
-                .collect::<Vec<_>>(),
-        );
+
+    // Each counter's weekday sum per org and week.
+    let usage = &inputs.usage;
+    let usage_orgs = usage.column("org_id")?.str()?;
+    let usage_days = usage.column("date")?.i32()?;
+    let cells: Vec<Option<usize>> = usage_orgs
+        .iter()
+        .zip(usage_days.iter())
+        .map(|(org, day)| day.and_then(|d| cell(org, d)))
+        .collect();
+    let mut columns = vec![
+        org_ids
+            .take(&IdxCa::from_vec(
+                "org".into(),
+                (0..org_ids.len() as IdxSize)
+                    .flat_map(|o| std::iter::repeat_n(o, weeks))
+                    .collect(),
+            ))?
+            .into_column(),
+        Int32Chunked::from_vec(
+            "week_start".into(),
+            (0..org_ids.len())
+                .flat_map(|_| (0..weeks as i32).map(|k| first + 7 * k))
+                .collect(),
+        )
+        .into_column()
+        .cast(&DataType::Date)?,
+    ];
+    for c in &inputs.usage_counters_present {
+        let mut sums = vec![0.0f64; org_ids.len() * weeks];
+        for (cell, value) in cells.iter().zip(usage.column(c)?.f64()?.iter()) {
+            if let (Some(cell), Some(value)) = (cell, value) {
+                sums[*cell] += value;
+            }
+        }
+        columns.push(weekday_means(&format!("{c}_weekday_mean"), sums));
+    }
+
     // Members with an event on each weekday, summed over the week: one rollup row is
     // one member on one day, so that is the week's weekday rows of the org.
     let mut active = EventAggregates::default();
-    for (k, &start) in starts.iter().enumerate() {
+    for k in 0..weeks {
+        let start = first + 7 * k as i32;
         let week = Window {
             start_day: start,
             end_day: start + 7,
@@ -79,36 +95,24 @@ pub fn compute(
         active.rows(&k.to_string(), RowFilter::days(week).weekdays_only());
     }
     let active = active.per_org(events)?;
-    let weeks_of_active: Vec<LazyFrame> = starts
-        .iter()
-        .enumerate()
-        .map(|(k, &start)| {
-            active.clone().lazy().select([
-                col("org_id"),
-                lit(start).alias("week_start"),
-                div_exact(col(k.to_string()), WEEKDAYS).alias("active_members_weekday_mean"),
-            ])
-        })
-        .collect();
-    let active = concat(weeks_of_active, UnionArgs::default())?;
+    let mut member_days = vec![0.0f64; org_ids.len() * weeks];
+    let active_orgs = active.column("org_id")?.str()?;
+    for k in 0..weeks {
+        let days = active.column(&k.to_string())?.cast(&DataType::Float64)?;
+        for (org, n) in active_orgs.iter().zip(days.f64()?.iter()) {
+            if let (Some(&o), Some(n)) = (org.and_then(|o| org_of.get(o)), n) {
+                member_days[o * weeks + k] = n;
+            }
+        }
+    }
+    columns.push(weekday_means("active_members_weekday_mean", member_days));
+    Ok(DataFrame::new_infer_height(columns)?.lazy())
+}
 
-    let keys = [col("org_id"), col("week_start")];
-    let mut select = vec![col("org_id"), col("week_start").cast(DataType::Date)];
-    select.extend(counters.iter().map(|c| {
-        let name = format!("{c}_weekday_mean");
-        col(name.as_str()).fill_null(lit(0.0)).alias(name)
-    }));
-    select.push(col("active_members_weekday_mean").fill_null(lit(0.0)));
-    Ok(grid
-        .join(
-            usage,
-            keys.clone(),
-            keys.clone(),
-            JoinArgs::new(JoinType::Left),
-        )
-        .join(active, keys.clone(), keys, JoinArgs::new(JoinType::Left))
-        .select(select)
-        .sort(["org_id", "week_start"], Default::default()))
+/// A column of weekday means: each week's sum over its weekdays, divided by 5.
+fn weekday_means(name: &str, sums: Vec<f64>) -> Column {
+    let means = sums.into_iter().map(|s| s / WEEKDAYS).collect();
+    Float64Chunked::from_vec(name.into(), means).into_column()
 }
 
 #[cfg(test)]
