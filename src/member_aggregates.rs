@@ -483,6 +483,34 @@ mod tests {
     }
 
     #[test]
+    fn aggregates_of_one_window_with_different_filters_each_read_their_own_rows() {
+        // Rows before as_of: a/p1 day 93 (n 2, x 1), a/p1 day 99 (n 1), a/p2 day 92
+        // (n 4, x 2), b/q1 day 96 (n 1). Days 93 is a Saturday, 99 a Friday, 96 a
+        // Tuesday. Equal filters share one selection of rows; the others must not.
+        let mut aggs = EventAggregates::default();
+        aggs.sum("n_7d", "n", last_days(7));
+        aggs.sum("n_7d_weekdays", "n", last_days(7).weekdays_only());
+        aggs.sum("n_8d", "n", last_days(8));
+        aggs.sum(
+            "n_7d_with_x",
+            "n",
+            last_days(7).with_events_in("n__x".into()),
+        );
+        aggs.sum("n_7d_again", "n", last_days(7));
+        let df = aggs.per_org(&events()).unwrap();
+        let expected = df!(
+            "org_id" => ["a", "b"],
+            "n_7d" => [3i64, 1],
+            "n_7d_weekdays" => [1i64, 1],
+            "n_8d" => [7i64, 1],
+            "n_7d_with_x" => [2i64, 0],
+            "n_7d_again" => [3i64, 1],
+        )
+        .unwrap();
+        assert!(df.equals_missing(&expected), "{df}\n{expected}");
+    }
+
+    #[test]
     fn per_member_keeps_members_with_events_before_as_of() {
         let mut aggs = EventAggregates::default();
         aggs.sum("x_7d", "n__x", last_days(7));
