@@ -7,7 +7,8 @@
 //!
 //! `cargo bench --bench job` runs 1M and 10M events; `BENCH_SIZES=1M,10M,50M cargo
 //! bench --bench job` adds 50M (a few GB of generated Parquet under target/bench-data,
-//! kept between runs). Timings belong here, never in `cargo test`.
+//! kept between runs). Each command runs `BENCH_RUNS` times (default 3); the table
+//! shows median wall times. Timings belong here, never in `cargo test`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -47,8 +48,33 @@ fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_account-health"))
 }
 
-/// Wall seconds and peak resident memory (MiB) of a child process, via GNU time.
+/// Runs of each measured command (`BENCH_RUNS`, default 3): the table shows the
+/// median wall time and the largest peak memory, so one run disturbed by the shared
+/// machine does not move a ratio.
+fn runs() -> usize {
+    std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or(3)
+}
+
+/// Median wall seconds and largest peak resident memory (MiB) over `runs()` runs of
+/// a child process.
 fn measure(cmd: &mut Command) -> (f64, f64) {
+    let mut walls = Vec::new();
+    let mut peak: f64 = 0.0;
+    for _ in 0..runs() {
+        let (wall, mib) = measure_once(cmd);
+        walls.push(wall);
+        peak = peak.max(mib);
+    }
+    walls.sort_by(f64::total_cmp);
+    (walls[walls.len() / 2], peak)
+}
+
+/// Wall seconds and peak resident memory (MiB) of a child process, via GNU time.
+fn measure_once(cmd: &mut Command) -> (f64, f64) {
     let report =
         std::env::temp_dir().join(format!("account-health-bench-{}.time", std::process::id()));
     let program = cmd.get_program().to_os_string();
@@ -145,7 +171,10 @@ fn main() {
     std::fs::create_dir_all(&data).expect("bench data folder");
     let bin = binary();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    println!("account-health job benchmark, {threads} threads, as_of {AS_OF}");
+    println!(
+        "account-health job benchmark, {threads} threads, as_of {AS_OF}, median of {} runs",
+        runs()
+    );
     println!(
         "{:>6} {:>12} {:>8} {:>12} {:>8} {:>8} {:>9} {:>8} {:>10} {:>8} {:>12}",
         "size",
