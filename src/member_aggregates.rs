@@ -170,7 +170,10 @@ impl EventAggregates {
                 values[i] = Some(v);
             }
         }
-        Ok(values.into_iter().flatten().collect())
+        values
+            .into_iter()
+            .map(|v| v.ok_or_else(|| polars_err!(ComputeError: "an aggregate was not computed")))
+            .collect()
     }
 }
 
@@ -351,27 +354,9 @@ impl MemberEvents {
         let members = self.keys.height();
         let member = slice_u32(&self.frame, "member")?;
         let values = match read {
-            Read::SumI64(c) => {
-                let mut sums = vec![0u64; members];
-                for &i in rows {
-                    sums[member[i as usize] as usize] += c[i as usize] as u64;
-                }
-                Values::Sum(sums)
-            }
-            Read::SumU32(c) => {
-                let mut sums = vec![0u64; members];
-                for &i in rows {
-                    sums[member[i as usize] as usize] += u64::from(c[i as usize]);
-                }
-                Values::Sum(sums)
-            }
-            Read::Rows => {
-                let mut counts = vec![0u64; members];
-                for &i in rows {
-                    counts[member[i as usize] as usize] += 1;
-                }
-                Values::Sum(counts)
-            }
+            Read::SumI64(c) => sum_per_member(members, member, rows, |i| c[i] as u64),
+            Read::SumU32(c) => sum_per_member(members, member, rows, |i| u64::from(c[i])),
+            Read::Rows => sum_per_member(members, member, rows, |_| 1),
             Read::Flag => {
                 let mut flags = vec![false; members];
                 for &i in rows {
@@ -409,6 +394,20 @@ enum Read<'a> {
     Flag,
     /// An instant column (nullable).
     Max(&'a <Int64Type as PolarsDataType>::Array),
+}
+
+/// Each member's sum of `value(row)` over the rows.
+fn sum_per_member(
+    members: usize,
+    member: &[u32],
+    rows: &[u32],
+    value: impl Fn(usize) -> u64,
+) -> Values {
+    let mut sums = vec![0u64; members];
+    for &i in rows {
+        sums[member[i as usize] as usize] += value(i as usize);
+    }
+    Values::Sum(sums)
 }
 
 fn slice_u32<'a>(frame: &'a DataFrame, column: &str) -> PolarsResult<&'a [u32]> {
