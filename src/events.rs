@@ -271,23 +271,22 @@ impl MemberIndex {
         let size = (keys.height() * 2).next_power_of_two().max(16);
         let mut index = MemberIndex {
             hasher: PlRandomState::default(),
-            table: huge_page_vec(
-                size,
-                MemberEntry {
+            table: {
+                let mut table = with_huge_pages(size);
+                let empty = MemberEntry {
                     hash: 0,
                     member: NONE,
                     key: 0,
-                },
-            ),
-            mask: size - 1,
-            keys: {
-                let bytes = 8 * keys.height()
-                    + orgs.iter().map(|o| o.map_or(0, str::len)).sum::<usize>()
-                    + people.iter().map(|p| p.map_or(0, str::len)).sum::<usize>();
-                let mut v = huge_page_vec(bytes, 0u8);
-                v.clear();
-                v
+                };
+                table.resize(size, empty);
+                table
             },
+            mask: size - 1,
+            keys: with_huge_pages(
+                8 * keys.height()
+                    + orgs.iter().map(|o| o.map_or(0, str::len)).sum::<usize>()
+                    + people.iter().map(|p| p.map_or(0, str::len)).sum::<usize>(),
+            ),
             members: keys.height(),
         };
         for (i, (org, person)) in orgs.iter().zip(people.iter()).enumerate() {
@@ -387,21 +386,22 @@ impl MemberIndex {
     }
 }
 
-/// `len` copies of `value`, in memory the kernel is asked to back with 2 MB pages
-/// (Linux, where transparent huge pages are allowed on request): the pass reads
-/// these tables at random, and with 4 KB pages nearly every read of a large table
-/// also misses the TLB.
-fn huge_page_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
-    let mut v: Vec<T> = Vec::with_capacity(len);
+/// An empty vector with room for `capacity` items, in memory the kernel is asked to
+/// back with 2 MB pages (Linux, where transparent huge pages are allowed on request):
+/// the pass reads these tables at random, and with 4 KB pages nearly every read of a
+/// large table also misses the TLB. The advice must come before the memory is
+/// touched.
+fn with_huge_pages<T>(capacity: usize) -> Vec<T> {
+    let v: Vec<T> = Vec::with_capacity(capacity);
     #[cfg(target_os = "linux")]
     // SAFETY: advice only, over memory this vector owns; the kernel ignores it
     // where it does not apply.
     unsafe {
         // madvise wants a page-aligned start; the advice covers whole pages.
         const PAGE: usize = 4096;
-        let start = v.as_mut_ptr() as usize;
+        let start = v.as_ptr() as usize;
         let aligned = start.next_multiple_of(PAGE);
-        let end = start + len * std::mem::size_of::<T>();
+        let end = start + capacity * std::mem::size_of::<T>();
         if end > aligned {
             libc::madvise(
                 aligned as *mut libc::c_void,
@@ -410,7 +410,6 @@ fn huge_page_vec<T: Clone>(len: usize, value: T) -> Vec<T> {
             );
         }
     }
-    v.resize(len, value);
     v
 }
 
