@@ -352,6 +352,8 @@ impl MemberIndex {
     fn find_rows(&self, a: &ChunkArrays, rows: std::ops::Range<usize>, out: &mut Vec<u32>) {
         let mut hashes = [0u64; LOOKUP_BLOCK];
         let mut entries = [self.table[0]; LOOKUP_BLOCK];
+        // Each row's ids, found in its view once for hashing and comparing both.
+        let mut ids = [("", ""); LOOKUP_BLOCK];
         for start in rows.clone().step_by(LOOKUP_BLOCK) {
             let block = start..(start + LOOKUP_BLOCK).min(rows.end);
             // The next block's strings, for hashing them then.
@@ -359,8 +361,9 @@ impl MemberIndex {
                 prefetch_str(a.org, i);
                 prefetch_str(a.person, i);
             }
-            for (h, i) in hashes.iter_mut().zip(block.clone()) {
-                *h = self.hash(a.org.value(i), a.person.value(i));
+            for ((h, id), i) in hashes.iter_mut().zip(ids.iter_mut()).zip(block.clone()) {
+                *id = (a.org.value(i), a.person.value(i));
+                *h = self.hash(id.0, id.1);
                 prefetch(&self.table[*h as usize & self.mask]);
             }
             for (e, h) in entries.iter_mut().zip(&hashes).take(block.len()) {
@@ -371,8 +374,8 @@ impl MemberIndex {
                     prefetch(&self.keys[(e.key as usize + 63).min(self.keys.len() - 1)]);
                 }
             }
-            for ((e, h), i) in entries.iter().zip(&hashes).zip(block) {
-                let (org, person) = (a.org.value(i), a.person.value(i));
+            for ((e, h), &(org, person)) in entries.iter().zip(&hashes).zip(&ids).take(block.len())
+            {
                 let found = if e.member == NONE {
                     NONE
                 } else if e.hash == *h && self.key_is(e.key, org, person) {
