@@ -41,9 +41,10 @@ pub fn compute(
         .collect();
     // Cell of an org's week in the grid (org-major), for a day of the trend weeks.
     let cell = |org: Option<&str>, day: i32| -> Option<usize> {
-        let in_weeks = day >= first && day < end && weekday_of_day(day) < 5;
-        let org = org_of.get(org?)?;
-        in_weeks.then(|| org * weeks + ((day - first) / 7) as usize)
+        if day < first || day >= end || weekday_of_day(day) >= 5 {
+            return None;
+        }
+        Some(org_of.get(org?)? * weeks + ((day - first) / 7) as usize)
     };
 
     // Each counter's weekday sum per org and week.
