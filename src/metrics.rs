@@ -430,7 +430,7 @@ fn indicator_event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut EventAggre
 }
 
 /// `true` on weekdays (Monday to Friday) of a day-count column.
-pub fn is_weekday_day(column: &str) -> Expr {
+fn is_weekday_day(column: &str) -> Expr {
     // 1970-01-01 was a Thursday; the offset keeps the remainder non-negative.
     ((col(column) + lit(3 + 7 * 100_000)) % lit(7)).lt(lit(5))
 }
