@@ -22,6 +22,7 @@ pub mod score;
 pub mod tables;
 pub mod time;
 pub mod trends;
+pub mod usage_sums;
 pub mod users;
 
 pub use error::InputError;

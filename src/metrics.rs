@@ -12,6 +12,7 @@ use crate::input::Inputs;
 use crate::member_aggregates::{EventAggregates, MemberEvents, RowFilter};
 use crate::model::{Measure, Metric, Model};
 use crate::time::{AsOf, Window, MICROS_PER_DAY};
+use crate::usage_sums::UsageSums;
 
 /// The metrics of every scored org: `org_id`, one column per metric (in model order),
 /// and one boolean `adopted__<product>` column per product (in use over the adoption
@@ -193,7 +194,7 @@ pub fn compute(
     let mut event_aggs = EventAggregates::default();
     event_aggs.max("_last_seen_us", "last_us");
     let mut member_aggs: Vec<Expr> = vec![];
-    let mut usage_aggs: Vec<Expr> = vec![];
+    let mut usage_sums = UsageSums::default();
     // Active members per window, once per distinct window however many metrics read it.
     let mut active_windows: Vec<u32> = model
         .metrics
@@ -240,18 +241,8 @@ pub fn compute(
             Measure::UsageDecrease => {
                 let counter = m.counter.as_deref().unwrap_or_default();
                 let prev = as_of.previous_n_days(m.window());
-                usage_aggs.push(
-                    col(counter)
-                        .filter(in_window_day("date", w))
-                        .sum()
-                        .alias(part(name, "current")),
-                );
-                usage_aggs.push(
-                    col(counter)
-                        .filter(in_window_day("date", prev))
-                        .sum()
-                        .alias(part(name, "previous")),
-                );
+                usage_sums.add(&part(name, "current"), counter, w, false);
+                usage_sums.add(&part(name, "previous"), counter, prev, false);
             }
             _ => {}
         }
@@ -268,12 +259,8 @@ pub fn compute(
                 );
             }
             if let Some(counter) = &p.counter {
-                usage_aggs.push(
-                    col(counter.as_str())
-                        .filter(in_window_day("date", w))
-                        .sum()
-                        .alias(product_part(pname, &format!("{what}_usage"))),
-                );
+                let alias = product_part(pname, &format!("{what}_usage"));
+                usage_sums.add(&alias, counter, w, false);
             }
         }
     }
@@ -284,7 +271,7 @@ pub fn compute(
             .alias("_members_now"),
     );
     indicator_event_aggregates(model, as_of, &mut event_aggs);
-    indicator_usage_aggregates(model, as_of, &mut usage_aggs);
+    indicator_usage_aggregates(model, as_of, &mut usage_sums);
 
     let by_org = |lf: LazyFrame, aggs: Vec<Expr>| lf.group_by([col("org_id")]).agg(aggs);
     let left = || JoinArgs::new(JoinType::Left);
@@ -301,14 +288,9 @@ pub fn compute(
             [col("org_id")],
             left(),
         );
-    if !usage_aggs.is_empty() {
-        let usage = inputs
-            .usage
-            .clone()
-            .lazy()
-            .filter(col("date").lt(lit(as_of.day)));
+    if !usage_sums.is_empty() {
         frame = frame.join(
-            by_org(usage, usage_aggs),
+            usage_sums.per_org(&inputs.usage, as_of.day)?.lazy(),
             [col("org_id")],
             [col("org_id")],
             left(),
@@ -429,31 +411,18 @@ fn indicator_event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut EventAggre
     }
 }
 
-/// `true` on weekdays (Monday to Friday) of a day-count column.
-fn is_weekday_day(column: &str) -> Expr {
-    // 1970-01-01 was a Thursday; the offset keeps the remainder non-negative.
-    ((col(column) + lit(3 + 7 * 100_000)) % lit(7)).lt(lit(5))
-}
-
 /// Usage aggregates of the weekday-only volume comparison (SPEC 8).
-fn indicator_usage_aggregates(model: &Model, as_of: &AsOf, aggs: &mut Vec<Expr>) {
+fn indicator_usage_aggregates(model: &Model, as_of: &AsOf, sums: &mut UsageSums) {
     let Some(ind) = model.indicators.get("event_volume_drop") else {
         return;
     };
-    let counter = ind.counter.clone().unwrap_or_default();
+    let counter = ind.counter.as_deref().unwrap_or_default();
     let current = as_of.last_n_days(ind.window());
     let previous = as_of.previous_n_days(ind.window());
-    let sum_over = |w: Window, weekdays_only: bool| {
-        let mut keep = in_window_day("date", w);
-        if weekdays_only {
-            keep = keep.and(is_weekday_day("date"));
-        }
-        col(counter.as_str()).filter(keep).sum()
-    };
-    aggs.push(sum_over(current, true).alias(IND.weekday_volume_current));
-    aggs.push(sum_over(previous, true).alias(IND.weekday_volume_previous));
-    aggs.push(sum_over(current, false).alias("_all_days_volume_current"));
-    aggs.push(sum_over(previous, false).alias("_all_days_volume_previous"));
+    sums.add(IND.weekday_volume_current, counter, current, true);
+    sums.add(IND.weekday_volume_previous, counter, previous, true);
+    sums.add("_all_days_volume_current", counter, current, false);
+    sums.add("_all_days_volume_previous", counter, previous, false);
 }
 
 /// Account fields: the first row per org in file order (an export may repeat an org).
