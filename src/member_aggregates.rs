@@ -107,11 +107,11 @@ impl EventAggregates {
         });
     }
 
-    /// One row per member with an event before as_of, in member order: `org_id`,
-    /// `distinct_id` and each aggregate under its alias.
+    /// One row per member, in member order (sorted by `org_id`, `distinct_id`):
+    /// `org_id`, `distinct_id` and each aggregate under its alias (a member without
+    /// events before as_of has sums of 0 and null maxima).
     pub fn per_member(&self, events: &MemberEvents) -> PolarsResult<DataFrame> {
         let values = self.member_values(events)?;
-        let keep = BooleanChunked::from_slice("keep".into(), &events.has_rows);
         let mut columns = vec![
             events.keys.column("org_id")?.clone(),
             events.keys.column("distinct_id")?.clone(),
@@ -119,7 +119,7 @@ impl EventAggregates {
         for (a, v) in self.aggregates.iter().zip(values) {
             columns.push(v.into_column(&a.alias, events.rollup_dtype(&a.kind)?)?);
         }
-        DataFrame::new_infer_height(columns)?.filter(&keep)
+        DataFrame::new_infer_height(columns)
     }
 
     /// One row per org with a member event before as_of, in org order: `org_id` and
@@ -273,6 +273,11 @@ impl MemberEvents {
     }
 
     /// The output type of an aggregate: a sum keeps its column's type.
+    /// Member number → `org_id`, `distinct_id`, sorted.
+    pub fn keys(&self) -> &DataFrame {
+        &self.keys
+    }
+
     fn rollup_dtype(&self, kind: &Kind) -> PolarsResult<DataType> {
         Ok(match kind {
             Kind::Sum(c) => self.frame.column(c)?.dtype().clone(),
@@ -510,19 +515,21 @@ mod tests {
     }
 
     #[test]
-    fn per_member_keeps_members_with_events_before_as_of() {
+    fn per_member_has_every_member_in_member_order() {
         let mut aggs = EventAggregates::default();
         aggs.sum("x_7d", "n__x", last_days(7));
         aggs.max("last_us", "last_us");
         let df = aggs.per_member(&events()).unwrap();
+        // b/q1's day 100 is as_of: not read. c/r1 has no rows at all.
         let expected = df!(
-            "org_id" => ["a", "a", "b"],
-            "distinct_id" => ["p1", "p2", "q1"],
-            "x_7d" => [1u32, 0, 0],
+            "org_id" => ["a", "a", "b", "c"],
+            "distinct_id" => ["p1", "p2", "q1", "r1"],
+            "x_7d" => [1u32, 0, 0, 0],
             "last_us" => [
-                99 * MICROS_PER_DAY + 7,
-                92 * MICROS_PER_DAY + 1,
-                96 * MICROS_PER_DAY + 9
+                Some(99 * MICROS_PER_DAY + 7),
+                Some(92 * MICROS_PER_DAY + 1),
+                Some(96 * MICROS_PER_DAY + 9),
+                None,
             ],
         )
         .unwrap();

@@ -11,8 +11,9 @@ use crate::model::Model;
 use crate::time::AsOf;
 
 /// One row per distinct (org_id, distinct_id) of the members table, sorted. A member
-/// with several rows (left and rejoined) shows the row with the latest `joined_at`.
-/// `events` are the member events of the rollup.
+/// with several rows (left and rejoined) shows the row with the latest `joined_at`
+/// (the first such row on a tie). `events` are the member events of the rollup,
+/// whose member numbers follow the same sort, so nothing is sorted here.
 pub fn compute(
     events: &MemberEvents,
     inputs: &Inputs,
@@ -32,20 +33,12 @@ pub fn compute(
     ] {
         aggs.sum(alias, &set_count(set), signals.clone());
     }
-    let activity = aggs.per_member(events)?.lazy();
-    let members = inputs
-        .members
-        .clone()
-        .lazy()
-        .with_row_index("_row", None)
-        .sort(
-            ["org_id", "distinct_id", "joined_at", "_row"],
-            SortMultipleOptions::default().with_order_descending_multi([false, false, true, false]),
-        )
-        .unique_stable(
-            Some(cols(["org_id", "distinct_id"])),
-            UniqueKeepStrategy::First,
-        );
+    let mut activity = aggs.per_member(events)?;
+    let rows = latest_row_of_each_member(&inputs.members, events.keys())?;
+    for c in ["email", "role"] {
+        let values = inputs.members.column(c)?.take(&rows)?;
+        activity.with_column(values)?;
+    }
     let counts = [
         "events_30d",
         "insights_started_7d",
@@ -60,18 +53,69 @@ pub fn compute(
         col("role"),
         days_since(as_of, col("_last_seen_us")).alias("days_since_last_seen"),
     ];
-    select.extend(
-        counts
-            .iter()
-            .map(|c| col(*c).fill_null(lit(0)).cast(DataType::UInt32)),
-    );
-    Ok(members
+    select.extend(counts.iter().map(|c| col(*c).cast(DataType::UInt32)));
+    Ok(activity.lazy().select(select))
+}
+
+/// For each member number (a row of `keys`), the row of `members` it shows: the
+/// latest `joined_at`, the first row on a tie. Every key has a row: the keys are the
+/// members table's distinct pairs.
+fn latest_row_of_each_member(members: &DataFrame, keys: &DataFrame) -> PolarsResult<IdxCa> {
+    let pairs = members
+        .clone()
+        .lazy()
+        .select([col("org_id"), col("distinct_id"), col("joined_at")])
+        .with_row_index("_row", None)
         .join(
-            activity,
+            keys.clone().lazy().with_row_index("_member", None),
             [col("org_id"), col("distinct_id")],
             [col("org_id"), col("distinct_id")],
-            JoinArgs::new(JoinType::Left),
+            JoinArgs::new(JoinType::Inner),
         )
-        .select(select)
-        .sort(["org_id", "distinct_id"], Default::default()))
+        .select([col("_row"), col("_member"), col("joined_at")])
+        .collect()?;
+    let mut best: Vec<Option<(i64, IdxSize)>> = vec![None; keys.height()];
+    let row = pairs.column("_row")?.idx()?;
+    let member = pairs.column("_member")?.idx()?;
+    let joined = pairs.column("joined_at")?.i64()?;
+    for ((r, m), j) in row.into_no_null_iter().zip(member.into_no_null_iter()).zip(joined.iter()) {
+        // (joined_at, -row) is greater for a later join, then for an earlier row, so
+        // the pick does not depend on the join's output order.
+        let j = j.unwrap_or(i64::MIN);
+        let b = &mut best[m as usize];
+        if b.is_none_or(|(bj, br)| j > bj || (j == bj && r < br)) {
+            *b = Some((j, r));
+        }
+    }
+    let rows: Vec<IdxSize> = best
+        .into_iter()
+        .map(|b| {
+            b.map(|(_, r)| r)
+                .ok_or_else(|| polars_err!(ComputeError: "a member key without a member row"))
+        })
+        .collect::<PolarsResult<_>>()?;
+    Ok(IdxCa::from_vec("_row".into(), rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_member_shows_its_latest_joined_row_and_the_first_one_on_a_tie() {
+        let members = df!(
+            "org_id" => ["b", "a", "a", "b", "a", "b"],
+            "distinct_id" => ["q", "p", "p", "q", "r", "q"],
+            "joined_at" => [30i64, 10, 20, 30, 5, 25],
+        )
+        .unwrap();
+        let keys = df!(
+            "org_id" => ["a", "a", "b"],
+            "distinct_id" => ["p", "r", "q"],
+        )
+        .unwrap();
+        let rows = latest_row_of_each_member(&members, &keys).unwrap();
+        // a/p: row 2 (20 > 10); a/r: row 4; b/q: rows 0 and 3 tie at 30, row 0 first.
+        assert_eq!(rows.into_no_null_iter().collect::<Vec<_>>(), [2, 4, 0]);
+    }
 }
