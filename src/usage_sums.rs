@@ -155,6 +155,10 @@ mod tests {
         let orgs: Vec<_> = f.column("org_id").unwrap().str().unwrap().iter().collect();
         assert_eq!(orgs, [Some("b")], "only b has a row (day 0) before day 1");
         let x: Vec<_> = f.column("x").unwrap().f64().unwrap().iter().collect();
-        assert_eq!(x, [Some(0.0)], "an org with rows, none in the window, sums to 0");
+        assert_eq!(
+            x,
+            [Some(0.0)],
+            "an org with rows, none in the window, sums to 0"
+        );
     }
 }

@@ -78,7 +78,11 @@ fn latest_row_of_each_member(members: &DataFrame, keys: &DataFrame) -> PolarsRes
     let row = pairs.column("_row")?.idx()?;
     let member = pairs.column("_member")?.idx()?;
     let joined = pairs.column("joined_at")?.i64()?;
-    for ((r, m), j) in row.into_no_null_iter().zip(member.into_no_null_iter()).zip(joined.iter()) {
+    for ((r, m), j) in row
+        .into_no_null_iter()
+        .zip(member.into_no_null_iter())
+        .zip(joined.iter())
+    {
         // (joined_at, -row) is greater for a later join, then for an earlier row, so
         // the pick does not depend on the join's output order.
         let j = j.unwrap_or(i64::MIN);
