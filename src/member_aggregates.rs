@@ -272,12 +272,12 @@ impl MemberEvents {
         })
     }
 
-    /// The output type of an aggregate: a sum keeps its column's type.
     /// Member number → `org_id`, `distinct_id`, sorted.
     pub fn keys(&self) -> &DataFrame {
         &self.keys
     }
 
+    /// The output type of an aggregate: a sum keeps its column's type.
     fn rollup_dtype(&self, kind: &Kind) -> PolarsResult<DataType> {
         Ok(match kind {
             Kind::Sum(c) => self.frame.column(c)?.dtype().clone(),
