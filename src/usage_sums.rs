@@ -110,7 +110,8 @@ mod tests {
         .unwrap()
     }
 
-    fn sums(weekdays_only: bool, as_of_day: i32) -> DataFrame {
+    /// The orgs and their sum `x` of `c` over the window.
+    fn sums(weekdays_only: bool, as_of_day: i32) -> (Vec<String>, Vec<f64>) {
         let mut s = UsageSums::default();
         s.add(
             "x",
@@ -121,44 +122,42 @@ mod tests {
             },
             weekdays_only,
         );
-        s.per_org(&usage(), as_of_day).unwrap()
+        let f = s.per_org(&usage(), as_of_day).unwrap();
+        let orgs = f.column("org_id").unwrap().str().unwrap();
+        let x = f.column("x").unwrap().f64().unwrap();
+        (
+            orgs.iter().flatten().map(String::from).collect(),
+            x.into_no_null_iter().collect(),
+        )
     }
 
     #[test]
     fn sums_the_rows_in_the_window_per_org_in_order_of_first_row() {
-        let f = sums(false, 10);
-        let orgs: Vec<_> = f.column("org_id").unwrap().str().unwrap().iter().collect();
-        assert_eq!(orgs, [Some("b"), Some("a")]);
-        let x: Vec<_> = f.column("x").unwrap().f64().unwrap().iter().collect();
         // b: days 1 and 3 (1 + 4); day 5 is the window's end, day 0 before it.
         // a: days 2 and 4 (2 + 8).
-        assert_eq!(x, [Some(5.0), Some(10.0)]);
+        assert_eq!(
+            sums(false, 10),
+            (vec!["b".into(), "a".into()], vec![5.0, 10.0])
+        );
     }
 
     #[test]
     fn weekdays_only_skips_saturday_and_sunday() {
         // Day 2 is a Saturday, day 3 a Sunday: b keeps day 1 (Friday), a day 4 (Monday).
-        let f = sums(true, 10);
-        let x: Vec<_> = f.column("x").unwrap().f64().unwrap().iter().collect();
-        assert_eq!(x, [Some(1.0), Some(8.0)]);
+        assert_eq!(
+            sums(true, 10),
+            (vec!["b".into(), "a".into()], vec![1.0, 8.0])
+        );
     }
 
     #[test]
     fn rows_at_or_after_as_of_are_not_read_and_an_org_without_rows_before_is_absent() {
         // as_of day 3: a's rows before it are day 2 only; b's are days 0 and 1.
-        let f = sums(false, 3);
-        let orgs: Vec<_> = f.column("org_id").unwrap().str().unwrap().iter().collect();
-        assert_eq!(orgs, [Some("b"), Some("a")]);
-        let x: Vec<_> = f.column("x").unwrap().f64().unwrap().iter().collect();
-        assert_eq!(x, [Some(1.0), Some(2.0)]);
-        let f = sums(false, 1);
-        let orgs: Vec<_> = f.column("org_id").unwrap().str().unwrap().iter().collect();
-        assert_eq!(orgs, [Some("b")], "only b has a row (day 0) before day 1");
-        let x: Vec<_> = f.column("x").unwrap().f64().unwrap().iter().collect();
         assert_eq!(
-            x,
-            [Some(0.0)],
-            "an org with rows, none in the window, sums to 0"
+            sums(false, 3),
+            (vec!["b".into(), "a".into()], vec![1.0, 2.0])
         );
+        // as_of day 1: only b has a row (day 0) before it, none in the window: 0.
+        assert_eq!(sums(false, 1), (vec!["b".into()], vec![0.0]));
     }
 }
