@@ -32,12 +32,15 @@ use crate::time::MICROS_PER_DAY;
 pub struct Rollup {
     /// Exactly one row per (member, day) with an event. Columns: `member` (u32, the
     /// member's row in `members`), `day` (i32 days since the epoch), `n` (events),
-    /// `last_us` (latest instant), and one count per thing the model looks at:
-    /// `n__<set>` for every counted event set (and `feature_use`), `n__docs_visit`,
-    /// `n__billing_visit`, `n__docs__<product>`, plus `last__<set>` for the sets whose
-    /// latest instant an indicator reads. (Counted sets: see `counted_sets`.) Only
-    /// members' events (SPEC 2), at any date.
+    /// `last_us` (latest instant), `n__<set>` for every counted event set (and
+    /// `feature_use`), plus `last__<set>` for the sets whose latest instant an
+    /// indicator reads. (Counted sets: see `counted_sets`.) Only members' events
+    /// (SPEC 2), at any date.
     pub frame: DataFrame,
+    /// One row per (member, day) with a docs or billing visit (a subset of `frame`'s
+    /// rows): `member`, `day`, `n__docs_visit`, `n__billing_visit` and
+    /// `n__docs__<product>` per product. Kept apart because few rows have a visit.
+    pub visits: DataFrame,
     /// The members: row i holds member number i's `org_id` and `distinct_id`, sorted.
     pub members: DataFrame,
     /// Events read, of anyone.
@@ -152,16 +155,15 @@ pub const MAX_PRODUCTS: usize = 64 - VISIT_PRODUCTS;
 
 /// The rollup's columns, decided once from the model.
 struct Layout {
-    /// Count column names: counted sets, then docs visits, billing visits, then one
-    /// per product's docs.
+    /// Count column names of the (member, day) rows: one per counted set.
     counts: Vec<String>,
-    /// (path prefix, count column) of each product's docs.
-    product_docs: Vec<(String, usize)>,
+    /// Count column names of the visits frame, in visit-bit order: docs visits,
+    /// billing visits, then one per product's docs (`VISIT_PRODUCTS + j`).
+    visits: Vec<String>,
+    /// Each product's docs path prefix, in visit-bit order.
+    product_docs: Vec<String>,
     docs_prefix: String,
     billing_prefix: String,
-    /// The count column of each visit bit (`VISIT_DOCS`, `VISIT_BILLING`, then
-    /// `VISIT_PRODUCTS + j` for product j).
-    visit_columns: Vec<usize>,
     /// Latest-instant column names.
     latest: Vec<String>,
     /// Event name → index into `classes`; names the model does not mention map to none.
@@ -172,15 +174,12 @@ struct Layout {
 impl Layout {
     fn new(model: &Model) -> Layout {
         let sets = counted_sets(model);
-        let mut counts: Vec<String> = sets.iter().map(|s| set_count(s)).collect();
-        let docs_visits = counts.len();
-        counts.push(DOCS_VISITS.into());
-        let billing_visits = counts.len();
-        counts.push(BILLING_VISITS.into());
+        let counts: Vec<String> = sets.iter().map(|s| set_count(s)).collect();
+        let mut visits = vec![DOCS_VISITS.to_string(), BILLING_VISITS.to_string()];
         let mut product_docs = Vec::new();
         for (name, p) in &model.products {
-            product_docs.push((p.docs_prefix.clone(), counts.len()));
-            counts.push(product_docs_visits(name));
+            product_docs.push(p.docs_prefix.clone());
+            visits.push(product_docs_visits(name));
         }
         let latest_sets = latest_sets(model);
         let latest = latest_sets.iter().map(|s| latest_of_set(s)).collect();
@@ -207,11 +206,9 @@ impl Layout {
             });
             class_of.insert(name, classes.len() - 1);
         }
-        let mut visit_columns = vec![docs_visits, billing_visits];
-        visit_columns.extend(product_docs.iter().map(|(_, c)| *c));
         Layout {
             counts,
-            visit_columns,
+            visits,
             product_docs,
             docs_prefix: model.paths.docs_prefix.clone(),
             billing_prefix: model.paths.billing_prefix.clone(),
@@ -458,7 +455,7 @@ const PARTITIONS: usize = 8;
 #[derive(Clone, Copy)]
 struct MemberRow {
     t: i64,
-    /// Bits of the URL classes counted for this row (`Layout::visit_columns`).
+    /// Bits of the URL classes counted for this row (`Layout::visits`).
     visits: u64,
     member: u32,
     day: i32,
@@ -517,7 +514,7 @@ fn visits(layout: &Layout, class: &EventClass, url: Option<&str>) -> u64 {
         if path.starts_with(&layout.billing_prefix) {
             bits |= 1 << VISIT_BILLING;
         }
-        for (j, (prefix, _)) in layout.product_docs.iter().enumerate() {
+        for (j, prefix) in layout.product_docs.iter().enumerate() {
             if path.starts_with(prefix.as_str()) {
                 bits |= 1 << (VISIT_PRODUCTS + j);
             }
@@ -611,8 +608,86 @@ struct MemberState {
     indexed: bool,
 }
 
+/// One cache line of slot storage: slots start on a line, so with the default model a
+/// slot is exactly one line and an event touches one line of the table.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u32; WORDS_PER_LINE]);
+
+const WORDS_PER_LINE: usize = 16;
+
+/// The u32 words of consecutive lines.
+fn words(lines: &[Line]) -> &[u32] {
+    // SAFETY: `Line` is `repr(C)` around `[u32; 16]` with no padding (64 bytes, the
+    // alignment), so `lines` is `16 * len` initialised, aligned u32s.
+    unsafe { std::slice::from_raw_parts(lines.as_ptr().cast(), lines.len() * WORDS_PER_LINE) }
+}
+
+/// The u32 words of consecutive lines, writable.
+fn words_mut(lines: &mut [Line]) -> &mut [u32] {
+    // SAFETY: as in `words`; the borrow of `lines` is exclusive.
+    unsafe {
+        std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast(), lines.len() * WORDS_PER_LINE)
+    }
+}
+
+/// Where a slot keeps what, in u32 words from its first line: the instants (each two
+/// words, low then high: `last_us`, then `Layout::latest`), `n`, the counts of
+/// `Layout::counts`, and its row in the partition's visit rows (`NONE` until the
+/// (member, day) has a visit).
+#[derive(Clone, Copy)]
+struct SlotShape {
+    instants: usize,
+    n_at: usize,
+    visit_row_at: usize,
+    /// Lines per slot.
+    lines: usize,
+}
+
+impl SlotShape {
+    fn new(layout: &Layout) -> Self {
+        let instants = 1 + layout.latest.len();
+        let n_at = 2 * instants;
+        let visit_row_at = n_at + 1 + layout.counts.len();
+        SlotShape {
+            instants,
+            n_at,
+            visit_row_at,
+            lines: (visit_row_at + 1).div_ceil(WORDS_PER_LINE),
+        }
+    }
+
+    /// A slot with no event yet.
+    fn empty(&self) -> Vec<Line> {
+        let mut lines = vec![Line([0; WORDS_PER_LINE]); self.lines];
+        let w = words_mut(&mut lines);
+        for i in 0..self.instants {
+            set_instant(w, i, NO_INSTANT);
+        }
+        w[self.visit_row_at] = NONE;
+        lines
+    }
+}
+
+fn instant(w: &[u32], i: usize) -> i64 {
+    ((u64::from(w[2 * i + 1]) << 32) | u64::from(w[2 * i])) as i64
+}
+
+fn set_instant(w: &mut [u32], i: usize, t: i64) {
+    w[2 * i] = t as u64 as u32;
+    w[2 * i + 1] = ((t as u64) >> 32) as u32;
+}
+
+fn raise_instant(w: &mut [u32], i: usize, t: i64) {
+    if t > instant(w, i) {
+        set_instant(w, i, t);
+    }
+}
+
 /// One member partition of the rollup: a slot per (member, day), stored row-major
-/// (a slot's counts side by side, so one event touches one or two cache lines).
+/// (a slot's counts and instants side by side on one cache line), and a visit row per
+/// (member, day) with a docs or billing visit (rare: most events are no visit, so
+/// the visit counts stay out of the slots and out of the main rollup frame).
 ///
 /// Finding a row's slot: the member's last slot if it is the same day; a new slot if
 /// the day is after every day of the member so far (all a time-ordered export ever
@@ -628,12 +703,15 @@ struct Partition {
     day: Vec<i32>,
     /// Per slot: the member's slot opened before it, or `NONE`.
     previous: Vec<u32>,
-    /// Per slot, `count_width` counts: `n`, then `Layout::counts`.
-    counts: Vec<u32>,
-    count_width: usize,
-    /// Per slot, `instant_width` instants: `last_us`, then `Layout::latest`.
-    instants: Vec<i64>,
-    instant_width: usize,
+    /// `shape.lines` lines per slot.
+    lines: Vec<Line>,
+    shape: SlotShape,
+    empty_slot: Vec<Line>,
+    /// Per visit row: its slot.
+    visit_slot: Vec<u32>,
+    /// Per visit row, `Layout::visits.len()` counts.
+    visit_counts: Vec<u32>,
+    visit_width: usize,
 }
 
 impl Partition {
@@ -645,21 +723,30 @@ impl Partition {
             newest: NONE,
             indexed: false,
         };
+        let shape = SlotShape::new(layout);
         Partition {
             slot_of: PlHashMap::new(),
             state: vec![start; members.div_ceil(PARTITIONS)],
             member: Vec::new(),
             day: Vec::new(),
             previous: Vec::new(),
-            counts: Vec::new(),
-            count_width: 1 + layout.counts.len(),
-            instants: Vec::new(),
-            instant_width: 1 + layout.latest.len(),
+            lines: Vec::new(),
+            shape,
+            empty_slot: shape.empty(),
+            visit_slot: Vec::new(),
+            visit_counts: Vec::new(),
+            visit_width: layout.visits.len(),
         }
     }
 
     fn key(member: u32, day: i32) -> u64 {
         (u64::from(member) << 32) | u64::from(day as u32)
+    }
+
+    /// A slot's words.
+    #[cfg(test)]
+    fn slot_words(&self, slot: usize) -> &[u32] {
+        words(&self.lines[slot * self.shape.lines..][..self.shape.lines])
     }
 
     /// Opens an empty slot for a (member, day) and links it into the member's chain.
@@ -670,9 +757,7 @@ impl Partition {
         self.day.push(day);
         self.previous.push(self.state[k].newest);
         self.state[k].newest = slot;
-        self.counts.resize(self.counts.len() + self.count_width, 0);
-        self.instants
-            .resize(self.instants.len() + self.instant_width, NO_INSTANT);
+        self.lines.extend_from_slice(&self.empty_slot);
         if self.state[k].indexed {
             self.slot_of.insert(Self::key(member, day), slot);
         }
@@ -711,9 +796,10 @@ impl Partition {
     }
 
     /// Phase two: adds this partition's rows of a chunk, a block at a time: the
-    /// block's member entries are prefetched, then its slots found and their counts
+    /// block's member entries are prefetched, then its slots found and their lines
     /// prefetched, then the counts added, so the cache misses of a block overlap.
     fn add(&mut self, rows: &[MemberRow], layout: &Layout) {
+        let shape = self.shape;
         let mut slots = [0usize; SLOT_BLOCK];
         for block in rows.chunks(SLOT_BLOCK) {
             for r in block {
@@ -721,30 +807,36 @@ impl Partition {
             }
             for (s, r) in slots.iter_mut().zip(block) {
                 *s = self.slot(r.member, r.day);
-                // A slot's counts span two cache lines.
-                let counts = &self.counts[*s * self.count_width..][..self.count_width];
-                prefetch(&counts[0]);
-                prefetch(&counts[counts.len() - 1]);
-                prefetch(&self.instants[*s * self.instant_width]);
+                for line in &self.lines[*s * shape.lines..][..shape.lines] {
+                    prefetch(line);
+                }
             }
             for (&s, r) in slots.iter().zip(block) {
-                let counts = &mut self.counts[s * self.count_width..][..self.count_width];
-                let instants = &mut self.instants[s * self.instant_width..][..self.instant_width];
-                counts[0] += 1;
-                instants[0] = instants[0].max(r.t);
+                let w = words_mut(&mut self.lines[s * shape.lines..][..shape.lines]);
+                w[shape.n_at] += 1;
+                raise_instant(w, 0, r.t);
                 if let Some(class) = layout.classes.get(r.class as usize) {
                     for &c in &class.counts {
-                        counts[1 + c] += 1;
+                        w[shape.n_at + 1 + c] += 1;
                     }
                     for &l in &class.latest {
-                        instants[1 + l] = instants[1 + l].max(r.t);
+                        raise_instant(w, 1 + l, r.t);
                     }
                 }
-                let mut bits = r.visits;
-                while bits != 0 {
-                    let bit = bits.trailing_zeros() as usize;
-                    counts[1 + layout.visit_columns[bit]] += 1;
-                    bits &= bits - 1;
+                if r.visits != 0 {
+                    if w[shape.visit_row_at] == NONE {
+                        w[shape.visit_row_at] = self.visit_slot.len() as u32;
+                        self.visit_slot.push(s as u32);
+                        let len = self.visit_counts.len();
+                        self.visit_counts.resize(len + self.visit_width, 0);
+                    }
+                    let row = w[shape.visit_row_at] as usize;
+                    let counts = &mut self.visit_counts[row * self.visit_width..];
+                    let mut bits = r.visits;
+                    while bits != 0 {
+                        counts[bits.trailing_zeros() as usize] += 1;
+                        bits &= bits - 1;
+                    }
                 }
             }
         }
@@ -838,58 +930,52 @@ impl<'a> Accumulator<'a> {
         Ok(())
     }
 
-    /// The rollup frame: the partitions in order, each in the order its (member, day)
-    /// rows were first seen. Every column is allocated once at its full length and
-    /// each partition writes its own rows' stretch of it, in parallel.
+    /// The rollup frames: the partitions in order, each in the order its (member, day)
+    /// rows were first seen (its visit rows in the order of their first visit). Every
+    /// column is allocated once at its full length and each partition writes its own
+    /// rows' stretch of it, in parallel.
     fn finish(self, keys: &DataFrame) -> PolarsResult<Rollup> {
+        let layout = self.layout;
         let lengths: Vec<usize> = self.partitions.iter().map(|p| p.member.len()).collect();
-        let rows: usize = lengths.iter().sum();
-        let mut member = vec![0u32; rows];
-        let mut day = vec![0i32; rows];
-        let mut n = vec![0i64; rows];
-        // (One `vec![0; rows]` each, not clones: zeroed memory comes free from the OS.)
-        let mut counts: Vec<Vec<u32>> = (0..self.layout.counts.len())
-            .map(|_| vec![0; rows])
-            .collect();
-        let mut instants: Vec<Vec<i64>> = (0..1 + self.layout.latest.len())
-            .map(|_| vec![0; rows])
-            .collect();
-        let mut stretches: Vec<Stretch> = lengths.iter().map(|_| Stretch::default()).collect();
-        split_into(&mut member, &lengths, &mut stretches, |s, x| s.member = x);
-        split_into(&mut day, &lengths, &mut stretches, |s, x| s.day = x);
-        split_into(&mut n, &lengths, &mut stretches, |s, x| s.n = x);
-        for column in counts.iter_mut() {
-            split_into(column, &lengths, &mut stretches, |s, x| s.counts.push(x));
-        }
-        for column in instants.iter_mut() {
-            split_into(column, &lengths, &mut stretches, |s, x| s.instants.push(x));
-        }
+        let visit_lengths: Vec<usize> =
+            self.partitions.iter().map(|p| p.visit_slot.len()).collect();
+        let mut days = Columns::new(&lengths, true, layout.counts.len(), 1 + layout.latest.len());
+        let mut visits = Columns::new(&visit_lengths, false, layout.visits.len(), 0);
+        let stretches = days.stretches(&lengths);
+        let visit_stretches = visits.stretches(&visit_lengths);
         self.partitions
             .into_par_iter()
-            .zip(stretches)
-            .for_each(|(p, stretch)| p.write_into(stretch));
+            .zip(stretches.into_par_iter().zip(visit_stretches))
+            .for_each(|(p, (days, visits))| p.write_into(days, visits));
 
-        let mut instants = instants.into_iter();
-        // `from_vec` takes each vector as the column's buffer (no copy).
-        let mut columns = vec![
-            UInt32Chunked::from_vec("member".into(), member).into_column(),
-            Int32Chunked::from_vec("day".into(), day).into_column(),
-            Int64Chunked::from_vec("n".into(), n).into_column(),
+        let mut instants = days.instants.into_iter();
+        let mut frame = vec![
+            UInt32Chunked::from_vec("member".into(), days.member).into_column(),
+            Int32Chunked::from_vec("day".into(), days.day).into_column(),
+            Int64Chunked::from_vec("n".into(), days.n).into_column(),
             Int64Chunked::from_vec("last_us".into(), instants.next().unwrap_or_default())
                 .into_column(),
         ];
-        for (name, values) in self.layout.counts.iter().zip(counts) {
-            columns.push(UInt32Chunked::from_vec(name.into(), values).into_column());
+        for (name, values) in layout.counts.iter().zip(days.counts) {
+            frame.push(UInt32Chunked::from_vec(name.into(), values).into_column());
         }
-        for (name, values) in self.layout.latest.iter().zip(instants) {
+        for (name, values) in layout.latest.iter().zip(instants) {
             let instants: Int64Chunked = values
                 .into_iter()
                 .map(|t| (t != NO_INSTANT).then_some(t))
                 .collect();
-            columns.push(instants.with_name(name.into()).into_column());
+            frame.push(instants.with_name(name.into()).into_column());
+        }
+        let mut visit_frame = vec![
+            UInt32Chunked::from_vec("member".into(), visits.member).into_column(),
+            Int32Chunked::from_vec("day".into(), visits.day).into_column(),
+        ];
+        for (name, values) in layout.visits.iter().zip(visits.counts) {
+            visit_frame.push(UInt32Chunked::from_vec(name.into(), values).into_column());
         }
         Ok(Rollup {
-            frame: DataFrame::new_infer_height(columns)?,
+            frame: DataFrame::new_infer_height(frame)?,
+            visits: DataFrame::new_infer_height(visit_frame)?,
             members: keys.clone(),
             rows: self.totals.rows,
             latest_us: self.totals.latest_us,
@@ -899,7 +985,51 @@ impl<'a> Accumulator<'a> {
     }
 }
 
-/// One partition's stretch of every rollup column.
+/// The columns of one rollup frame, at full length, before they become a frame.
+struct Columns {
+    member: Vec<u32>,
+    day: Vec<i32>,
+    /// Events per row; empty in the visits frame, which has none.
+    n: Vec<i64>,
+    counts: Vec<Vec<u32>>,
+    instants: Vec<Vec<i64>>,
+}
+
+impl Columns {
+    fn new(lengths: &[usize], with_n: bool, counts: usize, instants: usize) -> Self {
+        let rows: usize = lengths.iter().sum();
+        // (One `vec![0; rows]` each, not clones: zeroed memory comes free from the OS.)
+        Columns {
+            member: vec![0; rows],
+            day: vec![0; rows],
+            n: if with_n { vec![0; rows] } else { Vec::new() },
+            counts: (0..counts).map(|_| vec![0; rows]).collect(),
+            instants: (0..instants).map(|_| vec![0; rows]).collect(),
+        }
+    }
+
+    /// Each partition's stretch of every column (`n` only where the frame has one).
+    fn stretches(&mut self, lengths: &[usize]) -> Vec<Stretch<'_>> {
+        let with_n = self.n.len() == self.member.len();
+        let mut stretches: Vec<Stretch> = lengths.iter().map(|_| Stretch::default()).collect();
+        split_into(&mut self.member, lengths, &mut stretches, |s, x| {
+            s.member = x
+        });
+        split_into(&mut self.day, lengths, &mut stretches, |s, x| s.day = x);
+        if with_n {
+            split_into(&mut self.n, lengths, &mut stretches, |s, x| s.n = x);
+        }
+        for column in self.counts.iter_mut() {
+            split_into(column, lengths, &mut stretches, |s, x| s.counts.push(x));
+        }
+        for column in self.instants.iter_mut() {
+            split_into(column, lengths, &mut stretches, |s, x| s.instants.push(x));
+        }
+        stretches
+    }
+}
+
+/// One partition's stretch of every column of a frame.
 #[derive(Default)]
 struct Stretch<'a> {
     member: &'a mut [u32],
@@ -925,25 +1055,40 @@ fn split_into<'a, T>(
 }
 
 impl Partition {
-    /// Writes this partition's slots, row-major, into its stretch of the columns.
-    fn write_into(self, stretch: Stretch) {
-        stretch.member.copy_from_slice(&self.member);
-        stretch.day.copy_from_slice(&self.day);
+    /// Writes this partition's slots, row-major, into its stretch of the (member,
+    /// day) columns, and its visit rows into its stretch of the visit columns.
+    fn write_into(self, days: Stretch, visits: Stretch) {
+        let shape = self.shape;
+        days.member.copy_from_slice(&self.member);
+        days.day.copy_from_slice(&self.day);
         let Stretch {
             n,
             mut counts,
             mut instants,
             ..
-        } = stretch;
-        for (s, slot) in self.counts.chunks_exact(self.count_width).enumerate() {
-            n[s] = i64::from(slot[0]);
-            for (column, &value) in counts.iter_mut().zip(&slot[1..]) {
-                column[s] = value;
+        } = days;
+        for (s, lines) in self.lines.chunks_exact(shape.lines).enumerate() {
+            let w = words(lines);
+            n[s] = i64::from(w[shape.n_at]);
+            for (c, column) in counts.iter_mut().enumerate() {
+                column[s] = w[shape.n_at + 1 + c];
+            }
+            for (i, column) in instants.iter_mut().enumerate() {
+                column[s] = instant(w, i);
             }
         }
-        for (s, slot) in self.instants.chunks_exact(self.instant_width).enumerate() {
-            for (column, &value) in instants.iter_mut().zip(slot) {
-                column[s] = value;
+        let Stretch {
+            member,
+            day,
+            mut counts,
+            ..
+        } = visits;
+        for (v, &slot) in self.visit_slot.iter().enumerate() {
+            member[v] = self.member[slot as usize];
+            day[v] = self.day[slot as usize];
+            let row = &self.visit_counts[v * self.visit_width..][..self.visit_width];
+            for (column, &value) in counts.iter_mut().zip(row) {
+                column[v] = value;
             }
         }
     }
@@ -1031,8 +1176,8 @@ mod tests {
         part.add(&[row(5, 50), row(3, 30), row(5, 55), row(3, 31)], &layout);
         assert_eq!(part.member, vec![0, 0]);
         assert_eq!(part.day, vec![5, 3]);
-        let n = |slot: usize| part.counts[slot * part.count_width];
-        let last = |slot: usize| part.instants[slot * part.instant_width];
+        let n = |slot: usize| part.slot_words(slot)[part.shape.n_at];
+        let last = |slot: usize| instant(part.slot_words(slot), 0);
         assert_eq!((n(0), last(0)), (2, 55));
         assert_eq!((n(1), last(1)), (2, 31));
     }
@@ -1065,7 +1210,7 @@ mod tests {
                 (
                     part.member[s],
                     part.day[s],
-                    part.counts[s * part.count_width],
+                    part.slot_words(s)[part.shape.n_at],
                 )
             })
             .collect();
@@ -1080,6 +1225,57 @@ mod tests {
                 (8, 2, 1)
             ]
         );
+    }
+
+    #[test]
+    fn the_default_slot_is_one_cache_line() {
+        let layout = default_layout();
+        let shape = SlotShape::new(&layout);
+        assert_eq!(shape.lines, 1);
+        let empty = shape.empty();
+        assert_eq!(std::mem::align_of_val(&empty[0]), 64);
+        let w = words(&empty);
+        assert_eq!(instant(w, 0), NO_INSTANT);
+        assert_eq!(w[shape.n_at], 0);
+        assert_eq!(w[shape.visit_row_at], NONE);
+        let mut w = [0u32; 2];
+        for t in [0, -1, 1 << 40, i64::MIN, i64::MAX, -(7 << 33) + 5] {
+            set_instant(&mut w, 0, t);
+            assert_eq!(instant(&w, 0), t);
+        }
+    }
+
+    #[test]
+    fn visits_get_a_row_per_member_day_with_one() {
+        let layout = default_layout();
+        let mut part = Partition::new(&layout, 8);
+        let pageview = layout.class_of["$pageview"] as u32;
+        let row = |day, visits| MemberRow {
+            t: i64::from(day),
+            visits,
+            member: 0,
+            day,
+            class: pageview,
+        };
+        let docs = 1 << VISIT_DOCS;
+        let billing = 1 << VISIT_BILLING;
+        // Day 1: no visit; day 2: docs twice and billing once (one row); day 1 again
+        // with a billing visit: its row opens after day 2's.
+        part.add(
+            &[
+                row(1, 0),
+                row(2, docs),
+                row(2, docs | billing),
+                row(1, billing),
+            ],
+            &layout,
+        );
+        assert_eq!(part.visit_slot, vec![1, 0]);
+        let counts = |v: usize| part.visit_counts[v * part.visit_width..][..2].to_vec();
+        assert_eq!(counts(0), vec![2, 1]);
+        assert_eq!(counts(1), vec![0, 1]);
+        assert_eq!(part.slot_words(0)[part.shape.n_at], 2);
+        assert_eq!(part.slot_words(1)[part.shape.n_at], 2);
     }
 
     #[test]
@@ -1111,7 +1307,7 @@ mod tests {
         let surveys = layout
             .product_docs
             .iter()
-            .position(|(prefix, _)| prefix == "/docs/surveys")
+            .position(|prefix| prefix == "/docs/surveys")
             .unwrap();
         let pageview = class("$pageview");
         assert_eq!(

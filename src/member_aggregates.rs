@@ -152,19 +152,22 @@ impl EventAggregates {
             .iter()
             .map(|a| events.prepare(a))
             .collect::<PolarsResult<Vec<_>>>()?;
-        let mut by_filter: Vec<(Option<&RowFilter>, Vec<usize>)> = Vec::new();
+        let mut by_filter: Vec<(Option<&RowFilter>, Table, Vec<usize>)> = Vec::new();
         for (i, p) in prepared.iter().enumerate() {
-            match by_filter.iter_mut().find(|(f, _)| *f == p.filter) {
-                Some((_, members)) => members.push(i),
-                None => by_filter.push((p.filter, vec![i])),
+            match by_filter
+                .iter_mut()
+                .find(|(f, t, _)| *f == p.filter && *t == p.table)
+            {
+                Some((_, _, members)) => members.push(i),
+                None => by_filter.push((p.filter, p.table, vec![i])),
             }
         }
         let mut values: Vec<Option<Values>> = prepared.iter().map(|_| None).collect();
-        for (filter, aggregates) in by_filter {
-            let rows = events.selected_rows(filter, prepared[aggregates[0]].set)?;
+        for (filter, table, aggregates) in by_filter {
+            let rows = events.selected_rows(filter, prepared[aggregates[0]].set, table)?;
             let computed: Vec<Values> = aggregates
                 .par_iter()
-                .map(|&i| events.aggregate(&prepared[i].read, &rows))
+                .map(|&i| events.aggregate(&prepared[i].read, &rows, table))
                 .collect::<PolarsResult<_>>()?;
             for (i, v) in aggregates.into_iter().zip(computed) {
                 values[i] = Some(v);
@@ -221,12 +224,22 @@ impl Values {
     }
 }
 
+/// Which rollup frame an aggregate reads: the (member, day) rows, or the visit rows
+/// (a sum of a visit count column).
+#[derive(Clone, Copy, PartialEq)]
+enum Table {
+    Days,
+    Visits,
+}
+
 /// The member events before as_of (SPEC 2): the rollup, read through plain slices,
-/// with the member keys. Rows of days at or after as_of stay in `frame` (no copy of
+/// with the member keys. Rows of days at or after as_of stay in the frames (no copy of
 /// 10M rows); every aggregate skips them.
 pub struct MemberEvents {
     /// The rollup rows, one chunk per column.
     frame: DataFrame,
+    /// The rollup's visit rows, one chunk per column.
+    visits: DataFrame,
     /// Rows of days before this one are member events.
     as_of_day: i32,
     /// Member number → `org_id`, `distinct_id` (sorted).
@@ -241,6 +254,8 @@ impl MemberEvents {
     pub fn new(rollup: &Rollup, as_of: &AsOf) -> PolarsResult<MemberEvents> {
         let mut frame = rollup.frame.clone();
         frame.rechunk_mut();
+        let mut visits = rollup.visits.clone();
+        visits.rechunk_mut();
         let keys = rollup.members.clone();
         let mut org_members = Vec::new();
         let orgs = keys.column("org_id")?.str()?;
@@ -265,6 +280,7 @@ impl MemberEvents {
         }
         Ok(MemberEvents {
             frame,
+            visits,
             as_of_day: as_of.day,
             keys,
             org_members,
@@ -277,10 +293,30 @@ impl MemberEvents {
         &self.keys
     }
 
+    /// The frame holding an aggregate's column: visit counts are in `visits`,
+    /// everything else in `frame`.
+    fn table_of(&self, kind: &Kind) -> Table {
+        match kind {
+            Kind::Sum(c) if self.visits.schema().contains(c) => Table::Visits,
+            _ => Table::Days,
+        }
+    }
+
+    fn frame_of(&self, table: Table) -> &DataFrame {
+        match table {
+            Table::Days => &self.frame,
+            Table::Visits => &self.visits,
+        }
+    }
+
     /// The output type of an aggregate: a sum keeps its column's type.
     fn rollup_dtype(&self, kind: &Kind) -> PolarsResult<DataType> {
         Ok(match kind {
-            Kind::Sum(c) => self.frame.column(c)?.dtype().clone(),
+            Kind::Sum(c) => self
+                .frame_of(self.table_of(kind))
+                .column(c)?
+                .dtype()
+                .clone(),
             Kind::Members | Kind::Rows => IDX_DTYPE,
             Kind::Any => DataType::Boolean,
             Kind::Max(_) => DataType::Int64,
@@ -289,18 +325,20 @@ impl MemberEvents {
 
     /// An aggregate's columns, as slices.
     fn prepare<'a>(&'a self, a: &'a Aggregate) -> PolarsResult<Prepared<'a>> {
+        let table = self.table_of(&a.kind);
+        let frame = self.frame_of(table);
         let read = match &a.kind {
             Kind::Sum(c) => {
-                let column = self.frame.column(c)?;
+                let column = frame.column(c)?;
                 match column.dtype() {
                     DataType::Int64 => Read::SumI64(column.i64()?.cont_slice()?),
-                    _ => Read::SumU32(slice_u32(&self.frame, c)?),
+                    _ => Read::SumU32(slice_u32(frame, c)?),
                 }
             }
             Kind::Members | Kind::Any => Read::Flag,
             Kind::Rows => Read::Rows,
             Kind::Max(c) => {
-                let column = self.frame.column(c)?.i64()?;
+                let column = frame.column(c)?.i64()?;
                 let array = column
                     .downcast_iter()
                     .next()
@@ -309,10 +347,11 @@ impl MemberEvents {
             }
         };
         let set = match a.filter.as_ref().and_then(|f| f.set_count.as_deref()) {
-            Some(c) => Some(slice_u32(&self.frame, c)?),
+            Some(c) => Some(slice_u32(frame, c)?),
             None => None,
         };
         Ok(Prepared {
+            table,
             filter: a.filter.as_ref(),
             set,
             read,
@@ -326,9 +365,10 @@ impl MemberEvents {
         &self,
         filter: Option<&RowFilter>,
         set: Option<&[u32]>,
+        table: Table,
     ) -> PolarsResult<Vec<u32>> {
         const STRETCH: usize = 1 << 16;
-        let day = self.frame.column("day")?.i32()?.cont_slice()?;
+        let day = self.frame_of(table).column("day")?.i32()?.cont_slice()?;
         let (start, end) = match filter {
             Some(f) => (f.days.start_day, f.days.end_day.min(self.as_of_day)),
             None => (i32::MIN, self.as_of_day),
@@ -355,9 +395,9 @@ impl MemberEvents {
     }
 
     /// One aggregate per member over the selected rows.
-    fn aggregate(&self, read: &Read, rows: &[u32]) -> PolarsResult<Values> {
+    fn aggregate(&self, read: &Read, rows: &[u32], table: Table) -> PolarsResult<Values> {
         let members = self.keys.height();
-        let member = slice_u32(&self.frame, "member")?;
+        let member = slice_u32(self.frame_of(table), "member")?;
         let values = match read {
             Read::SumI64(c) => sum_per_member(members, member, rows, |i| c[i] as u64),
             Read::SumU32(c) => sum_per_member(members, member, rows, |i| u64::from(c[i])),
@@ -386,6 +426,7 @@ impl MemberEvents {
 
 /// An aggregate ready for a pass: its filter and the slices it reads.
 struct Prepared<'a> {
+    table: Table,
     filter: Option<&'a RowFilter>,
     set: Option<&'a [u32]>,
     read: Read<'a>,
@@ -427,7 +468,7 @@ mod tests {
     use crate::time::MICROS_PER_DAY;
 
     /// Four members: a/p1 (0), a/p2 (1), b/q1 (2), c/r1 (3, no events); as_of is day
-    /// 100 (1970-04-11, a Saturday).
+    /// 100 (1970-04-11, a Saturday). Visits (`n__v`) on three of the member days.
     fn events() -> MemberEvents {
         let at = |day: i64, s: i64| day * MICROS_PER_DAY + s;
         let frame = df!(
@@ -443,8 +484,15 @@ mod tests {
             "distinct_id" => ["p1", "p2", "q1", "r1"],
         )
         .unwrap();
+        let visits = df!(
+            "member" => [0u32, 1, 2],
+            "day" => [93i32, 92, 100],
+            "n__v" => [2u32, 5, 1],
+        )
+        .unwrap();
         let rollup = Rollup {
             frame,
+            visits,
             members,
             rows: 11,
             latest_us: None,
@@ -509,6 +557,25 @@ mod tests {
             "n_8d" => [7i64, 1],
             "n_7d_with_x" => [2i64, 0],
             "n_7d_again" => [3i64, 1],
+        )
+        .unwrap();
+        assert!(df.equals_missing(&expected), "{df}\n{expected}");
+    }
+
+    #[test]
+    fn visit_sums_read_the_visit_rows_and_cover_the_same_orgs() {
+        let mut aggs = EventAggregates::default();
+        aggs.sum("n_7d", "n", last_days(7));
+        // [93, 100): a/p1's 2 on day 93; a/p2's day 92 and b/q1's day 100 are out.
+        aggs.sum("v_7d", "n__v", last_days(7));
+        aggs.sum("v_8d", "n__v", last_days(8));
+        let df = aggs.per_org(&events()).unwrap();
+        // b has member events before as_of but no visit in them: 0, not missing.
+        let expected = df!(
+            "org_id" => ["a", "b"],
+            "n_7d" => [3i64, 1],
+            "v_7d" => [2u32, 0],
+            "v_8d" => [7u32, 0],
         )
         .unwrap();
         assert!(df.equals_missing(&expected), "{df}\n{expected}");
