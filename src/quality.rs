@@ -24,33 +24,35 @@ pub fn default_as_of(rollup: &Rollup) -> Result<AsOf, InputError> {
     }
 }
 
-fn scalar(lf: LazyFrame) -> u64 {
-    lf.collect()
-        .ok()
-        .and_then(|df| {
-            df.columns()
-                .first()
-                .and_then(|c| c.get(0).ok().and_then(|v| v.extract::<u64>()))
-        })
-        .unwrap_or(0)
+/// The one count a query of one row and column computes. A failed query is an
+/// internal error, never a silent 0: a count in the manifest is a statement of fact.
+fn scalar(lf: LazyFrame) -> PolarsResult<u64> {
+    let df = lf.collect()?;
+    let value = match df.columns().first() {
+        Some(c) if c.len() == 1 => c.get(0)?,
+        _ => polars_bail!(ComputeError: "a data-quality count gave no single value"),
+    };
+    value
+        .extract::<u64>()
+        .ok_or_else(|| polars_err!(ComputeError: "a data-quality count gave {value}, not a count"))
 }
 
-fn count_rows(df: &DataFrame, predicate: Expr) -> u64 {
+fn count_rows(df: &DataFrame, predicate: Expr) -> PolarsResult<u64> {
     scalar(df.clone().lazy().select([predicate.sum()]))
 }
 
-fn duplicates(df: &DataFrame, keys: &[&str]) -> u64 {
+fn duplicates(df: &DataFrame, keys: &[&str]) -> PolarsResult<u64> {
     let distinct = scalar(
         df.clone()
             .lazy()
             .select(keys.iter().map(|k| col(*k)).collect::<Vec<_>>())
             .unique(None, UniqueKeepStrategy::Any)
             .select([len()]),
-    );
-    (df.height() as u64).saturating_sub(distinct)
+    )?;
+    Ok((df.height() as u64).saturating_sub(distinct))
 }
 
-pub fn measure(inputs: &Inputs, rollup: &Rollup, as_of: &AsOf) -> DataQuality {
+pub fn measure(inputs: &Inputs, rollup: &Rollup, as_of: &AsOf) -> PolarsResult<DataQuality> {
     let mut q = DataQuality::new();
     let future = |c: &str| col(c).gt_eq(lit(as_of.us()));
     // The rollup's days are whole: an event is at or after as_of exactly when its day is.
@@ -66,25 +68,24 @@ pub fn measure(inputs: &Inputs, rollup: &Rollup, as_of: &AsOf) -> DataQuality {
     );
     q.insert(
         "duplicate_member_rows".into(),
-        duplicates(&inputs.members, &["org_id", "distinct_id"]),
+        duplicates(&inputs.members, &["org_id", "distinct_id"])?,
     );
     q.insert(
         "members_joined_at_or_after_as_of".into(),
-        count_rows(&inputs.members, future("joined_at")),
+        count_rows(&inputs.members, future("joined_at"))?,
     );
-    let negative = inputs
-        .usage_counters_present
-        .iter()
-        .map(|c| count_rows(&inputs.usage, col(c.as_str()).lt(lit(0.0))))
-        .sum();
+    let mut negative = 0;
+    for c in &inputs.usage_counters_present {
+        negative += count_rows(&inputs.usage, col(c.as_str()).lt(lit(0.0)))?;
+    }
     q.insert("negative_usage_values".into(), negative);
     q.insert(
         "duplicate_usage_rows".into(),
-        duplicates(&inputs.usage, &["org_id", "date"]),
+        duplicates(&inputs.usage, &["org_id", "date"])?,
     );
     q.insert(
         "usage_rows_at_or_after_as_of".into(),
-        count_rows(&inputs.usage, col("date").gt_eq(lit(as_of.day))),
+        count_rows(&inputs.usage, col("date").gt_eq(lit(as_of.day)))?,
     );
     let optional = [
         ("tickets", &inputs.tickets, "created_at"),
@@ -96,9 +97,41 @@ pub fn measure(inputs: &Inputs, rollup: &Rollup, as_of: &AsOf) -> DataQuality {
         if let Some(df) = table {
             q.insert(
                 format!("{name}_at_or_after_as_of"),
-                count_rows(df, future(column)),
+                count_rows(df, future(column))?,
             );
         }
     }
-    q
+    Ok(q)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_worked_by_hand() {
+        let df = df!(
+            "k" => ["a", "a", "b", "a"],
+            "v" => [-1i64, 2, -3, 2],
+        )
+        .unwrap();
+        assert_eq!(count_rows(&df, col("v").lt(lit(0))).unwrap(), 2);
+        // (a, 2) twice: one duplicate row; by k alone, two.
+        assert_eq!(duplicates(&df, &["k", "v"]).unwrap(), 1);
+        assert_eq!(duplicates(&df, &["k"]).unwrap(), 2);
+        let empty = df.head(Some(0));
+        assert_eq!(count_rows(&empty, col("v").lt(lit(0))).unwrap(), 0);
+        assert_eq!(duplicates(&empty, &["k"]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_count_that_cannot_be_computed_is_an_error_not_zero() {
+        let df = df!("v" => [1i64]).unwrap();
+        assert!(count_rows(&df, col("missing").lt(lit(0))).is_err());
+        assert!(duplicates(&df, &["missing"]).is_err());
+        // Not one value: no count.
+        assert_eq!(scalar(df.clone().lazy()).unwrap(), 1);
+        assert!(scalar(df!("v" => [1i64, 2]).unwrap().lazy()).is_err());
+        assert!(scalar(df!("s" => ["x"]).unwrap().lazy()).is_err());
+    }
 }

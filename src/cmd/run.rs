@@ -160,7 +160,7 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     };
     progress.note(&format!("as_of {}", as_of.iso()));
     progress.stage("checking data quality");
-    let dq = quality::measure(&inputs, &rollup, &as_of);
+    let dq = quality::measure(&inputs, &rollup, &as_of)?;
     lap("validate", &mut timings);
 
     progress.stage("computing metrics, scores and indicators");

@@ -19,7 +19,7 @@ pub fn run(args: ValidateArgs, quiet: bool) -> Result<()> {
         Some(a) => a,
         None => quality::default_as_of(&rollup)?,
     };
-    let dq = quality::measure(&inputs, &rollup, &as_of);
+    let dq = quality::measure(&inputs, &rollup, &as_of)?;
     println!("inputs: {} (as_of {})", args.input.display(), as_of.iso());
     for t in &inputs.tables {
         if t.present {
