@@ -116,6 +116,92 @@ fn per_plan_weights_choose_the_org_s_weight_set() {
 }
 
 #[test]
+fn explain_charges_points_lost_at_the_org_s_plan_weights() {
+    let w = Workdir::new();
+    // As in per_plan_weights_choose_the_org_s_weight_set: user_engagement 0,
+    // product_experience 10, company_engagement 0, product_analytics 0.
+    identical_quiet_orgs(&w, &["a", "b"]);
+    w.write(
+        "accounts",
+        &accounts_full(&[
+            ("a", 1.0, 1.0, "enterprise", "2027-06-01"),
+            ("b", 1.0, 1.0, "free", "2027-06-01"),
+        ]),
+    );
+    let cfg = w.path().join("plans.toml");
+    std::fs::write(
+        &cfg,
+        "[plan_weights.enterprise]\nproduct_experience = 45.0\n",
+    )
+    .unwrap();
+    w.run(&["--config", cfg.to_str().unwrap()]);
+    let explain = |org: &str| {
+        let o = w.cmd(&["explain", org, "--out", w.out().to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    let row = |text: &str, cat: &str| -> String {
+        let line = text.lines().find(|l| l.starts_with(cat)).unwrap();
+        line.split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    // a (enterprise): weights 15 + 45 + 5 + 33 = 98 over the scored categories;
+    // points lost = weight * (10 - score) / 98: 15*10/98 = 1.53, 45*0 = 0,
+    // 5*10/98 = 0.51, 33*10/98 = 3.37.
+    let a = explain("a");
+    assert!(
+        a.contains("Weights of plan `enterprise` (the org's plan in the run's accounts)."),
+        "{a}"
+    );
+    assert_eq!(row(&a, "user_engagement"), "user_engagement 15 0.00 1.53");
+    assert_eq!(
+        row(&a, "product_experience"),
+        "product_experience 45 10.00 0.00"
+    );
+    assert_eq!(
+        row(&a, "company_engagement"),
+        "company_engagement 5 0.00 0.51"
+    );
+    assert_eq!(
+        row(&a, "product_analytics"),
+        "product_analytics 33 0.00 3.37"
+    );
+    // b (free, no weights of its own): defaults, 15 + 5 + 5 + 33 = 58; 33*10/58 = 5.69.
+    let b = explain("b");
+    assert!(
+        b.contains("Default weights (the org's plan in the run's accounts has none"),
+        "{b}"
+    );
+    assert_eq!(
+        row(&b, "product_experience"),
+        "product_experience 5 10.00 0.00"
+    );
+    assert_eq!(
+        row(&b, "product_analytics"),
+        "product_analytics 33 0.00 5.69"
+    );
+    // With the input gone, the weights that give back each health score are found.
+    std::fs::remove_file(w.input().join("accounts.parquet")).unwrap();
+    let a = explain("a");
+    assert!(
+        a.contains("Weights of plan `enterprise` (inferred from the health score"),
+        "{a}"
+    );
+    assert_eq!(
+        row(&a, "product_analytics"),
+        "product_analytics 33 0.00 3.37"
+    );
+    let b = explain("b");
+    assert!(
+        b.contains("Default weights (inferred from the health score"),
+        "{b}"
+    );
+    assert_eq!(
+        row(&b, "product_analytics"),
+        "product_analytics 33 0.00 5.69"
+    );
+}
+
+#[test]
 fn previous_run_over_two_generated_days() {
     let w = Workdir::new();
     w.generate(20, 80, 11);

@@ -37,13 +37,16 @@ fn read_table(out: &Path, name: &str) -> Result<DataFrame, InputError> {
         })
 }
 
-/// The part of the manifest explain needs: the model the run used.
+/// The part of the manifest explain needs: the model the run used, and its input
+/// folder (for the org's plan, when the model weighs plans differently).
 #[derive(serde::Deserialize)]
 struct ManifestModel {
     config: Model,
+    #[serde(default)]
+    input: Option<String>,
 }
 
-fn read_model(out: &Path) -> Result<Model, InputError> {
+fn read_model(out: &Path) -> Result<ManifestModel, InputError> {
     let path = out.join("manifest.json");
     let bad = |problem: String| InputError::BadPath {
         path: path.display().to_string(),
@@ -52,9 +55,75 @@ fn read_model(out: &Path) -> Result<Model, InputError> {
     let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
     // Straight into the typed model (not via serde_json::Value) so the config's order,
     // which is the display order, survives.
-    let m: ManifestModel =
-        serde_json::from_str(&text).map_err(|e| bad(format!("no usable `config`: {e}")))?;
-    Ok(m.config)
+    serde_json::from_str(&text).map_err(|e| bad(format!("no usable `config`: {e}")))
+}
+
+/// The category weights the run scored an org with, in category order, and how
+/// explain knows them. Without `plan_weights` in the model they are the defaults.
+/// Otherwise the org's plan is read from the run's accounts input if it is still
+/// there; if not, the weights are the first of (defaults, then each plan's in config
+/// order) that give back the org's health score from its category scores.
+fn weights_used(
+    model: &Model,
+    input: Option<&str>,
+    org: &str,
+    h: &DataFrame,
+) -> (Vec<f64>, String) {
+    if model.plan_weights.is_empty() {
+        return (model.weights_for(None), String::new());
+    }
+    let accounts = input.and_then(|dir| crate::input::load_accounts(Path::new(dir)).ok().flatten());
+    if let Some(accounts) = accounts {
+        if let Ok(rows) = rows_of(accounts, org) {
+            let plan = str_at(&rows, "plan", 0);
+            let note = match &plan {
+                Some(p) if model.plan_weights.contains_key(p) => {
+                    format!("Weights of plan `{p}` (the org's plan in the run's accounts).")
+                }
+                _ => "Default weights (the org's plan in the run's accounts has none of its own)."
+                    .into(),
+            };
+            return (model.weights_for(plan.as_deref()), note);
+        }
+    }
+    let scores: Vec<Option<f64>> = model
+        .categories
+        .keys()
+        .map(|c| f64_at(h, &category_column(c), 0))
+        .collect();
+    let health = f64_at(h, "health_score", 0);
+    let gives_health = |w: &[f64]| match (health, weighted_mean(&scores, w)) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+        _ => false,
+    };
+    let candidates =
+        std::iter::once(None).chain(model.plan_weights.keys().map(|p| Some(p.as_str())));
+    for plan in candidates {
+        let w = model.weights_for(plan);
+        if gives_health(&w) {
+            let note = match plan {
+                Some(p) => format!("Weights of plan `{p}` (inferred from the health score; the run's accounts input was not readable)."),
+                None => "Default weights (inferred from the health score; the run's accounts input was not readable).".into(),
+            };
+            return (w, note);
+        }
+    }
+    (
+        model.weights_for(None),
+        "Default weights (the run's accounts input was not readable, and no plan's weights give back the health score).".into(),
+    )
+}
+
+/// `Σ w·s / Σ w` over the scored categories with weight, as the health score is.
+fn weighted_mean(scores: &[Option<f64>], weights: &[f64]) -> Option<f64> {
+    let (mut sum, mut total) = (0.0, 0.0);
+    for (s, w) in scores.iter().zip(weights) {
+        if let Some(s) = s {
+            sum += s * w;
+            total += w;
+        }
+    }
+    (total > 0.0).then(|| sum / total)
 }
 
 fn rows_of(df: DataFrame, org: &str) -> PolarsResult<DataFrame> {
@@ -117,7 +186,8 @@ fn wrap(text: &str, indent: usize) -> String {
 
 /// The explanation of one org, as printed.
 pub fn explain(out: &Path, org: &str) -> Result<String> {
-    let model = read_model(out)?;
+    let manifest = read_model(out)?;
+    let model = manifest.config;
     let health = read_table(out, "health")?;
     let h = rows_of(health, org)?;
     if h.height() == 0 {
@@ -162,23 +232,28 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
     writeln!(s, "{line}\n")?;
 
     // Categories, and how many health points each one costs the account.
+    let (weight_of, weights_note) = weights_used(&model, manifest.input.as_deref(), org, &h);
     let weights: f64 = model
         .categories
-        .iter()
+        .keys()
+        .zip(&weight_of)
         .filter(|(c, _)| f64_at(&h, &category_column(c), 0).is_some())
-        .map(|(_, c)| c.weight)
+        .map(|(_, w)| w)
         .sum();
+    if !weights_note.is_empty() {
+        writeln!(s, "{}", wrap(&weights_note, 2))?;
+    }
     writeln!(
         s,
         "{:<28} {:>6} {:>8} {:>14}",
         "category", "weight", "score", "points lost"
     )?;
     let mut losses = Vec::new();
-    for (cat, c) in &model.categories {
+    for (cat, &weight) in model.categories.keys().zip(&weight_of) {
         match f64_at(&h, &category_column(cat), 0) {
             Some(v) => {
                 let lost = if weights > 0.0 {
-                    c.weight * (model.points.healthy - v) / weights
+                    weight * (model.points.healthy - v) / weights
                 } else {
                     0.0
                 };
@@ -186,7 +261,7 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
                 writeln!(
                     s,
                     "{cat:<28} {:>6} {:>8.2} {:>14.2}",
-                    show(Some(c.weight)),
+                    show(Some(weight)),
                     v,
                     lost
                 )?;
@@ -194,7 +269,7 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
             None => writeln!(
                 s,
                 "{cat:<28} {:>6} {:>8} {:>14}",
-                show(Some(c.weight)),
+                show(Some(weight)),
                 "-",
                 "not scored"
             )?,
