@@ -1246,6 +1246,55 @@ mod tests {
     }
 
     #[test]
+    fn a_slot_wider_than_a_line_keeps_every_count() {
+        let mut layout = default_layout();
+        // Seven more counted sets than the default: the slot takes two lines and the
+        // visit row's word sits on the second.
+        for i in 0..7 {
+            layout.counts.push(format!("n__extra{i}"));
+        }
+        let shape = SlotShape::new(&layout);
+        assert_eq!(shape.lines, 2);
+        assert!(shape.visit_row_at >= WORDS_PER_LINE);
+        let mut part = Partition::new(&layout, 16);
+        let saved = layout.class_of["insight saved"] as u32;
+        let row = |member, day, t, visits| MemberRow {
+            t,
+            visits,
+            member,
+            day,
+            class: saved,
+        };
+        let rows = [
+            row(0, 1, 10, 0),
+            row(8, 1, 11, 1 << VISIT_DOCS),
+            row(0, 1, 12, 1 << VISIT_BILLING),
+        ];
+        part.add(&rows, &layout);
+        let lengths = [part.member.len()];
+        let visit_lengths = [part.visit_slot.len()];
+        let mut days = Columns::new(&lengths, true, layout.counts.len(), 1 + layout.latest.len());
+        let mut visits = Columns::new(&visit_lengths, false, layout.visits.len(), 0);
+        let day_stretch = days.stretches(&lengths).pop().unwrap();
+        let visit_stretch = visits.stretches(&visit_lengths).pop().unwrap();
+        part.write_into(day_stretch, visit_stretch);
+        assert_eq!(days.member, vec![0, 8]);
+        assert_eq!(days.n, vec![2, 1]);
+        assert_eq!(days.instants[0], vec![12, 11]);
+        let saved_column = layout
+            .counts
+            .iter()
+            .position(|c| c == &set_count("insight_saved"))
+            .unwrap();
+        assert_eq!(days.counts[saved_column], vec![2, 1]);
+        assert!(days.counts[layout.counts.len() - 1].iter().all(|&c| c == 0));
+        // Visit rows in order of first visit: member 8's docs, then member 0's billing.
+        assert_eq!(visits.member, vec![8, 0]);
+        assert_eq!(visits.counts[VISIT_DOCS], vec![1, 0]);
+        assert_eq!(visits.counts[VISIT_BILLING], vec![0, 1]);
+    }
+
+    #[test]
     fn visits_get_a_row_per_member_day_with_one() {
         let layout = default_layout();
         let mut part = Partition::new(&layout, 8);
