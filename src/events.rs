@@ -592,6 +592,10 @@ fn member_rows(
     (parts, totals)
 }
 
+/// Phase-one row ranges per thread and chunk (about 2-3% faster than one per thread,
+/// measured interleaved at 10M and 50M).
+const RANGES_PER_THREAD: usize = 4;
+
 /// Rows whose slots are prefetched together in phase two.
 const SLOT_BLOCK: usize = 16;
 
@@ -899,10 +903,13 @@ impl<'a> Accumulator<'a> {
             url,
         };
         let (layout, members) = (self.layout, self.members);
-        // Phase one: one range per thread; each partition then takes its rows range
-        // by range, in row order, so the cut changes nothing.
+        // Phase one: a few ranges per thread, so that a thread that polars' decoding
+        // slows down does not hold the others at the end of the phase; each partition
+        // then takes its rows range by range, in row order, so the cut changes nothing.
         let len = a.timestamp.len();
-        let step = len.div_ceil(rayon::current_num_threads()).max(1);
+        let step = len
+            .div_ceil(RANGES_PER_THREAD * rayon::current_num_threads())
+            .max(1);
         let ranges: Vec<_> = (0..len)
             .step_by(step)
             .map(|s| s..(s + step).min(len))
