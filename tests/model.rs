@@ -85,12 +85,12 @@ fn the_printed_model_reads_back_as_the_same_model() {
     );
 }
 
-#[test]
-fn per_plan_weights_choose_the_org_s_weight_set() {
-    let w = Workdir::new();
-    // Two identical orgs: user_engagement 0, product_experience 10, company 0,
-    // product_analytics 0 (see indicators::health_score_drop_against_a_previous_run).
-    identical_quiet_orgs(&w, &["a", "b"]);
+/// Two identical orgs scored with `plan_weights.enterprise.product_experience = 45`:
+/// a on plan enterprise, b on plan free (no weights of its own). Both score
+/// user_engagement 0, product_experience 10, company_engagement 0, product_analytics 0
+/// (see indicators::health_score_drop_against_a_previous_run).
+fn run_two_plans(w: &Workdir) {
+    identical_quiet_orgs(w, &["a", "b"]);
     w.write(
         "accounts",
         &accounts_full(&[
@@ -105,6 +105,12 @@ fn per_plan_weights_choose_the_org_s_weight_set() {
     )
     .unwrap();
     w.run(&["--config", cfg.to_str().unwrap()]);
+}
+
+#[test]
+fn per_plan_weights_choose_the_org_s_weight_set() {
+    let w = Workdir::new();
+    run_two_plans(&w);
     // enterprise: (15*0 + 45*10 + 5*0 + 33*0) / (15+45+5+33) = 450/98.
     assert_close(
         w.health_f64("a", "health_score"),
@@ -118,23 +124,7 @@ fn per_plan_weights_choose_the_org_s_weight_set() {
 #[test]
 fn explain_charges_points_lost_at_the_org_s_plan_weights() {
     let w = Workdir::new();
-    // As in per_plan_weights_choose_the_org_s_weight_set: user_engagement 0,
-    // product_experience 10, company_engagement 0, product_analytics 0.
-    identical_quiet_orgs(&w, &["a", "b"]);
-    w.write(
-        "accounts",
-        &accounts_full(&[
-            ("a", 1.0, 1.0, "enterprise", "2027-06-01"),
-            ("b", 1.0, 1.0, "free", "2027-06-01"),
-        ]),
-    );
-    let cfg = w.path().join("plans.toml");
-    std::fs::write(
-        &cfg,
-        "[plan_weights.enterprise]\nproduct_experience = 45.0\n",
-    )
-    .unwrap();
-    w.run(&["--config", cfg.to_str().unwrap()]);
+    run_two_plans(&w);
     let explain = |org: &str| {
         let o = w.cmd(&["explain", org, "--out", w.out().to_str().unwrap()]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
