@@ -7,8 +7,9 @@
 //!
 //! `cargo bench --bench job` runs 1M and 10M events; `BENCH_SIZES=1M,10M,50M cargo
 //! bench --bench job` adds 50M (a few GB of generated Parquet under target/bench-data,
-//! kept between runs). Each command runs `BENCH_RUNS` times (default 3); the table
-//! shows median wall times. Timings belong here, never in `cargo test`.
+//! kept between runs). The job and the two scans run in turn, `BENCH_RUNS` rounds
+//! (default 3); the table shows median wall times and, as ratios, the median of each
+//! round's ratio. Timings belong here, never in `cargo test`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -48,7 +49,7 @@ fn binary() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_account-health"))
 }
 
-/// Runs of each measured command (`BENCH_RUNS`, default 3): the table shows the
+/// Rounds of the measured commands (`BENCH_RUNS`, default 3): the table shows the
 /// median wall time and the largest peak memory, so one run disturbed by the shared
 /// machine does not move a ratio.
 fn runs() -> usize {
@@ -59,18 +60,47 @@ fn runs() -> usize {
         .unwrap_or(3)
 }
 
-/// Median wall seconds and largest peak resident memory (MiB) over `runs()` runs of
-/// a child process.
-fn measure(cmd: &mut Command) -> (f64, f64) {
-    let mut walls = Vec::new();
-    let mut peak: f64 = 0.0;
+/// What `measure` found of one command: its median wall seconds and largest peak
+/// resident memory (MiB), and its wall time in each round.
+struct Measured {
+    wall: f64,
+    mib: f64,
+    rounds: Vec<f64>,
+}
+
+/// Runs the commands in rounds, each round every command once in turn, `runs()`
+/// rounds: a shared VM's speed drifts over minutes, and interleaving lets every
+/// command see the same drift, so a ratio of two of them compares like with like.
+fn measure(cmds: &mut [Command]) -> Vec<Measured> {
+    let mut found: Vec<Measured> = cmds
+        .iter()
+        .map(|_| Measured {
+            wall: 0.0,
+            mib: 0.0,
+            rounds: Vec::new(),
+        })
+        .collect();
     for _ in 0..runs() {
-        let (wall, mib) = measure_once(cmd);
-        walls.push(wall);
-        peak = peak.max(mib);
+        for (cmd, m) in cmds.iter_mut().zip(&mut found) {
+            let (wall, mib) = measure_once(cmd);
+            m.rounds.push(wall);
+            m.mib = m.mib.max(mib);
+        }
     }
-    walls.sort_by(f64::total_cmp);
-    (walls[walls.len() / 2], peak)
+    for m in &mut found {
+        m.wall = median(m.rounds.clone());
+    }
+    found
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// The median over rounds of `a`'s time over `b`'s in the same round.
+fn ratio(a: &Measured, b: &Measured) -> f64 {
+    median(a.rounds.iter().zip(&b.rounds).map(|(x, y)| x / y).collect())
 }
 
 /// Wall seconds and peak resident memory (MiB) of a child process, via GNU time.
@@ -172,7 +202,8 @@ fn main() {
     let bin = binary();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
-        "account-health job benchmark, {threads} threads, as_of {AS_OF}, median of {} runs",
+        "account-health job benchmark, {threads} threads, as_of {AS_OF}, {} interleaved rounds: \
+         median times, median of each round's ratio",
         runs()
     );
     println!(
@@ -212,30 +243,32 @@ fn main() {
             assert!(status.success());
         }
         let out = data.join(format!("{}-out", size.name));
-        let (job_s, job_mib) = measure(
-            Command::new(&bin)
-                .args(["run", "--quiet", "--as-of", AS_OF, "--input"])
-                .arg(&input)
-                .arg("--out")
-                .arg(&out),
-        );
+        let mut job = Command::new(&bin);
+        job.args(["run", "--quiet", "--as-of", AS_OF, "--input"])
+            .arg(&input)
+            .arg("--out")
+            .arg(&out);
         let me = std::env::current_exe().expect("bench path");
-        let (scan_s, scan_mib) = measure(Command::new(&me).arg("--bare-scan").arg(&input));
-        let (stream_s, stream_mib) = measure(Command::new(&me).arg("--streamed-scan").arg(&input));
+        let mut scan = Command::new(&me);
+        scan.arg("--bare-scan").arg(&input);
+        let mut stream = Command::new(&me);
+        stream.arg("--streamed-scan").arg(&input);
+        let measured = measure(&mut [job, scan, stream]);
+        let (job, scan, stream) = (&measured[0], &measured[1], &measured[2]);
         let events = events_in(&out);
         println!(
             "{:>6} {:>12} {:>8.2} {:>12.0} {:>8.0} {:>8.2} {:>9.0} {:>8.2} {:>10.2} {:>8.2} {:>12.0}",
             size.name,
             events,
-            job_s,
-            events as f64 / job_s,
-            job_mib,
-            scan_s,
-            scan_mib,
-            job_s / scan_s,
-            stream_s,
-            job_s / stream_s,
-            stream_mib
+            job.wall,
+            events as f64 / job.wall,
+            job.mib,
+            scan.wall,
+            scan.mib,
+            ratio(job, scan),
+            stream.wall,
+            ratio(job, stream),
+            stream.mib
         );
     }
 }
