@@ -262,6 +262,14 @@ fn query_runs_sql_over_inputs_and_outputs() {
         String::from_utf8(out.stdout).unwrap(),
         "latest\r\n2026-11-21T12:00:00.000000\r\n"
     );
+    // The SQL the Cargo features are enabled for: IN, ANTI JOIN, regex. Members of a
+    // (5) and b (1); accounts a, b, c: c has no member.
+    let out = run("SELECT COUNT(*) AS n FROM members WHERE org_id IN ('a', 'x')");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "n\r\n5\r\n");
+    let out = run("SELECT a.org_id FROM accounts a ANTI JOIN members m ON m.org_id = a.org_id");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "org_id\r\nc\r\n");
+    let out = run("SELECT COUNT(*) AS n FROM members WHERE distinct_id ~ '^a[0-9]$'");
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "n\r\n5\r\n");
     // A bad query: exit 2, the error carries the query text.
     let out = run("SELECT nope FROM health");
     assert_eq!(out.status.code(), Some(2));
