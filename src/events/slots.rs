@@ -1,0 +1,550 @@
+//! Phase two of the events pass: the (member, day) slots of each member partition,
+//! and writing them out as the rollup's columns.
+
+use polars::prelude::*;
+
+use super::memory::prefetch;
+use super::{Layout, MemberRow, NONE, NO_INSTANT, PARTITIONS};
+
+/// Rows whose slots are prefetched together in phase two.
+const SLOT_BLOCK: usize = 16;
+
+/// Where a member of a partition stands: the slot it used last, its latest day, and
+/// the chain of its slots (newest first, through `Partition::previous`).
+#[derive(Clone, Copy)]
+struct MemberState {
+    recent_day: i32,
+    recent_slot: u32,
+    latest_day: i32,
+    /// Its newest slot, or `NONE`.
+    newest: u32,
+    /// Its slots are in `Partition::slot_of` (after its first day out of order).
+    indexed: bool,
+}
+
+/// One cache line of slot storage: slots start on a line, so with the default model a
+/// slot is exactly one line and an event touches one line of the table.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Line([u32; WORDS_PER_LINE]);
+
+const WORDS_PER_LINE: usize = 16;
+
+/// The u32 words of consecutive lines.
+fn words(lines: &[Line]) -> &[u32] {
+    // SAFETY: `Line` is `repr(C)` around `[u32; 16]` with no padding (64 bytes, the
+    // alignment), so `lines` is `16 * len` initialised, aligned u32s.
+    unsafe { std::slice::from_raw_parts(lines.as_ptr().cast(), lines.len() * WORDS_PER_LINE) }
+}
+
+/// The u32 words of consecutive lines, writable.
+fn words_mut(lines: &mut [Line]) -> &mut [u32] {
+    // SAFETY: as in `words`; the borrow of `lines` is exclusive.
+    unsafe {
+        std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast(), lines.len() * WORDS_PER_LINE)
+    }
+}
+
+/// Where a slot keeps what, in u32 words from its first line: the instants (each two
+/// words, low then high: `last_us`, then `Layout::latest`), `n`, the counts of
+/// `Layout::counts`, and its row in the partition's visit rows (`NONE` until the
+/// (member, day) has a visit).
+#[derive(Clone, Copy)]
+struct SlotShape {
+    instants: usize,
+    n_at: usize,
+    visit_row_at: usize,
+    /// Lines per slot.
+    lines: usize,
+}
+
+impl SlotShape {
+    fn new(layout: &Layout) -> Self {
+        let instants = 1 + layout.latest.len();
+        let n_at = 2 * instants;
+        let visit_row_at = n_at + 1 + layout.counts.len();
+        SlotShape {
+            instants,
+            n_at,
+            visit_row_at,
+            lines: (visit_row_at + 1).div_ceil(WORDS_PER_LINE),
+        }
+    }
+
+    /// A slot with no event yet.
+    fn empty(&self) -> Vec<Line> {
+        let mut lines = vec![Line([0; WORDS_PER_LINE]); self.lines];
+        let w = words_mut(&mut lines);
+        for i in 0..self.instants {
+            set_instant(w, i, NO_INSTANT);
+        }
+        w[self.visit_row_at] = NONE;
+        lines
+    }
+}
+
+fn instant(w: &[u32], i: usize) -> i64 {
+    ((u64::from(w[2 * i + 1]) << 32) | u64::from(w[2 * i])) as i64
+}
+
+fn set_instant(w: &mut [u32], i: usize, t: i64) {
+    w[2 * i] = t as u64 as u32;
+    w[2 * i + 1] = ((t as u64) >> 32) as u32;
+}
+
+fn raise_instant(w: &mut [u32], i: usize, t: i64) {
+    if t > instant(w, i) {
+        set_instant(w, i, t);
+    }
+}
+
+/// One member partition of the rollup: a slot per (member, day), stored row-major
+/// (a slot's counts and instants side by side on one cache line), and a visit row per
+/// (member, day) with a docs or billing visit (rare: most events are no visit, so
+/// the visit counts stay out of the slots and out of the main rollup frame).
+///
+/// Finding a row's slot: the member's last slot if it is the same day; a new slot if
+/// the day is after every day of the member so far (all a time-ordered export ever
+/// needs, with no map); otherwise, the first time, the member's slots are put in
+/// `slot_of` by walking its chain, and from then on its slots are found there. So any
+/// order of rows works, and ordered ones cost no hashing.
+pub(super) struct Partition {
+    /// (member, day) → slot, for indexed members only.
+    slot_of: PlHashMap<u64, u32>,
+    /// Per member of the partition (member / PARTITIONS).
+    state: Vec<MemberState>,
+    member: Vec<u32>,
+    day: Vec<i32>,
+    /// Per slot: the member's slot opened before it, or `NONE`.
+    previous: Vec<u32>,
+    /// `shape.lines` lines per slot.
+    lines: Vec<Line>,
+    shape: SlotShape,
+    empty_slot: Vec<Line>,
+    /// Per visit row: its slot.
+    visit_slot: Vec<u32>,
+    /// Per visit row, `Layout::visits.len()` counts.
+    visit_counts: Vec<u32>,
+    visit_width: usize,
+}
+
+impl Partition {
+    pub(super) fn new(layout: &Layout, members: usize) -> Self {
+        let start = MemberState {
+            recent_day: i32::MIN,
+            recent_slot: NONE,
+            latest_day: i32::MIN,
+            newest: NONE,
+            indexed: false,
+        };
+        let shape = SlotShape::new(layout);
+        Partition {
+            slot_of: PlHashMap::new(),
+            state: vec![start; members.div_ceil(PARTITIONS)],
+            member: Vec::new(),
+            day: Vec::new(),
+            previous: Vec::new(),
+            lines: Vec::new(),
+            shape,
+            empty_slot: shape.empty(),
+            visit_slot: Vec::new(),
+            visit_counts: Vec::new(),
+            visit_width: layout.visits.len(),
+        }
+    }
+
+    /// Its (member, day) slots so far.
+    pub(super) fn slots(&self) -> usize {
+        self.member.len()
+    }
+
+    /// Its visit rows so far.
+    pub(super) fn visit_rows(&self) -> usize {
+        self.visit_slot.len()
+    }
+
+    fn key(member: u32, day: i32) -> u64 {
+        (u64::from(member) << 32) | u64::from(day as u32)
+    }
+
+    /// A slot's words.
+    #[cfg(test)]
+    fn slot_words(&self, slot: usize) -> &[u32] {
+        words(&self.lines[slot * self.shape.lines..][..self.shape.lines])
+    }
+
+    /// Opens an empty slot for a (member, day) and links it into the member's chain.
+    fn open(&mut self, member: u32, day: i32) -> u32 {
+        let k = member as usize / PARTITIONS;
+        let slot = self.member.len() as u32;
+        self.member.push(member);
+        self.day.push(day);
+        self.previous.push(self.state[k].newest);
+        self.state[k].newest = slot;
+        self.lines.extend_from_slice(&self.empty_slot);
+        if self.state[k].indexed {
+            self.slot_of.insert(Self::key(member, day), slot);
+        }
+        slot
+    }
+
+    /// The slot of a (member, day), opened empty on first sight.
+    fn slot(&mut self, member: u32, day: i32) -> usize {
+        let k = member as usize / PARTITIONS;
+        let state = self.state[k];
+        if state.recent_day == day {
+            return state.recent_slot as usize;
+        }
+        let slot = if !state.indexed && day > state.latest_day {
+            self.open(member, day)
+        } else {
+            if !state.indexed {
+                let mut s = state.newest;
+                while s != NONE {
+                    self.slot_of
+                        .insert(Self::key(member, self.day[s as usize]), s);
+                    s = self.previous[s as usize];
+                }
+                self.state[k].indexed = true;
+            }
+            match self.slot_of.get(&Self::key(member, day)) {
+                Some(&s) => s,
+                None => self.open(member, day),
+            }
+        };
+        let state = &mut self.state[k];
+        state.latest_day = state.latest_day.max(day);
+        state.recent_day = day;
+        state.recent_slot = slot;
+        slot as usize
+    }
+
+    /// Phase two: adds this partition's rows of a chunk, a block at a time: the
+    /// block's member entries are prefetched, then its slots found and their lines
+    /// prefetched, then the counts added, so the cache misses of a block overlap.
+    pub(super) fn add(&mut self, rows: &[MemberRow], layout: &Layout) {
+        let shape = self.shape;
+        let mut slots = [0usize; SLOT_BLOCK];
+        for block in rows.chunks(SLOT_BLOCK) {
+            for r in block {
+                prefetch(&self.state[r.member as usize / PARTITIONS]);
+            }
+            for (s, r) in slots.iter_mut().zip(block) {
+                *s = self.slot(r.member, r.day);
+                for line in &self.lines[*s * shape.lines..][..shape.lines] {
+                    prefetch(line);
+                }
+            }
+            for (&s, r) in slots.iter().zip(block) {
+                let w = words_mut(&mut self.lines[s * shape.lines..][..shape.lines]);
+                w[shape.n_at] += 1;
+                raise_instant(w, 0, r.t);
+                if let Some(class) = layout.classes.get(r.class as usize) {
+                    for &c in &class.counts {
+                        w[shape.n_at + 1 + c] += 1;
+                    }
+                    for &l in &class.latest {
+                        raise_instant(w, 1 + l, r.t);
+                    }
+                }
+                if r.visits != 0 {
+                    if w[shape.visit_row_at] == NONE {
+                        w[shape.visit_row_at] = self.visit_slot.len() as u32;
+                        self.visit_slot.push(s as u32);
+                        let len = self.visit_counts.len();
+                        self.visit_counts.resize(len + self.visit_width, 0);
+                    }
+                    let row = w[shape.visit_row_at] as usize;
+                    let counts = &mut self.visit_counts[row * self.visit_width..];
+                    let mut bits = r.visits;
+                    while bits != 0 {
+                        counts[bits.trailing_zeros() as usize] += 1;
+                        bits &= bits - 1;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The columns of one rollup frame, at full length, before they become a frame.
+pub(super) struct Columns {
+    pub(super) member: Vec<u32>,
+    pub(super) day: Vec<i32>,
+    /// Events per row; empty in the visits frame, which has none.
+    pub(super) n: Vec<i64>,
+    pub(super) counts: Vec<Vec<u32>>,
+    pub(super) instants: Vec<Vec<i64>>,
+}
+
+impl Columns {
+    pub(super) fn new(lengths: &[usize], with_n: bool, counts: usize, instants: usize) -> Self {
+        let rows: usize = lengths.iter().sum();
+        // (One `vec![0; rows]` each, not clones: zeroed memory comes free from the OS.)
+        Columns {
+            member: vec![0; rows],
+            day: vec![0; rows],
+            n: if with_n { vec![0; rows] } else { Vec::new() },
+            counts: (0..counts).map(|_| vec![0; rows]).collect(),
+            instants: (0..instants).map(|_| vec![0; rows]).collect(),
+        }
+    }
+
+    /// Each partition's stretch of every column (`n` only where the frame has one).
+    pub(super) fn stretches(&mut self, lengths: &[usize]) -> Vec<Stretch<'_>> {
+        let with_n = self.n.len() == self.member.len();
+        let mut stretches: Vec<Stretch> = lengths.iter().map(|_| Stretch::default()).collect();
+        split_into(&mut self.member, lengths, &mut stretches, |s, x| {
+            s.member = x
+        });
+        split_into(&mut self.day, lengths, &mut stretches, |s, x| s.day = x);
+        if with_n {
+            split_into(&mut self.n, lengths, &mut stretches, |s, x| s.n = x);
+        }
+        for column in self.counts.iter_mut() {
+            split_into(column, lengths, &mut stretches, |s, x| s.counts.push(x));
+        }
+        for column in self.instants.iter_mut() {
+            split_into(column, lengths, &mut stretches, |s, x| s.instants.push(x));
+        }
+        stretches
+    }
+}
+
+/// One partition's stretch of every column of a frame.
+#[derive(Default)]
+pub(super) struct Stretch<'a> {
+    member: &'a mut [u32],
+    day: &'a mut [i32],
+    n: &'a mut [i64],
+    counts: Vec<&'a mut [u32]>,
+    instants: Vec<&'a mut [i64]>,
+}
+
+/// Cuts `column` into consecutive stretches of `lengths` and hands each to its
+/// partition's `Stretch`.
+fn split_into<'a, T>(
+    mut column: &'a mut [T],
+    lengths: &[usize],
+    stretches: &mut [Stretch<'a>],
+    mut put: impl FnMut(&mut Stretch<'a>, &'a mut [T]),
+) {
+    for (stretch, &len) in stretches.iter_mut().zip(lengths) {
+        let (mine, rest) = column.split_at_mut(len);
+        put(stretch, mine);
+        column = rest;
+    }
+}
+
+impl Partition {
+    /// Writes this partition's slots, row-major, into its stretch of the (member,
+    /// day) columns, and its visit rows into its stretch of the visit columns.
+    pub(super) fn write_into(self, days: Stretch, visits: Stretch) {
+        let shape = self.shape;
+        days.member.copy_from_slice(&self.member);
+        days.day.copy_from_slice(&self.day);
+        let Stretch {
+            n,
+            mut counts,
+            mut instants,
+            ..
+        } = days;
+        for (s, lines) in self.lines.chunks_exact(shape.lines).enumerate() {
+            let w = words(lines);
+            n[s] = i64::from(w[shape.n_at]);
+            for (c, column) in counts.iter_mut().enumerate() {
+                column[s] = w[shape.n_at + 1 + c];
+            }
+            for (i, column) in instants.iter_mut().enumerate() {
+                column[s] = instant(w, i);
+            }
+        }
+        let Stretch {
+            member,
+            day,
+            mut counts,
+            ..
+        } = visits;
+        for (v, &slot) in self.visit_slot.iter().enumerate() {
+            member[v] = self.member[slot as usize];
+            day[v] = self.day[slot as usize];
+            let row = &self.visit_counts[v * self.visit_width..][..self.visit_width];
+            for (column, &value) in counts.iter_mut().zip(row) {
+                column[v] = value;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::{set_count, VISIT_BILLING, VISIT_DOCS};
+
+    #[test]
+    fn a_member_day_seen_again_after_other_days_adds_to_its_first_slot() {
+        let layout = Layout::of_default_model();
+        let mut part = Partition::new(&layout, 8);
+        let row = |day, t| MemberRow {
+            t,
+            visits: 0,
+            member: 0,
+            day,
+            class: NONE,
+        };
+        // Day 5, then day 3, then day 5 again (found through the map, not the
+        // member's latest slot), then day 3 again.
+        part.add(&[row(5, 50), row(3, 30), row(5, 55), row(3, 31)], &layout);
+        assert_eq!(part.member, vec![0, 0]);
+        assert_eq!(part.day, vec![5, 3]);
+        let n = |slot: usize| part.slot_words(slot)[part.shape.n_at];
+        let last = |slot: usize| instant(part.slot_words(slot), 0);
+        assert_eq!((n(0), last(0)), (2, 55));
+        assert_eq!((n(1), last(1)), (2, 31));
+    }
+
+    #[test]
+    fn rows_in_any_order_find_their_member_day() {
+        let layout = Layout::of_default_model();
+        let mut part = Partition::new(&layout, 16);
+        // Members 0 and 8 share partition 0.
+        let row = |member, day| MemberRow {
+            t: i64::from(day),
+            visits: 0,
+            member,
+            day,
+            class: NONE,
+        };
+        let rows = [
+            row(0, 1),
+            row(8, 1),
+            row(0, 2),
+            row(8, 3),
+            row(0, 1), // out of order: member 0's slots get indexed, day 1 found
+            row(0, 3), // indexed member, new day
+            row(8, 2), // out of order for member 8, a day it never had
+            row(0, 2),
+        ];
+        part.add(&rows, &layout);
+        let slots: Vec<(u32, i32, u32)> = (0..part.member.len())
+            .map(|s| {
+                (
+                    part.member[s],
+                    part.day[s],
+                    part.slot_words(s)[part.shape.n_at],
+                )
+            })
+            .collect();
+        assert_eq!(
+            slots,
+            [
+                (0, 1, 2),
+                (8, 1, 1),
+                (0, 2, 2),
+                (8, 3, 1),
+                (0, 3, 1),
+                (8, 2, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_default_slot_is_one_cache_line() {
+        let layout = Layout::of_default_model();
+        let shape = SlotShape::new(&layout);
+        assert_eq!(shape.lines, 1);
+        let empty = shape.empty();
+        assert_eq!(std::mem::align_of_val(&empty[0]), 64);
+        let w = words(&empty);
+        assert_eq!(instant(w, 0), NO_INSTANT);
+        assert_eq!(w[shape.n_at], 0);
+        assert_eq!(w[shape.visit_row_at], NONE);
+        let mut w = [0u32; 2];
+        for t in [0, -1, 1 << 40, i64::MIN, i64::MAX, -(7 << 33) + 5] {
+            set_instant(&mut w, 0, t);
+            assert_eq!(instant(&w, 0), t);
+        }
+    }
+
+    #[test]
+    fn a_slot_wider_than_a_line_keeps_every_count() {
+        let mut layout = Layout::of_default_model();
+        // Seven more counted sets than the default: the slot takes two lines and the
+        // visit row's word sits on the second.
+        for i in 0..7 {
+            layout.counts.push(format!("n__extra{i}"));
+        }
+        let shape = SlotShape::new(&layout);
+        assert_eq!(shape.lines, 2);
+        assert!(shape.visit_row_at >= WORDS_PER_LINE);
+        let mut part = Partition::new(&layout, 16);
+        let saved = layout.class_of["insight saved"] as u32;
+        let row = |member, day, t, visits| MemberRow {
+            t,
+            visits,
+            member,
+            day,
+            class: saved,
+        };
+        let rows = [
+            row(0, 1, 10, 0),
+            row(8, 1, 11, 1 << VISIT_DOCS),
+            row(0, 1, 12, 1 << VISIT_BILLING),
+        ];
+        part.add(&rows, &layout);
+        let lengths = [part.member.len()];
+        let visit_lengths = [part.visit_slot.len()];
+        let mut days = Columns::new(&lengths, true, layout.counts.len(), 1 + layout.latest.len());
+        let mut visits = Columns::new(&visit_lengths, false, layout.visits.len(), 0);
+        let day_stretch = days.stretches(&lengths).pop().unwrap();
+        let visit_stretch = visits.stretches(&visit_lengths).pop().unwrap();
+        part.write_into(day_stretch, visit_stretch);
+        assert_eq!(days.member, vec![0, 8]);
+        assert_eq!(days.n, vec![2, 1]);
+        assert_eq!(days.instants[0], vec![12, 11]);
+        let saved_column = layout
+            .counts
+            .iter()
+            .position(|c| c == &set_count("insight_saved"))
+            .unwrap();
+        assert_eq!(days.counts[saved_column], vec![2, 1]);
+        assert!(days.counts[layout.counts.len() - 1].iter().all(|&c| c == 0));
+        // Visit rows in order of first visit: member 8's docs, then member 0's billing.
+        assert_eq!(visits.member, vec![8, 0]);
+        assert_eq!(visits.counts[VISIT_DOCS], vec![1, 0]);
+        assert_eq!(visits.counts[VISIT_BILLING], vec![0, 1]);
+    }
+
+    #[test]
+    fn visits_get_a_row_per_member_day_with_one() {
+        let layout = Layout::of_default_model();
+        let mut part = Partition::new(&layout, 8);
+        let pageview = layout.class_of["$pageview"] as u32;
+        let row = |day, visits| MemberRow {
+            t: i64::from(day),
+            visits,
+            member: 0,
+            day,
+            class: pageview,
+        };
+        let docs = 1 << VISIT_DOCS;
+        let billing = 1 << VISIT_BILLING;
+        // Day 1: no visit; day 2: docs twice and billing once (one row); day 1 again
+        // with a billing visit: its row opens after day 2's.
+        part.add(
+            &[
+                row(1, 0),
+                row(2, docs),
+                row(2, docs | billing),
+                row(1, billing),
+            ],
+            &layout,
+        );
+        assert_eq!(part.visit_slot, vec![1, 0]);
+        let counts = |v: usize| part.visit_counts[v * part.visit_width..][..2].to_vec();
+        assert_eq!(counts(0), vec![2, 1]);
+        assert_eq!(counts(1), vec![0, 1]);
+        assert_eq!(part.slot_words(0)[part.shape.n_at], 2);
+        assert_eq!(part.slot_words(1)[part.shape.n_at], 2);
+    }
+}
