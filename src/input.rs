@@ -453,13 +453,13 @@ fn file_schema(path: &Path) -> Result<SchemaRef, InputError> {
         .map_err(|e| unreadable(path, e))
 }
 
-/// Loads one table, or `None` when an optional table is absent.
 /// The accounts table of an input folder alone, normalised (`explain` reads the
 /// plans from it); `None` when the folder has none.
 pub fn load_accounts(dir: &Path) -> Result<Option<DataFrame>, InputError> {
     Ok(load_table(dir, &ACCOUNTS)?.map(|(df, _)| df))
 }
 
+/// Loads one table, or `None` when an optional table is absent.
 fn load_table(dir: &Path, spec: &TableSpec) -> Result<Option<(DataFrame, usize)>, InputError> {
     let Some(files) = find_table_files(dir, spec.name)? else {
         if spec.required {
