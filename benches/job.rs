@@ -60,12 +60,18 @@ fn runs() -> usize {
         .unwrap_or(3)
 }
 
-/// What `measure` found of one command: its median wall seconds and largest peak
-/// resident memory (MiB), and its wall time in each round.
+/// What `measure` found of one command: its largest peak resident memory (MiB) and
+/// its wall time in each round.
 struct Measured {
-    wall: f64,
     mib: f64,
     rounds: Vec<f64>,
+}
+
+impl Measured {
+    /// Median wall seconds.
+    fn wall(&self) -> f64 {
+        median(self.rounds.clone())
+    }
 }
 
 /// Runs the commands in rounds, each round every command once in turn, `runs()`
@@ -75,7 +81,6 @@ fn measure(cmds: &mut [Command]) -> Vec<Measured> {
     let mut found: Vec<Measured> = cmds
         .iter()
         .map(|_| Measured {
-            wall: 0.0,
             mib: 0.0,
             rounds: Vec::new(),
         })
@@ -86,9 +91,6 @@ fn measure(cmds: &mut [Command]) -> Vec<Measured> {
             m.rounds.push(wall);
             m.mib = m.mib.max(mib);
         }
-    }
-    for m in &mut found {
-        m.wall = median(m.rounds.clone());
     }
     found
 }
@@ -260,13 +262,13 @@ fn main() {
             "{:>6} {:>12} {:>8.2} {:>12.0} {:>8.0} {:>8.2} {:>9.0} {:>8.2} {:>10.2} {:>8.2} {:>12.0}",
             size.name,
             events,
-            job.wall,
-            events as f64 / job.wall,
+            job.wall(),
+            events as f64 / job.wall(),
             job.mib,
-            scan.wall,
+            scan.wall(),
             scan.mib,
             ratio(job, scan),
-            stream.wall,
+            stream.wall(),
             ratio(job, stream),
             stream.mib
         );
