@@ -207,7 +207,19 @@ impl Inputs {
 pub struct EventsScan {
     /// Every file, as one frame, in file order.
     pub frame: LazyFrame,
-    files: Vec<TableFile>,
+    /// Every file alone, in file order (the events pass reads them one by one).
+    pub files: Vec<EventsFile>,
+}
+
+/// One file of the event export, its schema checked.
+pub struct EventsFile {
+    pub path: PathBuf,
+    /// The file's columns as polars reads them (before normalising).
+    pub schema: SchemaRef,
+    /// `key=value` folder names between the table folder and the file.
+    pub hive: Vec<(String, String)>,
+    /// The file's event columns, normalised (see `normalise`).
+    pub frame: LazyFrame,
 }
 
 impl EventsScan {
@@ -219,7 +231,11 @@ impl EventsScan {
     /// column, an unreadable page) by reading the files one by one; runs only then.
     pub fn blame(&self, e: Option<PolarsError>) -> InputError {
         for f in &self.files {
-            if let Err(err) = load_file(f, &EVENTS, &[]) {
+            let f = TableFile {
+                path: f.path.clone(),
+                hive: f.hive.clone(),
+            };
+            if let Err(err) = load_file(&f, &EVENTS, &[]) {
                 return err;
             }
         }
@@ -304,13 +320,24 @@ fn scan_events(dir: &Path) -> Result<EventsScan, InputError> {
         dir: dir.display().to_string(),
         table: EVENTS.name.into(),
     })?;
-    let mut frames = Vec::with_capacity(files.len());
-    for f in &files {
+    let mut checked = Vec::with_capacity(files.len());
+    for f in files {
         let schema = file_schema(&f.path)?;
-        frames.push(scan_file(&f.path)?.select(normalised_columns(f, &schema, &EVENTS, &[])?));
+        let frame = scan_file(&f.path)?.select(normalised_columns(&f, &schema, &EVENTS, &[])?);
+        checked.push(EventsFile {
+            path: f.path,
+            schema,
+            hive: f.hive,
+            frame,
+        });
     }
-    let frame = concat(frames, UnionArgs::default()).map_err(|e| unreadable(&files[0].path, e))?;
-    Ok(EventsScan { frame, files })
+    let frames: Vec<LazyFrame> = checked.iter().map(|f| f.frame.clone()).collect();
+    let frame =
+        concat(frames, UnionArgs::default()).map_err(|e| unreadable(&checked[0].path, e))?;
+    Ok(EventsScan {
+        frame,
+        files: checked,
+    })
 }
 
 /// The usage table: its fixed columns plus every counter column, each counter

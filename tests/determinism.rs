@@ -89,6 +89,126 @@ fn events_read_in_tiny_chunks_give_the_same_bytes() {
     assert!(whole == outputs(&w), "chunked reading changed the outputs");
 }
 
+/// `run` at AS_OF with extra environment variables; panics unless it succeeds.
+fn run_with_env(w: &Workdir, env: &[(&str, &str)]) {
+    let (i, o) = (w.input(), w.out());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_account-health"))
+        .args(["run", "--quiet", "--as-of", AS_OF, "--input"])
+        .arg(&i)
+        .arg("--out")
+        .arg(&o)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn both_event_readers_give_the_same_bytes() {
+    let w = Workdir::new();
+    w.generate(30, 70, 5);
+    w.run(&[]);
+    let pages = outputs(&w);
+    run_with_env(&w, &[("ACCOUNT_HEALTH_EVENTS_READER", "polars")]);
+    assert!(
+        pages == outputs(&w),
+        "the polars reader changed the outputs"
+    );
+    run_with_env(
+        &w,
+        &[
+            ("ACCOUNT_HEALTH_EVENTS_READER", "polars"),
+            ("ACCOUNT_HEALTH_EVENTS_CHUNK_ROWS", "777"),
+        ],
+    );
+    assert!(
+        pages == outputs(&w),
+        "polars' reader in small chunks changed the outputs"
+    );
+}
+
+#[test]
+fn plain_encoded_and_hive_event_columns_read_like_dictionary_ones() {
+    use polars::prelude::*;
+    let w = Workdir::new();
+    w.generate(12, 40, 6);
+    w.run(&[]);
+    let tables = |w: &Workdir| -> Vec<(String, Vec<u8>)> {
+        outputs(w)
+            .into_iter()
+            .filter(|(name, _)| name != "manifest.json")
+            .collect()
+    };
+    let dictionary = tables(&w);
+    // Every URL made unique by a query string (the path, all the rules read, is
+    // unchanged), so the writer stores current_url plainly, not as a dictionary; and
+    // org_id moved from the rows to hive folders (`org_id=...`), one file per org.
+    let folder = w.input().join("events");
+    let mut all = DataFrame::empty();
+    for f in parquet_files(&folder) {
+        let part = read_parquet(&f);
+        all = if all.width() == 0 {
+            part
+        } else {
+            all.vstack(&part).unwrap()
+        };
+    }
+    let n = all.height() as u32;
+    let all = all
+        .lazy()
+        .with_column(
+            concat_str(
+                [
+                    col("current_url"),
+                    lit("?row="),
+                    lit(Series::new("row".into(), (0..n).collect::<Vec<u32>>()))
+                        .cast(DataType::String),
+                ],
+                "",
+                false,
+            )
+            .alias("current_url"),
+        )
+        .collect()
+        .unwrap();
+    std::fs::remove_dir_all(&folder).unwrap();
+    for (org, rows) in all
+        .partition_by_stable(["org_id"], true)
+        .unwrap()
+        .into_iter()
+        .map(|df| {
+            let org = df
+                .column("org_id")
+                .unwrap()
+                .str()
+                .unwrap()
+                .get(0)
+                .unwrap()
+                .to_string();
+            (org, df.drop("org_id").unwrap())
+        })
+    {
+        write_parquet(
+            &folder.join(format!("org_id={org}")).join("part.parquet"),
+            &rows,
+        );
+    }
+    w.run(&[]);
+    assert!(
+        dictionary == tables(&w),
+        "plain URLs and hive org ids changed the tables"
+    );
+    run_with_env(&w, &[("ACCOUNT_HEALTH_EVENTS_READER", "polars")]);
+    assert!(
+        dictionary == tables(&w),
+        "the polars reader differs on them"
+    );
+}
+
 /// Every `*.parquet` file under `dir`, at any depth.
 fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();

@@ -4,8 +4,8 @@ use std::hash::BuildHasher;
 
 use polars::prelude::*;
 
-use super::memory::{prefetch, prefetch_str, with_huge_pages};
-use super::{ChunkArrays, NONE};
+use super::memory::{prefetch, with_huge_pages};
+use super::NONE;
 
 /// Finds a member's number from its org_id and distinct_id. One open-addressing table
 /// of 8-byte entries (a 32-bit tag from the hash, and where the member's key starts),
@@ -120,33 +120,23 @@ impl MemberIndex {
         self.find_from(hash as usize & self.mask, hash, org, person)
     }
 
-    /// The member (or `NONE`) of each row in `rows`, appended to `out`. A block of
-    /// rows at a time, in three steps whose memory loads overlap across the block:
-    /// hash and prefetch the table entry, read the entry and prefetch the member's
-    /// key, compare keys (and probe further on a collision). The next block's id
-    /// strings are prefetched before this block is hashed.
-    pub(super) fn find_rows(
-        &self,
-        a: &ChunkArrays,
-        rows: std::ops::Range<usize>,
-        out: &mut Vec<u32>,
-    ) {
+    /// The member (or `NONE`) of one (org, person) pair.
+    pub(super) fn find(&self, org: &str, person: &str) -> u32 {
+        self.find_hashed(self.hash(org, person), org, person)
+    }
+
+    /// The member (or `NONE`) of each (org, person) pair, appended to `out`. A block
+    /// of pairs at a time, in three steps whose memory loads overlap across the
+    /// block: hash and prefetch the table entry, read the entry and prefetch the
+    /// member's key, compare keys (and probe further on a collision).
+    pub(super) fn find_all(&self, pairs: &[(&str, &str)], out: &mut Vec<u32>) {
         let mut hashes = [0u64; LOOKUP_BLOCK];
-        // Each row's ids, found in its view once for hashing and comparing both.
-        let mut ids = [("", ""); LOOKUP_BLOCK];
-        for start in rows.clone().step_by(LOOKUP_BLOCK) {
-            let block = start..(start + LOOKUP_BLOCK).min(rows.end);
-            // The next block's strings, for hashing them then.
-            for i in block.end..(block.end + LOOKUP_BLOCK).min(rows.end) {
-                prefetch_str(a.org, i);
-                prefetch_str(a.person, i);
-            }
-            for ((h, id), i) in hashes.iter_mut().zip(ids.iter_mut()).zip(block.clone()) {
-                *id = (a.org.value(i), a.person.value(i));
-                *h = self.hash(id.0, id.1);
+        for block in pairs.chunks(LOOKUP_BLOCK) {
+            for (h, &(org, person)) in hashes.iter_mut().zip(block) {
+                *h = self.hash(org, person);
                 prefetch(&self.table[*h as usize & self.mask]);
             }
-            for h in hashes.iter().take(block.len()) {
+            for h in &hashes[..block.len()] {
                 let e = self.table[*h as usize & self.mask];
                 if e != EMPTY && e >> 32 == tag(*h) {
                     // A key of up to 64 bytes may straddle two cache lines.
@@ -155,7 +145,7 @@ impl MemberIndex {
                     prefetch(&self.keys[(key + 63).min(self.keys.len() - 1)]);
                 }
             }
-            for (h, &(org, person)) in hashes.iter().zip(&ids).take(block.len()) {
+            for (h, &(org, person)) in hashes.iter().zip(block) {
                 out.push(self.find_hashed(*h, org, person));
             }
         }
@@ -174,8 +164,7 @@ mod tests {
         )
         .unwrap();
         let index = MemberIndex::new(&keys).unwrap();
-        let find =
-            |org: &str, person: &str| index.find_hashed(index.hash(org, person), org, person);
+        let find = |org: &str, person: &str| index.find(org, person);
         assert_eq!(find("a", "x"), 0);
         assert_eq!(find("a", "y"), 1);
         assert_eq!(find("ax", ""), 2);
@@ -195,13 +184,34 @@ mod tests {
         let people: Vec<String> = (0..3000).map(|i| format!("person-{i}")).collect();
         let keys = df!("org_id" => &orgs, "distinct_id" => &people).unwrap();
         let index = MemberIndex::new(&keys).unwrap();
-        let find =
-            |org: &str, person: &str| index.find_hashed(index.hash(org, person), org, person);
+        let find = |org: &str, person: &str| index.find(org, person);
         for (i, (org, person)) in orgs.iter().zip(&people).enumerate() {
             assert_eq!(find(org, person), i as u32);
             // The same person under the next org is no member.
             let other = format!("org{}", (i + 1) % 37);
             assert_eq!(find(&other, person), NONE);
         }
+    }
+
+    #[test]
+    fn a_batch_finds_what_single_lookups_find() {
+        // Members and strangers interleaved, over more than one lookup block.
+        let orgs: Vec<String> = (0..100).map(|i| format!("org{}", i % 7)).collect();
+        let people: Vec<String> = (0..100).map(|i| format!("p{i}")).collect();
+        let keys = df!("org_id" => &orgs, "distinct_id" => &people).unwrap();
+        let index = MemberIndex::new(&keys).unwrap();
+        let strangers: Vec<String> = (0..100).map(|i| format!("q{i}")).collect();
+        let pairs: Vec<(&str, &str)> = (0..100)
+            .flat_map(|i| {
+                [
+                    (orgs[i].as_str(), people[i].as_str()),
+                    (orgs[i].as_str(), strangers[i].as_str()),
+                ]
+            })
+            .collect();
+        let mut found = Vec::new();
+        index.find_all(&pairs, &mut found);
+        let expected: Vec<u32> = (0..100u32).flat_map(|i| [i, NONE]).collect();
+        assert_eq!(found, expected);
     }
 }

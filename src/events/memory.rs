@@ -1,8 +1,6 @@
 //! Memory hints of the events pass: prefetches and huge pages. None of them changes
 //! a result, only when memory is read.
 
-use super::StrArray;
-
 /// An empty vector with room for `capacity` items, in memory the kernel is asked to
 /// back with 2 MB pages (Linux, where transparent huge pages are allowed on request):
 /// the pass reads these tables at random, and with 4 KB pages nearly every read of a
@@ -28,20 +26,6 @@ pub(super) fn with_huge_pages<T>(capacity: usize) -> Vec<T> {
         }
     }
     v
-}
-
-/// Asks the CPU to start loading the bytes of row `i`'s string, where they are not
-/// inline in its view (strings over 12 bytes).
-#[inline(always)]
-pub(super) fn prefetch_str(strings: &StrArray, i: usize) {
-    let view = strings.views()[i];
-    if view.length > 12 {
-        if let Some(b) = strings.data_buffers().get(view.buffer_idx as usize) {
-            if let Some(byte) = b.get(view.offset as usize) {
-                prefetch(byte);
-            }
-        }
-    }
 }
 
 /// Asks the CPU to start loading `value`'s cache line; a hint, never a fault.

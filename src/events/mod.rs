@@ -26,6 +26,9 @@ use std::num::NonZeroUsize;
 use std::sync::mpsc::sync_channel;
 
 use polars::prelude::*;
+use polars_arrow::array::{Array, DictionaryArray, PrimitiveArray, Utf8ViewArray};
+use polars_arrow::bitmap::Bitmap;
+use polars_buffer::Buffer;
 use rayon::prelude::*;
 
 use crate::error::InputError;
@@ -35,10 +38,10 @@ use crate::time::MICROS_PER_DAY;
 
 mod member_index;
 mod memory;
+mod pages;
 mod slots;
 
 use member_index::MemberIndex;
-use memory::prefetch_str;
 use slots::{Columns, Partition};
 
 /// The member events, rolled up to one row per member and UTC day, plus what the pass
@@ -257,9 +260,6 @@ const NONE: u32 = u32::MAX;
 /// there are; fixed, so the rollup's row order does not depend on `--threads`.
 const PARTITIONS: usize = 8;
 
-/// How many rows ahead the URL of a row is prefetched.
-const URL_AHEAD: usize = 16;
-
 /// What the first phase finds out about one member event, all the second phase needs.
 #[derive(Clone, Copy)]
 struct MemberRow {
@@ -298,47 +298,245 @@ impl Totals {
     }
 }
 
-/// polars' string array (Arrow's Utf8View).
-type StrArray = <StringType as PolarsDataType>::Array;
-
-/// The columns of one streamed chunk that the pass reads, as Arrow arrays.
-struct ChunkArrays<'c> {
-    timestamp: &'c [i64],
-    event: &'c StrArray,
-    person: &'c StrArray,
-    org: &'c StrArray,
-    url: &'c StrArray,
+/// A string column of one chunk, coded: row i holds `values[keys[i]]`, and rows with
+/// equal keys hold equal strings, so what depends only on the string is worked out
+/// once per key. Read from a Parquet dictionary, the keys are its indices; a column
+/// polars decoded has one key per row.
+pub(super) struct Coded {
+    keys: Buffer<u32>,
+    values: Utf8ViewArray,
+    /// Null rows (unset bits); `None` when no row is null.
+    validity: Option<Bitmap>,
 }
 
-/// The URL classes of a row (SPEC 3): docs and product-docs visits are pageviews
-/// under their path prefix; a billing visit is `billing v2 shown` or a pageview under
-/// the billing path. A null URL is no visit.
-fn visits(layout: &Layout, class: &EventClass, url: Option<&str>) -> u64 {
-    let path = url.filter(|_| class.pageview).map(url_path);
-    let mut bits = 0;
-    if let Some(path) = path {
-        if path.starts_with(&layout.docs_prefix) {
-            bits |= 1 << VISIT_DOCS;
-        }
-        if path.starts_with(&layout.billing_prefix) {
-            bits |= 1 << VISIT_BILLING;
-        }
-        for (j, prefix) in layout.product_docs.iter().enumerate() {
-            if path.starts_with(prefix.as_str()) {
-                bits |= 1 << (VISIT_PRODUCTS + j);
-            }
+impl Coded {
+    fn from_dictionary(d: &DictionaryArray<u32>) -> PolarsResult<Coded> {
+        let values = d
+            .values()
+            .as_any()
+            .downcast_ref::<Utf8ViewArray>()
+            .ok_or_else(|| polars_err!(ComputeError: "a dictionary of no strings"))?;
+        Ok(Coded {
+            keys: d.keys().values().clone(),
+            values: values.clone(),
+            validity: d.keys().validity().cloned(),
+        })
+    }
+
+    fn from_strings(values: Utf8ViewArray) -> Coded {
+        Coded {
+            keys: (0..values.len() as u32).collect(),
+            validity: values.validity().cloned(),
+            values,
         }
     }
+
+    /// `rows` rows of one value.
+    fn constant(value: &str, rows: usize) -> Coded {
+        Coded {
+            keys: vec![0; rows].into(),
+            values: Utf8ViewArray::from_slice_values([value]),
+            validity: None,
+        }
+    }
+
+    fn null_count(&self) -> usize {
+        self.validity.as_ref().map_or(0, Bitmap::unset_bits)
+    }
+
+    fn is_valid(&self, row: usize) -> bool {
+        self.validity.as_ref().is_none_or(|v| v.get_bit(row))
+    }
+
+    fn key(&self, row: usize) -> usize {
+        self.keys[row] as usize
+    }
+
+    fn value(&self, key: usize) -> &str {
+        self.values.value(key)
+    }
+
+    fn slice(&self, rows: std::ops::Range<usize>) -> Coded {
+        Coded {
+            keys: self.keys.clone().sliced(rows.clone()),
+            values: self.values.clone(),
+            validity: self
+                .validity
+                .clone()
+                .map(|v| v.sliced(rows.start, rows.len())),
+        }
+    }
+}
+
+/// The event columns of one chunk of rows, as the pass reads them.
+pub(super) struct Chunk {
+    /// Microseconds since the epoch, UTC.
+    timestamp: PrimitiveArray<i64>,
+    event: Coded,
+    person: Coded,
+    org: Coded,
+    /// `None` when the file has no `current_url` (every row null).
+    url: Option<Coded>,
+}
+
+impl Chunk {
+    /// A chunk of the normalised polars scan; `None` when it has no rows.
+    fn from_frame(frame: &DataFrame) -> PolarsResult<Option<Chunk>> {
+        let strings = |name: &str| -> PolarsResult<Option<Coded>> {
+            let column = frame.column(name)?.str()?.rechunk();
+            let array = column.downcast_iter().next().cloned();
+            Ok(array.map(Coded::from_strings))
+        };
+        let timestamp = frame.column("timestamp")?.i64()?.rechunk();
+        let (Some(timestamp), Some(event), Some(person), Some(org), Some(url)) = (
+            timestamp.downcast_iter().next(),
+            strings("event")?,
+            strings("distinct_id")?,
+            strings("org_id")?,
+            strings("current_url")?,
+        ) else {
+            return Ok(None);
+        };
+        Ok(Some(Chunk {
+            timestamp: timestamp.clone(),
+            event,
+            person,
+            org,
+            url: Some(url),
+        }))
+    }
+
+    fn len(&self) -> usize {
+        self.timestamp.len()
+    }
+
+    /// A required column (`timestamp`, `event`, `distinct_id`, `org_id`) holds a null.
+    fn has_null_in_required(&self) -> bool {
+        self.timestamp.null_count() > 0
+            || [&self.event, &self.person, &self.org]
+                .iter()
+                .any(|c| c.null_count() > 0)
+    }
+
+    fn slice(&self, rows: std::ops::Range<usize>) -> Chunk {
+        Chunk {
+            timestamp: self.timestamp.clone().sliced(rows.start, rows.len()),
+            event: self.event.slice(rows.clone()),
+            person: self.person.slice(rows.clone()),
+            org: self.org.slice(rows.clone()),
+            url: self.url.as_ref().map(|u| u.slice(rows)),
+        }
+    }
+}
+
+/// The visit bits of a pageview at a URL path (SPEC 3): docs and product-docs visits
+/// are pageviews under their path prefix, a billing visit one under the billing path.
+fn path_visits(layout: &Layout, path: &str) -> u64 {
+    let mut bits = 0;
+    if path.starts_with(&layout.docs_prefix) {
+        bits |= 1 << VISIT_DOCS;
+    }
+    if path.starts_with(&layout.billing_prefix) {
+        bits |= 1 << VISIT_BILLING;
+    }
+    for (j, prefix) in layout.product_docs.iter().enumerate() {
+        if path.starts_with(prefix.as_str()) {
+            bits |= 1 << (VISIT_PRODUCTS + j);
+        }
+    }
+    bits
+}
+
+/// The URL classes of a row of an event class, given the path visits of its URL
+/// (`None` for a null URL): only a pageview visits a path, and `billing v2 shown` is
+/// a billing visit wherever it is.
+fn visits(class: &EventClass, path_visits: Option<u64>) -> u64 {
+    let mut bits = path_visits.filter(|_| class.pageview).unwrap_or(0);
     if class.billing_shown {
         bits |= 1 << VISIT_BILLING;
     }
     bits
 }
 
+/// What the rows of one chunk need of each key, worked out once per key.
+struct KeyFacts {
+    /// Per event key: its index into `Layout::classes`, or `NONE`.
+    class: Vec<u32>,
+    /// Per URL key: what a pageview there visits.
+    path_visits: Vec<u64>,
+    /// Per person key: the org key of its first row (`NONE` when no row has it).
+    first_org: Vec<u32>,
+    /// Per person key: the member of (its first row's org, the person), or `NONE`.
+    member: Vec<u32>,
+}
+
+/// Keys per parallel task of `KeyFacts::new`.
+const KEYS_PER_TASK: usize = 4096;
+
+impl KeyFacts {
+    fn new(c: &Chunk, layout: &Layout, members: &MemberIndex) -> KeyFacts {
+        let class = (0..c.event.values.len())
+            .into_par_iter()
+            .with_min_len(KEYS_PER_TASK)
+            .map(|k| {
+                layout
+                    .class_of
+                    .get(c.event.value(k))
+                    .map_or(NONE, |&class| class as u32)
+            })
+            .collect();
+        let path_visits = c.url.as_ref().map_or_else(Vec::new, |u| {
+            (0..u.values.len())
+                .into_par_iter()
+                .with_min_len(KEYS_PER_TASK)
+                .map(|k| path_visits(layout, url_path(u.value(k))))
+                .collect()
+        });
+        // Most people appear under one org: each is looked up once, under the org of
+        // its first row; rows of another org are looked up on their own.
+        let mut first_org = vec![NONE; c.person.values.len()];
+        for (&p, &o) in c.person.keys.iter().zip(c.org.keys.iter()) {
+            let first = &mut first_org[p as usize];
+            if *first == NONE {
+                *first = o;
+            }
+        }
+        let people: Vec<u32> = (0..first_org.len() as u32)
+            .filter(|&p| first_org[p as usize] != NONE)
+            .collect();
+        let found: Vec<Vec<u32>> = people
+            .par_chunks(KEYS_PER_TASK)
+            .map(|people| {
+                let pairs: Vec<(&str, &str)> = people
+                    .iter()
+                    .map(|&p| {
+                        let org = c.org.value(first_org[p as usize] as usize);
+                        (org, c.person.value(p as usize))
+                    })
+                    .collect();
+                let mut found = Vec::with_capacity(pairs.len());
+                members.find_all(&pairs, &mut found);
+                found
+            })
+            .collect();
+        let mut member = vec![NONE; first_org.len()];
+        for (&p, m) in people.iter().zip(found.into_iter().flatten()) {
+            member[p as usize] = m;
+        }
+        KeyFacts {
+            class,
+            path_visits,
+            first_org,
+            member,
+        }
+    }
+}
+
 /// Phase one, over a range of rows: each member event's facts, sorted into the
 /// member partitions in row order, and the totals over every row.
 fn member_rows(
-    a: &ChunkArrays,
+    c: &Chunk,
+    facts: &KeyFacts,
     rows: std::ops::Range<usize>,
     layout: &Layout,
     members: &MemberIndex,
@@ -346,49 +544,37 @@ fn member_rows(
     let mut parts: Vec<Vec<MemberRow>> = (0..PARTITIONS)
         .map(|_| Vec::with_capacity(rows.len() / PARTITIONS + 16))
         .collect();
+    let timestamps = c.timestamp.values();
     let mut totals = Totals {
         rows: rows.len() as u64,
-        latest_us: a.timestamp[rows.clone()].iter().copied().max(),
+        latest_us: timestamps[rows.clone()].iter().copied().max(),
         ..Totals::default()
     };
-    let mut member_of_row = Vec::with_capacity(rows.len());
-    members.find_rows(a, rows.clone(), &mut member_of_row);
-    // The class of each event name's view, so each distinct name is hashed and
-    // compared once per range, not once per row. (Equal views in one array are
-    // equal strings, and dictionary-encoded columns repeat them.)
-    let mut class_of_view: PlHashMap<u128, u32> = PlHashMap::new();
-    let event_views = a.event.views();
     // Events per day, counted in runs: a time-ordered export changes day rarely.
     let mut run = (i32::MIN, 0u64);
-    let end = rows.end;
-    for (i, member) in rows.zip(member_of_row) {
-        // A later row's URL, so that it has arrived when that row is classified.
-        if i + URL_AHEAD < end {
-            prefetch_str(a.url, i + URL_AHEAD);
-        }
-        let t = a.timestamp[i];
+    for i in rows {
+        let t = timestamps[i];
         let day = t.div_euclid(MICROS_PER_DAY) as i32;
         if day != run.0 {
             totals.add_events_of_day(run.0, run.1);
             run = (day, 0);
         }
         run.1 += 1;
+        let (person, org) = (c.person.key(i), c.org.key(i));
+        let member = if facts.first_org[person] as usize == org {
+            facts.member[person]
+        } else {
+            members.find(c.org.value(org), c.person.value(person))
+        };
         if member == NONE {
             totals.unknown_member_events += 1;
             continue;
         }
-        let class = *class_of_view
-            .entry(event_views[i].as_u128())
-            .or_insert_with(|| {
-                layout
-                    .class_of
-                    .get(a.event.value(i))
-                    .map_or(NONE, |&c| c as u32)
-            });
-        let visits = layout
-            .classes
-            .get(class as usize)
-            .map_or(0, |c| visits(layout, c, a.url.get(i)));
+        let class = facts.class[c.event.key(i)];
+        let visits = layout.classes.get(class as usize).map_or(0, |class| {
+            let url = c.url.as_ref().filter(|u| u.is_valid(i));
+            visits(class, url.map(|u| facts.path_visits[u.key(i)]))
+        });
         parts[member as usize % PARTITIONS].push(MemberRow {
             t,
             visits,
@@ -428,43 +614,19 @@ impl<'a> Accumulator<'a> {
         }
     }
 
-    /// Adds one streamed chunk of normalised event rows: phase one over row ranges,
-    /// then phase two over member partitions, each on all threads.
-    fn add(&mut self, chunk: &DataFrame) -> PolarsResult<()> {
-        let required = ["timestamp", "event", "distinct_id", "org_id"];
-        if required
-            .iter()
-            .any(|c| chunk.column(c).map_or(true, |c| c.null_count() > 0))
-        {
+    /// Adds one chunk of event rows: the facts of its keys, then phase one over row
+    /// ranges and phase two over member partitions, each on all threads.
+    fn add(&mut self, chunk: &Chunk) {
+        if chunk.has_null_in_required() {
             self.null_in_required = true;
-            return Ok(());
+            return;
         }
-        let timestamp = chunk.column("timestamp")?.i64()?.rechunk();
-        let event = chunk.column("event")?.str()?.rechunk();
-        let person = chunk.column("distinct_id")?.str()?.rechunk();
-        let org = chunk.column("org_id")?.str()?.rechunk();
-        let url = chunk.column("current_url")?.str()?.rechunk();
-        let (Some(timestamp), Some(event), Some(person), Some(org), Some(url)) = (
-            timestamp.downcast_iter().next(),
-            event.downcast_iter().next(),
-            person.downcast_iter().next(),
-            org.downcast_iter().next(),
-            url.downcast_iter().next(),
-        ) else {
-            return Ok(()); // an empty chunk
-        };
-        let a = ChunkArrays {
-            timestamp: timestamp.values(),
-            event,
-            person,
-            org,
-            url,
-        };
         let (layout, members) = (self.layout, self.members);
-        // Phase one: a few ranges per thread, so that a thread that polars' decoding
-        // slows down does not hold the others at the end of the phase; each partition
-        // then takes its rows range by range, in row order, so the cut changes nothing.
-        let len = a.timestamp.len();
+        let facts = KeyFacts::new(chunk, layout, members);
+        // Phase one: a few ranges per thread, so that a slow thread does not hold the
+        // others at the end of the phase; each partition then takes its rows range by
+        // range, in row order, so the cut changes nothing.
+        let len = chunk.len();
         let step = len
             .div_ceil(RANGES_PER_THREAD * rayon::current_num_threads())
             .max(1);
@@ -474,7 +636,7 @@ impl<'a> Accumulator<'a> {
             .collect();
         let found: Vec<(Vec<Vec<MemberRow>>, Totals)> = ranges
             .into_par_iter()
-            .map(|r| member_rows(&a, r, layout, members))
+            .map(|r| member_rows(chunk, &facts, r, layout, members))
             .collect();
         let mut by_partition: Vec<Vec<Vec<MemberRow>>> = vec![Vec::new(); PARTITIONS];
         for (parts, totals) in found {
@@ -492,7 +654,20 @@ impl<'a> Accumulator<'a> {
                     part.add(rows, layout);
                 }
             });
-        Ok(())
+    }
+
+    /// Adds a chunk in pieces of `chunk_rows()` rows when that is set (outputs do
+    /// not depend on where chunks are cut).
+    fn add_in_pieces(&mut self, chunk: &Chunk) {
+        let len = chunk.len();
+        match chunk_rows() {
+            Some(n) if n.get() < len => {
+                for start in (0..len).step_by(n.get()) {
+                    self.add(&chunk.slice(start..(start + n.get()).min(len)));
+                }
+            }
+            _ => self.add(chunk),
+        }
     }
 
     /// The rollup frames: the partitions in order, each in the order its (member, day)
@@ -557,7 +732,14 @@ fn chunk_rows() -> Option<NonZeroUsize> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Streams the event export through `add`, chunk by chunk in file order, while polars
+/// Whether the pass reads the pages of the files that allow it (`pages::open`);
+/// `ACCOUNT_HEALTH_EVENTS_READER=polars` reads every file through polars' scan
+/// instead, to compare the two (outputs do not depend on it: a test runs both).
+fn read_pages() -> bool {
+    std::env::var("ACCOUNT_HEALTH_EVENTS_READER").map_or(true, |v| v != "polars")
+}
+
+/// Streams one events file through `add`, chunk by chunk in file order, while polars
 /// reads and decodes the next chunks on its own threads.
 fn stream_events(
     events: LazyFrame,
@@ -595,14 +777,33 @@ pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
     let keys = member_keys(inputs).map_err(blame)?;
     let members = MemberIndex::new(&keys).map_err(blame)?;
     let mut acc = Accumulator::new(&layout, &members);
-    stream_events(inputs.events.frame.clone(), |chunk| {
-        acc.add(chunk)?;
-        Ok(!acc.null_in_required)
-    })
-    .map_err(blame)?;
-    if acc.null_in_required {
-        // A null key or event is a null in a required column of some file: name it.
-        return Err(inputs.events.blame(None));
+    for file in &inputs.events.files {
+        let pages = if read_pages() {
+            pages::open(file).map_err(blame)?
+        } else {
+            None
+        };
+        match pages {
+            Some(mut pages) => {
+                for i in 0..pages.row_groups() {
+                    acc.add_in_pieces(&pages.read(i).map_err(blame)?);
+                    if acc.null_in_required {
+                        break;
+                    }
+                }
+            }
+            None => stream_events(file.frame.clone(), |frame| {
+                if let Some(chunk) = Chunk::from_frame(frame)? {
+                    acc.add_in_pieces(&chunk);
+                }
+                Ok(!acc.null_in_required)
+            })
+            .map_err(blame)?,
+        }
+        if acc.null_in_required {
+            // A null key or event is a null in a required column of some file: name it.
+            return Err(inputs.events.blame(None));
+        }
     }
     acc.finish(&keys).map_err(blame)
 }
@@ -623,32 +824,34 @@ mod tests {
     fn visit_bits_follow_the_event_and_the_path() {
         let layout = Layout::of_default_model();
         let class = |event: &str| &layout.classes[layout.class_of[event]];
+        // A row's visits from its event and URL, as `member_rows` finds them.
+        let of = |event: &str, url: Option<&str>| {
+            visits(class(event), url.map(|u| path_visits(&layout, url_path(u))))
+        };
         let bit = |b: usize| 1u64 << b;
         let surveys = layout
             .product_docs
             .iter()
             .position(|prefix| prefix == "/docs/surveys")
             .unwrap();
-        let pageview = class("$pageview");
         assert_eq!(
-            visits(
-                &layout,
-                pageview,
+            of(
+                "$pageview",
                 Some("https://posthog.com/docs/surveys/intro?x=1")
             ),
             bit(VISIT_DOCS) | bit(VISIT_PRODUCTS + surveys)
         );
         assert_eq!(
-            visits(&layout, pageview, Some("/organization/billing")),
+            of("$pageview", Some("/organization/billing")),
             bit(VISIT_BILLING)
         );
         // The path is what counts: "/docs" in the query string is no docs visit.
-        assert_eq!(visits(&layout, pageview, Some("/home?next=/docs")), 0);
-        assert_eq!(visits(&layout, pageview, None), 0);
+        assert_eq!(of("$pageview", Some("/home?next=/docs")), 0);
+        assert_eq!(of("$pageview", None), 0);
         // Only pageviews visit a path; `billing v2 shown` is a billing visit anywhere.
-        let shown = class("billing v2 shown");
-        assert_eq!(visits(&layout, shown, Some("/docs")), bit(VISIT_BILLING));
-        assert_eq!(visits(&layout, class("insight saved"), Some("/docs")), 0);
+        assert_eq!(of("billing v2 shown", Some("/docs")), bit(VISIT_BILLING));
+        assert_eq!(of("billing v2 shown", None), bit(VISIT_BILLING));
+        assert_eq!(of("insight saved", Some("/docs")), 0);
     }
 
     /// The kernel's path against the regex the SPEC's rule was first written as.

@@ -1,0 +1,367 @@
+//! Reading an events file's pages directly, with polars' own Parquet decoders, and
+//! keeping each string column's Parquet dictionary: a row is its dictionary index,
+//! and the string behind an index is looked at once per row group, not once per row.
+//! (polars' scan expands every index into its string, and most event rows repeat an
+//! org, a person, an event name and a URL already seen in their row group.)
+//!
+//! This path takes the files whose columns need no normalising beyond a time unit:
+//! timestamps stored as INT64 datetimes, string columns stored as Parquet strings
+//! (or hive folder values, or an absent `current_url`). Any other file is read
+//! through its normalised polars scan instead (`input::EventsFile::frame`); both
+//! give the same chunks (`Chunk`), and the same rollup.
+
+use std::fs::File;
+use std::io::{Cursor, Read, Seek, SeekFrom};
+
+use polars::prelude::*;
+use polars_arrow::array::{Array, DictionaryArray, PrimitiveArray, Utf8ViewArray};
+use polars_arrow::datatypes::{
+    ArrowDataType, Field as ArrowField, IntegerType, DTYPE_CATEGORICAL_NEW,
+};
+use polars_buffer::Buffer;
+use polars_parquet::read::{
+    column_iter_to_arrays, read_metadata, BasicDecompressor, ColumnChunkMetadata, FileMetadata,
+    PageReader, PhysicalType, RowGroupMetadata,
+};
+
+use super::{Chunk, Coded};
+use crate::input::EventsFile;
+
+/// Where one string column of the file comes from.
+#[derive(Clone)]
+enum StrSource {
+    /// A Parquet string column of the file.
+    Stored,
+    /// The file has no such column: a hive folder gives its one value.
+    Constant(String),
+    /// An optional column the file does not have: every row is null.
+    Absent,
+}
+
+/// An events file whose pages the pass reads itself.
+pub(super) struct PagesFile {
+    file: File,
+    metadata: FileMetadata,
+    /// The stored unit of `timestamp` (an INT64 column).
+    unit: TimeUnit,
+    /// `event`, `distinct_id`, `org_id`, `current_url`, in that order.
+    strings: [StrSource; 4],
+}
+
+/// The string columns of an events file, in `PagesFile::strings` order.
+const STRING_COLUMNS: [&str; 4] = ["event", "distinct_id", "org_id", "current_url"];
+
+/// The file, if its pages can be read directly; `None` when it needs polars'
+/// normalising scan (integer ids, dates as timestamps, INT96, hive timestamps...).
+pub(super) fn open(f: &EventsFile) -> PolarsResult<Option<PagesFile>> {
+    let mut file = File::open(&f.path)?;
+    let metadata = read_metadata(&mut file)?;
+    let physical = |name: &str| {
+        metadata.row_groups.first().and_then(|rg| {
+            rg.columns_under_root_iter(name)
+                .and_then(|mut c| c.next())
+                .map(|c| c.physical_type())
+        })
+    };
+    // With no row group there is nothing to read, whatever the types.
+    let stored_as = |name: &str, want: PhysicalType| {
+        metadata.row_groups.is_empty() || physical(name) == Some(want)
+    };
+    let unit = match f.schema.get("timestamp") {
+        Some(DataType::Datetime(unit, _)) if stored_as("timestamp", PhysicalType::Int64) => *unit,
+        _ => return Ok(None),
+    };
+    let mut strings = [
+        StrSource::Absent,
+        StrSource::Absent,
+        StrSource::Absent,
+        StrSource::Absent,
+    ];
+    for (source, name) in strings.iter_mut().zip(STRING_COLUMNS) {
+        *source = match f.schema.get(name) {
+            Some(DataType::String | DataType::Categorical(..) | DataType::Enum(..))
+                if stored_as(name, PhysicalType::ByteArray) =>
+            {
+                StrSource::Stored
+            }
+            Some(_) => return Ok(None),
+            None => match f.hive.iter().find(|(k, _)| k == name) {
+                Some((_, v)) => StrSource::Constant(v.clone()),
+                // Input checks let only `current_url` be missing.
+                None => StrSource::Absent,
+            },
+        };
+    }
+    Ok(Some(PagesFile {
+        file,
+        metadata,
+        unit,
+        strings,
+    }))
+}
+
+impl PagesFile {
+    pub(super) fn row_groups(&self) -> usize {
+        self.metadata.row_groups.len()
+    }
+
+    /// Row group `i`'s event columns: its bytes read at once, then each column
+    /// decoded on its own thread.
+    pub(super) fn read(&mut self, i: usize) -> PolarsResult<Chunk> {
+        let rg = &self.metadata.row_groups[i];
+        let range = rg.full_byte_range();
+        let mut bytes = vec![0u8; (range.end - range.start) as usize];
+        self.file.seek(SeekFrom::Start(range.start))?;
+        self.file.read_exact(&mut bytes)?;
+        let bytes = Buffer::from_vec(bytes);
+        let rows = rg.num_rows();
+        let read_strings = |k: usize| -> PolarsResult<Option<Coded>> {
+            let name = STRING_COLUMNS[k];
+            Ok(match &self.strings[k] {
+                StrSource::Stored => Some(read_strings(&bytes, range.start, rg, name)?),
+                StrSource::Constant(v) => Some(Coded::constant(v, rows)),
+                StrSource::Absent => None,
+            })
+        };
+        let ((timestamp, event), ((person, org), url)) = rayon::join(
+            || {
+                rayon::join(
+                    || self.read_timestamps(&bytes, range.start, rg),
+                    || read_strings(0),
+                )
+            },
+            || {
+                rayon::join(
+                    || rayon::join(|| read_strings(1), || read_strings(2)),
+                    || read_strings(3),
+                )
+            },
+        );
+        let required = |c: PolarsResult<Option<Coded>>, name: &str| {
+            c?.ok_or_else(|| polars_err!(ColumnNotFound: "{name}"))
+        };
+        Ok(Chunk {
+            timestamp: timestamp?,
+            event: required(event, "event")?,
+            person: required(person, "distinct_id")?,
+            org: required(org, "org_id")?,
+            url: url?,
+        })
+    }
+
+    /// The timestamps in microseconds since the epoch, as `input::instant_us` gives
+    /// them (the stored value is UTC whatever the zone label; nanoseconds floored).
+    fn read_timestamps(
+        &self,
+        bytes: &Buffer<u8>,
+        base: u64,
+        rg: &RowGroupMetadata,
+    ) -> PolarsResult<PrimitiveArray<i64>> {
+        let column = column_of(rg, "timestamp")?;
+        let field = ArrowField::new("timestamp".into(), ArrowDataType::Int64, true);
+        let array = decode(bytes, base, column, field)?;
+        let raw = array
+            .as_any()
+            .downcast_ref::<PrimitiveArray<i64>>()
+            .ok_or_else(|| polars_err!(ComputeError: "timestamp did not decode as INT64"))?;
+        Ok(match self.unit {
+            TimeUnit::Microseconds => raw.clone(),
+            TimeUnit::Milliseconds => {
+                let us: Vec<i64> = raw.values().iter().map(|t| t.wrapping_mul(1000)).collect();
+                PrimitiveArray::new(ArrowDataType::Int64, us.into(), raw.validity().cloned())
+            }
+            TimeUnit::Nanoseconds => {
+                let us: Vec<i64> = raw.values().iter().map(|t| t.div_euclid(1000)).collect();
+                PrimitiveArray::new(ArrowDataType::Int64, us.into(), raw.validity().cloned())
+            }
+        })
+    }
+}
+
+fn column_of<'a>(rg: &'a RowGroupMetadata, name: &str) -> PolarsResult<&'a ColumnChunkMetadata> {
+    rg.columns_under_root_iter(name)
+        .and_then(|mut c| c.next())
+        .ok_or_else(|| polars_err!(ColumnNotFound: "{name}"))
+}
+
+/// One column chunk of a row group whose bytes start at `base` in the file, decoded
+/// into one array of `field`'s type.
+fn decode(
+    bytes: &Buffer<u8>,
+    base: u64,
+    column: &ColumnChunkMetadata,
+    field: ArrowField,
+) -> PolarsResult<Box<dyn Array>> {
+    let range = column.byte_range();
+    let start = (range.start - base) as usize;
+    let end = (range.end - base) as usize;
+    let pages = PageReader::new(
+        Cursor::new(bytes.clone().sliced(start..end)),
+        column,
+        vec![],
+        usize::MAX,
+    );
+    let pages = BasicDecompressor::new(pages, vec![]);
+    let (mut arrays, _) = column_iter_to_arrays(
+        vec![pages],
+        vec![&column.descriptor().descriptor.primitive_type],
+        field,
+        None,
+    )?;
+    match arrays.len() {
+        1 => Ok(arrays.pop().unwrap_or_else(|| unreachable!())),
+        n => polars_bail!(ComputeError: "a column chunk decoded into {n} arrays"),
+    }
+}
+
+/// A string column of a row group, with its dictionary indices when every page of it
+/// is dictionary-encoded (the usual case), else one index per row.
+fn read_strings(
+    bytes: &Buffer<u8>,
+    base: u64,
+    rg: &RowGroupMetadata,
+    name: &str,
+) -> PolarsResult<Coded> {
+    let column = column_of(rg, name)?;
+    if rg.num_rows() > 0 && column.dictionary_page_offset().is_some() {
+        // polars decodes a dictionary-encoded column into its indices only for a
+        // field marked as a polars categorical; a page that is not dictionary-encoded
+        // (a writer's fallback when the dictionary grew too big) fails, and the
+        // column is then read as plain strings.
+        let metadata = [(DTYPE_CATEGORICAL_NEW.into(), PlSmallStr::EMPTY)]
+            .into_iter()
+            .collect();
+        let field = ArrowField::new(
+            name.into(),
+            ArrowDataType::Dictionary(
+                IntegerType::UInt32,
+                Box::new(ArrowDataType::Utf8View),
+                false,
+            ),
+            true,
+        )
+        .with_metadata(metadata);
+        if let Ok(array) = decode(bytes, base, column, field) {
+            if let Some(dict) = array.as_any().downcast_ref::<DictionaryArray<u32>>() {
+                return Coded::from_dictionary(dict);
+            }
+        }
+    }
+    let field = ArrowField::new(name.into(), ArrowDataType::Utf8View, true);
+    let array = decode(bytes, base, column, field)?;
+    let strings = array
+        .as_any()
+        .downcast_ref::<Utf8ViewArray>()
+        .ok_or_else(|| polars_err!(ComputeError: "{name} did not decode as strings"))?;
+    Ok(Coded::from_strings(strings.clone()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An events file of `frame` in a temporary folder, as `input` describes it.
+    fn events_file(dir: &std::path::Path, frame: &mut DataFrame) -> EventsFile {
+        let path = dir.join("events.parquet");
+        ParquetWriter::new(File::create(&path).unwrap())
+            .finish(frame)
+            .unwrap();
+        let scan = LazyFrame::scan_parquet(
+            PlRefPath::new(path.to_string_lossy().to_string()),
+            Default::default(),
+        )
+        .unwrap();
+        EventsFile {
+            schema: scan.clone().collect_schema().unwrap(),
+            path,
+            hive: vec![],
+            frame: scan,
+        }
+    }
+
+    fn strings(c: &Coded, rows: usize) -> Vec<Option<&str>> {
+        (0..rows)
+            .map(|i| c.is_valid(i).then(|| c.value(c.key(i))))
+            .collect()
+    }
+
+    #[test]
+    fn dictionary_and_plain_pages_give_the_rows_strings() {
+        // 300 rows: three event names (a dictionary), 300 distinct URLs with every
+        // tenth null (stored plainly: too many distinct values for a dictionary).
+        let rows = 300;
+        let events: Vec<&str> = (0..rows).map(|i| ["a", "b", "c"][i % 3]).collect();
+        let urls: Vec<Option<String>> = (0..rows)
+            .map(|i| (i % 10 != 0).then(|| format!("/page/{i}")))
+            .collect();
+        let ms: Vec<i64> = (0..rows as i64).map(|i| i * 1500 - 2).collect();
+        let mut frame = df!(
+            "timestamp" => ms,
+            "event" => &events,
+            "distinct_id" => vec!["p"; rows],
+            "org_id" => vec!["o"; rows],
+            "current_url" => &urls,
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("timestamp").cast(DataType::Datetime(TimeUnit::Milliseconds, None)))
+        .collect()
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let file = events_file(dir.path(), &mut frame);
+        let mut pages = open(&file).unwrap().expect("a file the pages path reads");
+        assert_eq!(pages.row_groups(), 1);
+        let chunk = pages.read(0).unwrap();
+        assert_eq!(chunk.len(), rows);
+        // Dictionary-coded: three strings, a key per row.
+        assert_eq!(chunk.event.values.len(), 3);
+        assert_eq!(
+            strings(&chunk.event, rows),
+            events.iter().map(|e| Some(*e)).collect::<Vec<_>>()
+        );
+        // Plain: one key per row, nulls where the URL is null.
+        let url = chunk.url.as_ref().unwrap();
+        assert_eq!(url.values.len(), rows);
+        assert_eq!(url.null_count(), 30);
+        assert_eq!(
+            strings(url, rows),
+            urls.iter().map(|u| u.as_deref()).collect::<Vec<_>>()
+        );
+        // Milliseconds become microseconds; the first instant is before the epoch.
+        assert_eq!(chunk.timestamp.value(0), -2000);
+        assert_eq!(chunk.timestamp.value(2), 2998 * 1000);
+    }
+
+    #[test]
+    fn files_needing_normalising_are_left_to_polars() {
+        let dir = tempfile::tempdir().unwrap();
+        // Integer person ids are cast to strings by the normalised scan.
+        let mut frame = df!(
+            "timestamp" => [1i64],
+            "event" => ["a"],
+            "distinct_id" => [7i64],
+            "org_id" => ["o"],
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("timestamp").cast(DataType::Datetime(TimeUnit::Microseconds, None)))
+        .collect()
+        .unwrap();
+        let file = events_file(dir.path(), &mut frame);
+        assert!(open(&file).unwrap().is_none());
+        // So are timestamps stored as dates.
+        let mut frame = df!(
+            "timestamp" => [1i32],
+            "event" => ["a"],
+            "distinct_id" => ["p"],
+            "org_id" => ["o"],
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("timestamp").cast(DataType::Date))
+        .collect()
+        .unwrap();
+        let file = events_file(dir.path(), &mut frame);
+        assert!(open(&file).unwrap().is_none());
+    }
+}
