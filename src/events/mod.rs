@@ -785,11 +785,21 @@ pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
         };
         match pages {
             Some(mut pages) => {
-                for i in 0..pages.row_groups() {
-                    acc.add_in_pieces(&pages.read(i).map_err(blame)?);
+                // Each row group is read while the one before it is added, so the
+                // threads one stage leaves idle work on the other.
+                let groups = pages.row_groups();
+                let mut next = (groups > 0).then(|| pages.read(0));
+                for i in 0..groups {
+                    let Some(chunk) = next.take() else { break };
+                    let chunk = chunk.map_err(blame)?;
+                    let (read, ()) = rayon::join(
+                        || (i + 1 < groups).then(|| pages.read(i + 1)),
+                        || acc.add_in_pieces(&chunk),
+                    );
                     if acc.null_in_required {
                         break;
                     }
+                    next = read;
                 }
             }
             None => stream_events(file.frame.clone(), |frame| {
