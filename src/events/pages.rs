@@ -333,6 +333,50 @@ mod tests {
     }
 
     #[test]
+    fn a_dictionary_that_falls_back_to_plain_pages_is_read_as_plain_strings() {
+        // Written by pyarrow (tools/fixtures/make_mixed_encoding.py): each string
+        // column's first pages use its dictionary, the later ones are plain.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/events_dictionary_then_plain.parquet");
+        let scan = LazyFrame::scan_parquet(
+            PlRefPath::new(path.to_string_lossy().to_string()),
+            Default::default(),
+        )
+        .unwrap();
+        let file = EventsFile {
+            schema: scan.clone().collect_schema().unwrap(),
+            path,
+            hive: vec![],
+            frame: scan,
+        };
+        let rows = 2000;
+        let mut pages = open(&file).unwrap().expect("a file the pages path reads");
+        let chunk = pages.read(0).unwrap();
+        // The person column could not stay coded by its dictionary: a key per row.
+        assert_eq!(chunk.person.values.len(), rows);
+        let people: Vec<String> = (0..rows)
+            .map(|i| format!("person-{:04}", i * 7919 % 500))
+            .collect();
+        assert_eq!(
+            strings(&chunk.person, rows),
+            people.iter().map(|p| Some(p.as_str())).collect::<Vec<_>>()
+        );
+        let urls: Vec<Option<String>> = (0..rows)
+            .map(|i| (i % 5 != 0).then(|| format!("/docs/page-{}", i % 13)))
+            .collect();
+        let url = chunk.url.as_ref().unwrap();
+        assert_eq!(
+            strings(url, rows),
+            urls.iter().map(|u| u.as_deref()).collect::<Vec<_>>()
+        );
+        // 2026-11-01T00:00Z plus one minute a row.
+        assert_eq!(
+            chunk.timestamp.value(3),
+            1_793_491_200_000_000 + 180_000_000
+        );
+    }
+
+    #[test]
     fn files_needing_normalising_are_left_to_polars() {
         let dir = tempfile::tempdir().unwrap();
         // Integer person ids are cast to strings by the normalised scan.
