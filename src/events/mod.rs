@@ -1,22 +1,25 @@
-//! The one pass over the events (SPEC 2, 3): the event export is read once, streaming,
-//! and rolled up to one row per member and UTC day, with a count per event set and URL
-//! class the model looks at and the latest instant. Every metric, indicator, user
-//! signal and trend is computed from this rollup: windows are whole days (as_of is a
-//! midnight), counts are sums of the count columns, "days since" uses `last_us`, so
-//! nothing needs the raw rows again.
+//! The one pass over the events (SPEC 2, 3): the event export is read once, row group
+//! by row group, and rolled up to one row per member and UTC day, with a count per
+//! event set and URL class the model looks at and the latest instant. Every metric,
+//! indicator, user signal and trend is computed from this rollup: windows are whole
+//! days (as_of is a midnight), counts are sums of the count columns, "days since" uses
+//! `last_us`, so nothing needs the raw rows again.
 //!
-//! The rollup is a hand-written kernel over the Arrow arrays of each streamed chunk,
-//! not a polars `group_by` on the string keys: the member is found by one hash lookup
-//! of (org_id, distinct_id), the event's sets by one more, and each (member, day) row
-//! is a slot of plain column vectors. That keeps the pass close to the cost of reading
-//! the columns (issue 5). Events of people who are not members of their org are only
-//! counted (SPEC 2).
+//! Each chunk of rows arrives with its string columns coded (`Coded`: a key per row
+//! into the distinct values, from the file's Parquet dictionaries where `pages` can
+//! read them, else one key per row from polars' normalising scan). What depends only
+//! on a string is found once per key (`KeyFacts`: the member, by a lookup of (org_id,
+//! distinct_id) in the member table; the event's sets; the URL's visit classes), then
+//! a hand-written kernel, not a polars `group_by` on the string keys, adds the rows to
+//! (member, day) slots of plain column vectors. That keeps the pass close to the cost
+//! of reading the columns (issue 5). Events of people who are not members of their
+//! org are only counted (SPEC 2).
 //!
-//! Here: the rollup's layout, phase one (each row's member, class and URL class,
-//! sorted into member partitions), the streaming and the finished frames.
-//! `member_index` is the member table of phase one; `slots` the (member, day) slots of
-//! phase two and their writing out as columns; `memory` the prefetch and huge-page
-//! hints.
+//! Here: the rollup's layout, the coded chunks, phase one (each row's member, class
+//! and URL class, sorted into member partitions), the pass over the files and the
+//! finished frames. `pages` reads a file's row groups; `member_index` is the member
+//! table; `slots` the (member, day) slots of phase two and their writing out as
+//! columns; `memory` the prefetch and huge-page hints.
 //!
 //! Also finds the nulls and unreadable pages of the events input that the per-file
 //! schema checks could not see, and blames the file.
