@@ -66,26 +66,7 @@ fn events_read_in_tiny_chunks_give_the_same_bytes() {
     let whole = outputs(&w);
     // Chunks of 1000 rows, cutting days and files anywhere: the rollup carries its
     // (member, day) rows across chunks, and nothing may change.
-    let (i, o) = (w.input(), w.out());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_account-health"))
-        .args([
-            "run",
-            "--quiet",
-            "--as-of",
-            AS_OF,
-            "--input",
-            i.to_str().unwrap(),
-            "--out",
-            o.to_str().unwrap(),
-        ])
-        .env("ACCOUNT_HEALTH_EVENTS_CHUNK_ROWS", "1000")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_with_env(&w, &[("ACCOUNT_HEALTH_EVENTS_CHUNK_ROWS", "1000")]);
     assert!(whole == outputs(&w), "chunked reading changed the outputs");
 }
 
@@ -137,26 +118,12 @@ fn plain_encoded_and_hive_event_columns_read_like_dictionary_ones() {
     let w = Workdir::new();
     w.generate(12, 40, 6);
     w.run(&[]);
-    let tables = |w: &Workdir| -> Vec<(String, Vec<u8>)> {
-        outputs(w)
-            .into_iter()
-            .filter(|(name, _)| name != "manifest.json")
-            .collect()
-    };
     let dictionary = tables(&w);
     // Every URL made unique by a query string (the path, all the rules read, is
     // unchanged), so the writer stores current_url plainly, not as a dictionary; and
     // org_id moved from the rows to hive folders (`org_id=...`), one file per org.
     let folder = w.input().join("events");
-    let mut all = DataFrame::empty();
-    for f in parquet_files(&folder) {
-        let part = read_parquet(&f);
-        all = if all.width() == 0 {
-            part
-        } else {
-            all.vstack(&part).unwrap()
-        };
-    }
+    let all = all_events(&folder);
     let n = all.height() as u32;
     let all = all
         .lazy()
@@ -209,6 +176,28 @@ fn plain_encoded_and_hive_event_columns_read_like_dictionary_ones() {
     );
 }
 
+/// The output tables' bytes, without the manifest (which lists the input files).
+fn tables(w: &Workdir) -> Vec<(String, Vec<u8>)> {
+    outputs(w)
+        .into_iter()
+        .filter(|(name, _)| name != "manifest.json")
+        .collect()
+}
+
+/// Every events file under `folder`, stacked in file order.
+fn all_events(folder: &std::path::Path) -> polars::prelude::DataFrame {
+    let mut all = polars::prelude::DataFrame::empty();
+    for f in parquet_files(folder) {
+        let part = read_parquet(&f);
+        all = if all.width() == 0 {
+            part
+        } else {
+            all.vstack(&part).unwrap()
+        };
+    }
+    all
+}
+
 /// Every `*.parquet` file under `dir`, at any depth.
 fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut files = Vec::new();
@@ -231,25 +220,11 @@ fn events_in_any_row_order_give_the_same_tables() {
     w.generate(30, 70, 4);
     w.run(&[]);
     // The manifest lists the input files, which change below; the tables may not.
-    let tables = |w: &Workdir| -> Vec<(String, Vec<u8>)> {
-        outputs(w)
-            .into_iter()
-            .filter(|(name, _)| name != "manifest.json")
-            .collect()
-    };
     let time_ordered = tables(&w);
     // One file, ordered by person and event name: every member-day is revisited
     // after other days, the slow path of the events pass.
     let folder = w.input().join("events");
-    let mut all = DataFrame::empty();
-    for f in parquet_files(&folder) {
-        let part = read_parquet(&f);
-        all = if all.width() == 0 {
-            part
-        } else {
-            all.vstack(&part).unwrap()
-        };
-    }
+    let all = all_events(&folder);
     let shuffled = all
         .sort(["distinct_id", "event"], SortMultipleOptions::default())
         .unwrap();
