@@ -167,16 +167,26 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     // Metrics, users and trends all read the rollup through it (it shares the columns).
     let member_events = MemberEvents::new(&rollup, &as_of)?;
     drop(rollup);
-    let metrics = metrics::compute(&member_events, &inputs, model, &as_of)?;
     let has_previous = previous.is_some();
-    let scored = tables::with_previous(score::compute(metrics, &inputs, model).frame, previous);
-    let scored = scored.collect()?;
-    let indicators = indicators::compute(scored.clone().lazy(), model, &as_of, has_previous)?;
-    let [indicators, users, trends]: [DataFrame; 3] = collect_all_frames([
-        indicators,
-        users::compute(&member_events, &inputs, model, &as_of)?,
-        trends::compute(&member_events, &inputs, model, &as_of)?,
-    ])?;
+    // The scores and the users and trends tables read the same member events and
+    // nothing of each other: they are computed side by side, each on all threads,
+    // so one's sequential steps leave no thread idle.
+    let (scored, users_and_trends) = rayon::join(
+        || -> Result<DataFrame> {
+            let metrics = metrics::compute(&member_events, &inputs, model, &as_of)?;
+            let scores = score::compute(metrics, &inputs, model).frame;
+            Ok(tables::with_previous(scores, previous).collect()?)
+        },
+        || -> Result<[DataFrame; 2]> {
+            Ok(collect_all_frames([
+                users::compute(&member_events, &inputs, model, &as_of)?,
+                trends::compute(&member_events, &inputs, model, &as_of)?,
+            ])?)
+        },
+    );
+    let (scored, [users, trends]) = (scored?, users_and_trends?);
+    let indicators =
+        indicators::compute(scored.clone().lazy(), model, &as_of, has_previous)?.collect()?;
     lap("metrics_scores_indicators", &mut timings);
 
     progress.stage("assembling tables");
