@@ -10,6 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
+use rayon::prelude::*;
 
 use crate::error::InputError;
 use crate::model::Model;
@@ -259,7 +260,31 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
             problem: "input folder not found".into(),
         });
     }
-    let events = scan_events(dir)?;
+    // The tables are independent: all are read at once (each read on all threads too),
+    // and a problem is reported in the order below whichever read finished first.
+    let specs = [
+        &MEMBERS,
+        &ACCOUNTS,
+        &ROLE_CHANGES,
+        &TICKETS,
+        &MEETINGS,
+        &PAYMENTS,
+    ];
+    let (events, (usage, found)) = rayon::join(
+        || scan_events(dir),
+        || {
+            rayon::join(
+                || load_usage(dir, model),
+                || {
+                    specs
+                        .par_iter()
+                        .map(|spec| load_table(dir, spec))
+                        .collect::<Vec<_>>()
+                },
+            )
+        },
+    );
+    let events = events?;
     let mut tables = vec![TableInfo {
         name: "events".into(),
         present: true,
@@ -267,24 +292,24 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
         // Counted by the streaming pass (`events::Rollup`).
         rows: 0,
     }];
-    let mut load_one = |spec: &TableSpec| -> Result<Option<DataFrame>, InputError> {
-        let found = load_table(dir, spec)?;
+    let mut frames = Vec::with_capacity(specs.len());
+    for (spec, found) in specs.iter().zip(found) {
+        let found = found?;
         tables.push(TableInfo {
             name: spec.name.to_string(),
             present: found.is_some(),
             files: found.as_ref().map_or(0, |(_, n)| *n),
             rows: found.as_ref().map_or(0, |(df, _)| df.height()),
         });
-        Ok(found.map(|(df, _)| df))
-    };
-    let members = load_one(&MEMBERS)?.expect("required table");
-    let accounts = load_one(&ACCOUNTS)?;
-    let role_changes = load_one(&ROLE_CHANGES)?;
-    let tickets = load_one(&TICKETS)?;
-    let meetings = load_one(&MEETINGS)?;
-    let payments = load_one(&PAYMENTS)?;
+        frames.push(found.map(|(df, _)| df));
+    }
+    let [members, accounts, role_changes, tickets, meetings, payments]: [Option<DataFrame>; 6] =
+        frames
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one frame per table spec"));
+    let members = members.expect("required table");
 
-    let usage = load_usage(dir, model)?;
+    let usage = usage?;
     tables.insert(
         2,
         TableInfo {
