@@ -701,13 +701,19 @@ impl<'a> Accumulator<'a> {
         for (name, values) in layout.counts.iter().zip(days.counts) {
             frame.push(UInt32Chunked::from_vec(name.into(), values).into_column());
         }
-        for (name, values) in layout.latest.iter().zip(instants) {
-            let instants: Int64Chunked = values
-                .into_iter()
-                .map(|t| (t != NO_INSTANT).then_some(t))
-                .collect();
-            frame.push(instants.with_name(name.into()).into_column());
-        }
+        // Each latest-instant column keeps its values; `NO_INSTANT` becomes a null bit.
+        let latest: Vec<Column> = layout
+            .latest
+            .par_iter()
+            .zip(instants.collect::<Vec<_>>())
+            .map(|(name, values)| {
+                let validity = values
+                    .contains(&NO_INSTANT)
+                    .then(|| values.iter().map(|&t| t != NO_INSTANT).collect::<Bitmap>());
+                Int64Chunked::from_vec_validity(name.into(), values, validity).into_column()
+            })
+            .collect();
+        frame.extend(latest);
         let mut visit_frame = vec![
             UInt32Chunked::from_vec("member".into(), visits.member).into_column(),
             Int32Chunked::from_vec("day".into(), visits.day).into_column(),
