@@ -239,17 +239,26 @@ impl Layout {
     }
 }
 
-/// The distinct (org_id, distinct_id) pairs of the members table, sorted; a member's
-/// index in this frame is its number in the rollup.
-fn member_keys(inputs: &Inputs) -> PolarsResult<DataFrame> {
-    inputs
-        .members
-        .clone()
-        .lazy()
-        .select([col("org_id"), col("distinct_id")])
-        .unique(None, UniqueKeepStrategy::Any)
-        .sort(["org_id", "distinct_id"], Default::default())
-        .collect()
+/// The distinct (org_id, distinct_id) pairs of the members table, sorted (bytewise,
+/// org first, as polars sorts strings); a member's index in this frame is its number
+/// in the rollup. (Sorted here rather than by a polars unique and sort: this runs
+/// before the pass can start.)
+fn member_keys(members: &DataFrame) -> PolarsResult<DataFrame> {
+    let orgs = members.column("org_id")?.str()?;
+    let people = members.column("distinct_id")?.str()?;
+    // Input checks reject nulls in both columns.
+    let mut pairs: Vec<(&str, &str)> = orgs
+        .iter()
+        .zip(people.iter())
+        .map(|(o, p)| (o.unwrap_or_default(), p.unwrap_or_default()))
+        .collect();
+    pairs.par_sort_unstable();
+    pairs.dedup();
+    let (orgs, people): (Vec<&str>, Vec<&str>) = pairs.into_iter().unzip();
+    DataFrame::new_infer_height(vec![
+        StringChunked::from_iter_values("org_id".into(), orgs.into_iter()).into_column(),
+        StringChunked::from_iter_values("distinct_id".into(), people.into_iter()).into_column(),
+    ])
 }
 
 /// No latest instant yet (output as null).
@@ -783,7 +792,7 @@ fn stream_events(
 pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
     let blame = |e: PolarsError| inputs.events.blame(Some(e));
     let layout = Layout::new(model);
-    let keys = member_keys(inputs).map_err(blame)?;
+    let keys = member_keys(&inputs.members).map_err(blame)?;
     let members = MemberIndex::new(&keys).map_err(blame)?;
     let mut acc = Accumulator::new(&layout, &members);
     for file in &inputs.events.files {
@@ -838,6 +847,33 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn member_keys_are_the_distinct_pairs_in_polars_order() {
+        let members = df!(
+            "org_id" => ["b", "a", "a", "B", "a", "ab", "é"],
+            "distinct_id" => ["x", "y", "x", "z", "x", "", "a"],
+            "role" => ["m"; 7],
+        )
+        .unwrap();
+        let keys = member_keys(&members).unwrap();
+        // Bytewise, org first: "B" < "a" < "ab" < "b" < "é"; the repeated (a, x) once.
+        let expected = df!(
+            "org_id" => ["B", "a", "a", "ab", "b", "é"],
+            "distinct_id" => ["z", "x", "y", "", "x", "a"],
+        )
+        .unwrap();
+        assert!(keys.equals(&expected), "{keys}");
+        // The same as polars' own unique and sort.
+        let by_polars = members
+            .lazy()
+            .select([col("org_id"), col("distinct_id")])
+            .unique(None, UniqueKeepStrategy::Any)
+            .sort(["org_id", "distinct_id"], Default::default())
+            .collect()
+            .unwrap();
+        assert!(keys.equals(&by_polars));
+    }
 
     #[test]
     fn visit_bits_follow_the_event_and_the_path() {
