@@ -28,7 +28,6 @@ use super::{Chunk, Coded};
 use crate::input::EventsFile;
 
 /// Where one string column of the file comes from.
-#[derive(Clone)]
 enum StrSource {
     /// A Parquet string column of the file.
     Stored,
@@ -57,11 +56,10 @@ pub(super) fn open(f: &EventsFile) -> PolarsResult<Option<PagesFile>> {
     let mut file = File::open(&f.path)?;
     let metadata = read_metadata(&mut file)?;
     let physical = |name: &str| {
-        metadata.row_groups.first().and_then(|rg| {
-            rg.columns_under_root_iter(name)
-                .and_then(|mut c| c.next())
-                .map(|c| c.physical_type())
-        })
+        let rg = metadata.row_groups.first()?;
+        column_of(rg, name)
+            .ok()
+            .map(ColumnChunkMetadata::physical_type)
     };
     // With no row group there is nothing to read, whatever the types.
     let stored_as = |name: &str, want: PhysicalType| {
@@ -266,6 +264,11 @@ mod tests {
         ParquetWriter::new(File::create(&path).unwrap())
             .finish(frame)
             .unwrap();
+        events_file_at(path)
+    }
+
+    /// The Parquet file at `path`, as `input` describes an events file.
+    fn events_file_at(path: std::path::PathBuf) -> EventsFile {
         let scan = LazyFrame::scan_parquet(
             PlRefPath::new(path.to_string_lossy().to_string()),
             Default::default(),
@@ -338,17 +341,7 @@ mod tests {
         // column's first pages use its dictionary, the later ones are plain.
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/events_dictionary_then_plain.parquet");
-        let scan = LazyFrame::scan_parquet(
-            PlRefPath::new(path.to_string_lossy().to_string()),
-            Default::default(),
-        )
-        .unwrap();
-        let file = EventsFile {
-            schema: scan.clone().collect_schema().unwrap(),
-            path,
-            hive: vec![],
-            frame: scan,
-        };
+        let file = events_file_at(path);
         let rows = 2000;
         let mut pages = open(&file).unwrap().expect("a file the pages path reads");
         let chunk = pages.read(0).unwrap();
