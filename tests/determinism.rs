@@ -113,6 +113,41 @@ fn both_event_readers_give_the_same_bytes() {
 }
 
 #[test]
+fn files_read_directly_and_files_left_to_polars_interleave_in_file_order() {
+    use polars::prelude::*;
+    let w = Workdir::new();
+    w.generate(12, 40, 6);
+    let folder = w.input().join("events");
+    let all = all_events(&folder);
+    std::fs::remove_dir_all(&folder).unwrap();
+    // Five slices of the rows, in order: the second and fourth with the timestamp
+    // stored as a date (a file the pass leaves to polars' normalising scan), the
+    // third empty. The pass reads runs of files itself, each run's next row group
+    // (the first of its next file too) while adding the one before, and hands the
+    // files between runs to polars: every row must be read once.
+    let n = all.height();
+    let cuts = [0, n / 5, 2 * n / 5, 2 * n / 5, 4 * n / 5, n];
+    for (i, bounds) in cuts.windows(2).enumerate() {
+        let mut part = all.slice(bounds[0] as i64, bounds[1] - bounds[0]);
+        if i == 1 || i == 3 {
+            part = part
+                .lazy()
+                .with_column(col("timestamp").cast(DataType::Date))
+                .collect()
+                .unwrap();
+        }
+        write_parquet(&folder.join(format!("part-{i}.parquet")), &part);
+    }
+    w.run(&[]);
+    let mixed = tables(&w);
+    run_with_env(&w, &[("ACCOUNT_HEALTH_EVENTS_READER", "polars")]);
+    assert!(
+        mixed == tables(&w),
+        "files read directly and by polars, interleaved, differ from polars alone"
+    );
+}
+
+#[test]
 fn plain_encoded_and_hive_event_columns_read_like_dictionary_ones() {
     use polars::prelude::*;
     let w = Workdir::new();

@@ -35,7 +35,7 @@ use polars_buffer::Buffer;
 use rayon::prelude::*;
 
 use crate::error::InputError;
-use crate::input::Inputs;
+use crate::input::{self, Inputs};
 use crate::model::Model;
 use crate::time::MICROS_PER_DAY;
 
@@ -789,49 +789,104 @@ fn stream_events(
     outcome
 }
 
+/// The row groups of a run of consecutive events files that the pass reads itself
+/// (`pages::open`), in file order: the run ends at the first file left to polars'
+/// scan, or at the last file. Files are opened as the run reaches them, so a problem
+/// in a later file is met in file order.
+struct PagesRun<'a> {
+    files: &'a [input::EventsFile],
+    /// The next file to open.
+    next_file: usize,
+    open: Option<pages::PagesFile>,
+    next_group: usize,
+}
+
+impl<'a> PagesRun<'a> {
+    fn starting_at(files: &'a [input::EventsFile], file: usize) -> Self {
+        PagesRun {
+            files,
+            next_file: file,
+            open: None,
+            next_group: 0,
+        }
+    }
+
+    /// The next row group of the run, or `None` at its end (`next_file` is then the
+    /// file left to polars, or the number of files).
+    fn next(&mut self) -> Option<PolarsResult<Chunk>> {
+        loop {
+            if let Some(file) = self.open.as_mut() {
+                if self.next_group < file.row_groups() {
+                    self.next_group += 1;
+                    return Some(file.read(self.next_group - 1));
+                }
+                self.open = None;
+            }
+            let file = self.files.get(self.next_file)?;
+            if !read_pages() {
+                return None;
+            }
+            match pages::open(file) {
+                Ok(Some(opened)) => {
+                    self.open = Some(opened);
+                    self.next_group = 0;
+                    self.next_file += 1;
+                }
+                Ok(None) => return None,
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
 pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
     let blame = |e: PolarsError| inputs.events.blame(Some(e));
+    // A null key or event is a null in a required column of some file: name it.
+    let null_found = || inputs.events.blame(None);
     let layout = Layout::new(model);
-    let keys = member_keys(&inputs.members).map_err(blame)?;
-    let members = MemberIndex::new(&keys).map_err(blame)?;
+    let files = &inputs.events.files;
+    let mut run = PagesRun::starting_at(files, 0);
+    // The member index is built while the first row group is read.
+    let (index, mut next) = rayon::join(
+        || -> PolarsResult<_> {
+            let keys = member_keys(&inputs.members)?;
+            let members = MemberIndex::new(&keys)?;
+            Ok((keys, members))
+        },
+        || run.next(),
+    );
+    let (keys, members) = index.map_err(blame)?;
     let mut acc = Accumulator::new(&layout, &members);
-    for file in &inputs.events.files {
-        let pages = if read_pages() {
-            pages::open(file).map_err(blame)?
-        } else {
-            None
-        };
-        match pages {
-            Some(mut pages) => {
-                // Each row group is read while the one before it is added, so the
-                // threads one stage leaves idle work on the other.
-                let groups = pages.row_groups();
-                let mut next = (groups > 0).then(|| pages.read(0));
-                for i in 0..groups {
-                    let Some(chunk) = next.take() else { break };
-                    let chunk = chunk.map_err(blame)?;
-                    let (read, ()) = rayon::join(
-                        || (i + 1 < groups).then(|| pages.read(i + 1)),
-                        || acc.add_in_pieces(&chunk),
-                    );
-                    if acc.null_in_required {
-                        break;
-                    }
-                    next = read;
-                }
+    let mut file = 0;
+    loop {
+        // Each row group is read while the one before it is added, the first of a
+        // file while the last of the file before it is, so the threads one stage
+        // leaves idle work on the other.
+        while let Some(chunk) = next.take() {
+            let chunk = chunk.map_err(blame)?;
+            let (read, ()) = rayon::join(|| run.next(), || acc.add_in_pieces(&chunk));
+            if acc.null_in_required {
+                return Err(null_found());
             }
-            None => stream_events(file.frame.clone(), |frame| {
-                if let Some(chunk) = Chunk::from_frame(frame)? {
-                    acc.add_in_pieces(&chunk);
-                }
-                Ok(!acc.null_in_required)
-            })
-            .map_err(blame)?,
+            next = read;
         }
+        file = file.max(run.next_file);
+        let Some(left_to_polars) = files.get(file) else {
+            break;
+        };
+        stream_events(left_to_polars.frame.clone(), |frame| {
+            if let Some(chunk) = Chunk::from_frame(frame)? {
+                acc.add_in_pieces(&chunk);
+            }
+            Ok(!acc.null_in_required)
+        })
+        .map_err(blame)?;
         if acc.null_in_required {
-            // A null key or event is a null in a required column of some file: name it.
-            return Err(inputs.events.blame(None));
+            return Err(null_found());
         }
+        file += 1;
+        run = PagesRun::starting_at(files, file);
+        next = run.next();
     }
     acc.finish(&keys).map_err(blame)
 }
