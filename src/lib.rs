@@ -8,6 +8,7 @@
 
 pub mod cli;
 pub mod cmd;
+pub mod csv;
 pub mod error;
 pub mod events;
 pub mod indicators;

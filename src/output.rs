@@ -35,8 +35,12 @@ pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// The CSV dialect of every CSV this tool writes, to any writer.
+/// The CSV dialect of every CSV this tool writes, to any writer: by `csv::write`,
+/// or by polars for a column type it leaves to polars (the same bytes either way).
 pub fn write_csv_to(df: &mut DataFrame, w: &mut impl std::io::Write) -> Result<()> {
+    if crate::csv::write(df, w)? {
+        return Ok(());
+    }
     CsvWriter::new(w)
         .include_header(true)
         .with_separator(b',')
