@@ -143,9 +143,9 @@ impl EventAggregates {
 
     /// Every aggregate over every member. Aggregates with equal filters share one
     /// selection of rows (the rows before as_of that pass the filter, in order); each
-    /// aggregate is then one tight loop over its selection, all of a selection's
-    /// aggregates in parallel. Each aggregate is computed on its own from the same
-    /// rows in the same order, so the threads change nothing.
+    /// aggregate is then one tight loop over its selection, the selections in
+    /// parallel. Each aggregate is computed on its own from the same rows in the same
+    /// order, so the threads change nothing.
     fn member_values(&self, events: &MemberEvents) -> PolarsResult<Vec<Values>> {
         let prepared = self
             .aggregates
@@ -162,13 +162,20 @@ impl EventAggregates {
                 None => by_filter.push((p.filter, p.table, vec![i])),
             }
         }
+        // The filters are many (~40 for the metrics) and each small: they run side by
+        // side, rather than one after another with two short parallel steps each.
+        let computed: Vec<Vec<Values>> = by_filter
+            .par_iter()
+            .map(|(filter, table, aggregates)| {
+                let rows = events.selected_rows(*filter, prepared[aggregates[0]].set, *table)?;
+                aggregates
+                    .iter()
+                    .map(|&i| events.aggregate(&prepared[i].read, &rows, *table))
+                    .collect::<PolarsResult<Vec<Values>>>()
+            })
+            .collect::<PolarsResult<_>>()?;
         let mut values: Vec<Option<Values>> = prepared.iter().map(|_| None).collect();
-        for (filter, table, aggregates) in by_filter {
-            let rows = events.selected_rows(filter, prepared[aggregates[0]].set, table)?;
-            let computed: Vec<Values> = aggregates
-                .par_iter()
-                .map(|&i| events.aggregate(&prepared[i].read, &rows, table))
-                .collect::<PolarsResult<_>>()?;
+        for ((_, _, aggregates), computed) in by_filter.into_iter().zip(computed) {
             for (i, v) in aggregates.into_iter().zip(computed) {
                 values[i] = Some(v);
             }

@@ -273,28 +273,28 @@ pub fn compute(
     indicator_event_aggregates(model, as_of, &mut event_aggs);
     indicator_usage_aggregates(model, as_of, &mut usage_sums);
 
+    // The two passes read different tables: side by side.
+    let (event_sums, usage_sums) = rayon::join(
+        || event_aggs.per_org(events),
+        || {
+            (!usage_sums.is_empty())
+                .then(|| usage_sums.per_org(&inputs.usage, as_of.day))
+                .transpose()
+        },
+    );
+    let (event_sums, usage_sums) = (event_sums?, usage_sums?);
     let by_org = |lf: LazyFrame, aggs: Vec<Expr>| lf.group_by([col("org_id")]).agg(aggs);
     let left = || JoinArgs::new(JoinType::Left);
     let mut frame = scored_orgs(inputs)
-        .join(
-            event_aggs.per_org(events)?.lazy(),
-            [col("org_id")],
-            [col("org_id")],
-            left(),
-        )
+        .join(event_sums.lazy(), [col("org_id")], [col("org_id")], left())
         .join(
             by_org(inputs.members.clone().lazy(), member_aggs),
             [col("org_id")],
             [col("org_id")],
             left(),
         );
-    if !usage_sums.is_empty() {
-        frame = frame.join(
-            usage_sums.per_org(&inputs.usage, as_of.day)?.lazy(),
-            [col("org_id")],
-            [col("org_id")],
-            left(),
-        );
+    if let Some(usage_sums) = usage_sums {
+        frame = frame.join(usage_sums.lazy(), [col("org_id")], [col("org_id")], left());
     }
     if let Some(t) = &inputs.tickets {
         frame = frame.join(

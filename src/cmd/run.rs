@@ -168,23 +168,27 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     let member_events = MemberEvents::new(&rollup, &as_of)?;
     drop(rollup);
     let has_previous = previous.is_some();
-    // The scores and the users and trends tables read the same member events and
-    // nothing of each other: they are computed side by side, each on all threads,
-    // so one's sequential steps leave no thread idle.
-    let (scored, users_and_trends) = rayon::join(
+    // The scores, the users table and the trends table read the same member events
+    // and nothing of each other: they are computed side by side, each on all
+    // threads, so one's sequential steps leave no thread idle.
+    let (scored, (users, trends)) = rayon::join(
         || -> Result<DataFrame> {
             let metrics = metrics::compute(&member_events, &inputs, model, &as_of)?;
             let scores = score::compute(metrics, &inputs, model).frame;
             Ok(tables::with_previous(scores, previous).collect()?)
         },
-        || -> Result<[DataFrame; 2]> {
-            Ok(collect_all_frames([
-                users::compute(&member_events, &inputs, model, &as_of)?,
-                trends::compute(&member_events, &inputs, model, &as_of)?,
-            ])?)
+        || {
+            rayon::join(
+                || -> Result<DataFrame> {
+                    Ok(users::compute(&member_events, &inputs, model, &as_of)?.collect()?)
+                },
+                || -> Result<DataFrame> {
+                    Ok(trends::compute(&member_events, &inputs, model, &as_of)?.collect()?)
+                },
+            )
         },
     );
-    let (scored, [users, trends]) = (scored?, users_and_trends?);
+    let (scored, users, trends) = (scored?, users?, trends?);
     let indicators =
         indicators::compute(scored.clone().lazy(), model, &as_of, has_previous)?.collect()?;
     lap("metrics_scores_indicators", &mut timings);
@@ -242,17 +246,6 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     output::write_all(&settings.out, tables, &manifest_json, settings.formats)?;
     progress.stage("done");
     Ok(())
-}
-
-/// Collects independent frames, one after the other (each runs on every thread).
-fn collect_all_frames<const N: usize>(frames: [LazyFrame; N]) -> PolarsResult<[DataFrame; N]> {
-    let collected: Vec<DataFrame> = frames
-        .into_iter()
-        .map(|lf| lf.collect())
-        .collect::<PolarsResult<_>>()?;
-    Ok(collected
-        .try_into()
-        .unwrap_or_else(|_| unreachable!("N frames in, N out")))
 }
 
 /// The process's peak resident set so far, from /proc (Linux only).
