@@ -58,17 +58,19 @@ fn inputs(orgs: usize) -> (Inputs, Model) {
 #[divan::bench(args = [50, 200, 800], sample_count = 5)]
 fn events_rollup(bencher: Bencher, orgs: usize) {
     let (inputs, model) = inputs(orgs);
-    let rows = events::rollup(&inputs, &model).expect("rollup").rows;
+    let rows = events::rollup(&inputs.events, &inputs.members, &model)
+        .expect("rollup")
+        .rows;
     bencher
         .counter(ItemsCount::new(rows as usize))
-        .bench(|| events::rollup(&inputs, &model).expect("rollup"));
+        .bench(|| events::rollup(&inputs.events, &inputs.members, &model).expect("rollup"));
 }
 
 #[divan::bench(args = [50, 200, 800], sample_count = 5)]
 fn metrics_and_scores(bencher: Bencher, orgs: usize) {
     let (inputs, model) = inputs(orgs);
     let as_of = AsOf::parse(AS_OF).expect("date");
-    let rollup: Rollup = events::rollup(&inputs, &model).expect("rollup");
+    let rollup: Rollup = events::rollup(&inputs.events, &inputs.members, &model).expect("rollup");
     let member_events = MemberEvents::new(&rollup, &as_of).expect("member events");
     bencher
         .counter(ItemsCount::new(rollup.rows as usize))

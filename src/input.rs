@@ -254,6 +254,19 @@ impl EventsScan {
 
 /// Reads and normalises every table in `dir`.
 pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
+    load_with(dir, model, |_, _| ()).map(|(inputs, ())| inputs)
+}
+
+/// Reads every table like `load`, and runs `pass` over the events and the members
+/// as soon as those two are read, while the other tables are still being read (the
+/// events pass leaves a thread idle now and then, and they fill it). A problem with
+/// a table is reported, in table order, before anything `pass` returns; `pass` does
+/// not run when the events or the members are unreadable.
+pub fn load_with<R: Send>(
+    dir: &Path,
+    model: &Model,
+    pass: impl FnOnce(&EventsScan, &DataFrame) -> R + Send,
+) -> Result<(Inputs, R), InputError> {
     if !dir.is_dir() {
         return Err(InputError::BadPath {
             path: dir.display().to_string(),
@@ -262,16 +275,16 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
     }
     // The tables are independent: all are read at once (each read on all threads too),
     // and a problem is reported in the order below whichever read finished first.
-    let specs = [
-        &MEMBERS,
-        &ACCOUNTS,
-        &ROLE_CHANGES,
-        &TICKETS,
-        &MEETINGS,
-        &PAYMENTS,
-    ];
-    let (events, (usage, found)) = rayon::join(
-        || scan_events(dir),
+    let specs = [&ACCOUNTS, &ROLE_CHANGES, &TICKETS, &MEETINGS, &PAYMENTS];
+    let ((events, members, passed), (usage, found)) = rayon::join(
+        || {
+            let (events, members) = rayon::join(|| scan_events(dir), || load_table(dir, &MEMBERS));
+            let passed = match (&events, &members) {
+                (Ok(events), Ok(Some((members, _)))) => Some(pass(events, members)),
+                _ => None,
+            };
+            (events, members, passed)
+        },
         || {
             rayon::join(
                 || load_usage(dir, model),
@@ -292,8 +305,11 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
         // Counted by the streaming pass (`events::Rollup`).
         rows: 0,
     }];
-    let mut frames = Vec::with_capacity(specs.len());
-    for (spec, found) in specs.iter().zip(found) {
+    let mut frames = Vec::with_capacity(1 + specs.len());
+    for (spec, found) in std::iter::once(&MEMBERS)
+        .chain(specs)
+        .zip(std::iter::once(members).chain(found))
+    {
         let found = found?;
         tables.push(TableInfo {
             name: spec.name.to_string(),
@@ -319,7 +335,7 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
             rows: usage.frame.height(),
         },
     );
-    Ok(Inputs {
+    let inputs = Inputs {
         events,
         members,
         usage: usage.frame,
@@ -330,7 +346,9 @@ pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
         meetings,
         payments,
         tables,
-    })
+    };
+    let passed = passed.unwrap_or_else(|| unreachable!("events and members were read"));
+    Ok((inputs, passed))
 }
 
 struct UsageTable {

@@ -238,6 +238,35 @@ fn null_in_one_events_file_of_a_folder_names_that_file() {
 }
 
 #[test]
+fn a_bad_table_is_named_before_a_null_the_events_pass_finds() {
+    // The events pass runs while the other tables are read; a problem in a table
+    // still comes first, as when the tables were all read before the pass.
+    let w = good();
+    let mut bad = events(&[("a", "a1", "x", "2026-11-02 10:00", None)]);
+    bad.replace("event", Column::new("event".into(), [None::<&str>]))
+        .unwrap();
+    w.write("events", &bad);
+    let mut m = members(&[("a", "a1", "owner", "2026-01-01", None)]);
+    m.replace(
+        "distinct_id",
+        Column::new("distinct_id".into(), [None::<&str>]),
+    )
+    .unwrap();
+    w.write("members", &m);
+    assert_rejected(
+        &w,
+        &["--as-of", AS_OF],
+        &["members.parquet", "`distinct_id`", "null"],
+    );
+    std::fs::remove_file(w.input().join("usage.parquet")).unwrap();
+    w.write(
+        "members",
+        &members(&[("a", "a1", "owner", "2026-01-01", None)]),
+    );
+    assert_rejected(&w, &["--as-of", AS_OF], &["usage", "not found"]);
+}
+
+#[test]
 fn empty_events_folder_is_bad_input() {
     let w = good();
     std::fs::remove_file(w.input().join("events.parquet")).unwrap();

@@ -10,10 +10,11 @@ pub fn run(args: ValidateArgs, quiet: bool) -> Result<()> {
     let progress = crate::progress::Progress::new(quiet);
     let as_of = super::parse_as_of(args.as_of.as_deref())?;
     let model = crate::model::load(args.config.as_deref())?;
-    progress.stage("reading inputs");
-    let mut inputs = input::load(&args.input, &model.model)?;
-    progress.stage("reading the events");
-    let rollup = events::rollup(&inputs, &model.model)?;
+    progress.stage("reading inputs and the events");
+    let (mut inputs, rollup) = input::load_with(&args.input, &model.model, |events, members| {
+        events::rollup(events, members, &model.model)
+    })?;
+    let rollup = rollup?;
     inputs.set_event_rows(rollup.rows);
     let as_of = match as_of {
         Some(a) => a,

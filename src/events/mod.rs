@@ -35,7 +35,7 @@ use polars_buffer::Buffer;
 use rayon::prelude::*;
 
 use crate::error::InputError;
-use crate::input::{self, Inputs};
+use crate::input::{self, EventsScan};
 use crate::model::Model;
 use crate::time::MICROS_PER_DAY;
 
@@ -839,17 +839,23 @@ impl<'a> PagesRun<'a> {
     }
 }
 
-pub fn rollup(inputs: &Inputs, model: &Model) -> Result<Rollup, InputError> {
-    let blame = |e: PolarsError| inputs.events.blame(Some(e));
+/// The events pass over every events file, with the members (`input::load_with`
+/// runs it while the other tables are read).
+pub fn rollup(
+    events: &EventsScan,
+    members: &DataFrame,
+    model: &Model,
+) -> Result<Rollup, InputError> {
+    let blame = |e: PolarsError| events.blame(Some(e));
     // A null key or event is a null in a required column of some file: name it.
-    let null_found = || inputs.events.blame(None);
+    let null_found = || events.blame(None);
     let layout = Layout::new(model);
-    let files = &inputs.events.files;
+    let files = &events.files;
     let mut run = PagesRun::starting_at(files, 0);
     // The member index is built while the first row group is read.
     let (index, mut next) = rayon::join(
         || -> PolarsResult<_> {
-            let keys = member_keys(&inputs.members)?;
+            let keys = member_keys(members)?;
             let members = MemberIndex::new(&keys)?;
             Ok((keys, members))
         },
