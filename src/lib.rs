@@ -3,7 +3,7 @@
 //! Data flows one way: `input` (find, check, normalise) → `events` (one streaming
 //! pass over the event export, rolled up per org, person, day and event) → `quality`
 //! (data-quality counts, default as_of) → `metrics` → `score` → `indicators` (plus the `users` and
-//! `trends` tables) → `tables` (assemble output frames) → `output` (write atomically). `model` is the scoring model every stage reads;
+//! `trends` tables) → `tables` (assemble output frames) → `output` (write atomically; `csv` the CSV dialect). `model` is the scoring model every stage reads;
 //! `cmd` holds the thin subcommands that compose the stages.
 
 pub mod cli;
