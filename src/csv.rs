@@ -75,25 +75,6 @@ impl<'a> Cells<'a> {
         })
     }
 
-    fn is_null(&self, row: usize) -> bool {
-        let array: &dyn Array = match self {
-            Cells::Str(a) => *a,
-            Cells::F64(a) => *a,
-            Cells::F32(a) => *a,
-            Cells::I64(a) => *a,
-            Cells::I32(a) => *a,
-            Cells::I16(a) => *a,
-            Cells::I8(a) => *a,
-            Cells::U64(a) => *a,
-            Cells::U32(a) => *a,
-            Cells::U16(a) => *a,
-            Cells::U8(a) => *a,
-            Cells::Bool(a) => *a,
-            Cells::Date(a, _) => *a,
-        };
-        array.is_null(row)
-    }
-
     /// Appends the cell of `row` (not null).
     fn push(&mut self, row: usize, buf: &mut Vec<u8>) {
         match self {
@@ -142,7 +123,12 @@ pub fn write(df: &DataFrame, w: &mut impl Write) -> std::io::Result<bool> {
         .iter()
         .map(|c| c.as_materialized_series().rechunk())
         .collect();
-    let Some(mut cells) = columns.iter().map(Cells::of).collect::<Option<Vec<_>>>() else {
+    // Each column's cells, with its array for the null bits.
+    let Some(mut cells) = columns
+        .iter()
+        .map(|c| Some((c.chunks().first()?.as_ref(), Cells::of(c)?)))
+        .collect::<Option<Vec<(&dyn Array, Cells)>>>()
+    else {
         return Ok(false);
     };
     let mut buf = Vec::with_capacity(FLUSH_AT + 1024);
@@ -154,11 +140,11 @@ pub fn write(df: &DataFrame, w: &mut impl Write) -> std::io::Result<bool> {
     }
     buf.extend_from_slice(b"\r\n");
     for row in 0..df.height() {
-        for (i, c) in cells.iter_mut().enumerate() {
+        for (i, (array, c)) in cells.iter_mut().enumerate() {
             if i > 0 {
                 buf.push(b',');
             }
-            if !c.is_null(row) {
+            if !array.is_null(row) {
                 c.push(row, &mut buf);
             }
         }

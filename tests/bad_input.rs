@@ -33,6 +33,13 @@ fn assert_rejected(w: &Workdir, extra: &[&str], needles: &[&str]) {
     assert_eq!(snapshot(&w.out()), before, "outputs untouched");
 }
 
+/// A one-row frame with `column` (text) made null.
+fn with_null(mut df: DataFrame, column: &str) -> DataFrame {
+    df.replace(column, Column::new(column.into(), [None::<&str>]))
+        .unwrap();
+    df
+}
+
 fn good() -> Workdir {
     let w = Workdir::new();
     minimal(&w);
@@ -83,13 +90,8 @@ fn wrong_type_that_cannot_be_cast() {
 #[test]
 fn null_in_required_column() {
     let w = good();
-    let mut m = members(&[("a", "a1", "owner", "2026-01-01", None)]);
-    m.replace(
-        "distinct_id",
-        Column::new("distinct_id".into(), [None::<&str>]),
-    )
-    .unwrap();
-    w.write("members", &m);
+    let m = members(&[("a", "a1", "owner", "2026-01-01", None)]);
+    w.write("members", &with_null(m, "distinct_id"));
     assert_rejected(
         &w,
         &["--as-of", AS_OF],
@@ -225,9 +227,10 @@ fn null_in_one_events_file_of_a_folder_names_that_file() {
     let w = good();
     std::fs::remove_file(w.input().join("events.parquet")).unwrap();
     let ok = events(&[("a", "a1", "x", "2026-11-01 10:00", None)]);
-    let mut bad = events(&[("a", "a1", "x", "2026-11-02 10:00", None)]);
-    bad.replace("event", Column::new("event".into(), [None::<&str>]))
-        .unwrap();
+    let bad = with_null(
+        events(&[("a", "a1", "x", "2026-11-02 10:00", None)]),
+        "event",
+    );
     write_parquet(&w.input().join("events/day=1/part-0.parquet"), &ok);
     write_parquet(&w.input().join("events/day=2/part-0.parquet"), &bad);
     assert_rejected(
@@ -242,17 +245,13 @@ fn a_bad_table_is_named_before_a_null_the_events_pass_finds() {
     // The events pass runs while the other tables are read; a problem in a table
     // still comes first, as when the tables were all read before the pass.
     let w = good();
-    let mut bad = events(&[("a", "a1", "x", "2026-11-02 10:00", None)]);
-    bad.replace("event", Column::new("event".into(), [None::<&str>]))
-        .unwrap();
+    let bad = with_null(
+        events(&[("a", "a1", "x", "2026-11-02 10:00", None)]),
+        "event",
+    );
     w.write("events", &bad);
-    let mut m = members(&[("a", "a1", "owner", "2026-01-01", None)]);
-    m.replace(
-        "distinct_id",
-        Column::new("distinct_id".into(), [None::<&str>]),
-    )
-    .unwrap();
-    w.write("members", &m);
+    let m = members(&[("a", "a1", "owner", "2026-01-01", None)]);
+    w.write("members", &with_null(m, "distinct_id"));
     assert_rejected(
         &w,
         &["--as-of", AS_OF],
