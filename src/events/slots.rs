@@ -276,48 +276,74 @@ impl Partition {
         slot as usize
     }
 
-    /// Phase two: adds this partition's rows of a chunk, a block at a time: the
-    /// block's member entries are prefetched, then its slots found and their lines
-    /// prefetched, then the counts added, so the cache misses of a block overlap.
+    /// Phase two: adds this partition's rows of a chunk, a block of rows at a time,
+    /// in three steps a block apart, so that each memory load has a block's work to
+    /// arrive in: prefetch the members' entries (block b + 2), find the slots and
+    /// prefetch their lines (block b + 1), add the counts (block b). Slots are still
+    /// found, and counts added, in row order, so nothing depends on the blocks.
     pub(super) fn add(&mut self, rows: &[MemberRow], layout: &Layout) {
+        let block = |b: usize| {
+            rows.get(b * SLOT_BLOCK..((b + 1) * SLOT_BLOCK).min(rows.len()))
+                .filter(|block| !block.is_empty())
+        };
+        let mut slots = [[0usize; SLOT_BLOCK]; 2];
+        for b in 0..2 {
+            self.prefetch_members(block(b).unwrap_or_default());
+        }
+        self.find_slots(block(0).unwrap_or_default(), &mut slots[0]);
+        let mut b = 0;
+        while let Some(rows) = block(b) {
+            self.prefetch_members(block(b + 2).unwrap_or_default());
+            self.find_slots(block(b + 1).unwrap_or_default(), &mut slots[(b + 1) % 2]);
+            self.add_counts(rows, &slots[b % 2], layout);
+            b += 1;
+        }
+    }
+
+    fn prefetch_members(&self, rows: &[MemberRow]) {
+        for r in rows {
+            prefetch(&self.state[r.member as usize / PARTITIONS]);
+        }
+    }
+
+    /// The slots of a block of rows, opened where new, their lines prefetched.
+    fn find_slots(&mut self, rows: &[MemberRow], slots: &mut [usize; SLOT_BLOCK]) {
+        for (s, r) in slots.iter_mut().zip(rows) {
+            *s = self.slot(r.member, r.day);
+            for line in self.lines.get(*s) {
+                prefetch(line);
+            }
+        }
+    }
+
+    /// Adds a block of rows to their slots (and visit rows).
+    fn add_counts(&mut self, rows: &[MemberRow], slots: &[usize; SLOT_BLOCK], layout: &Layout) {
         let shape = self.shape;
-        let mut slots = [0usize; SLOT_BLOCK];
-        for block in rows.chunks(SLOT_BLOCK) {
-            for r in block {
-                prefetch(&self.state[r.member as usize / PARTITIONS]);
-            }
-            for (s, r) in slots.iter_mut().zip(block) {
-                *s = self.slot(r.member, r.day);
-                for line in self.lines.get(*s) {
-                    prefetch(line);
+        for (&s, r) in slots.iter().zip(rows) {
+            let w = words_mut(self.lines.get_mut(s));
+            w[shape.n_at] += 1;
+            raise_instant(w, 0, r.t);
+            if let Some(class) = layout.classes.get(r.class as usize) {
+                for &c in &class.counts {
+                    w[shape.n_at + 1 + c] += 1;
+                }
+                for &l in &class.latest {
+                    raise_instant(w, 1 + l, r.t);
                 }
             }
-            for (&s, r) in slots.iter().zip(block) {
-                let w = words_mut(self.lines.get_mut(s));
-                w[shape.n_at] += 1;
-                raise_instant(w, 0, r.t);
-                if let Some(class) = layout.classes.get(r.class as usize) {
-                    for &c in &class.counts {
-                        w[shape.n_at + 1 + c] += 1;
-                    }
-                    for &l in &class.latest {
-                        raise_instant(w, 1 + l, r.t);
-                    }
+            if r.visits != 0 {
+                if w[shape.visit_row_at] == NONE {
+                    w[shape.visit_row_at] = self.visit_slot.len() as u32;
+                    self.visit_slot.push(s as u32);
+                    let len = self.visit_counts.len();
+                    self.visit_counts.resize(len + self.visit_width, 0);
                 }
-                if r.visits != 0 {
-                    if w[shape.visit_row_at] == NONE {
-                        w[shape.visit_row_at] = self.visit_slot.len() as u32;
-                        self.visit_slot.push(s as u32);
-                        let len = self.visit_counts.len();
-                        self.visit_counts.resize(len + self.visit_width, 0);
-                    }
-                    let row = w[shape.visit_row_at] as usize;
-                    let counts = &mut self.visit_counts[row * self.visit_width..];
-                    let mut bits = r.visits;
-                    while bits != 0 {
-                        counts[bits.trailing_zeros() as usize] += 1;
-                        bits &= bits - 1;
-                    }
+                let row = w[shape.visit_row_at] as usize;
+                let counts = &mut self.visit_counts[row * self.visit_width..];
+                let mut bits = r.visits;
+                while bits != 0 {
+                    counts[bits.trailing_zeros() as usize] += 1;
+                    bits &= bits - 1;
                 }
             }
         }
@@ -507,6 +533,47 @@ mod tests {
                 (8, 2, 1)
             ]
         );
+    }
+
+    #[test]
+    fn rows_added_in_blocks_are_added_as_one_at_a_time() {
+        // Phase two looks a block and two blocks ahead: rows over many blocks (and a
+        // last, partial block), members coming back on earlier days and with visits,
+        // give the slots and visit rows that adding each row alone gives.
+        let layout = Layout::of_default_model();
+        let class = |i: u32| {
+            if i % 3 == 0 {
+                NONE
+            } else {
+                i % layout.classes.len() as u32
+            }
+        };
+        let rows: Vec<MemberRow> = (0..5 * SLOT_BLOCK as u32 + 7)
+            .map(|i| MemberRow {
+                t: i64::from(i) * 1000 + i64::from(i % 7),
+                visits: if i % 5 == 0 { 1 << VISIT_DOCS } else { 0 },
+                member: (i * 7 % 13) * PARTITIONS as u32,
+                day: 10 + (i * 11 % 4) as i32,
+                class: class(i),
+            })
+            .collect();
+        let mut together = Partition::new(&layout, 13 * PARTITIONS);
+        together.add(&rows, &layout);
+        let mut alone = Partition::new(&layout, 13 * PARTITIONS);
+        for r in &rows {
+            alone.add(std::slice::from_ref(r), &layout);
+        }
+        assert_eq!(together.slots(), alone.slots());
+        assert!(together.slots() > 13, "members come back on other days");
+        assert_eq!(
+            (&together.member, &together.day),
+            (&alone.member, &alone.day)
+        );
+        for slot in 0..together.slots() {
+            assert_eq!(together.slot_words(slot), alone.slot_words(slot));
+        }
+        assert_eq!(together.visit_slot, alone.visit_slot);
+        assert_eq!(together.visit_counts, alone.visit_counts);
     }
 
     #[test]
