@@ -477,10 +477,10 @@ struct KeyFacts {
     class: Vec<u32>,
     /// Per URL key: what a pageview there visits.
     path_visits: Vec<u64>,
-    /// Per person key: the org key of its first row (`NONE` when no row has it).
-    first_org: Vec<u32>,
-    /// Per person key: the member of (its first row's org, the person), or `NONE`.
-    member: Vec<u32>,
+    /// Per person key: the org key of its first row (`NONE` when no row has it) and
+    /// the member of (that org, the person) or `NONE`; side by side, as every row
+    /// reads both.
+    person: Vec<(u32, u32)>,
 }
 
 /// Keys per parallel task of `KeyFacts::new`.
@@ -532,15 +532,14 @@ impl KeyFacts {
                 found
             })
             .collect();
-        let mut member = vec![NONE; first_org.len()];
+        let mut person: Vec<(u32, u32)> = first_org.into_iter().map(|o| (o, NONE)).collect();
         for (&p, m) in people.iter().zip(found.into_iter().flatten()) {
-            member[p as usize] = m;
+            person[p as usize].1 = m;
         }
         KeyFacts {
             class,
             path_visits,
-            first_org,
-            member,
+            person,
         }
     }
 }
@@ -574,8 +573,9 @@ fn member_rows(
         }
         run.1 += 1;
         let (person, org) = (c.person.key(i), c.org.key(i));
-        let member = if facts.first_org[person] as usize == org {
-            facts.member[person]
+        let (first_org, member) = facts.person[person];
+        let member = if first_org as usize == org {
+            member
         } else {
             members.find(c.org.value(org), c.person.value(person))
         };
