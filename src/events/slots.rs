@@ -542,7 +542,7 @@ mod tests {
         // give the slots and visit rows that adding each row alone gives.
         let layout = Layout::of_default_model();
         let class = |i: u32| {
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 NONE
             } else {
                 i % layout.classes.len() as u32
@@ -551,7 +551,11 @@ mod tests {
         let rows: Vec<MemberRow> = (0..5 * SLOT_BLOCK as u32 + 7)
             .map(|i| MemberRow {
                 t: i64::from(i) * 1000 + i64::from(i % 7),
-                visits: if i % 5 == 0 { 1 << VISIT_DOCS } else { 0 },
+                visits: if i.is_multiple_of(5) {
+                    1 << VISIT_DOCS
+                } else {
+                    0
+                },
                 member: (i * 7 % 13) * PARTITIONS as u32,
                 day: 10 + (i * 11 % 4) as i32,
                 class: class(i),
