@@ -515,6 +515,45 @@ mod tests {
         MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap()
     }
 
+    #[test]
+    fn rows_are_selected_across_stretches_in_row_order() {
+        // 20,000 rows: more than two selection stretches, the last one partial.
+        let rows = 20_000usize;
+        let day: Vec<i32> = (0..rows).map(|i| 80 + (i * 7 % 25) as i32).collect();
+        let x: Vec<u32> = (0..rows).map(|i| u32::from(i.is_multiple_of(3))).collect();
+        let frame = df!(
+            "member" => vec![0u32; rows],
+            "day" => &day,
+            "n" => vec![1i64; rows],
+            "n__x" => &x,
+            "last_us" => vec![0i64; rows],
+        )
+        .unwrap();
+        let rollup = Rollup {
+            frame,
+            visits: df!("member" => Vec::<u32>::new(), "day" => Vec::<i32>::new()).unwrap(),
+            members: df!("org_id" => ["a"], "distinct_id" => ["p"]).unwrap(),
+            rows: rows as u64,
+            latest_us: None,
+            events_per_day: BTreeMap::new(),
+            unknown_member_events: 0,
+        };
+        let events = MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap();
+        let filter = last_days(10).weekdays_only().with_events_in("n__x".into());
+        let selected: Vec<u32> = events
+            .selected_rows(Some(&filter), Some(&x), Table::Days)
+            .unwrap();
+        // Days 90..100 before as_of (day 100), weekdays only, with an x event.
+        let expected: Vec<u32> = (0..rows as u32)
+            .filter(|&i| {
+                let d = day[i as usize];
+                (90..100).contains(&d) && weekday_of_day(d) < 5 && x[i as usize] > 0
+            })
+            .collect();
+        assert!(expected.len() > 1000 && expected.last() > Some(&16_384));
+        assert_eq!(selected, expected);
+    }
+
     fn last_days(n: i32) -> RowFilter {
         RowFilter::days(Window {
             start_day: 100 - n,
