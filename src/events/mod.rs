@@ -508,15 +508,16 @@ impl KeyFacts {
         });
         // Most people appear under one org: each is looked up once, under the org of
         // its first row; rows of another org are looked up on their own.
-        let mut first_org = vec![NONE; c.person.values.len()];
+        // (first org, member) per person key; the members are filled in below.
+        let mut person = vec![(NONE, NONE); c.person.values.len()];
         for (&p, &o) in c.person.keys.iter().zip(c.org.keys.iter()) {
-            let first = &mut first_org[p as usize];
+            let (first, _) = &mut person[p as usize];
             if *first == NONE {
                 *first = o;
             }
         }
-        let people: Vec<u32> = (0..first_org.len() as u32)
-            .filter(|&p| first_org[p as usize] != NONE)
+        let people: Vec<u32> = (0..person.len() as u32)
+            .filter(|&p| person[p as usize].0 != NONE)
             .collect();
         let found: Vec<Vec<u32>> = people
             .par_chunks(KEYS_PER_TASK)
@@ -524,7 +525,7 @@ impl KeyFacts {
                 let pairs: Vec<(&str, &str)> = people
                     .iter()
                     .map(|&p| {
-                        let org = c.org.value(first_org[p as usize] as usize);
+                        let org = c.org.value(person[p as usize].0 as usize);
                         (org, c.person.value(p as usize))
                     })
                     .collect();
@@ -533,7 +534,6 @@ impl KeyFacts {
                 found
             })
             .collect();
-        let mut person: Vec<(u32, u32)> = first_org.into_iter().map(|o| (o, NONE)).collect();
         for (&p, m) in people.iter().zip(found.into_iter().flatten()) {
             person[p as usize].1 = m;
         }
