@@ -388,8 +388,9 @@ impl MemberEvents {
             .enumerate()
             .map(|(c, days)| {
                 let first = c * STRETCH;
-                // Every row is written and the count moves past the ones kept: no
-                // branch on the filter, which a mix of days mispredicts.
+                // Every row's index is written and the count only moves past the
+                // ones kept: no push behind a branch (a collecting filter grew and
+                // checked its vector row by row).
                 let mut rows = vec![0u32; days.len()];
                 let mut kept = 0;
                 for (k, &d) in days.iter().enumerate() {
