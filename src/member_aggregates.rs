@@ -255,6 +255,63 @@ pub struct MemberEvents {
     org_members: Vec<std::ops::Range<usize>>,
     /// Per member: has a rollup row before as_of.
     has_rows: Vec<bool>,
+    /// The day order of `frame`'s rows.
+    frame_runs: DayRuns,
+    /// The day order of `visits`' rows.
+    visit_runs: DayRuns,
+}
+
+/// How a frame's rows lie by day: cut into runs of non-decreasing days, so that a
+/// window's rows in a run are one stretch of it, found by binary search. The rollup of
+/// a time-ordered export is a run per member partition (each partition's rows are in
+/// the order first seen); rows in no useful order are one unsorted run, read whole.
+struct DayRuns {
+    runs: Vec<std::ops::Range<usize>>,
+    sorted: bool,
+}
+
+/// More runs than this and the rows are read whole (a binary search and a task per
+/// run would cost more than they save).
+const MAX_DAY_RUNS: usize = 256;
+
+impl DayRuns {
+    fn of(day: &[i32]) -> DayRuns {
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for i in 1..day.len() {
+            if day[i] < day[i - 1] {
+                runs.push(start..i);
+                start = i;
+                if runs.len() > MAX_DAY_RUNS {
+                    return DayRuns {
+                        runs: vec![0..day.len()],
+                        sorted: false,
+                    };
+                }
+            }
+        }
+        if !day.is_empty() {
+            runs.push(start..day.len());
+        }
+        DayRuns { runs, sorted: true }
+    }
+
+    /// The stretches of rows that can hold a day in `start..end`, in row order.
+    fn spans(&self, day: &[i32], start: i32, end: i32) -> Vec<std::ops::Range<usize>> {
+        if !self.sorted {
+            return self.runs.clone();
+        }
+        self.runs
+            .iter()
+            .map(|run| {
+                let days = &day[run.clone()];
+                let first = days.partition_point(|&d| d < start);
+                let last = days.partition_point(|&d| d < end).max(first);
+                run.start + first..run.start + last
+            })
+            .filter(|span| !span.is_empty())
+            .collect()
+    }
 }
 
 impl MemberEvents {
@@ -285,6 +342,8 @@ impl MemberEvents {
                 has_rows[m as usize] = true;
             }
         }
+        let frame_runs = DayRuns::of(day);
+        let visit_runs = DayRuns::of(visits.column("day")?.i32()?.cont_slice()?);
         Ok(MemberEvents {
             frame,
             visits,
@@ -292,6 +351,8 @@ impl MemberEvents {
             keys,
             org_members,
             has_rows,
+            frame_runs,
+            visit_runs,
         })
     }
 
@@ -367,27 +428,42 @@ impl MemberEvents {
 
     /// The rows an aggregate with this filter reads, in row order: the rows before
     /// as_of, in the filter's days (weekdays only if asked), with an event of the
-    /// filter's set if it names one. Cut into stretches selected in parallel.
+    /// filter's set if it names one. Where the rows are in day order (`DayRuns`), only
+    /// the stretches of the filter's days are read; cut into pieces selected in
+    /// parallel.
     fn selected_rows(
         &self,
         filter: Option<&RowFilter>,
         set: Option<&[u32]>,
         table: Table,
     ) -> PolarsResult<Vec<u32>> {
-        // Stretches small enough that their buffers come from the allocator's heap
-        // (a fresh mapping per stretch cost more in page faults than it saved).
-        const STRETCH: usize = 1 << 13;
+        // Pieces small enough that their buffers come from the allocator's heap
+        // (a fresh mapping per piece cost more in page faults than it saved).
+        const PIECE: usize = 1 << 13;
         let day = self.frame_of(table).column("day")?.i32()?.cont_slice()?;
         let (start, end) = match filter {
             Some(f) => (f.days.start_day, f.days.end_day.min(self.as_of_day)),
             None => (i32::MIN, self.as_of_day),
         };
         let weekdays_only = filter.is_some_and(|f| f.weekdays_only);
-        let stretches: Vec<Vec<u32>> = day
-            .par_chunks(STRETCH)
-            .enumerate()
-            .map(|(c, days)| {
-                let first = c * STRETCH;
+        let runs = match table {
+            Table::Days => &self.frame_runs,
+            Table::Visits => &self.visit_runs,
+        };
+        let pieces: Vec<std::ops::Range<usize>> = runs
+            .spans(day, start, end)
+            .into_iter()
+            .flat_map(|span| {
+                span.clone()
+                    .step_by(PIECE)
+                    .map(move |first| first..(first + PIECE).min(span.end))
+            })
+            .collect();
+        let selected: Vec<Vec<u32>> = pieces
+            .into_par_iter()
+            .map(|piece| {
+                let first = piece.start;
+                let days = &day[piece];
                 // Every row's index is written and the count only moves past the
                 // ones kept: no push behind a branch (a collecting filter grew and
                 // checked its vector row by row).
@@ -405,7 +481,7 @@ impl MemberEvents {
                 rows
             })
             .collect();
-        Ok(stretches.concat())
+        Ok(selected.concat())
     }
 
     /// One aggregate per member over the selected rows.
@@ -516,17 +592,14 @@ mod tests {
         MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap()
     }
 
-    #[test]
-    fn rows_are_selected_across_stretches_in_row_order() {
-        // 20,000 rows: more than two selection stretches, the last one partial.
-        let rows = 20_000usize;
-        let day: Vec<i32> = (0..rows).map(|i| 80 + (i * 7 % 25) as i32).collect();
-        let x: Vec<u32> = (0..rows).map(|i| u32::from(i.is_multiple_of(3))).collect();
+    /// One member's rows of these days, with `x` as the counts of set `n__x`.
+    fn one_member_events(day: &[i32], x: &[u32]) -> MemberEvents {
+        let rows = day.len();
         let frame = df!(
             "member" => vec![0u32; rows],
-            "day" => &day,
+            "day" => day,
             "n" => vec![1i64; rows],
-            "n__x" => &x,
+            "n__x" => x,
             "last_us" => vec![0i64; rows],
         )
         .unwrap();
@@ -539,20 +612,101 @@ mod tests {
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
         };
-        let events = MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap();
+        MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap()
+    }
+
+    /// The rows a filter keeps, row by row (as_of is day 100).
+    fn kept_one_by_one(day: &[i32], x: &[u32], filter: &RowFilter) -> Vec<u32> {
+        (0..day.len() as u32)
+            .filter(|&i| {
+                let d = day[i as usize];
+                (filter.days.start_day..filter.days.end_day.min(100)).contains(&d)
+                    && (!filter.weekdays_only || weekday_of_day(d) < 5)
+                    && (filter.set_count.is_none() || x[i as usize] > 0)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rows_are_selected_across_stretches_in_row_order() {
+        // 20,000 rows in no day order (read whole): more than two selection pieces,
+        // the last one partial.
+        let rows = 20_000usize;
+        let day: Vec<i32> = (0..rows).map(|i| 80 + (i * 7 % 25) as i32).collect();
+        let x: Vec<u32> = (0..rows).map(|i| u32::from(i.is_multiple_of(3))).collect();
+        let events = one_member_events(&day, &x);
+        assert!(!events.frame_runs.sorted);
         let filter = last_days(10).weekdays_only().with_events_in("n__x".into());
         let selected: Vec<u32> = events
             .selected_rows(Some(&filter), Some(&x), Table::Days)
             .unwrap();
         // Days 90..100 before as_of (day 100), weekdays only, with an x event.
-        let expected: Vec<u32> = (0..rows as u32)
-            .filter(|&i| {
-                let d = day[i as usize];
-                (90..100).contains(&d) && weekday_of_day(d) < 5 && x[i as usize] > 0
-            })
-            .collect();
+        let expected = kept_one_by_one(&day, &x, &filter);
         assert!(expected.len() > 1000 && expected.last() > Some(&16_384));
         assert_eq!(selected, expected);
+    }
+
+    #[test]
+    fn day_runs_are_cut_where_the_day_goes_back() {
+        let runs = DayRuns::of(&[3, 5, 5, 2, 4, 1, 1, 9]);
+        assert!(runs.sorted);
+        assert_eq!(runs.runs, vec![0..3, 3..5, 5..8]);
+        // Days 4 and 5: rows 1-2 of the first run, row 4 of the second, none of the
+        // third (its days jump from 1 to 9).
+        assert_eq!(
+            runs.spans(&[3, 5, 5, 2, 4, 1, 1, 9], 4, 6),
+            vec![1..3, 4..5]
+        );
+        // A window before every day, and an empty one.
+        assert!(runs.spans(&[3, 5, 5, 2, 4, 1, 1, 9], -5, 1).is_empty());
+        assert!(runs.spans(&[3, 5, 5, 2, 4, 1, 1, 9], 5, 5).is_empty());
+        assert_eq!(DayRuns::of(&[]).runs, Vec::<std::ops::Range<usize>>::new());
+        // One more run than `MAX_DAY_RUNS` allows: the rows are one unsorted run.
+        let zigzag: Vec<i32> = (0..2 * (MAX_DAY_RUNS + 2))
+            .map(|i| (i % 2) as i32)
+            .collect();
+        let runs = DayRuns::of(&zigzag);
+        assert!(!runs.sorted);
+        assert_eq!(runs.runs, vec![0..zigzag.len()]);
+        assert_eq!(runs.spans(&zigzag, 1, 2), vec![0..zigzag.len()]);
+    }
+
+    #[test]
+    fn rows_in_day_runs_are_selected_as_row_by_row() {
+        // Three runs in day order, as a time-ordered export's partitions are: one of
+        // more than a selection piece, one that ends before as_of, one of five rows.
+        let mut day: Vec<i32> = (0..12_000).map(|i| 60 + i / 300).collect();
+        day.extend((0..9_000).map(|i| 70 + i / 400));
+        day.extend([91, 95, 99, 100, 104]);
+        let x: Vec<u32> = (0..day.len()).map(|i| u32::from(i % 5 == 1)).collect();
+        let events = one_member_events(&day, &x);
+        assert!(events.frame_runs.sorted);
+        assert_eq!(events.frame_runs.runs.len(), 3);
+        let window = |start_day, end_day| RowFilter::days(Window { start_day, end_day });
+        for filter in [
+            last_days(10).weekdays_only().with_events_in("n__x".into()),
+            last_days(7),
+            // Beyond as_of: cut at day 100.
+            window(95, 120),
+            // Before every row, and inside the second run only.
+            window(10, 50),
+            window(80, 90).with_events_in("n__x".into()),
+        ] {
+            let set = filter.set_count.as_ref().map(|_| x.as_slice());
+            let selected = events
+                .selected_rows(Some(&filter), set, Table::Days)
+                .unwrap();
+            let expected = kept_one_by_one(&day, &x, &filter);
+            assert!(
+                selected == expected,
+                "{} rows, not {}",
+                selected.len(),
+                expected.len()
+            );
+        }
+        // No filter: every row before as_of, all but the last two (days 100, 104).
+        let all = events.selected_rows(None, None, Table::Days).unwrap();
+        assert!(all == (0..day.len() as u32 - 2).collect::<Vec<_>>());
     }
 
     fn last_days(n: i32) -> RowFilter {
