@@ -284,7 +284,7 @@ impl DayRuns {
                 start = i;
                 if runs.len() > MAX_DAY_RUNS {
                     return DayRuns {
-                        runs: vec![0..day.len()],
+                        runs: std::iter::once(0..day.len()).collect(),
                         sorted: false,
                     };
                 }
@@ -667,8 +667,9 @@ mod tests {
             .collect();
         let runs = DayRuns::of(&zigzag);
         assert!(!runs.sorted);
-        assert_eq!(runs.runs, vec![0..zigzag.len()]);
-        assert_eq!(runs.spans(&zigzag, 1, 2), vec![0..zigzag.len()]);
+        let whole: Vec<std::ops::Range<usize>> = std::iter::once(0..zigzag.len()).collect();
+        assert_eq!(runs.runs, whole);
+        assert_eq!(runs.spans(&zigzag, 1, 2), whole);
     }
 
     #[test]
