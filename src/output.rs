@@ -31,7 +31,11 @@ pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<()> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
     write_csv_to(df, &mut w).with_context(|| format!("writing {}", path.display()))?;
-    std::io::Write::flush(&mut w).with_context(|| format!("writing {}", path.display()))?;
+    let file = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", path.display()))?;
+    start_writeback(&file);
     Ok(())
 }
 
@@ -54,13 +58,35 @@ pub fn write_csv_to(df: &mut DataFrame, w: &mut impl std::io::Write) -> Result<(
 /// Writes a table as Parquet, single-threaded so the bytes never depend on threads.
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let handle = file
+        .try_clone()
+        .with_context(|| format!("creating {}", path.display()))?;
     ParquetWriter::new(file)
         .with_compression(ParquetCompression::Zstd(None))
         .set_parallel(false)
         .finish(df)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("writing {}", path.display()))?;
+    start_writeback(&handle);
     Ok(())
+}
+
+/// Asks the kernel to start writing a finished file to disk, without waiting (Linux).
+/// Renaming over an existing file makes ext4 write the new one out first, and the
+/// renames into one folder take turns: files started here are written while the other
+/// tables are still being made, not one after another at the end (~20 ms at 10M
+/// events). Only a hint: nothing depends on it, and a failure is ignored.
+fn start_writeback(file: &fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor; the call only schedules writeback.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
 }
 
 /// Writes every table and the manifest into `out`, atomically per file and only once
