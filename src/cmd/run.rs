@@ -164,23 +164,28 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         None => quality::default_as_of(&rollup)?,
     };
     progress.note(&format!("as_of {}", as_of.iso()));
-    progress.stage("checking data quality");
-    let dq = quality::measure(&inputs, &rollup, &as_of)?;
-    lap("validate", &mut timings);
-
-    progress.stage("computing metrics, scores and indicators");
+    progress.stage("checking data quality; computing metrics, scores and indicators");
     // Metrics, users and trends all read the rollup through it (it shares the columns).
     let member_events = MemberEvents::new(&rollup, &as_of)?;
-    drop(rollup);
     let has_previous = previous.is_some();
-    // The scores, the users table and the trends table read the same member events
-    // and nothing of each other: they are computed side by side, each on all
-    // threads, so one's sequential steps leave no thread idle.
-    let (scored, (users, trends)) = rayon::join(
-        || -> Result<DataFrame> {
-            let metrics = metrics::compute(&member_events, &inputs, model, &as_of)?;
-            let scores = score::compute(metrics, &inputs, model).frame;
-            Ok(tables::with_previous(scores, previous).collect()?)
+    // The data-quality counts, the scores, the users table and the trends table read
+    // nothing of each other: they are computed side by side, each on all threads, so
+    // one's sequential steps (the checks are one thread's work) leave no thread idle.
+    // `validate` is the checks' own time; the metrics stage's includes it.
+    let ((dq, scored), (users, trends)) = rayon::join(
+        || {
+            rayon::join(
+                || -> Result<(quality::DataQuality, f64)> {
+                    let start = Instant::now();
+                    let dq = quality::measure(&inputs, &rollup, &as_of)?;
+                    Ok((dq, start.elapsed().as_secs_f64()))
+                },
+                || -> Result<DataFrame> {
+                    let metrics = metrics::compute(&member_events, &inputs, model, &as_of)?;
+                    let scores = score::compute(metrics, &inputs, model).frame;
+                    Ok(tables::with_previous(scores, previous).collect()?)
+                },
+            )
         },
         || {
             rayon::join(
@@ -193,6 +198,9 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
             )
         },
     );
+    drop(rollup);
+    let (dq, validate_seconds) = dq?;
+    timings.insert("validate", validate_seconds);
     let (scored, users, trends) = (scored?, users?, trends?);
     let indicators =
         indicators::compute(scored.clone().lazy(), model, &as_of, has_previous)?.collect()?;
