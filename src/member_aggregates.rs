@@ -12,7 +12,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::events::Rollup;
-use crate::time::{weekday_of_day, AsOf, Window};
+use crate::time::{weekday_of_day, AsOf, DayRuns, Window};
 
 /// Which rollup rows an aggregate reads: the rows whose day is in `days` (and a
 /// weekday, with `weekdays_only`) and, with `set_count`, that hold at least one event
@@ -261,58 +261,9 @@ pub struct MemberEvents {
     visit_runs: DayRuns,
 }
 
-/// How a frame's rows lie by day: cut into runs of non-decreasing days, so that a
-/// window's rows in a run are one stretch of it, found by binary search. The rollup of
-/// a time-ordered export is a run per member partition (each partition's rows are in
-/// the order first seen); rows in no useful order are one unsorted run, read whole.
-struct DayRuns {
-    runs: Vec<std::ops::Range<usize>>,
-    sorted: bool,
-}
-
-/// More runs than this and the rows are read whole (a binary search and a task per
-/// run would cost more than they save).
+/// More day runs than this and a frame's rows are read whole (a binary search and a
+/// task per run would cost more than they save).
 const MAX_DAY_RUNS: usize = 256;
-
-impl DayRuns {
-    fn of(day: &[i32]) -> DayRuns {
-        let mut runs = Vec::new();
-        let mut start = 0;
-        for i in 1..day.len() {
-            if day[i] < day[i - 1] {
-                runs.push(start..i);
-                start = i;
-                if runs.len() > MAX_DAY_RUNS {
-                    return DayRuns {
-                        runs: std::iter::once(0..day.len()).collect(),
-                        sorted: false,
-                    };
-                }
-            }
-        }
-        if !day.is_empty() {
-            runs.push(start..day.len());
-        }
-        DayRuns { runs, sorted: true }
-    }
-
-    /// The stretches of rows that can hold a day in `start..end`, in row order.
-    fn spans(&self, day: &[i32], start: i32, end: i32) -> Vec<std::ops::Range<usize>> {
-        if !self.sorted {
-            return self.runs.clone();
-        }
-        self.runs
-            .iter()
-            .map(|run| {
-                let days = &day[run.clone()];
-                let first = days.partition_point(|&d| d < start);
-                let last = days.partition_point(|&d| d < end).max(first);
-                run.start + first..run.start + last
-            })
-            .filter(|span| !span.is_empty())
-            .collect()
-    }
-}
 
 impl MemberEvents {
     pub fn new(rollup: &Rollup, as_of: &AsOf) -> PolarsResult<MemberEvents> {
@@ -342,8 +293,8 @@ impl MemberEvents {
                 has_rows[m as usize] = true;
             }
         }
-        let frame_runs = DayRuns::of(day);
-        let visit_runs = DayRuns::of(visits.column("day")?.i32()?.cont_slice()?);
+        let frame_runs = DayRuns::of(day, MAX_DAY_RUNS);
+        let visit_runs = DayRuns::of(visits.column("day")?.i32()?.cont_slice()?, MAX_DAY_RUNS);
         Ok(MemberEvents {
             frame,
             visits,
@@ -635,7 +586,7 @@ mod tests {
         let day: Vec<i32> = (0..rows).map(|i| 80 + (i * 7 % 25) as i32).collect();
         let x: Vec<u32> = (0..rows).map(|i| u32::from(i.is_multiple_of(3))).collect();
         let events = one_member_events(&day, &x);
-        assert!(!events.frame_runs.sorted);
+        assert!(!events.frame_runs.is_sorted());
         let filter = last_days(10).weekdays_only().with_events_in("n__x".into());
         let selected: Vec<u32> = events
             .selected_rows(Some(&filter), Some(&x), Table::Days)
@@ -647,32 +598,6 @@ mod tests {
     }
 
     #[test]
-    fn day_runs_are_cut_where_the_day_goes_back() {
-        let runs = DayRuns::of(&[3, 5, 5, 2, 4, 1, 1, 9]);
-        assert!(runs.sorted);
-        assert_eq!(runs.runs, vec![0..3, 3..5, 5..8]);
-        // Days 4 and 5: rows 1-2 of the first run, row 4 of the second, none of the
-        // third (its days jump from 1 to 9).
-        assert_eq!(
-            runs.spans(&[3, 5, 5, 2, 4, 1, 1, 9], 4, 6),
-            vec![1..3, 4..5]
-        );
-        // A window before every day, and an empty one.
-        assert!(runs.spans(&[3, 5, 5, 2, 4, 1, 1, 9], -5, 1).is_empty());
-        assert!(runs.spans(&[3, 5, 5, 2, 4, 1, 1, 9], 5, 5).is_empty());
-        assert_eq!(DayRuns::of(&[]).runs, Vec::<std::ops::Range<usize>>::new());
-        // One more run than `MAX_DAY_RUNS` allows: the rows are one unsorted run.
-        let zigzag: Vec<i32> = (0..2 * (MAX_DAY_RUNS + 2))
-            .map(|i| (i % 2) as i32)
-            .collect();
-        let runs = DayRuns::of(&zigzag);
-        assert!(!runs.sorted);
-        let whole: Vec<std::ops::Range<usize>> = std::iter::once(0..zigzag.len()).collect();
-        assert_eq!(runs.runs, whole);
-        assert_eq!(runs.spans(&zigzag, 1, 2), whole);
-    }
-
-    #[test]
     fn rows_in_day_runs_are_selected_as_row_by_row() {
         // Three runs in day order, as a time-ordered export's partitions are: one of
         // more than a selection piece, one that ends before as_of, one of five rows.
@@ -681,8 +606,8 @@ mod tests {
         day.extend([91, 95, 99, 100, 104]);
         let x: Vec<u32> = (0..day.len()).map(|i| u32::from(i % 5 == 1)).collect();
         let events = one_member_events(&day, &x);
-        assert!(events.frame_runs.sorted);
-        assert_eq!(events.frame_runs.runs.len(), 3);
+        assert!(events.frame_runs.is_sorted());
+        assert_eq!(events.frame_runs.len(), 3);
         let window = |start_day, end_day| RowFilter::days(Window { start_day, end_day });
         for filter in [
             last_days(10).weekdays_only().with_events_in("n__x".into()),

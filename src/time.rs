@@ -108,6 +108,71 @@ pub fn iso_of_day(day: i32) -> String {
     AsOf::from_day(day).iso()
 }
 
+/// How rows lie by day: cut into runs of non-decreasing days, so that a window's rows
+/// in a run are one stretch of it, found by binary search, and the rest of the run is
+/// never read. The rollup of a time-ordered export is a run per member partition (each
+/// partition's rows are in the order first seen); a usage export sorted by org and
+/// date is a run per org. Rows in no useful order (more runs than a caller's
+/// `max_runs`) are one unsorted run, read whole.
+pub struct DayRuns {
+    runs: Vec<std::ops::Range<usize>>,
+    sorted: bool,
+}
+
+impl DayRuns {
+    pub fn of(day: &[i32], max_runs: usize) -> DayRuns {
+        let mut runs = Vec::new();
+        let mut start = 0;
+        for i in 1..day.len() {
+            if day[i] < day[i - 1] {
+                runs.push(start..i);
+                start = i;
+                if runs.len() >= max_runs {
+                    return DayRuns {
+                        runs: std::iter::once(0..day.len()).collect(),
+                        sorted: false,
+                    };
+                }
+            }
+        }
+        if !day.is_empty() {
+            runs.push(start..day.len());
+        }
+        DayRuns { runs, sorted: true }
+    }
+
+    /// Whether the runs are in day order (else there is one run of every row).
+    pub fn is_sorted(&self) -> bool {
+        self.sorted
+    }
+
+    pub fn len(&self) -> usize {
+        self.runs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.runs.is_empty()
+    }
+
+    /// The stretches of rows that can hold a day in `start..end`, in row order (every
+    /// row of an unsorted run; the caller still checks each row's day).
+    pub fn spans(&self, day: &[i32], start: i32, end: i32) -> Vec<std::ops::Range<usize>> {
+        if !self.sorted {
+            return self.runs.clone();
+        }
+        self.runs
+            .iter()
+            .map(|run| {
+                let days = &day[run.clone()];
+                let first = days.partition_point(|&d| d < start);
+                let last = days.partition_point(|&d| d < end).max(first);
+                run.start + first..run.start + last
+            })
+            .filter(|span| !span.is_empty())
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,5 +214,26 @@ mod tests {
             AsOf::parse("yesterday"),
             Err(InputError::BadAsOf { .. })
         ));
+    }
+
+    #[test]
+    fn day_runs_are_cut_where_the_day_goes_back() {
+        let days = [3, 5, 5, 2, 4, 1, 1, 9];
+        let runs = DayRuns::of(&days, 3);
+        assert!(runs.is_sorted());
+        assert_eq!(runs.runs, vec![0..3, 3..5, 5..8]);
+        // Days 4 and 5: rows 1-2 of the first run, row 4 of the second, none of the
+        // third (its days jump from 1 to 9).
+        assert_eq!(runs.spans(&days, 4, 6), vec![1..3, 4..5]);
+        // A window before every day, and an empty one.
+        assert!(runs.spans(&days, -5, 1).is_empty());
+        assert!(runs.spans(&days, 5, 5).is_empty());
+        assert!(DayRuns::of(&[], 1).is_empty());
+        // One run more than allowed: the rows are one unsorted run, read whole.
+        let runs = DayRuns::of(&days, 2);
+        assert!(!runs.is_sorted());
+        let whole: Vec<std::ops::Range<usize>> = std::iter::once(0..days.len()).collect();
+        assert_eq!(runs.runs, whole);
+        assert_eq!(runs.spans(&days, 4, 6), whole);
     }
 }
