@@ -8,7 +8,6 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use anyhow::{Context, Result};
 use polars::prelude::*;
@@ -83,10 +82,10 @@ fn write_largest_first(files: Vec<(DataFrame, PathBuf, bool)>) -> Vec<Result<Pat
         let (frame, _, parquet) = &files[i];
         std::cmp::Reverse((frame.height() * frame.width(), *parquet))
     });
-    let outcomes: Vec<Mutex<Option<Result<PathBuf>>>> =
-        files.iter().map(|_| Mutex::new(None)).collect();
     let next = AtomicUsize::new(0);
-    rayon::broadcast(|_| {
+    // Each thread takes the next file until none is left, and keeps what it wrote.
+    let taken: Vec<Vec<(usize, Result<PathBuf>)>> = rayon::broadcast(|_| {
+        let mut mine = Vec::new();
         while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
             let (frame, path, parquet) = &files[i];
             let mut frame = frame.clone();
@@ -95,18 +94,13 @@ fn write_largest_first(files: Vec<(DataFrame, PathBuf, bool)>) -> Vec<Result<Pat
             } else {
                 write_csv(&mut frame, path)
             };
-            *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) =
-                Some(written.map(|()| path.clone()));
+            mine.push((i, written.map(|()| path.clone())));
         }
+        mine
     });
-    outcomes
-        .into_iter()
-        .map(|o| {
-            o.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| unreachable!("every file is taken by a thread"))
-        })
-        .collect()
+    let mut outcomes: Vec<(usize, Result<PathBuf>)> = taken.into_iter().flatten().collect();
+    outcomes.sort_by_key(|(i, _)| *i);
+    outcomes.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
 /// Asks the kernel to start writing a finished file to disk, without waiting (Linux).
