@@ -39,22 +39,32 @@ pub fn compute(
         .enumerate()
         .filter_map(|(i, o)| o.map(|o| (o, i)))
         .collect();
-    // Cell of an org's week in the grid (org-major), for a day of the trend weeks.
-    let cell = |org: Option<&str>, day: i32| -> Option<usize> {
-        if day < first || day >= end || weekday_of_day(day) >= 5 {
-            return None;
-        }
-        Some(org_of.get(org?)? * weeks + ((day - first) / 7) as usize)
-    };
+    // A day of the trend weeks' weekdays: its cell is its org's week in the grid
+    // (org-major).
+    let in_trend_weekdays = |day: i32| day >= first && day < end && weekday_of_day(day) < 5;
 
     // Each counter's weekday sum per org and week.
     let usage = &inputs.usage;
     let usage_orgs = usage.column("org_id")?.str()?;
     let usage_days = usage.column("date")?.i32()?;
+    // A row of the previous row's org reuses its org number (exports come grouped by
+    // org); the number is looked up only for rows of a trend weekday.
+    let mut previous: Option<(Option<&str>, Option<usize>)> = None;
     let cells: Vec<Option<usize>> = usage_orgs
         .iter()
         .zip(usage_days.iter())
-        .map(|(org, day)| day.and_then(|d| cell(org, d)))
+        .map(|(org, day)| {
+            let day = day.filter(|&d| in_trend_weekdays(d))?;
+            let number = match previous {
+                Some((p, number)) if p == org => number,
+                _ => {
+                    let number = org.and_then(|o| org_of.get(o).copied());
+                    previous = Some((org, number));
+                    number
+                }
+            };
+            Some(number? * weeks + ((day - first) / 7) as usize)
+        })
         .collect();
     let mut columns = vec![
         org_ids

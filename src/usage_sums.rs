@@ -93,14 +93,21 @@ const MIN_RUN_ROWS: usize = 8;
 fn org_numbers(orgs: &StringChunked) -> (Vec<&str>, Vec<u32>) {
     let mut number: PlHashMap<&str, u32> = PlHashMap::new();
     let mut ids = Vec::new();
+    // A row of the previous row's org needs no lookup (exports come grouped by org).
+    let mut previous: Option<(&str, u32)> = None;
     let of_row = orgs
         .iter()
         .map(|org| {
             let org = org.unwrap_or_default();
-            *number.entry(org).or_insert_with(|| {
+            if let Some((_, n)) = previous.filter(|&(p, _)| p == org) {
+                return n;
+            }
+            let n = *number.entry(org).or_insert_with(|| {
                 ids.push(org);
                 ids.len() as u32 - 1
-            })
+            });
+            previous = Some((org, n));
+            n
         })
         .collect();
     (ids, of_row)
