@@ -43,15 +43,38 @@ fn count_rows(df: &DataFrame, predicate: Expr) -> PolarsResult<u64> {
 }
 
 /// Rows whose (`org`, `day`) key an earlier row already has (nulls are a value like
-/// any other). Sorting the pairs in Rust takes a fifth of the time of polars' `unique`
-/// over the two columns (45 ms for the 360,000 usage rows of 10M generated events).
+/// any other). An export sorted by org and day, the usual one, has its repeats side by
+/// side and is counted in one pass; any other is sorted first (in Rust: a fifth of the
+/// time of polars' `unique` over the two columns).
 fn duplicate_org_days(df: &DataFrame, org: &str, day: &str) -> PolarsResult<u64> {
     let orgs = df.column(org)?.str()?;
     let days = df.column(day)?.i32()?;
-    let mut keys: Vec<(Option<&str>, Option<i32>)> = orgs.iter().zip(days.iter()).collect();
+    let keys = || orgs.iter().zip(days.iter());
+    if let Some(repeats) = repeats_if_sorted(keys()) {
+        return Ok(repeats);
+    }
+    let mut keys: Vec<(Option<&str>, Option<i32>)> = keys().collect();
     keys.par_sort_unstable();
     keys.dedup();
     Ok((df.height() - keys.len()) as u64)
+}
+
+/// How many keys equal the key before them, if the keys never go down (`None` as soon
+/// as one is less than the key before it: then equal keys need not be side by side).
+fn repeats_if_sorted<K: Ord>(keys: impl Iterator<Item = K>) -> Option<u64> {
+    let mut repeats = 0;
+    let mut previous: Option<K> = None;
+    for key in keys {
+        if let Some(p) = &previous {
+            match p.cmp(&key) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => repeats += 1,
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        previous = Some(key);
+    }
+    Some(repeats)
 }
 
 pub fn measure(inputs: &Inputs, rollup: &Rollup, as_of: &AsOf) -> PolarsResult<DataQuality> {
@@ -141,6 +164,17 @@ mod tests {
             duplicate_org_days(&df.head(Some(0)), "org", "day").unwrap(),
             0
         );
+        // Sorted by (org, day), nulls first: counted in one pass, the same count.
+        let sorted = df
+            .sort(
+                ["org", "day"],
+                SortMultipleOptions::default().with_nulls_last(false),
+            )
+            .unwrap();
+        let orgs = sorted.column("org").unwrap().str().unwrap();
+        let days = sorted.column("day").unwrap().i32().unwrap();
+        assert_eq!(repeats_if_sorted(orgs.iter().zip(days.iter())), Some(2));
+        assert_eq!(duplicate_org_days(&sorted, "org", "day").unwrap(), 2);
         // The same count as polars' `unique` over the pair.
         let distinct = df
             .clone()
@@ -150,6 +184,16 @@ mod tests {
             .unwrap()
             .height();
         assert_eq!(df.height() - distinct, 2);
+    }
+
+    #[test]
+    fn repeats_are_counted_in_one_pass_only_while_the_keys_never_go_down() {
+        assert_eq!(repeats_if_sorted([1, 1, 2, 3, 3, 3].into_iter()), Some(3));
+        assert_eq!(repeats_if_sorted([1, 2, 3].into_iter()), Some(0));
+        assert_eq!(repeats_if_sorted(std::iter::empty::<i32>()), Some(0));
+        // A key below the one before it, even at the very end: not sorted, no count.
+        assert_eq!(repeats_if_sorted([1, 1, 2, 1].into_iter()), None);
+        assert_eq!(repeats_if_sorted([2, 1, 1].into_iter()), None);
     }
 
     #[test]
