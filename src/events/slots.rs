@@ -142,12 +142,16 @@ impl SlotLines {
         self.get_mut(slot).copy_from_slice(lines);
     }
 
-    /// The lines of the first `slots` slots, a slot at a time, in slot order.
-    fn iter(&self, slots: usize) -> impl Iterator<Item = &[Line]> {
+    /// The blocks, in slot order, each with its first slot and the lines of its slots
+    /// among the first `slots` (a block's slots in order, `shape.lines` lines each).
+    /// By value, so a caller can free each block once it is done with it.
+    fn into_blocks(self, slots: usize) -> impl Iterator<Item = (usize, Pages<Line>, usize)> {
         let per_block = self.slots_per_block();
-        self.blocks.iter().enumerate().flat_map(move |(b, block)| {
-            let here = slots.saturating_sub(b * per_block).min(per_block);
-            block[..here * self.shape.lines].chunks_exact(self.shape.lines)
+        let lines = self.shape.lines;
+        self.blocks.into_iter().enumerate().map(move |(b, block)| {
+            let first = b * per_block;
+            let here = slots.saturating_sub(first).min(per_block);
+            (first, block, here * lines)
         })
     }
 }
@@ -436,15 +440,22 @@ impl Partition {
             mut instants,
             ..
         } = days;
-        for (s, lines) in self.lines.iter(self.member.len()).enumerate() {
-            let w = words(lines);
-            n[s] = i64::from(w[shape.n_at]);
-            for (c, column) in counts.iter_mut().enumerate() {
-                column[s] = w[shape.n_at + 1 + c];
+        for (first, block, used) in self.lines.into_blocks(self.member.len()) {
+            for (i, lines) in block[..used].chunks_exact(shape.lines).enumerate() {
+                let s = first + i;
+                let w = words(lines);
+                n[s] = i64::from(w[shape.n_at]);
+                for (c, column) in counts.iter_mut().enumerate() {
+                    column[s] = w[shape.n_at + 1 + c];
+                }
+                for (i, column) in instants.iter_mut().enumerate() {
+                    column[s] = instant(w, i);
+                }
             }
-            for (i, column) in instants.iter_mut().enumerate() {
-                column[s] = instant(w, i);
-            }
+            // Each block is freed as soon as it is copied, not with the partition:
+            // the columns' next pages are then likely this block's, still backed by
+            // the host, and fresh memory is what this copy mostly waits on.
+            drop(block);
         }
         let Stretch {
             member,
@@ -625,7 +636,11 @@ mod tests {
                 let w = words(lines.get(s));
                 assert_eq!((w[0], w[w.len() - 1]), (s as u32, !(s as u32)));
             }
-            let seen: Vec<u32> = lines.iter(slots).map(|l| words(l)[0]).collect();
+            let mut seen = Vec::new();
+            for (first, block, used) in lines.into_blocks(slots) {
+                assert_eq!(first, seen.len());
+                seen.extend(block[..used].chunks_exact(shape.lines).map(|l| words(l)[0]));
+            }
             assert_eq!(seen, (0..slots as u32).collect::<Vec<_>>());
         }
     }
