@@ -441,8 +441,8 @@ impl Partition {
             ..
         } = days;
         for (first, block, used) in self.lines.into_blocks(self.member.len()) {
-            for (i, lines) in block[..used].chunks_exact(shape.lines).enumerate() {
-                let s = first + i;
+            for (k, lines) in block[..used].chunks_exact(shape.lines).enumerate() {
+                let s = first + k;
                 let w = words(lines);
                 n[s] = i64::from(w[shape.n_at]);
                 for (c, column) in counts.iter_mut().enumerate() {
