@@ -251,6 +251,8 @@ pub struct MemberEvents {
     as_of_day: i32,
     /// Member number → `org_id`, `distinct_id` (sorted).
     keys: DataFrame,
+    /// Row of the members table → member number.
+    member_of_row: Vec<u32>,
     /// The members of each org: a range of member numbers, in org order.
     org_members: Vec<std::ops::Range<usize>>,
     /// Per member: has a rollup row before as_of.
@@ -300,6 +302,7 @@ impl MemberEvents {
             visits,
             as_of_day: as_of.day,
             keys,
+            member_of_row: rollup.member_of_row.clone(),
             org_members,
             has_rows,
             frame_runs,
@@ -310,6 +313,11 @@ impl MemberEvents {
     /// Member number → `org_id`, `distinct_id`, sorted.
     pub fn keys(&self) -> &DataFrame {
         &self.keys
+    }
+
+    /// Row of the members table → member number.
+    pub fn member_of_row(&self) -> &[u32] {
+        &self.member_of_row
     }
 
     /// The frame holding an aggregate's column: visit counts are in `visits`,
@@ -535,6 +543,7 @@ mod tests {
             frame,
             visits,
             members,
+            member_of_row: vec![0, 1, 2, 3],
             rows: 11,
             latest_us: None,
             events_per_day: BTreeMap::new(),
@@ -558,6 +567,7 @@ mod tests {
             frame,
             visits: df!("member" => Vec::<u32>::new(), "day" => Vec::<i32>::new()).unwrap(),
             members: df!("org_id" => ["a"], "distinct_id" => ["p"]).unwrap(),
+            member_of_row: vec![0],
             rows: rows as u64,
             latest_us: None,
             events_per_day: BTreeMap::new(),

@@ -34,7 +34,11 @@ pub fn compute(
         aggs.sum(alias, &set_count(set), signals.clone());
     }
     let mut activity = aggs.per_member(events)?;
-    let rows = latest_row_of_each_member(&inputs.members, events.keys())?;
+    let rows = latest_row_of_each_member(
+        &inputs.members,
+        events.member_of_row(),
+        events.keys().height(),
+    )?;
     for c in ["email", "role"] {
         let values = inputs.members.column(c)?.take(&rows)?;
         activity.with_column(values)?;
@@ -57,45 +61,29 @@ pub fn compute(
     Ok(activity.lazy().select(select))
 }
 
-/// For each member number (a row of `keys`), the row of `members` it shows: the
-/// latest `joined_at`, the first row on a tie. Every key has a row: the keys are the
-/// members table's distinct pairs.
-fn latest_row_of_each_member(members: &DataFrame, keys: &DataFrame) -> PolarsResult<IdxCa> {
-    let pairs = members
-        .clone()
-        .lazy()
-        .select([col("org_id"), col("distinct_id"), col("joined_at")])
-        .with_row_index("_row", None)
-        .join(
-            keys.clone().lazy().with_row_index("_member", None),
-            [col("org_id"), col("distinct_id")],
-            [col("org_id"), col("distinct_id")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .select([col("_row"), col("_member"), col("joined_at")])
-        .collect()?;
-    let mut best: Vec<Option<(i64, IdxSize)>> = vec![None; keys.height()];
-    let row = pairs.column("_row")?.idx()?;
-    let member = pairs.column("_member")?.idx()?;
-    let joined = pairs.column("joined_at")?.i64()?;
-    for ((r, m), j) in row
-        .into_no_null_iter()
-        .zip(member.into_no_null_iter())
-        .zip(joined.iter())
-    {
-        // (joined_at, -row) is greater for a later join, then for an earlier row, so
-        // the pick does not depend on the join's output order.
+/// For each member number, the row of `members` it shows: the latest `joined_at`,
+/// the first row on a tie. `member_of_row` is each row's member number; every member
+/// has a row (the members are the members table's distinct pairs).
+fn latest_row_of_each_member(
+    members: &DataFrame,
+    member_of_row: &[u32],
+    count: usize,
+) -> PolarsResult<IdxCa> {
+    let joined = members.column("joined_at")?.i64()?;
+    let mut best: Vec<Option<(i64, IdxSize)>> = vec![None; count];
+    for (row, (&m, j)) in member_of_row.iter().zip(joined.iter()).enumerate() {
+        // Rows in order: a later join replaces the pick, an equal one does not.
         let j = j.unwrap_or(i64::MIN);
         let b = &mut best[m as usize];
-        if b.is_none_or(|(bj, br)| j > bj || (j == bj && r < br)) {
-            *b = Some((j, r));
+        if b.is_none_or(|(bj, _)| j > bj) {
+            *b = Some((j, row as IdxSize));
         }
     }
     let rows: Vec<IdxSize> = best
         .into_iter()
         .map(|b| {
             b.map(|(_, r)| r)
-                .ok_or_else(|| polars_err!(ComputeError: "a member key without a member row"))
+                .ok_or_else(|| polars_err!(ComputeError: "a member without a member row"))
         })
         .collect::<PolarsResult<_>>()?;
     Ok(IdxCa::from_vec("_row".into(), rows))
@@ -113,12 +101,9 @@ mod tests {
             "joined_at" => [30i64, 10, 20, 30, 5, 25],
         )
         .unwrap();
-        let keys = df!(
-            "org_id" => ["a", "a", "b"],
-            "distinct_id" => ["p", "r", "q"],
-        )
-        .unwrap();
-        let rows = latest_row_of_each_member(&members, &keys).unwrap();
+        // Members a/p (0), a/r (1), b/q (2).
+        let member_of_row = [2, 0, 0, 2, 1, 2];
+        let rows = latest_row_of_each_member(&members, &member_of_row, 3).unwrap();
         // a/p: row 2 (20 > 10); a/r: row 4; b/q: rows 0 and 3 tie at 30, row 0 first.
         assert_eq!(rows.into_no_null_iter().collect::<Vec<_>>(), [2, 4, 0]);
     }

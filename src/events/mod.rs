@@ -65,6 +65,8 @@ pub struct Rollup {
     pub visits: DataFrame,
     /// The members: row i holds member number i's `org_id` and `distinct_id`, sorted.
     pub members: DataFrame,
+    /// The member number of each row of the members table (in its order).
+    pub member_of_row: Vec<u32>,
     /// Events read, of anyone.
     pub rows: u64,
     /// The latest event instant, of anyone, for the default as_of.
@@ -243,24 +245,36 @@ impl Layout {
 
 /// The distinct (org_id, distinct_id) pairs of the members table, sorted (bytewise,
 /// org first, as polars sorts strings); a member's index in this frame is its number
-/// in the rollup. (Sorted here rather than by a polars unique and sort: this runs
-/// before the pass can start.)
-fn member_keys(members: &DataFrame) -> PolarsResult<DataFrame> {
+/// in the rollup. Also each members row's member number, so that later stages pick a
+/// member's rows without joining on the strings again. (Sorted here rather than by a
+/// polars unique and sort: this runs before the pass can start.)
+fn member_keys(members: &DataFrame) -> PolarsResult<(DataFrame, Vec<u32>)> {
     let orgs = members.column("org_id")?.str()?;
     let people = members.column("distinct_id")?.str()?;
+    let rows = u32::try_from(members.height())
+        .map_err(|_| polars_err!(ComputeError: "more than 4G member rows"))?;
     // Input checks reject nulls in both columns.
-    let mut pairs: Vec<(&str, &str)> = orgs
+    let mut pairs: Vec<(&str, &str, u32)> = orgs
         .iter()
         .zip(people.iter())
-        .map(|(o, p)| (o.unwrap_or_default(), p.unwrap_or_default()))
+        .zip(0..rows)
+        .map(|((o, p), row)| (o.unwrap_or_default(), p.unwrap_or_default(), row))
         .collect();
     pairs.par_sort_unstable();
-    pairs.dedup();
-    let (orgs, people): (Vec<&str>, Vec<&str>) = pairs.into_iter().unzip();
-    DataFrame::new_infer_height(vec![
+    let mut member_of_row = vec![0u32; pairs.len()];
+    let (mut orgs, mut people): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    for &(org, person, row) in &pairs {
+        if orgs.last() != Some(&org) || people.last() != Some(&person) {
+            orgs.push(org);
+            people.push(person);
+        }
+        member_of_row[row as usize] = (orgs.len() - 1) as u32;
+    }
+    let keys = DataFrame::new_infer_height(vec![
         StringChunked::from_iter_values("org_id".into(), orgs.into_iter()).into_column(),
         StringChunked::from_iter_values("distinct_id".into(), people.into_iter()).into_column(),
-    ])
+    ])?;
+    Ok((keys, member_of_row))
 }
 
 /// No latest instant yet (output as null).
@@ -697,7 +711,7 @@ impl<'a> Accumulator<'a> {
     /// rows were first seen (its visit rows in the order of their first visit). Every
     /// column is allocated once at its full length and each partition writes its own
     /// rows' stretch of it, in parallel.
-    fn finish(self, keys: &DataFrame) -> PolarsResult<Rollup> {
+    fn finish(self, keys: DataFrame, member_of_row: Vec<u32>) -> PolarsResult<Rollup> {
         let layout = self.layout;
         let lengths: Vec<usize> = self.partitions.iter().map(Partition::slots).collect();
         let visit_lengths: Vec<usize> = self.partitions.iter().map(Partition::visit_rows).collect();
@@ -744,7 +758,8 @@ impl<'a> Accumulator<'a> {
         Ok(Rollup {
             frame: DataFrame::new_infer_height(frame)?,
             visits: DataFrame::new_infer_height(visit_frame)?,
-            members: keys.clone(),
+            members: keys,
+            member_of_row,
             rows: self.totals.rows,
             latest_us: self.totals.latest_us,
             events_per_day: self.totals.events_per_day,
@@ -866,13 +881,13 @@ pub fn rollup(
     // The member index is built while the first row group is read.
     let (index, mut next) = rayon::join(
         || -> PolarsResult<_> {
-            let keys = member_keys(members)?;
+            let (keys, member_of_row) = member_keys(members)?;
             let members = MemberIndex::new(&keys)?;
-            Ok((keys, members))
+            Ok((keys, member_of_row, members))
         },
         || run.next(),
     );
-    let (keys, members) = index.map_err(blame)?;
+    let (keys, member_of_row, members) = index.map_err(blame)?;
     let mut acc = Accumulator::new(&layout, &members);
     let mut file = 0;
     loop {
@@ -905,7 +920,7 @@ pub fn rollup(
         run = PagesRun::starting_at(files, file);
         next = run.next();
     }
-    acc.finish(&keys).map_err(blame)
+    acc.finish(keys, member_of_row).map_err(blame)
 }
 
 #[cfg(test)]
@@ -928,7 +943,7 @@ mod tests {
             "role" => ["m"; 7],
         )
         .unwrap();
-        let keys = member_keys(&members).unwrap();
+        let (keys, member_of_row) = member_keys(&members).unwrap();
         // Bytewise, org first: "B" < "a" < "ab" < "b" < "é"; the repeated (a, x) once.
         let expected = df!(
             "org_id" => ["B", "a", "a", "ab", "b", "é"],
@@ -936,6 +951,8 @@ mod tests {
         )
         .unwrap();
         assert!(keys.equals(&expected), "{keys}");
+        // Rows b/x, a/y, a/x, B/z, a/x, ab/"", é/a: both a/x rows are member 1.
+        assert_eq!(member_of_row, [4, 2, 1, 0, 1, 3, 5]);
         // The same as polars' own unique and sort.
         let by_polars = members
             .lazy()
