@@ -320,6 +320,52 @@ impl MemberEvents {
         &self.member_of_row
     }
 
+    /// Per org of the members table (in org order): `org_id` and, for each
+    /// `(alias, instant)`, the members counted at that instant (SPEC 2: joined before
+    /// it, not removed before it), by the member number of each `members` row: a
+    /// member with several rows counts once if any of them is counted.
+    pub fn members_at(
+        &self,
+        members: &DataFrame,
+        instants: &[(String, i64)],
+    ) -> PolarsResult<DataFrame> {
+        let joined = members.column("joined_at")?.i64()?;
+        let removed = members.column("removed_at")?.i64()?;
+        let mut columns = vec![self.org_ids()?];
+        for (alias, t) in instants {
+            let mut counted = vec![false; self.keys.height()];
+            for ((&m, joined), removed) in self
+                .member_of_row
+                .iter()
+                .zip(joined.iter())
+                .zip(removed.iter())
+            {
+                if joined.is_some_and(|j| j < *t) && removed.is_none_or(|r| r >= *t) {
+                    counted[m as usize] = true;
+                }
+            }
+            let per_org: Vec<IdxSize> = self
+                .org_members
+                .iter()
+                .map(|r| counted[r.clone()].iter().filter(|&&c| c).count() as IdxSize)
+                .collect();
+            columns.push(IdxCa::from_vec(alias.into(), per_org).into_column());
+        }
+        DataFrame::new_infer_height(columns)
+    }
+
+    /// The `org_id` of each org of the members table, in org order.
+    fn org_ids(&self) -> PolarsResult<Column> {
+        let first: Vec<IdxSize> = self
+            .org_members
+            .iter()
+            .map(|r| r.start as IdxSize)
+            .collect();
+        self.keys
+            .column("org_id")?
+            .take(&IdxCa::from_vec("first".into(), first))
+    }
+
     /// The frame holding an aggregate's column: visit counts are in `visits`,
     /// everything else in `frame`.
     fn table_of(&self, kind: &Kind) -> Table {
@@ -550,6 +596,64 @@ mod tests {
             unknown_member_events: 0,
         };
         MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn members_at_counts_members_joined_before_and_not_removed_before_each_instant() {
+        // Members a/p1 (0), a/p2 (1), b/q1 (2), c/r1 (3); a/p1 has two rows, a/p2
+        // left at 50 and rejoined at 60.
+        let members = df!(
+            "org_id" => ["a", "a", "a", "b", "c", "a"],
+            "distinct_id" => ["p1", "p2", "p2", "q1", "r1", "p1"],
+            "joined_at" => [10i64, 10, 60, 100, 5, 20],
+            "removed_at" => [None, Some(50i64), None, None, Some(100), None],
+        )
+        .unwrap();
+        let rollup = Rollup {
+            frame: df!(
+                "member" => Vec::<u32>::new(),
+                "day" => Vec::<i32>::new(),
+                "n" => Vec::<i64>::new(),
+                "last_us" => Vec::<i64>::new(),
+            )
+            .unwrap(),
+            visits: df!("member" => Vec::<u32>::new(), "day" => Vec::<i32>::new()).unwrap(),
+            members: df!(
+                "org_id" => ["a", "a", "b", "c"],
+                "distinct_id" => ["p1", "p2", "q1", "r1"],
+            )
+            .unwrap(),
+            member_of_row: vec![0, 1, 1, 2, 3, 0],
+            rows: 0,
+            latest_us: None,
+            events_per_day: BTreeMap::new(),
+            unknown_member_events: 0,
+        };
+        let events = MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap();
+        let at = |t: i64| (format!("at_{t}"), t);
+        let counts = events
+            .members_at(&members, &[at(55), at(100), at(101)])
+            .unwrap();
+        let column = |name: &str| -> Vec<IdxSize> {
+            let c = counts.column(name).unwrap().idx().unwrap();
+            c.into_no_null_iter().collect()
+        };
+        assert_eq!(
+            counts
+                .column("org_id")
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>(),
+            [Some("a"), Some("b"), Some("c")]
+        );
+        // At 55: a/p1 (a/p2 left at 50, back at 60); c/r1. p1's two rows count once.
+        assert_eq!(column("at_55"), [1, 0, 1]);
+        // At 100: b/q1 joins exactly then (not before it); c/r1 leaves exactly then
+        // (not before it), so it still counts.
+        assert_eq!(column("at_100"), [2, 0, 1]);
+        assert_eq!(column("at_101"), [2, 1, 0]);
     }
 
     /// One member's rows of these days, with `x` as the counts of set `n__x`.

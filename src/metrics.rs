@@ -127,15 +127,6 @@ pub fn days_since(as_of: &AsOf, latest_us: Expr) -> Expr {
     div_exact(lit(as_of.us()) - latest_us, MICROS_PER_DAY as f64)
 }
 
-/// Members counted at instant `t` (SPEC 2): joined before t, not removed before t.
-pub fn member_at(t_us: i64) -> Expr {
-    col("joined_at").lt(lit(t_us)).and(
-        col("removed_at")
-            .is_null()
-            .or(col("removed_at").gt_eq(lit(t_us))),
-    )
-}
-
 /// The orgs scored: the union of org_ids in `accounts` and `members`, sorted.
 pub fn scored_orgs(inputs: &Inputs) -> LazyFrame {
     let mut sources = vec![inputs.members.clone().lazy().select([col("org_id")])];
@@ -193,7 +184,8 @@ pub fn compute(
     // One pass over member events: every event aggregate of every metric.
     let mut event_aggs = EventAggregates::default();
     event_aggs.max("_last_seen_us", "last_us");
-    let mut member_aggs: Vec<Expr> = vec![];
+    // Members counted at as_of and at the start of each active window (SPEC 2).
+    let mut members_at = vec![("_members_now".to_string(), as_of.us())];
     let mut usage_sums = UsageSums::default();
     // Active members per window, once per distinct window however many metrics read it.
     let mut active_windows: Vec<u32> = model
@@ -213,12 +205,7 @@ pub fn compute(
         let days = |w: Window| RowFilter::days(w);
         event_aggs.members(&active_column(n), days(as_of.last_n_days(n)));
         event_aggs.members(&active_prev_column(n), days(as_of.previous_n_days(n)));
-        member_aggs.push(
-            col("distinct_id")
-                .filter(member_at(as_of.minus_days_us(n)))
-                .n_unique()
-                .alias(members_prev_column(n)),
-        );
+        members_at.push((members_prev_column(n), as_of.minus_days_us(n)));
     }
     for (name, m) in &model.metrics {
         let w = as_of.last_n_days(m.window());
@@ -264,12 +251,6 @@ pub fn compute(
             }
         }
     }
-    member_aggs.push(
-        col("distinct_id")
-            .filter(member_at(as_of.us()))
-            .n_unique()
-            .alias("_members_now"),
-    );
     indicator_event_aggregates(model, as_of, &mut event_aggs);
     indicator_usage_aggregates(model, as_of, &mut usage_sums);
 
@@ -283,16 +264,11 @@ pub fn compute(
         },
     );
     let (event_sums, usage_sums) = (event_sums?, usage_sums?);
-    let by_org = |lf: LazyFrame, aggs: Vec<Expr>| lf.group_by([col("org_id")]).agg(aggs);
+    let members_at = events.members_at(&inputs.members, &members_at)?;
     let left = || JoinArgs::new(JoinType::Left);
     let mut frame = scored_orgs(inputs)
         .join(event_sums.lazy(), [col("org_id")], [col("org_id")], left())
-        .join(
-            by_org(inputs.members.clone().lazy(), member_aggs),
-            [col("org_id")],
-            [col("org_id")],
-            left(),
-        );
+        .join(members_at.lazy(), [col("org_id")], [col("org_id")], left());
     if let Some(usage_sums) = usage_sums {
         frame = frame.join(usage_sums.lazy(), [col("org_id")], [col("org_id")], left());
     }
