@@ -131,9 +131,7 @@ impl EventAggregates {
             .iter()
             .filter(|r| events.has_rows[(*r).clone()].iter().any(|&h| h))
             .collect();
-        let first_members: Vec<IdxSize> = orgs.iter().map(|r| r.start as IdxSize).collect();
-        let first_members = IdxCa::from_vec("first".into(), first_members);
-        let mut columns = vec![events.keys.column("org_id")?.take(&first_members)?];
+        let mut columns = vec![events.org_ids(orgs.iter().copied())?];
         for (a, v) in self.aggregates.iter().zip(values) {
             let per_org = v.reduce(&a.kind, &orgs);
             columns.push(per_org.into_column(&a.alias, events.rollup_dtype(&a.kind)?)?);
@@ -331,7 +329,7 @@ impl MemberEvents {
     ) -> PolarsResult<DataFrame> {
         let joined = members.column("joined_at")?.i64()?;
         let removed = members.column("removed_at")?.i64()?;
-        let mut columns = vec![self.org_ids()?];
+        let mut columns = vec![self.org_ids(self.org_members.iter())?];
         for (alias, t) in instants {
             let mut counted = vec![false; self.keys.height()];
             for ((&m, joined), removed) in self
@@ -354,13 +352,12 @@ impl MemberEvents {
         DataFrame::new_infer_height(columns)
     }
 
-    /// The `org_id` of each org of the members table, in org order.
-    fn org_ids(&self) -> PolarsResult<Column> {
-        let first: Vec<IdxSize> = self
-            .org_members
-            .iter()
-            .map(|r| r.start as IdxSize)
-            .collect();
+    /// The `org_id` of each of these orgs (ranges of `org_members`).
+    fn org_ids<'a>(
+        &self,
+        orgs: impl Iterator<Item = &'a std::ops::Range<usize>>,
+    ) -> PolarsResult<Column> {
+        let first: Vec<IdxSize> = orgs.map(|r| r.start as IdxSize).collect();
         self.keys
             .column("org_id")?
             .take(&IdxCa::from_vec("first".into(), first))
