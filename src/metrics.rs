@@ -127,16 +127,37 @@ pub fn days_since(as_of: &AsOf, latest_us: Expr) -> Expr {
     div_exact(lit(as_of.us()) - latest_us, MICROS_PER_DAY as f64)
 }
 
-/// The orgs scored: the union of org_ids in `accounts` and `members`, sorted.
-pub fn scored_orgs(inputs: &Inputs) -> LazyFrame {
-    let mut sources = vec![inputs.members.clone().lazy().select([col("org_id")])];
-    if let Some(a) = &inputs.accounts {
-        sources.push(a.clone().lazy().select([col("org_id")]));
+/// The orgs scored: the union of org_ids in `accounts` and `members`, sorted
+/// bytewise (as polars sorts strings). The members' orgs come sorted from the member
+/// keys, so only the accounts' few are sorted here, not every member row's org.
+pub fn scored_orgs(events: &MemberEvents, inputs: &Inputs) -> PolarsResult<DataFrame> {
+    let accounts = match &inputs.accounts {
+        Some(a) => Some(a.column("org_id")?.str()?),
+        None => None,
+    };
+    let orgs = union_of_orgs(events.keys().column("org_id")?.str()?, accounts);
+    DataFrame::new_infer_height(vec![StringChunked::from_iter_values(
+        "org_id".into(),
+        orgs.into_iter(),
+    )
+    .into_column()])
+}
+
+/// The distinct orgs of `sorted` (in order, repeats side by side) and of `others`,
+/// sorted. Input checks reject null org_ids in both tables.
+fn union_of_orgs<'a>(sorted: &'a StringChunked, others: Option<&'a StringChunked>) -> Vec<&'a str> {
+    let mut orgs: Vec<&str> = Vec::new();
+    for org in sorted.iter().flatten() {
+        if orgs.last() != Some(&org) {
+            orgs.push(org);
+        }
     }
-    concat(sources, UnionArgs::default())
-        .expect("same schema")
-        .unique(None, UniqueKeepStrategy::Any)
-        .sort(["org_id"], Default::default())
+    if let Some(others) = others {
+        orgs.extend(others.iter().flatten());
+        orgs.sort_unstable();
+        orgs.dedup();
+    }
+    orgs
 }
 
 /// Members with an event in the last `n` days.
@@ -266,7 +287,8 @@ pub fn compute(
     let (event_sums, usage_sums) = (event_sums?, usage_sums?);
     let members_at = events.members_at(&inputs.members, &members_at)?;
     let left = || JoinArgs::new(JoinType::Left);
-    let mut frame = scored_orgs(inputs)
+    let mut frame = scored_orgs(events, inputs)?
+        .lazy()
         .join(event_sums.lazy(), [col("org_id")], [col("org_id")], left())
         .join(members_at.lazy(), [col("org_id")], [col("org_id")], left());
     if let Some(usage_sums) = usage_sums {
@@ -670,6 +692,25 @@ fn metric_expr(name: &str, m: &Metric, inputs: &Inputs, model: &Model, as_of: &A
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scored_orgs_are_the_sorted_union_of_member_and_account_orgs() {
+        // Member orgs as the member keys hold them: sorted, one row per member.
+        let members = StringChunked::from_iter_values(
+            "org_id".into(),
+            ["B", "B", "a", "ab", "ab", "ab"].into_iter(),
+        );
+        // Accounts in file order, one repeated, one shared with members, "é" and
+        // "A" in accounts only.
+        let accounts =
+            StringChunked::from_iter_values("org_id".into(), ["é", "a", "A", "é"].into_iter());
+        // Bytewise: "A" < "B" < "a" < "ab" < "é".
+        assert_eq!(
+            union_of_orgs(&members, Some(&accounts)),
+            ["A", "B", "a", "ab", "é"]
+        );
+        assert_eq!(union_of_orgs(&members, None), ["B", "a", "ab"]);
+    }
 
     #[test]
     fn division_by_a_constant_is_exact() {

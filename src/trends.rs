@@ -32,7 +32,7 @@ pub fn compute(
     let last = latest_full_week_start(as_of);
     let first = last - 7 * (weeks as i32 - 1);
     let end = last + 7;
-    let orgs = scored_orgs(inputs).collect()?;
+    let orgs = scored_orgs(events, inputs)?;
     let org_ids = orgs.column("org_id")?.str()?;
     let org_of: PlHashMap<&str, usize> = org_ids
         .iter()
