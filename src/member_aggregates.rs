@@ -329,7 +329,7 @@ impl MemberEvents {
     ) -> PolarsResult<DataFrame> {
         let joined = members.column("joined_at")?.i64()?;
         let removed = members.column("removed_at")?.i64()?;
-        let mut columns = vec![self.org_ids(self.org_members.iter())?];
+        let mut columns = vec![self.orgs()?];
         for (alias, t) in instants {
             let mut counted = vec![false; self.keys.height()];
             for ((&m, joined), removed) in self
@@ -350,6 +350,11 @@ impl MemberEvents {
             columns.push(IdxCa::from_vec(alias.into(), per_org).into_column());
         }
         DataFrame::new_infer_height(columns)
+    }
+
+    /// The distinct `org_id`s of the members, sorted.
+    pub fn orgs(&self) -> PolarsResult<Column> {
+        self.org_ids(self.org_members.iter())
     }
 
     /// The `org_id` of each of these orgs (ranges of `org_members`).

@@ -128,14 +128,16 @@ pub fn days_since(as_of: &AsOf, latest_us: Expr) -> Expr {
 }
 
 /// The orgs scored: the union of org_ids in `accounts` and `members`, sorted
-/// bytewise (as polars sorts strings). The members' orgs come sorted from the member
-/// keys, so only the accounts' few are sorted here, not every member row's org.
+/// bytewise (as polars sorts strings). The members' distinct orgs come sorted with
+/// the member keys, so only they and the accounts' are sorted here, not every member
+/// row's org.
 pub fn scored_orgs(events: &MemberEvents, inputs: &Inputs) -> PolarsResult<DataFrame> {
     let accounts = match &inputs.accounts {
         Some(a) => Some(a.column("org_id")?.str()?),
         None => None,
     };
-    let orgs = union_of_orgs(events.keys().column("org_id")?.str()?, accounts);
+    let member_orgs = events.orgs()?;
+    let orgs = union_of_orgs(member_orgs.str()?, accounts);
     DataFrame::new_infer_height(vec![StringChunked::from_iter_values(
         "org_id".into(),
         orgs.into_iter(),
@@ -143,15 +145,13 @@ pub fn scored_orgs(events: &MemberEvents, inputs: &Inputs) -> PolarsResult<DataF
     .into_column()])
 }
 
-/// The distinct orgs of `sorted` (in order, repeats side by side) and of `others`,
-/// sorted. Input checks reject null org_ids in both tables.
-fn union_of_orgs<'a>(sorted: &'a StringChunked, others: Option<&'a StringChunked>) -> Vec<&'a str> {
-    let mut orgs: Vec<&str> = Vec::new();
-    for org in sorted.iter().flatten() {
-        if orgs.last() != Some(&org) {
-            orgs.push(org);
-        }
-    }
+/// The orgs of `distinct` (sorted, each once) and of `others`, each once, sorted.
+/// Input checks reject null org_ids in both tables.
+fn union_of_orgs<'a>(
+    distinct: &'a StringChunked,
+    others: Option<&'a StringChunked>,
+) -> Vec<&'a str> {
+    let mut orgs: Vec<&str> = distinct.iter().flatten().collect();
     if let Some(others) = others {
         orgs.extend(others.iter().flatten());
         orgs.sort_unstable();
@@ -695,11 +695,9 @@ mod tests {
 
     #[test]
     fn scored_orgs_are_the_sorted_union_of_member_and_account_orgs() {
-        // Member orgs as the member keys hold them: sorted, one row per member.
-        let members = StringChunked::from_iter_values(
-            "org_id".into(),
-            ["B", "B", "a", "ab", "ab", "ab"].into_iter(),
-        );
+        // The members' distinct orgs, sorted (`MemberEvents::orgs`).
+        let members =
+            StringChunked::from_iter_values("org_id".into(), ["B", "a", "ab"].into_iter());
         // Accounts in file order, one repeated, one shared with members, "é" and
         // "A" in accounts only.
         let accounts =
