@@ -19,8 +19,8 @@
 //! and URL class, sorted into member partitions), the pass over the files and the
 //! finished frames. `pages` reads a file's row groups; `member_index` is the member
 //! table; `slots` the (member, day) slots of phase two and their writing out as
-//! columns; `memory` the prefetch and huge-page hints and the huge-page blocks the
-//! slots grow by.
+//! columns; `memory` the prefetch and huge-page hints and the 2 MB blocks the slots
+//! grow by.
 //!
 //! Also finds the nulls and unreadable pages of the events input that the per-file
 //! schema checks could not see, and blames the file.

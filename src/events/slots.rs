@@ -3,7 +3,7 @@
 
 use polars::prelude::*;
 
-use super::memory::{prefetch, zeros_in_huge_pages, Pages, ZeroIsValid};
+use super::memory::{prefetch, Pages, ZeroIsValid};
 use super::{Layout, MemberRow, NONE, NO_INSTANT, PARTITIONS};
 
 /// Rows whose slots are prefetched together in phase two.
@@ -107,9 +107,9 @@ fn raise_instant(w: &mut [u32], i: usize, t: i64) {
     }
 }
 
-/// The lines of a partition's slots, in huge-page blocks (`Pages`) of a power of two
-/// of slots each: the table grows by a block, never moves, and takes a page fault
-/// per 2 MB (a growing `Vec` of them spent a tenth of the pass in page faults).
+/// The lines of a partition's slots, in 2 MB blocks (`Pages`) of a power of two of
+/// slots each: the table grows by a block and never moves (a growing `Vec` of them
+/// spent a tenth of the pass in page faults, copying and faulting in what it moved).
 struct SlotLines {
     blocks: Vec<Pages<Line>>,
     shape: SlotShape,
@@ -369,15 +369,11 @@ impl Columns {
         let rows: usize = lengths.iter().sum();
         // (Zeros allocated for each, not clones: fresh zeroed memory costs no writes.)
         Columns {
-            member: zeros_in_huge_pages(rows),
-            day: zeros_in_huge_pages(rows),
-            n: if with_n {
-                zeros_in_huge_pages(rows)
-            } else {
-                Vec::new()
-            },
-            counts: (0..counts).map(|_| zeros_in_huge_pages(rows)).collect(),
-            instants: (0..instants).map(|_| zeros_in_huge_pages(rows)).collect(),
+            member: vec![0; rows],
+            day: vec![0; rows],
+            n: if with_n { vec![0; rows] } else { Vec::new() },
+            counts: (0..counts).map(|_| vec![0; rows]).collect(),
+            instants: (0..instants).map(|_| vec![0; rows]).collect(),
         }
     }
 
