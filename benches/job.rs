@@ -6,10 +6,11 @@
 //! cost of reading the export at all, as the job's pass reads it). Prints one table.
 //!
 //! `cargo bench --bench job` runs 1M and 10M events; `BENCH_SIZES=1M,10M,50M cargo
-//! bench --bench job` adds 50M (a few GB of generated Parquet under target/bench-data,
-//! kept between runs). The job and the two scans run in turn, `BENCH_RUNS` rounds
-//! (default 3); the table shows median wall times and, as ratios, the median of each
-//! round's ratio. Timings belong here, never in `cargo test`.
+//! bench --bench job` adds 50M (a few GB of generated Parquet in `bench-data` under
+//! the target folder, `CARGO_TARGET_DIR` when set, kept between runs). The job and
+//! the two scans run in turn, `BENCH_RUNS` rounds (default 3); the table shows median
+//! wall times and, as ratios, the median of each round's ratio. Timings belong here,
+//! never in `cargo test`.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -197,8 +198,11 @@ fn main() {
         }
     }
     let wanted = std::env::var("BENCH_SIZES").unwrap_or_else(|_| "1M,10M".into());
-    let data = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("target")
+    // Beside the build (`CARGO_TARGET_DIR` when set, as CI sets it to a cache outside
+    // the clone), so generated inputs are kept wherever compiled dependencies are.
+    let data = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
         .join("bench-data");
     std::fs::create_dir_all(&data).expect("bench data folder");
     let bin = binary();
