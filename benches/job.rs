@@ -18,6 +18,8 @@ use std::time::Instant;
 
 use polars::prelude::*;
 
+mod common;
+
 const AS_OF: &str = "2026-11-23";
 
 /// A named input size and the `generate` arguments that give about that many events
@@ -198,12 +200,7 @@ fn main() {
         }
     }
     let wanted = std::env::var("BENCH_SIZES").unwrap_or_else(|_| "1M,10M".into());
-    // Beside the build (`CARGO_TARGET_DIR` when set, as CI sets it to a cache outside
-    // the clone), so generated inputs are kept wherever compiled dependencies are.
-    let data = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
-        .join("bench-data");
+    let data = common::bench_data();
     std::fs::create_dir_all(&data).expect("bench data folder");
     let bin = binary();
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::sync::OnceLock;
 
+mod common;
+
 use account_health::events::{self, Rollup};
 use account_health::input::{self, Inputs};
 use account_health::member_aggregates::MemberEvents;
@@ -23,14 +25,10 @@ fn main() {
 }
 
 /// Generated inputs with `orgs` orgs over 60 days (~28 events per org and day),
-/// written once per size under target/bench-data.
+/// written once per size under `common::bench_data()`.
 fn inputs(orgs: usize) -> (Inputs, Model) {
     static DIRS: OnceLock<PathBuf> = OnceLock::new();
-    let root = DIRS.get_or_init(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("target")
-            .join("bench-data")
-    });
+    let root = DIRS.get_or_init(common::bench_data);
     let dir = root.join(format!("kernels-{orgs}"));
     if !dir.join("usage.parquet").exists() {
         let status = Command::new(env!("CARGO_BIN_EXE_account-health"))
