@@ -68,7 +68,7 @@ pub(super) unsafe trait ZeroIsValid: Copy {}
 /// again, 1-6 ms each on the project's VM, while 4 KB pages mostly come from memory
 /// the host still backs. Measured in the benchmark's order (after the scans), the
 /// 50M job was 1.6-13% faster without the advice (median 8%, six comparisons) and
-/// the 10M job a median 4% slower (more 4 KB faults); see README.
+/// the 10M job a median 4% slower (more 4 KB faults); see docs/PERFORMANCE.md.
 pub(super) struct Pages<T: ZeroIsValid> {
     start: std::ptr::NonNull<T>,
 }
