@@ -560,17 +560,19 @@ impl KeyFacts {
 }
 
 /// Phase one, over a range of rows: each member event's facts, sorted into the
-/// member partitions in row order, and the totals over every row.
+/// member partitions in row order (into `parts`, one per partition, emptied first),
+/// and the totals over every row.
 fn member_rows(
     c: &Chunk,
     facts: &KeyFacts,
     rows: std::ops::Range<usize>,
     layout: &Layout,
     members: &MemberIndex,
-) -> (Vec<Vec<MemberRow>>, Totals) {
-    let mut parts: Vec<Vec<MemberRow>> = (0..PARTITIONS)
-        .map(|_| Vec::with_capacity(rows.len() / PARTITIONS + 16))
-        .collect();
+    parts: &mut [Vec<MemberRow>],
+) -> Totals {
+    for part in parts.iter_mut() {
+        part.clear();
+    }
     let timestamps = c.timestamp.values();
     let mut totals = Totals {
         rows: rows.len() as u64,
@@ -618,7 +620,7 @@ fn member_rows(
         });
     }
     totals.add_events_of_day(run.0, run.1);
-    (parts, totals)
+    totals
 }
 
 /// Rows ahead of phase one whose person facts are prefetched.
@@ -633,6 +635,10 @@ struct Accumulator<'a> {
     layout: &'a Layout,
     members: &'a MemberIndex,
     partitions: Vec<Partition>,
+    /// Phase one's rows of a chunk: per row range, one vector per partition. Kept
+    /// from chunk to chunk, so each chunk's rows go to memory already mapped and
+    /// likely cached, not to fresh allocations.
+    phase_one: Vec<Vec<Vec<MemberRow>>>,
     totals: Totals,
     /// A required column held a null.
     null_in_required: bool,
@@ -646,6 +652,7 @@ impl<'a> Accumulator<'a> {
             partitions: (0..PARTITIONS)
                 .map(|_| Partition::new(layout, members.count()))
                 .collect(),
+            phase_one: Vec::new(),
             totals: Totals::default(),
             null_in_required: false,
         }
@@ -671,24 +678,24 @@ impl<'a> Accumulator<'a> {
             .step_by(step)
             .map(|s| s..(s + step).min(len))
             .collect();
-        let found: Vec<(Vec<Vec<MemberRow>>, Totals)> = ranges
+        self.phase_one
+            .resize_with(ranges.len(), || vec![Vec::new(); PARTITIONS]);
+        let totals: Vec<Totals> = ranges
             .into_par_iter()
-            .map(|r| member_rows(chunk, &facts, r, layout, members))
+            .zip(self.phase_one.par_iter_mut())
+            .map(|(r, parts)| member_rows(chunk, &facts, r, layout, members, parts))
             .collect();
-        let mut by_partition: Vec<Vec<Vec<MemberRow>>> = vec![Vec::new(); PARTITIONS];
-        for (parts, totals) in found {
-            for (p, rows) in parts.into_iter().enumerate() {
-                by_partition[p].push(rows);
-            }
-            self.totals.merge(totals);
+        for t in totals {
+            self.totals.merge(t);
         }
         // Phase two: partitions are disjoint sets of members, so they fill in parallel.
+        let phase_one = &self.phase_one;
         self.partitions
             .par_iter_mut()
-            .zip(by_partition)
-            .for_each(|(part, ranges)| {
-                for rows in &ranges {
-                    part.add(rows, layout);
+            .enumerate()
+            .for_each(|(p, part)| {
+                for parts in phase_one {
+                    part.add(&parts[p], layout);
                 }
             });
     }
