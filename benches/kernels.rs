@@ -13,6 +13,7 @@ use account_health::events::{self, Rollup};
 use account_health::input::{self, Inputs};
 use account_health::member_aggregates::MemberEvents;
 use account_health::model::Model;
+use account_health::rollup_spec::RollupSpec;
 use account_health::time::AsOf;
 use account_health::{metrics, score};
 use divan::counter::ItemsCount;
@@ -56,19 +57,21 @@ fn inputs(orgs: usize) -> (Inputs, Model) {
 #[divan::bench(args = [50, 200, 800], sample_count = 5)]
 fn events_rollup(bencher: Bencher, orgs: usize) {
     let (inputs, model) = inputs(orgs);
-    let rows = events::rollup(&inputs.events, &inputs.members, &model)
+    let spec = RollupSpec::of(&model);
+    let rows = events::rollup(&inputs.events, &inputs.members, &spec)
         .expect("rollup")
         .rows;
     bencher
         .counter(ItemsCount::new(rows as usize))
-        .bench(|| events::rollup(&inputs.events, &inputs.members, &model).expect("rollup"));
+        .bench(|| events::rollup(&inputs.events, &inputs.members, &spec).expect("rollup"));
 }
 
 #[divan::bench(args = [50, 200, 800], sample_count = 5)]
 fn metrics_and_scores(bencher: Bencher, orgs: usize) {
     let (inputs, model) = inputs(orgs);
     let as_of = AsOf::parse(AS_OF).expect("date");
-    let rollup: Rollup = events::rollup(&inputs.events, &inputs.members, &model).expect("rollup");
+    let spec = RollupSpec::of(&model);
+    let rollup: Rollup = events::rollup(&inputs.events, &inputs.members, &spec).expect("rollup");
     let member_events = MemberEvents::new(&rollup, &as_of).expect("member events");
     bencher
         .counter(ItemsCount::new(rollup.rows as usize))

@@ -27,6 +27,16 @@ pub struct Cli {
     pub command: Command,
 }
 
+impl Cli {
+    /// The `--threads` of the command, if it takes one and it was given.
+    pub fn threads(&self) -> Option<usize> {
+        match &self.command {
+            Command::Run(args) => args.threads,
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// The nightly job: read the inputs, write every output table.

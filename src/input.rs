@@ -5,7 +5,9 @@
 //! decoded once here), instants are i64 microseconds since the epoch (UTC), dates are
 //! i32 days since the epoch, money and usage counters are f64. Every bad-input case
 //! becomes an `InputError` naming the file and column. This module computes no
-//! metric; the data-quality counts live in `validate`.
+//! metric; the data-quality counts live in `quality`. The events are only checked
+//! here (`EventsScan`); the events pass reads them, and `EventsScan::blame` names
+//! the file behind a problem it meets.
 
 use std::path::{Path, PathBuf};
 
@@ -228,127 +230,180 @@ impl EventsScan {
         self.files.len()
     }
 
-    /// Names the file behind a problem the streaming pass found (a null in a required
+    /// Names the file behind a problem the events pass found (a null in a required
     /// column, an unreadable page) by reading the files one by one; runs only then.
-    pub fn blame(&self, e: Option<PolarsError>) -> InputError {
+    /// When every file reads cleanly, the failure was the tool's own: an internal
+    /// error (exit 1), not bad input.
+    pub fn blame(&self, e: crate::events::PassError) -> anyhow::Error {
         for f in &self.files {
             let f = TableFile {
                 path: f.path.clone(),
                 hive: f.hive.clone(),
             };
             if let Err(err) = load_file(&f, &EVENTS, &[]) {
-                return err;
+                return err.into();
             }
         }
-        let first = self
-            .files
-            .first()
-            .map(|f| f.path.display().to_string())
-            .unwrap_or_default();
-        InputError::Unreadable {
-            file: format!("events ({} file(s), first {first})", self.files.len()),
-            reason: e.map_or_else(|| "inconsistent data".to_string(), |e| e.to_string()),
+        match e {
+            crate::events::PassError::Failed(e) => {
+                anyhow::Error::from(e).context("the events pass failed on files that read cleanly")
+            }
+            crate::events::PassError::NullInRequired => anyhow::anyhow!(
+                "the events pass met a null that no events file holds when read alone"
+            ),
         }
     }
+
+    /// The first file holding an event instant outside what a date can hold (chrono's
+    /// years -262143 to 262142): bad input, as the SPEC's days and dates cannot be
+    /// formed from it. Runs only when the pass saw such an instant.
+    pub fn instant_out_of_range(&self) -> Option<InputError> {
+        for f in &self.files {
+            let range = f
+                .frame
+                .clone()
+                .select([
+                    col("timestamp").min().alias("min"),
+                    col("timestamp").max().alias("max"),
+                ])
+                .collect()
+                .ok()?;
+            for bound in ["min", "max"] {
+                let us = range.column(bound).ok()?.i64().ok()?.get(0);
+                if let Some(us) = us.filter(|&us| !crate::time::instant_in_range(us)) {
+                    return Some(InputError::BadValue {
+                        file: f.path.display().to_string(),
+                        column: "timestamp".into(),
+                        problem: format!(
+                            "{us} microseconds since 1970 is outside the supported range of dates (years -262143 to 262142)"
+                        ),
+                    });
+                }
+            }
+        }
+        None
+    }
 }
 
-/// Reads and normalises every table in `dir`.
+/// Reads and normalises every table in `dir` (`query` reads them this way; the
+/// nightly job reads the events and members first, to start the events pass, and
+/// the rest beside it).
 pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
-    load_with(dir, model, |_, _| ()).map(|(inputs, ())| inputs)
+    let (events, others) = rayon::join(|| load_event_tables(dir), || load_other_tables(dir, model));
+    Ok(Inputs::assemble(events?, others?))
 }
 
-/// Reads every table like `load`, and runs `pass` over the events and the members
-/// as soon as those two are read, while the other tables are still being read (the
-/// events pass leaves a thread idle now and then, and they fill it). A problem with
-/// a table is reported, in table order, before anything `pass` returns; `pass` does
-/// not run when the events or the members are unreadable.
-pub fn load_with<R: Send>(
-    dir: &Path,
-    model: &Model,
-    pass: impl FnOnce(&EventsScan, &DataFrame) -> R + Send,
-) -> Result<(Inputs, R), InputError> {
-    if !dir.is_dir() {
-        return Err(InputError::BadPath {
+/// The tables the events pass reads: the events (checked, not read) and the members.
+pub struct EventTables {
+    pub events: EventsScan,
+    pub members: DataFrame,
+    members_files: usize,
+}
+
+/// Every other table.
+pub struct OtherTables {
+    usage: UsageTable,
+    /// accounts, role_changes, tickets, meetings, payments, with their file counts.
+    optional: Vec<Option<(DataFrame, usize)>>,
+}
+
+/// The optional tables, in the order they are reported.
+const OPTIONAL: [&TableSpec; 5] = [&ACCOUNTS, &ROLE_CHANGES, &TICKETS, &MEETINGS, &PAYMENTS];
+
+fn check_input_folder(dir: &Path) -> Result<(), InputError> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(InputError::BadPath {
             path: dir.display().to_string(),
             problem: "input folder not found".into(),
-        });
+        })
     }
-    // The tables are independent: all are read at once (each read on all threads too),
-    // and a problem is reported in the order below whichever read finished first.
-    let specs = [&ACCOUNTS, &ROLE_CHANGES, &TICKETS, &MEETINGS, &PAYMENTS];
-    let ((events, members, passed), (usage, found)) = rayon::join(
-        || {
-            let (events, members) = rayon::join(|| scan_events(dir), || load_table(dir, &MEMBERS));
-            let passed = match (&events, &members) {
-                (Ok(events), Ok(Some((members, _)))) => Some(pass(events, members)),
-                _ => None,
-            };
-            (events, members, passed)
-        },
-        || {
-            rayon::join(
-                || load_usage(dir, model),
-                || {
-                    specs
-                        .par_iter()
-                        .map(|spec| load_table(dir, spec))
-                        .collect::<Vec<_>>()
-                },
-            )
-        },
-    );
-    let events = events?;
-    let mut tables = vec![TableInfo {
-        name: "events".into(),
-        present: true,
-        files: events.files(),
-        // Counted by the streaming pass (`events::Rollup`).
-        rows: 0,
-    }];
-    let mut frames = Vec::with_capacity(1 + specs.len());
-    for (spec, found) in std::iter::once(&MEMBERS)
-        .chain(specs)
-        .zip(std::iter::once(members).chain(found))
-    {
-        let found = found?;
-        tables.push(TableInfo {
-            name: spec.name.to_string(),
-            present: found.is_some(),
-            files: found.as_ref().map_or(0, |(_, n)| *n),
-            rows: found.as_ref().map_or(0, |(df, _)| df.height()),
-        });
-        frames.push(found.map(|(df, _)| df));
-    }
-    let [members, accounts, role_changes, tickets, meetings, payments]: [Option<DataFrame>; 6] =
-        frames
-            .try_into()
-            .unwrap_or_else(|_| unreachable!("one frame per table spec"));
-    let members = members.expect("required table");
+}
 
-    let usage = usage?;
-    tables.insert(
-        2,
-        TableInfo {
-            name: "usage".into(),
-            present: true,
-            files: usage.files,
-            rows: usage.frame.height(),
-        },
-    );
-    let inputs = Inputs {
+/// The events and members tables; a problem with the events is reported before one
+/// with the members.
+pub fn load_event_tables(dir: &Path) -> Result<EventTables, InputError> {
+    check_input_folder(dir)?;
+    let (events, members) = rayon::join(|| scan_events(dir), || load_table(dir, &MEMBERS));
+    let events = events?;
+    let (members, members_files) = members?.expect("required table");
+    Ok(EventTables {
         events,
         members,
-        usage: usage.frame,
-        usage_counters_present: usage.counters_present,
-        accounts,
-        role_changes,
-        tickets,
-        meetings,
-        payments,
-        tables,
-    };
-    let passed = passed.unwrap_or_else(|| unreachable!("events and members were read"));
-    Ok((inputs, passed))
+        members_files,
+    })
+}
+
+/// The usage and optional tables, read side by side; problems reported in table
+/// order (usage, accounts, role_changes, tickets, meetings, payments).
+pub fn load_other_tables(dir: &Path, model: &Model) -> Result<OtherTables, InputError> {
+    check_input_folder(dir)?;
+    let (usage, optional) = rayon::join(
+        || load_usage(dir, model),
+        || {
+            OPTIONAL
+                .par_iter()
+                .map(|spec| load_table(dir, spec))
+                .collect::<Vec<_>>()
+        },
+    );
+    let usage = usage?;
+    let optional = optional.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok(OtherTables { usage, optional })
+}
+
+impl Inputs {
+    /// All the tables, with their manifest entries in table order.
+    pub fn assemble(events: EventTables, others: OtherTables) -> Inputs {
+        let info = |name: &str, present: bool, files: usize, rows: usize| TableInfo {
+            name: name.into(),
+            present,
+            files,
+            rows,
+        };
+        let mut tables = vec![
+            // Rows counted by the events pass (`set_event_rows`).
+            info("events", true, events.events.files(), 0),
+            info(
+                "members",
+                true,
+                events.members_files,
+                events.members.height(),
+            ),
+            info(
+                "usage",
+                true,
+                others.usage.files,
+                others.usage.frame.height(),
+            ),
+        ];
+        for (spec, found) in OPTIONAL.iter().zip(&others.optional) {
+            tables.push(match found {
+                Some((df, files)) => info(spec.name, true, *files, df.height()),
+                None => info(spec.name, false, 0, 0),
+            });
+        }
+        let [accounts, role_changes, tickets, meetings, payments]: [Option<DataFrame>; 5] = others
+            .optional
+            .into_iter()
+            .map(|found| found.map(|(df, _)| df))
+            .collect::<Vec<_>>()
+            .try_into()
+            .unwrap_or_else(|_| unreachable!("one frame per optional table"));
+        Inputs {
+            events: events.events,
+            members: events.members,
+            usage: others.usage.frame,
+            usage_counters_present: others.usage.counters_present,
+            accounts,
+            role_changes,
+            tickets,
+            meetings,
+            payments,
+            tables,
+        }
+    }
 }
 
 struct UsageTable {
@@ -523,12 +578,6 @@ fn file_schema(path: &Path) -> Result<SchemaRef, InputError> {
         .map_err(|e| unreadable(path, e))
 }
 
-/// The accounts table of an input folder alone, normalised (`explain` reads the
-/// plans from it); `None` when the folder has none.
-pub fn load_accounts(dir: &Path) -> Result<Option<DataFrame>, InputError> {
-    Ok(load_table(dir, &ACCOUNTS)?.map(|(df, _)| df))
-}
-
 /// Loads one table, or `None` when an optional table is absent.
 fn load_table(dir: &Path, spec: &TableSpec) -> Result<Option<(DataFrame, usize)>, InputError> {
     let Some(files) = find_table_files(dir, spec.name)? else {
@@ -653,7 +702,7 @@ fn reject_times_of_day(f: &TableFile, schema: &Schema, spec: &TableSpec) -> Resu
         };
         let us = instant_us(col(c.name), *unit);
         let time_of_day = us.clone() - us.floor_div(lit(MICROS_PER_DAY)) * lit(MICROS_PER_DAY);
-        let off_midnight = time_of_day.neq(lit(0i64)).sum();
+        let off_midnight = time_of_day.neq(lit(0i64)).sum().alias(c.name);
         let count = scan_file(&f.path)?
             .select([off_midnight])
             .collect()
@@ -697,13 +746,21 @@ fn hive_value(file: &str, c: &Column, v: &str) -> Result<Expr, InputError> {
 }
 
 /// Microseconds since the epoch (UTC) of a datetime column: its physical value is UTC
-/// whatever its zone label.
+/// whatever its zone label. The expression form of `time::micros`, the same rule:
+/// nanoseconds floored, milliseconds saturating where microseconds cannot hold them.
 fn instant_us(e: Expr, unit: TimeUnit) -> Expr {
     let raw = e.to_physical();
     match unit {
         TimeUnit::Nanoseconds => raw.floor_div(lit(1000i64)),
         TimeUnit::Microseconds => raw,
-        TimeUnit::Milliseconds => raw * lit(1000i64),
+        TimeUnit::Milliseconds => {
+            let limit = i64::MAX / 1000;
+            when(raw.clone().gt(lit(limit)))
+                .then(lit(i64::MAX))
+                .when(raw.clone().lt(lit(-limit)))
+                .then(lit(i64::MIN))
+                .otherwise(raw * lit(1000i64))
+        }
     }
 }
 
@@ -784,4 +841,48 @@ fn typed_for_sql(spec: &TableSpec, lf: LazyFrame) -> LazyFrame {
         })
         .collect();
     lf.with_columns(exprs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::PassError;
+
+    fn write_events(dir: &Path, person: Option<&str>) {
+        let mut df = df!(
+            "timestamp" => [1_700_000_000_000_000i64],
+            "event" => ["x"],
+            "distinct_id" => [person],
+            "org_id" => ["a"],
+        )
+        .unwrap();
+        df.with_column(
+            df.column("timestamp")
+                .unwrap()
+                .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+                .unwrap(),
+        )
+        .unwrap();
+        let file = std::fs::File::create(dir.join("events.parquet")).unwrap();
+        ParquetWriter::new(file).finish(&mut df).unwrap();
+    }
+
+    #[test]
+    fn a_pass_failure_on_files_that_read_cleanly_is_internal_not_bad_input() {
+        let dir = tempfile::tempdir().unwrap();
+        write_events(dir.path(), Some("p"));
+        let scan = scan_events(dir.path()).unwrap();
+        let e = scan.blame(PassError::Failed(polars_err!(ComputeError: "decoder bug")));
+        assert_eq!(crate::exit_code(&e), 1, "{e:#}");
+        assert!(format!("{e:#}").contains("decoder bug"), "{e:#}");
+        assert_eq!(crate::exit_code(&scan.blame(PassError::NullInRequired)), 1);
+        // A null the file does hold is bad input naming it.
+        write_events(dir.path(), None);
+        let scan = scan_events(dir.path()).unwrap();
+        let e = scan.blame(PassError::NullInRequired);
+        assert_eq!(crate::exit_code(&e), 2);
+        assert!(
+            format!("{e}").contains("events.parquet") && format!("{e}").contains("distinct_id")
+        );
+    }
 }

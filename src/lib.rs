@@ -1,10 +1,16 @@
 //! account-health: per-organization health scores from PostHog usage exports.
 //!
-//! Data flows one way: `input` (find, check, normalise) → `events` (one streaming
-//! pass over the event export, rolled up per org, person, day and event) → `quality`
-//! (data-quality counts, default as_of) → `metrics` → `score` → `indicators` (plus the `users` and
-//! `trends` tables) → `tables` (assemble output frames) → `output` (write atomically; `csv` the CSV dialect). `model` is the scoring model every stage reads;
-//! `cmd` holds the thin subcommands that compose the stages.
+//! Data flows one way: `model` (the scoring model every stage reads) → `rollup_spec`
+//! (what the events pass counts) → `input` (find, check, normalise) → `events` (one
+//! streaming pass over the event export, rolled up per member and day) → `quality`
+//! (data-quality counts, default as_of) → `member_aggregates`, `usage_sums` →
+//! `metrics` (with `indicators::inputs`) → `score` → `indicators`, `users`, `trends`
+//! → `tables` (assemble output frames) → `output` (write atomically; `csv` the CSV
+//! dialect). `cmd` holds the thin subcommands that compose the stages; `sys` the
+//! only unsafe code. docs/DESIGN.md is the map.
+
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod cli;
 pub mod cmd;
@@ -19,7 +25,9 @@ pub mod model;
 pub mod output;
 pub mod progress;
 pub mod quality;
+pub mod rollup_spec;
 pub mod score;
+pub mod sys;
 pub mod tables;
 pub mod time;
 pub mod trends;

@@ -12,7 +12,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::events::Rollup;
-use crate::time::{weekday_of_day, AsOf, DayRuns, Window};
+use crate::time::{AsOf, DayRuns, Window};
 
 /// Which rollup rows an aggregate reads: the rows whose day is in `days` (and a
 /// weekday, with `weekdays_only`) and, with `set_count`, that hold at least one event
@@ -368,11 +368,16 @@ impl MemberEvents {
             .take(&IdxCa::from_vec("first".into(), first))
     }
 
-    /// The frame holding an aggregate's column: visit counts are in `visits`,
-    /// everything else in `frame`.
-    fn table_of(&self, kind: &Kind) -> Table {
-        match kind {
-            Kind::Sum(c) if self.visits.schema().contains(c) => Table::Visits,
+    /// The frame an aggregate reads: `visits` when it sums a visit count or counts
+    /// the members with a visit, else `frame`. (A filter on a set of one frame and a
+    /// sum of the other's column is no aggregate any stage asks for.)
+    fn table_of(&self, kind: &Kind, filter: Option<&RowFilter>) -> Table {
+        let column = match kind {
+            Kind::Sum(c) => Some(c),
+            _ => filter.and_then(|f| f.set_count.as_ref()),
+        };
+        match column {
+            Some(c) if self.visits.schema().contains(c) => Table::Visits,
             _ => Table::Days,
         }
     }
@@ -388,7 +393,7 @@ impl MemberEvents {
     fn rollup_dtype(&self, kind: &Kind) -> PolarsResult<DataType> {
         Ok(match kind {
             Kind::Sum(c) => self
-                .frame_of(self.table_of(kind))
+                .frame_of(self.table_of(kind, None))
                 .column(c)?
                 .dtype()
                 .clone(),
@@ -400,7 +405,7 @@ impl MemberEvents {
 
     /// An aggregate's columns, as slices.
     fn prepare<'a>(&'a self, a: &'a Aggregate) -> PolarsResult<Prepared<'a>> {
-        let table = self.table_of(&a.kind);
+        let table = self.table_of(&a.kind, a.filter.as_ref());
         let frame = self.frame_of(table);
         let read = match &a.kind {
             Kind::Sum(c) => {
@@ -448,10 +453,14 @@ impl MemberEvents {
         // (a fresh mapping per piece cost more in page faults than it saved).
         const PIECE: usize = 1 << 13;
         let day = self.frame_of(table).column("day")?.i32()?.cont_slice()?;
-        let (start, end) = match filter {
-            Some(f) => (f.days.start_day, f.days.end_day.min(self.as_of_day)),
-            None => (i32::MIN, self.as_of_day),
+        let window = match filter {
+            Some(f) => f.days.before(self.as_of_day),
+            None => Window {
+                start_day: i32::MIN,
+                end_day: self.as_of_day,
+            },
         };
+        let (start, end) = (window.start_day, window.end_day);
         let weekdays_only = filter.is_some_and(|f| f.weekdays_only);
         let runs = match table {
             Table::Days => &self.frame_runs,
@@ -478,10 +487,8 @@ impl MemberEvents {
                 let mut kept = 0;
                 for (k, &d) in days.iter().enumerate() {
                     rows[kept] = (first + k) as u32;
-                    let keep = d >= start
-                        && d < end
-                        && (!weekdays_only || weekday_of_day(d) < 5)
-                        && set.is_none_or(|s| s[first + k] > 0);
+                    let keep =
+                        window.holds_day(d, weekdays_only) && set.is_none_or(|s| s[first + k] > 0);
                     kept += usize::from(keep);
                 }
                 rows.truncate(kept);
@@ -594,6 +601,7 @@ mod tests {
             member_of_row: vec![0, 1, 2, 3],
             rows: 11,
             latest_us: None,
+            earliest_us: None,
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
         };
@@ -628,6 +636,7 @@ mod tests {
             member_of_row: vec![0, 1, 1, 2, 3, 0],
             rows: 0,
             latest_us: None,
+            earliest_us: None,
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
         };
@@ -676,6 +685,7 @@ mod tests {
             member_of_row: vec![0],
             rows: rows as u64,
             latest_us: None,
+            earliest_us: None,
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
         };
@@ -687,8 +697,7 @@ mod tests {
         (0..day.len() as u32)
             .filter(|&i| {
                 let d = day[i as usize];
-                (filter.days.start_day..filter.days.end_day.min(100)).contains(&d)
-                    && (!filter.weekdays_only || weekday_of_day(d) < 5)
+                filter.days.before(100).holds_day(d, filter.weekdays_only)
                     && (filter.set_count.is_none() || x[i as usize] > 0)
             })
             .collect()

@@ -1,16 +1,20 @@
 //! Per-organization metrics (SPEC 3 to 5): one value per org and metric, null where
 //! the rule says so.
 //!
-//! Each source table is aggregated once per org with a single `group_by` holding every
-//! windowed aggregation the model asks for; the aggregates are joined onto the scored
-//! orgs and turned into metric columns. Nothing here knows about bands or points.
+//! Every windowed aggregate the model's metrics ask for (and those of the indicators,
+//! `indicators::inputs`) is requested up front: member-event aggregates are computed
+//! together over the rollup (`member_aggregates`), usage sums in one pass over the
+//! usage table (`usage_sums`), the small tables (tickets, meetings, accounts) by one
+//! polars `group_by` each. The aggregates are joined onto the scored orgs and turned
+//! into metric columns. Nothing here knows about bands or points.
 
 use polars::prelude::*;
 
-use crate::events::{latest_of_set, product_docs_visits, set_count, BILLING_VISITS, DOCS_VISITS};
+use crate::indicators::inputs::{self as indicator_inputs, IND};
 use crate::input::Inputs;
 use crate::member_aggregates::{EventAggregates, MemberEvents, RowFilter};
 use crate::model::{Measure, Metric, Model};
+use crate::rollup_spec::{self, count_column};
 use crate::time::{AsOf, Window, MICROS_PER_DAY};
 use crate::usage_sums::UsageSums;
 
@@ -19,66 +23,6 @@ use crate::usage_sums::UsageSums;
 /// window), which the score stage uses for the product-category rules.
 pub struct Metrics {
     pub frame: LazyFrame,
-}
-
-/// Names of the per-org columns the indicators read (SPEC 7), computed here in the
-/// same passes as the metrics.
-pub struct IndicatorColumns {
-    pub mrr: &'static str,
-    pub forecasted_mrr: &'static str,
-    pub plan: &'static str,
-    pub renewal_date: &'static str,
-    pub days_to_renewal: &'static str,
-    pub billing_visits: &'static str,
-    pub queries_ok: &'static str,
-    pub queries_failed: &'static str,
-    pub weekday_volume_current: &'static str,
-    pub weekday_volume_previous: &'static str,
-    pub weekday_volume_drop: &'static str,
-    pub days_since_insight_analyzed: &'static str,
-    pub last_payment_status: &'static str,
-    pub days_since_last_payment: &'static str,
-    pub owners_removed: &'static str,
-    pub owner_removed_who: &'static str,
-    pub owners_added: &'static str,
-    pub owner_added_who: &'static str,
-    pub members_now: &'static str,
-    pub inactive_window_events: &'static str,
-    pub insights_started: &'static str,
-    pub insights_saved: &'static str,
-}
-
-pub const IND: IndicatorColumns = IndicatorColumns {
-    mrr: "_mrr",
-    forecasted_mrr: "_forecasted_mrr",
-    plan: "_plan",
-    renewal_date: "_renewal_date",
-    days_to_renewal: "_days_to_renewal",
-    billing_visits: "_billing_visits",
-    queries_ok: "_ind_queries_ok",
-    queries_failed: "_ind_queries_failed",
-    weekday_volume_current: "_weekday_volume_current",
-    weekday_volume_previous: "_weekday_volume_previous",
-    weekday_volume_drop: "weekday_event_volume_drop_7d",
-    days_since_insight_analyzed: "_days_since_insight_analyzed",
-    last_payment_status: "_last_payment_status",
-    days_since_last_payment: "_days_since_last_payment",
-    owners_removed: "_owners_removed",
-    owner_removed_who: "_owner_removed_who",
-    owners_added: "_owners_added",
-    owner_added_who: "_owner_added_who",
-    members_now: "_members_now_f",
-    inactive_window_events: "_inactive_window_events",
-    insights_started: "_insights_started",
-    insights_saved: "_insights_saved",
-};
-
-/// The all-days volume decrease kept beside the weekday one for reference (SPEC 8).
-pub const ALL_DAYS_VOLUME_DROP: &str = "event_volume_drop_7d";
-
-/// Docs visits to a product's docs path in the product_interest window.
-pub fn product_docs_column(product: &str) -> String {
-    format!("_product_{product}__docs_visits")
 }
 
 pub fn adopted_column(product: &str) -> String {
@@ -90,13 +34,6 @@ pub fn in_window_us(column: &str, w: Window) -> Expr {
     col(column)
         .gt_eq(lit(w.start_us()))
         .and(col(column).lt(lit(w.end_us())))
-}
-
-/// `true` for rows whose day column falls in the window.
-pub fn in_window_day(column: &str, w: Window) -> Expr {
-    col(column)
-        .gt_eq(lit(w.start_day))
-        .and(col(column).lt(lit(w.end_day)))
 }
 
 /// "decrease" of SPEC 5: `100 * (previous - current) / previous`, null when previous is 0.
@@ -204,7 +141,7 @@ pub fn compute(
 
     // One pass over member events: every event aggregate of every metric.
     let mut event_aggs = EventAggregates::default();
-    event_aggs.max("_last_seen_us", "last_us");
+    event_aggs.max("_last_seen_us", rollup_spec::LAST_INSTANT);
     // Members counted at as_of and at the start of each active window (SPEC 2).
     let mut members_at = vec![("_members_now".to_string(), as_of.us())];
     let mut usage_sums = UsageSums::default();
@@ -235,15 +172,21 @@ pub fn compute(
                 let set = m.event_set.as_deref().unwrap_or_default();
                 event_aggs.members(
                     &part(name, "members"),
-                    RowFilter::days(w).with_events_in(set_count(set)),
+                    RowFilter::days(w).with_events_in(count_column(set)),
                 );
             }
-            Measure::DocsVisits => {
-                event_aggs.sum(&part(name, "visits"), DOCS_VISITS, RowFilter::days(w))
+            Measure::EventCount => {
+                let set = m.event_set.as_deref().unwrap_or_default();
+                event_aggs.sum(
+                    &part(name, "events"),
+                    &count_column(set),
+                    RowFilter::days(w),
+                )
             }
             Measure::QueryFailureRate => {
-                for (what, set) in [("ok", "query_ok"), ("failed", "query_failed")] {
-                    event_aggs.sum(&part(name, what), &set_count(set), RowFilter::days(w));
+                for (what, set) in [("ok", &m.success_set), ("failed", &m.event_set)] {
+                    let set = set.as_deref().unwrap_or_default();
+                    event_aggs.sum(&part(name, what), &count_column(set), RowFilter::days(w));
                 }
             }
             Measure::UsageDecrease => {
@@ -263,7 +206,7 @@ pub fn compute(
             if let Some(set) = &p.engagement {
                 event_aggs.any(
                     &product_part(pname, &format!("{what}_engaged")),
-                    RowFilter::days(w).with_events_in(set_count(set)),
+                    RowFilter::days(w).with_events_in(count_column(set)),
                 );
             }
             if let Some(counter) = &p.counter {
@@ -272,8 +215,8 @@ pub fn compute(
             }
         }
     }
-    indicator_event_aggregates(model, as_of, &mut event_aggs);
-    indicator_usage_aggregates(model, as_of, &mut usage_sums);
+    indicator_inputs::event_aggregates(model, as_of, &mut event_aggs);
+    indicator_inputs::usage_aggregates(model, as_of, &mut usage_sums);
 
     // The two passes read different tables: side by side.
     let (event_sums, usage_sums) = rayon::join(
@@ -313,22 +256,7 @@ pub fn compute(
     }
 
     frame = join_accounts(frame, inputs, as_of);
-    if let Some(p) = &inputs.payments {
-        frame = frame.join(
-            payment_aggregates(p, as_of),
-            [col("org_id")],
-            [col("org_id")],
-            left(),
-        );
-    }
-    if let Some(rc) = &inputs.role_changes {
-        frame = frame.join(
-            role_change_aggregates(rc, model, as_of),
-            [col("org_id")],
-            [col("org_id")],
-            left(),
-        );
-    }
+    frame = indicator_inputs::join_tables(frame, inputs, model, as_of);
 
     let mut columns = Vec::new();
     for (name, m) in &model.metrics {
@@ -337,7 +265,7 @@ pub fn compute(
     for pname in model.products.keys() {
         columns.push(product_in_use(model, pname, "adoption").alias(adopted_column(pname)));
     }
-    columns.extend(indicator_inputs(inputs, model, as_of));
+    columns.extend(indicator_inputs::columns(inputs, model, as_of));
     Ok(Metrics {
         frame: frame.with_columns(columns),
     })
@@ -350,77 +278,8 @@ fn product_windows(model: &Model, as_of: &AsOf) -> Vec<(&'static str, Window)> {
     if let Some(n) = product_count_window(model) {
         windows.push(("count", as_of.last_n_days(n)));
     }
-    if let Some(i) = model.indicators.get("new_product_adoption") {
-        windows.push(("recent", as_of.last_n_days(i.window())));
-        windows.push(("before", as_of.shifted_window(i.lookback(), i.window())));
-    }
-    if let Some(i) = model.indicators.get("product_interest") {
-        windows.push(("interest", as_of.last_n_days(i.lookback())));
-    }
+    windows.extend(indicator_inputs::product_windows(model, as_of));
     windows
-}
-
-fn indicator_window(model: &Model, name: &str, as_of: &AsOf) -> Window {
-    let days = model.indicators.get(name).map_or(1, |i| i.window());
-    as_of.last_n_days(days)
-}
-
-/// Member-event aggregates of the indicators (SPEC 7), added to the metrics' pass.
-fn indicator_event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut EventAggregates) {
-    let w = |name: &str| RowFilter::days(indicator_window(model, name, as_of));
-    let mut count = |column: &str, window: &str, alias: &str| {
-        aggs.sum(alias, column, w(window));
-    };
-    count(BILLING_VISITS, "billing_page_visits", IND.billing_visits);
-    count(
-        &set_count("query_ok"),
-        "query_failure_rate_high",
-        IND.queries_ok,
-    );
-    count(
-        &set_count("query_failed"),
-        "query_failure_rate_high",
-        IND.queries_failed,
-    );
-    count("n", "inactive_org", IND.inactive_window_events);
-    count(
-        &set_count("insight_started"),
-        "lost_insights",
-        IND.insights_started,
-    );
-    count(
-        &set_count("insight_saved"),
-        "lost_insights",
-        IND.insights_saved,
-    );
-    for pname in model.products.keys() {
-        count(
-            &product_docs_visits(pname),
-            "product_interest",
-            &product_docs_column(pname),
-        );
-    }
-    if let Some(set) = model
-        .indicators
-        .get("no_insights_analyzed")
-        .and_then(|i| i.event_set.as_ref())
-    {
-        aggs.max("_last_insight_analyzed_us", &latest_of_set(set));
-    }
-}
-
-/// Usage aggregates of the weekday-only volume comparison (SPEC 8).
-fn indicator_usage_aggregates(model: &Model, as_of: &AsOf, sums: &mut UsageSums) {
-    let Some(ind) = model.indicators.get("event_volume_drop") else {
-        return;
-    };
-    let counter = ind.counter.as_deref().unwrap_or_default();
-    let current = as_of.last_n_days(ind.window());
-    let previous = as_of.previous_n_days(ind.window());
-    sums.add(IND.weekday_volume_current, counter, current, true);
-    sums.add(IND.weekday_volume_previous, counter, previous, true);
-    sums.add("_all_days_volume_current", counter, current, false);
-    sums.add("_all_days_volume_previous", counter, previous, false);
 }
 
 /// Account fields: the first row per org in file order (an export may repeat an org).
@@ -474,113 +333,6 @@ fn join_accounts(frame: LazyFrame, inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
         ])
 }
 
-/// The latest payment before as_of: its status and age. On a tie in time, `succeeded`
-/// sorts after `failed` and wins (a retried payment that went through).
-fn payment_aggregates(payments: &DataFrame, as_of: &AsOf) -> LazyFrame {
-    payments
-        .clone()
-        .lazy()
-        .filter(col("occurred_at").lt(lit(as_of.us())))
-        .group_by([col("org_id")])
-        .agg([
-            col("status")
-                .sort_by(
-                    [col("occurred_at"), col("status")],
-                    SortMultipleOptions::default(),
-                )
-                .last()
-                .alias(IND.last_payment_status),
-            col("occurred_at").max().alias("_last_payment_us"),
-        ])
-}
-
-/// Owner role removed from / given to someone in the indicator windows (SPEC 7).
-fn role_change_aggregates(role_changes: &DataFrame, model: &Model, as_of: &AsOf) -> LazyFrame {
-    let mut aggs = Vec::new();
-    for (name, count, who, removed) in [
-        (
-            "owner_removed",
-            IND.owners_removed,
-            IND.owner_removed_who,
-            true,
-        ),
-        ("owner_added", IND.owners_added, IND.owner_added_who, false),
-    ] {
-        let Some(ind) = model.indicators.get(name) else {
-            continue;
-        };
-        let role = lit(ind.role.clone().unwrap_or_default());
-        let (from, to) = if removed {
-            ("old_role", "new_role")
-        } else {
-            ("new_role", "old_role")
-        };
-        // From the role to anything else (or to null), or to the role from anything else.
-        let change = col(from)
-            .eq(role.clone())
-            .and(col(to).is_null().or(col(to).neq(role)))
-            .and(in_window_us("changed_at", as_of.last_n_days(ind.window())));
-        aggs.push(change.clone().sum().alias(count));
-        aggs.push(col("distinct_id").filter(change).min().alias(who));
-    }
-    role_changes
-        .clone()
-        .lazy()
-        .group_by([col("org_id")])
-        .agg(aggs)
-}
-
-/// The per-org figures the indicators read, from the joined aggregates.
-fn indicator_inputs(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Vec<Expr> {
-    let mut cols = vec![
-        count(IND.billing_visits.into()).alias(IND.billing_visits),
-        count(IND.queries_ok.into()).alias(IND.queries_ok),
-        count(IND.queries_failed.into()).alias(IND.queries_failed),
-        count(IND.inactive_window_events.into()).alias(IND.inactive_window_events),
-        count(IND.insights_started.into()).alias(IND.insights_started),
-        count(IND.insights_saved.into()).alias(IND.insights_saved),
-        count("_members_now".into()).alias(IND.members_now),
-        days_since(as_of, col("_last_insight_analyzed_us")).alias(IND.days_since_insight_analyzed),
-        col(IND.weekday_volume_current).fill_null(lit(0.0)),
-        col(IND.weekday_volume_previous).fill_null(lit(0.0)),
-        decrease(
-            col(IND.weekday_volume_previous).fill_null(lit(0.0)),
-            col(IND.weekday_volume_current).fill_null(lit(0.0)),
-        )
-        .alias(IND.weekday_volume_drop),
-        decrease(
-            col("_all_days_volume_previous").fill_null(lit(0.0)),
-            col("_all_days_volume_current").fill_null(lit(0.0)),
-        )
-        .alias(ALL_DAYS_VOLUME_DROP),
-    ];
-    for pname in model.products.keys() {
-        cols.push(count(product_docs_column(pname)).alias(product_docs_column(pname)));
-    }
-    if inputs.payments.is_some() {
-        cols.push(days_since(as_of, col("_last_payment_us")).alias(IND.days_since_last_payment));
-    } else {
-        cols.push(
-            lit(NULL)
-                .cast(DataType::String)
-                .alias(IND.last_payment_status),
-        );
-        cols.push(null_f64().alias(IND.days_since_last_payment));
-    }
-    if inputs.role_changes.is_some() {
-        cols.push(count(IND.owners_removed.into()).alias(IND.owners_removed));
-        cols.push(count(IND.owners_added.into()).alias(IND.owners_added));
-    } else {
-        for c in [IND.owners_removed, IND.owners_added] {
-            cols.push(null_f64().alias(c));
-        }
-        for c in [IND.owner_removed_who, IND.owner_added_who] {
-            cols.push(lit(NULL).cast(DataType::String).alias(c));
-        }
-    }
-    cols
-}
-
 /// Per-org ticket aggregates: created in each metric's window, urgent unresolved, last created.
 fn ticket_aggregates(tickets: &DataFrame, model: &Model, as_of: &AsOf) -> LazyFrame {
     let before = col("created_at").lt(lit(as_of.us()));
@@ -614,8 +366,8 @@ fn ticket_aggregates(tickets: &DataFrame, model: &Model, as_of: &AsOf) -> LazyFr
     tickets.clone().lazy().group_by([col("org_id")]).agg(aggs)
 }
 
-/// Whether a product was in use over a window, from the aggregates (`what` is
-/// `adoption` or `count`).
+/// Whether a product was in use over a window, from the aggregates (`what` names a
+/// window of `product_windows`: `adoption`, `count`, or an indicator's).
 pub fn product_in_use(model: &Model, product: &str, what: &str) -> Expr {
     let p = &model.products[product];
     let mut used = lit(false);
@@ -655,7 +407,7 @@ fn metric_expr(name: &str, m: &Metric, inputs: &Inputs, model: &Model, as_of: &A
         }
         Measure::MembersWithEvent => count(part(name, "members")),
         Measure::MembersWithEventPct => pct_of_members(count(part(name, "members")), members_now()),
-        Measure::DocsVisits => count(part(name, "visits")),
+        Measure::EventCount => count(part(name, "events")),
         Measure::QueryFailureRate => {
             let ok = count(part(name, "ok"));
             let failed = count(part(name, "failed"));

@@ -26,6 +26,8 @@ pub struct Model {
     pub event_sets: IndexMap<String, Vec<String>>,
     pub feature_use: FeatureUse,
     pub paths: Paths,
+    /// Sets of visits (SPEC 3): named like event sets, counted from URL paths.
+    pub url_sets: IndexMap<String, UrlSet>,
     pub tickets: Tickets,
     pub products: IndexMap<String, Product>,
     pub categories: IndexMap<String, Category>,
@@ -69,6 +71,8 @@ pub struct Indicator {
     pub lookback_days: Option<u32>,
     pub counter: Option<String>,
     pub event_set: Option<String>,
+    /// The set of successes a failure or loss rate is taken against.
+    pub success_set: Option<String>,
     pub status: Option<String>,
     pub plan: Option<String>,
     pub role: Option<String>,
@@ -81,12 +85,19 @@ fn yes() -> bool {
     true
 }
 
-/// The indicators SPEC 7 defines, and the parameters each one needs.
+/// The indicators SPEC 7 defines, and the parameters each one needs. Indicators are
+/// rules in code (`indicators`): a config tunes them, it cannot add one.
 pub const INDICATOR_PARAMS: &[(&str, &[&str])] = &[
     ("forecasted_mrr_decrease", &["threshold"]),
     ("forecasted_mrr_growth", &["threshold"]),
-    ("billing_page_visits", &["window_days", "threshold"]),
-    ("query_failure_rate_high", &["window_days", "threshold"]),
+    (
+        "billing_page_visits",
+        &["window_days", "threshold", "event_set"],
+    ),
+    (
+        "query_failure_rate_high",
+        &["window_days", "threshold", "event_set", "success_set"],
+    ),
     (
         "event_volume_drop",
         &["window_days", "counter", "threshold"],
@@ -97,7 +108,16 @@ pub const INDICATOR_PARAMS: &[(&str, &[&str])] = &[
     ("owner_removed", &["window_days", "role"]),
     ("owner_added", &["window_days", "role"]),
     ("inactive_org", &["window_days"]),
-    ("lost_insights", &["window_days", "min_count", "threshold"]),
+    (
+        "lost_insights",
+        &[
+            "window_days",
+            "min_count",
+            "threshold",
+            "event_set",
+            "success_set",
+        ],
+    ),
     (
         "renewal_upcoming",
         &["threshold", "quiet_threshold", "quiet_days"],
@@ -110,6 +130,10 @@ pub const INDICATOR_PARAMS: &[(&str, &[&str])] = &[
     ("health_score_drop", &["threshold"]),
 ];
 
+/// The indicators that read the latest instant of their `event_set` (every other
+/// indicator with an `event_set` counts its events).
+pub const LATEST_INSTANT_INDICATORS: &[&str] = &["no_insights_analyzed"];
+
 impl Indicator {
     fn has(&self, param: &str) -> bool {
         match param {
@@ -118,6 +142,7 @@ impl Indicator {
             "lookback_days" => self.lookback_days.is_some_and(|d| d > 0),
             "counter" => self.counter.is_some(),
             "event_set" => self.event_set.is_some(),
+            "success_set" => self.success_set.is_some(),
             "status" => self.status.is_some(),
             "plan" => self.plan.is_some(),
             "role" => self.role.is_some(),
@@ -161,11 +186,21 @@ pub struct FeatureUse {
     pub sets: Vec<String>,
 }
 
+/// What a URL path is read from (SPEC 3).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Paths {
-    pub billing_prefix: String,
-    pub docs_prefix: String,
+    /// The event set whose events carry a page's URL: only they visit a path.
+    pub pageviews: String,
+}
+
+/// A set of visits (SPEC 3): the page views whose URL path starts with `path_prefix`,
+/// plus, with `also`, every event of that event set wherever it happens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UrlSet {
+    pub path_prefix: String,
+    pub also: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -195,6 +230,23 @@ pub struct Category {
 pub struct Users {
     pub events_window_days: u32,
     pub signals_window_days: u32,
+    /// The event sets of the four frustration-signal columns.
+    pub insights_started_set: String,
+    pub insights_saved_set: String,
+    pub queries_failed_set: String,
+    pub queries_completed_set: String,
+}
+
+impl Users {
+    /// Each signal column of the `users` table with the event set it counts.
+    pub fn signal_sets(&self) -> [(&'static str, &str); 4] {
+        [
+            ("insights_started_7d", self.insights_started_set.as_str()),
+            ("insights_saved_7d", self.insights_saved_set.as_str()),
+            ("queries_failed_7d", self.queries_failed_set.as_str()),
+            ("queries_completed_7d", self.queries_completed_set.as_str()),
+        ]
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -220,7 +272,10 @@ pub enum Measure {
     MembersWithEventPct,
     TicketsCreated,
     UrgentTicketsUnresolved,
-    DocsVisits,
+    /// Events (or visits) of `event_set` by members in the window; `docs_visits` is
+    /// its name before event sets were configurable.
+    #[serde(alias = "docs_visits")]
+    EventCount,
     QueryFailureRate,
     DaysSinceLastMeeting,
     DaysSinceLastTicket,
@@ -254,7 +309,10 @@ impl Measure {
     fn needs_event_set(self) -> bool {
         matches!(
             self,
-            Measure::MembersWithEvent | Measure::MembersWithEventPct
+            Measure::MembersWithEvent
+                | Measure::MembersWithEventPct
+                | Measure::EventCount
+                | Measure::QueryFailureRate
         )
     }
 }
@@ -266,6 +324,8 @@ pub struct Metric {
     pub measure: Measure,
     pub window_days: Option<u32>,
     pub event_set: Option<String>,
+    /// `query_failure_rate`: the successes the failures of `event_set` are taken against.
+    pub success_set: Option<String>,
     pub counter: Option<String>,
     pub product: Option<String>,
     pub healthy: Condition,
@@ -308,17 +368,6 @@ impl Op {
 
     fn is_upper_bound(self) -> bool {
         matches!(self, Op::Lt | Op::Le)
-    }
-}
-
-impl Condition {
-    pub fn holds(&self, v: f64) -> bool {
-        match self.op {
-            Op::Lt => v < self.value,
-            Op::Le => v <= self.value,
-            Op::Gt => v > self.value,
-            Op::Ge => v >= self.value,
-        }
     }
 }
 
@@ -387,9 +436,10 @@ impl Model {
             .model
     }
 
-    /// The event names of a named set; `feature_use` is the union of its sets.
+    /// The event names of a named set; `feature_use` is the union of its sets. A URL
+    /// set has no names of its own (see `url_sets`).
     pub fn events_of(&self, set: &str) -> Vec<String> {
-        if set == "feature_use" {
+        if set == FEATURE_USE {
             let mut all = BTreeSet::new();
             for s in &self.feature_use.sets {
                 all.extend(self.event_sets.get(s).cloned().unwrap_or_default());
@@ -404,13 +454,7 @@ impl Model {
         let products = self.products.values().filter_map(|p| p.counter.as_ref());
         let metrics = self.metrics.values().filter_map(|m| m.counter.as_ref());
         let indicators = self.indicators.values().filter_map(|i| i.counter.as_ref());
-        let mut seen: Vec<String> = Vec::new();
-        for c in products.chain(metrics).chain(indicators) {
-            if !seen.contains(c) {
-                seen.push(c.clone());
-            }
-        }
-        seen
+        first_of_each(products.chain(metrics).chain(indicators).cloned())
     }
 
     /// Category weights in category order, for a plan (`None`: the defaults).
@@ -427,9 +471,62 @@ impl Model {
             .collect()
     }
 
-    fn has_event_set(&self, name: &str) -> bool {
-        name == "feature_use" || self.event_sets.contains_key(name)
+    /// Every set whose events some stage counts per member and day: the users
+    /// table's, the metrics', the products' engagement sets and the counting
+    /// indicators', in that order, each once (URL sets included).
+    pub fn counted_sets(&self) -> Vec<String> {
+        let users = self.users.signal_sets().map(|(_, s)| s.to_string());
+        let metrics = self
+            .metrics
+            .values()
+            .flat_map(|m| [m.event_set.clone(), m.success_set.clone()]);
+        let products = self.products.values().map(|p| p.engagement.clone());
+        let indicators = self
+            .indicators
+            .iter()
+            .filter(|(name, _)| !LATEST_INSTANT_INDICATORS.contains(&name.as_str()))
+            .flat_map(|(_, i)| [i.event_set.clone(), i.success_set.clone()]);
+        first_of_each(
+            users
+                .into_iter()
+                .chain(metrics.chain(products).chain(indicators).flatten()),
+        )
     }
+
+    /// The sets whose latest instant some indicator reads, sorted.
+    pub fn latest_sets(&self) -> Vec<String> {
+        let mut sets: Vec<String> = LATEST_INSTANT_INDICATORS
+            .iter()
+            .filter_map(|name| self.indicators.get(*name)?.event_set.clone())
+            .collect();
+        sets.sort();
+        sets.dedup();
+        sets
+    }
+
+    /// A set of event names (or `feature_use`), not of visits.
+    fn has_named_set(&self, name: &str) -> bool {
+        name == FEATURE_USE || self.event_sets.contains_key(name)
+    }
+
+    /// An event set or a URL set.
+    fn has_event_set(&self, name: &str) -> bool {
+        self.has_named_set(name) || self.url_sets.contains_key(name)
+    }
+}
+
+/// The event set that is the union of `feature_use.sets` (SPEC 3).
+pub const FEATURE_USE: &str = "feature_use";
+
+/// The names in order of first appearance, each once.
+fn first_of_each(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for n in names {
+        if !seen.contains(&n) {
+            seen.push(n);
+        }
+    }
+    seen
 }
 
 /// Loads the default model, with `overrides` (a TOML text) merged over it.
@@ -446,9 +543,10 @@ pub fn load_from_str(overrides: Option<&str>, source: &str) -> Result<LoadedMode
         let user: toml::Value = text
             .parse()
             .map_err(|e: toml::de::Error| bad("", e.message().to_string()))?;
-        reject_unknown_names(&merged, &user).map_err(|(k, p)| bad(&k, p))?;
+        check_override_shape(&merged, &user).map_err(|(k, p)| bad(&k, p))?;
         merge(&mut merged, user);
     }
+    check_entries(&merged).map_err(|(k, p)| bad(&k, p))?;
     let model: Model = merged
         .try_into()
         .map_err(|e: toml::de::Error| bad("", e.message().to_string()))?;
@@ -477,47 +575,87 @@ pub fn load(path: Option<&Path>) -> Result<LoadedModel, InputError> {
     }
 }
 
-/// Metrics and categories are a fixed vocabulary: a config may tune them, not invent
-/// them (SPEC 10). Event sets and products may be added.
-fn reject_unknown_names(
+/// A config may add event sets, URL sets, products, categories and metrics (SPEC 10),
+/// each a table; indicators are rules in code, so it may only tune the known ones.
+fn check_override_shape(
     defaults: &toml::Value,
     user: &toml::Value,
 ) -> Result<(), (String, String)> {
-    if let Some(plans) = user.get("plan_weights").and_then(|v| v.as_table()) {
-        for (plan, weights) in plans {
-            if !weights.is_table() {
-                return Err((
-                    format!("plan_weights.{plan}"),
-                    "expected a table of category = weight".into(),
-                ));
-            }
-        }
-    }
-    for table in ["metrics", "categories", "indicators"] {
-        let (Some(known), Some(given)) = (
-            defaults.get(table).and_then(|v| v.as_table()),
-            user.get(table).and_then(|v| v.as_table()),
-        ) else {
-            continue;
-        };
-        for name in given.keys() {
-            if !known.contains_key(name) {
-                let what = match table {
-                    "metrics" => "metric",
-                    "categories" => "category",
-                    _ => "indicator",
-                };
+    for table in [
+        "plan_weights",
+        "metrics",
+        "categories",
+        "products",
+        "url_sets",
+    ] {
+        for (name, entry) in user
+            .get(table)
+            .and_then(|v| v.as_table())
+            .into_iter()
+            .flatten()
+        {
+            if !entry.is_table() {
                 return Err((
                     format!("{table}.{name}"),
-                    format!(
-                        "unknown {what} {name:?}; known: {}",
-                        known.keys().cloned().collect::<Vec<_>>().join(", ")
-                    ),
+                    "expected a table of keys and values".into(),
                 ));
             }
         }
     }
+    let (Some(known), Some(given)) = (
+        defaults.get("indicators").and_then(|v| v.as_table()),
+        user.get("indicators").and_then(|v| v.as_table()),
+    ) else {
+        return Ok(());
+    };
+    if let Some(name) = given.keys().find(|n| !known.contains_key(*n)) {
+        return Err((
+            format!("indicators.{name}"),
+            format!(
+                "unknown indicator {name:?} (a config tunes the built-in indicators; it cannot add one); known: {}",
+                known.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        ));
+    }
     Ok(())
+}
+
+/// Reads each entry of the named tables on its own, so that a missing or unknown key
+/// is reported with its path (`metrics.x.poor`), which a whole-model error cannot
+/// give. Overrides of existing entries were merged over complete defaults, so a
+/// missing key can only be one a new entry left out.
+fn check_entries(merged: &toml::Value) -> Result<(), (String, String)> {
+    fn each<T: serde::de::DeserializeOwned>(
+        merged: &toml::Value,
+        table: &str,
+    ) -> Result<(), (String, String)> {
+        let entries = merged.get(table).and_then(|v| v.as_table());
+        for (name, entry) in entries.into_iter().flatten() {
+            if let Err(e) = entry.clone().try_into::<T>() {
+                let message = e.message().to_string();
+                let field = ["missing field `", "unknown field `"]
+                    .iter()
+                    .find_map(|start| message.strip_prefix(start)?.split('`').next());
+                let key = match field {
+                    Some(f) => format!("{table}.{name}.{f}"),
+                    None => format!("{table}.{name}"),
+                };
+                let problem = if message.starts_with("missing field") {
+                    format!("{message}: a new entry must give every required key")
+                } else {
+                    message
+                };
+                return Err((key, problem));
+            }
+        }
+        Ok(())
+    }
+    each::<Metric>(merged, "metrics")?;
+    each::<Category>(merged, "categories")?;
+    each::<Product>(merged, "products")?;
+    each::<UrlSet>(merged, "url_sets")?;
+    each::<Indicator>(merged, "indicators")?;
+    each::<Vec<String>>(merged, "event_sets")
 }
 
 /// Tables merge key by key; any other value (lists included) replaces the default.
@@ -540,32 +678,65 @@ fn merge(base: &mut toml::Value, over: toml::Value) {
 /// Checks the cross-references and bands of a model once, so the stages can trust it.
 pub fn validate(m: &Model) -> Result<(), (String, String)> {
     let err = |k: String, p: String| Err((k, p));
-    for (name, sets) in [("feature_use.sets", &m.feature_use.sets)] {
-        for s in sets {
-            if !m.event_sets.contains_key(s) {
-                return err(name.into(), format!("unknown event set {s:?}"));
-            }
+    let named_set = |key: String, s: &str| -> Result<(), (String, String)> {
+        if m.has_named_set(s) {
+            Ok(())
+        } else if m.url_sets.contains_key(s) {
+            err(
+                key,
+                format!("{s:?} is a URL set; this key needs a set of event names"),
+            )
+        } else {
+            err(key, format!("unknown event set {s:?}"))
+        }
+    };
+    let any_set = |key: String, s: &str| -> Result<(), (String, String)> {
+        if m.has_event_set(s) {
+            Ok(())
+        } else {
+            err(key, format!("unknown event set {s:?}"))
+        }
+    };
+    for s in &m.feature_use.sets {
+        if !m.event_sets.contains_key(s) {
+            return err(
+                "feature_use.sets".into(),
+                format!("unknown event set {s:?}"),
+            );
         }
     }
-    if m.products.len() > crate::events::MAX_PRODUCTS {
+    if m.event_sets.contains_key(FEATURE_USE) || m.url_sets.contains_key(FEATURE_USE) {
         return err(
-            "products".into(),
-            format!(
-                "{} products; the events pass counts docs visits for at most {}",
-                m.products.len(),
-                crate::events::MAX_PRODUCTS
-            ),
+            format!("event_sets.{FEATURE_USE}"),
+            "this name is the union of feature_use.sets; pick another".into(),
         );
+    }
+    for name in m.url_sets.keys() {
+        if m.event_sets.contains_key(name) {
+            return err(
+                format!("url_sets.{name}"),
+                "an event set has this name too; a set name must say which it is".into(),
+            );
+        }
+    }
+    named_set("paths.pageviews".into(), &m.paths.pageviews)?;
+    for (name, u) in &m.url_sets {
+        if let Some(also) = &u.also {
+            named_set(format!("url_sets.{name}.also"), also)?;
+        }
     }
     for (name, p) in &m.products {
         if let Some(e) = &p.engagement {
-            if !m.has_event_set(e) {
-                return err(
-                    format!("products.{name}.engagement"),
-                    format!("unknown event set {e:?}"),
-                );
-            }
+            any_set(format!("products.{name}.engagement"), e)?;
         }
+    }
+    for (key, s) in [
+        ("insights_started_set", &m.users.insights_started_set),
+        ("insights_saved_set", &m.users.insights_saved_set),
+        ("queries_failed_set", &m.users.queries_failed_set),
+        ("queries_completed_set", &m.users.queries_completed_set),
+    ] {
+        any_set(format!("users.{key}"), s)?;
     }
     let mut weight_sum = 0.0;
     for (name, c) in &m.categories {
@@ -583,6 +754,14 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
                     format!("unknown product {p:?}"),
                 );
             }
+        }
+    }
+    for name in m.categories.keys() {
+        if !m.metrics.values().any(|metric| &metric.category == name) {
+            return err(
+                format!("categories.{name}"),
+                "no metric belongs to this category, so it could never be scored".into(),
+            );
         }
     }
     if weight_sum <= 0.0 {
@@ -638,9 +817,19 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
         }
         if metric.measure.needs_event_set() {
             match &metric.event_set {
-                Some(s) if m.has_event_set(s) => {}
-                Some(s) => return err(key("event_set"), format!("unknown event set {s:?}")),
+                Some(s) => any_set(key("event_set"), s)?,
                 None => return err(key("event_set"), "this measure needs an event set".into()),
+            }
+        }
+        if metric.measure == Measure::QueryFailureRate {
+            match &metric.success_set {
+                Some(s) => any_set(key("success_set"), s)?,
+                None => {
+                    return err(
+                        key("success_set"),
+                        "query_failure_rate needs the event set of successes".into(),
+                    )
+                }
             }
         }
         if metric.measure == Measure::UsageDecrease && metric.counter.is_none() {
@@ -671,12 +860,17 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
                 );
             }
         }
-        if let Some(s) = &ind.event_set {
-            if !m.has_event_set(s) {
-                return err(
-                    format!("indicators.{name}.event_set"),
-                    format!("unknown event set {s:?}"),
-                );
+        for (what, set) in [
+            ("event_set", &ind.event_set),
+            ("success_set", &ind.success_set),
+        ] {
+            let Some(s) = set else { continue };
+            let key = format!("indicators.{name}.{what}");
+            if LATEST_INSTANT_INDICATORS.contains(name) {
+                // The latest instant is kept per (member, day) for event names only.
+                named_set(key, s)?;
+            } else {
+                any_set(key, s)?;
             }
         }
     }
@@ -734,11 +928,11 @@ mod tests {
     }
 
     #[test]
-    fn conditions_parse_and_hold_at_the_edges() {
+    fn conditions_parse() {
         let c: Condition = "<= 5".parse().unwrap();
-        assert!(c.holds(5.0) && !c.holds(5.000001));
+        assert_eq!((c.op, c.value), (Op::Le, 5.0));
         let c: Condition = ">6".parse().unwrap();
-        assert!(c.holds(6.5) && !c.holds(6.0));
+        assert_eq!((c.op, c.value), (Op::Gt, 6.0));
         assert!("= 5".parse::<Condition>().is_err());
         assert!("< x".parse::<Condition>().is_err());
     }
@@ -755,12 +949,117 @@ mod tests {
         );
     }
 
+    fn key_of(config: &str) -> String {
+        match load_from_str(Some(config), "t.toml") {
+            Err(InputError::Config { key, .. }) => key,
+            other => panic!("{config}: expected a config error, got {other:?}"),
+        }
+    }
+
     #[test]
-    fn unknown_metric_and_category_are_rejected() {
-        let e = load_from_str(Some("[metrics.nope]\nhealthy = \"< 1\"\n"), "t.toml").unwrap_err();
-        assert!(matches!(e, InputError::Config { ref key, .. } if key == "metrics.nope"));
-        let e = load_from_str(Some("[categories.nope]\nweight = 1.0\n"), "t.toml").unwrap_err();
-        assert!(matches!(e, InputError::Config { ref key, .. } if key == "categories.nope"));
+    fn new_entries_must_be_complete() {
+        let metric =
+            "[metrics.viewers]\ncategory = \"user_engagement\"\nmeasure = \"members_with_event\"\n\
+                      event_set = \"insight_analysis\"\nwindow_days = 14\nhealthy = \">= 5\"\n";
+        assert_eq!(key_of(metric), "metrics.viewers.poor");
+        assert_eq!(
+            key_of("[metrics.nope]\nhealthy = \"< 1\"\n"),
+            "metrics.nope.category"
+        );
+        assert_eq!(
+            key_of("[categories.support]\nadoption_products = []\n"),
+            "categories.support.weight"
+        );
+        assert_eq!(
+            key_of("[products.warehouse2]\ncounter = \"x\"\n"),
+            "products.warehouse2.docs_prefix"
+        );
+        assert_eq!(
+            key_of("[url_sets.pricing]\nalso = \"pageview\"\n"),
+            "url_sets.pricing.path_prefix"
+        );
+        // Unknown keys stay errors, in new and existing entries alike.
+        assert_eq!(
+            key_of(&format!("{metric}poor = \"< 1\"\nwindow = 3\n")),
+            "metrics.viewers.window"
+        );
+        assert_eq!(
+            key_of("[metrics.active_user_pct]\nwindow = 3\n"),
+            "metrics.active_user_pct.window"
+        );
+        // Measure-specific keys are named too.
+        assert_eq!(
+            key_of(
+                "[metrics.x]\ncategory = \"user_engagement\"\nmeasure = \"members_with_event\"\n\
+                    window_days = 7\nhealthy = \">= 5\"\npoor = \"< 1\"\n"
+            ),
+            "metrics.x.event_set"
+        );
+        // Indicators are rules in code: none can be added.
+        assert_eq!(
+            key_of("[indicators.made_up]\nkind = \"risk\"\n"),
+            "indicators.made_up"
+        );
+    }
+
+    #[test]
+    fn a_config_adds_an_event_set_a_metric_and_a_category() {
+        let l = load_from_str(
+            Some(
+                "[event_sets]\ninsight_viewing = [\"insight viewed\"]\n\
+                 [categories.insight_reading]\nweight = 10.0\n\
+                 [metrics.insight_viewers_pct]\ncategory = \"insight_reading\"\n\
+                 measure = \"members_with_event_pct\"\nevent_set = \"insight_viewing\"\n\
+                 window_days = 14\nhealthy = \">= 30\"\npoor = \"< 10\"\n",
+            ),
+            "t",
+        )
+        .unwrap();
+        let m = &l.model;
+        assert_eq!(m.metrics.len(), 21);
+        assert_eq!(m.metrics.get_index(20).unwrap().0, "insight_viewers_pct");
+        assert_eq!(m.categories.get_index(7).unwrap().0, "insight_reading");
+        assert!(m.counted_sets().contains(&"insight_viewing".to_string()));
+        assert_eq!(m.events_of("insight_viewing"), ["insight viewed"]);
+    }
+
+    #[test]
+    fn sets_counted_and_latest_come_from_every_stage_of_the_model() {
+        let m = Model::default_model();
+        assert_eq!(
+            m.counted_sets(),
+            [
+                "insight_started",
+                "insight_saved",
+                "query_failed",
+                "query_ok",
+                "feature_use",
+                "docs_visit",
+                "insight_analysis",
+                "replay_watching",
+                "flag_editing",
+                "experimenting",
+                "survey_viewing",
+                "billing_visit",
+            ]
+        );
+        assert_eq!(m.latest_sets(), ["insight_analyzed"]);
+    }
+
+    #[test]
+    fn url_sets_are_not_event_names() {
+        assert_eq!(
+            key_of("[indicators.no_insights_analyzed]\nevent_set = \"docs_visit\"\n"),
+            "indicators.no_insights_analyzed.event_set"
+        );
+        assert_eq!(
+            key_of("[url_sets.pageview]\npath_prefix = \"/\"\n"),
+            "url_sets.pageview"
+        );
+        assert_eq!(
+            key_of("[url_sets.x]\npath_prefix = \"/\"\nalso = \"nope\"\n"),
+            "url_sets.x.also"
+        );
     }
 
     #[test]
@@ -788,20 +1087,6 @@ mod tests {
     }
 
     #[test]
-    fn products_beyond_what_the_events_pass_counts_are_rejected() {
-        // The default 10 products plus enough to pass the limit by one.
-        let extra = crate::events::MAX_PRODUCTS - 10 + 1;
-        let config: String = (0..extra)
-            .map(|i| format!("[products.extra_{i}]\ndocs_prefix = \"/docs/extra-{i}\"\n"))
-            .collect();
-        let e = load_from_str(Some(&config), "t").unwrap_err();
-        assert!(matches!(e, InputError::Config { ref key, .. } if key == "products"));
-        // At the limit, it loads.
-        let at_limit: String = config.split_inclusive('\n').skip(2).collect();
-        load_from_str(Some(&at_limit), "t").unwrap();
-    }
-
-    #[test]
     fn invalid_models_name_the_key() {
         let cases = [
             ("[categories.session_replay]\nweight = -2.0\n", "categories.session_replay.weight"),
@@ -814,9 +1099,7 @@ mod tests {
             ),
             ("[metrics.docs_visits_7d]\nhealthy = \">= 20\"\n", "metrics.docs_visits_7d"),
             ("[metrics.docs_visits_7d]\nevent_set = \"nope\"\nmeasure = \"members_with_event\"\n", "metrics.docs_visits_7d.event_set"),
-            ("[indicators.made_up]\nkind = \"risk\"\n", "indicators.made_up"),
             ("[indicators.lost_insights]\nwindow_days = 0\n", "indicators.lost_insights.window_days"),
-            ("[metrics.active_user_pct]\nwindow = 3\n", ""),
         ];
         for (text, key) in cases {
             match load_from_str(Some(text), "t.toml") {

@@ -1,9 +1,11 @@
 //! Writing a run's tables (SPEC 9): Parquet and CSV, sorted, replaced atomically.
 //!
 //! Every file is first written into a hidden staging folder inside `--out`; only when
-//! every table is complete are they renamed into place, one `rename` each, so a reader
-//! never sees a half-written file and a failed run leaves the last good outputs as
-//! they were. This is the only stage that writes.
+//! every table is complete are they renamed into place, one `rename` each, the
+//! manifest last, so a reader never sees a half-written file and a failed run leaves
+//! the last good outputs as they were (a reader between two renames can still see
+//! tables of two runs; the manifest names the run). Staging folders of killed runs
+//! are removed by the next run. This is the only stage that writes.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -75,7 +77,7 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
 /// Writes the files (frame, path, is Parquet) on every thread, the largest first
 /// (most cells; a table's Parquet before its CSV), and gives each one's outcome in file
 /// order. Taken largest first, the last files written are small ones, so no thread is
-/// left writing a large file alone at the end (~10 ms at 10M events).
+/// left writing a large file alone at the end.
 fn write_largest_first(files: Vec<(DataFrame, PathBuf, bool)>) -> Vec<Result<PathBuf>> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     order.sort_by_key(|&i| {
@@ -103,22 +105,13 @@ fn write_largest_first(files: Vec<(DataFrame, PathBuf, bool)>) -> Vec<Result<Pat
     outcomes.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
-/// Asks the kernel to start writing a finished file to disk, without waiting (Linux).
+/// Asks the kernel to start writing a finished file to disk, without waiting.
 /// Renaming over an existing file makes ext4 write the new one out first, and the
 /// renames into one folder take turns: files started here are written while the other
-/// tables are still being made, not one after another at the end (~20 ms at 10M
-/// events). Only a hint: nothing depends on it, and a failure is ignored.
+/// tables are still being made, not one after another at the end. Only a hint:
+/// nothing depends on it.
 fn start_writeback(file: &fs::File) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: a valid open descriptor; the call only schedules writeback.
-        unsafe {
-            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = file;
+    crate::sys::start_writeback(file);
 }
 
 /// Writes every table and the manifest into `out`, atomically per file and only once
@@ -130,11 +123,48 @@ pub fn write_all(
     formats: Formats,
 ) -> Result<()> {
     fs::create_dir_all(out).with_context(|| format!("creating output folder {}", out.display()))?;
-    let staging = out.join(format!(".account-health-staging-{}", std::process::id()));
+    remove_abandoned_staging(out);
+    let staging = out.join(format!("{STAGING_PREFIX}{}", std::process::id()));
     let result = stage_and_publish(out, &staging, tables, manifest_json, formats);
     // Whatever happened, leave no staging folder behind.
     let _ = fs::remove_dir_all(&staging);
     result
+}
+
+/// Staging folders are `<prefix><pid>` inside `--out`.
+const STAGING_PREFIX: &str = ".account-health-staging-";
+
+/// Removes the staging folders of runs that were killed before they could clean up:
+/// those whose process no longer exists. A folder of a live process (another run
+/// writing into the same folder) is left alone. Best effort: a folder that cannot be
+/// removed is tried again by the next run.
+fn remove_abandoned_staging(out: &Path) {
+    let Ok(entries) = fs::read_dir(out) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(STAGING_PREFIX))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !process_exists(pid) {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// Whether a process with this id exists (Linux: its /proc entry; elsewhere, assume
+/// it does, so nothing of a live run is ever removed).
+fn process_exists(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
 }
 
 fn stage_and_publish(

@@ -6,8 +6,9 @@
 
 use polars::prelude::*;
 
+use crate::indicators::inputs::IND;
 use crate::input::Inputs;
-use crate::metrics::{adopted_column, Metrics, IND};
+use crate::metrics::{adopted_column, Metrics};
 use crate::model::{Condition, Metric, Model, Op};
 
 pub fn band_column(metric: &str) -> String {
@@ -20,6 +21,11 @@ pub fn points_column(metric: &str) -> String {
 
 pub fn category_column(category: &str) -> String {
     format!("{category}_score")
+}
+
+/// The weight a category had in an org's health score (its plan's, or the default).
+pub fn weight_column(category: &str) -> String {
+    format!("{category}_weight")
 }
 
 /// The scored frame: the metrics frame plus `band__<metric>`, `points__<metric>`,
@@ -92,13 +98,15 @@ fn points_expr(band: Expr, model: &Model) -> Expr {
         .otherwise(lit(NULL).cast(DataType::Float64))
 }
 
-/// Mean of the non-null expressions; null when all are null. Written out as a fixed
-/// sum so the result does not depend on evaluation order or threads.
-fn mean_of_non_null(values: Vec<Expr>, weights: Vec<f64>) -> Expr {
+/// The weighted mean of the non-null values (`Σ w·v / Σ w` over them), the one rule
+/// for a category's score (weights 1) and the health score (category weights); null
+/// when all are null. Written out as a fixed sum so the result does not depend on
+/// evaluation order or threads.
+fn mean_of_non_null(values: Vec<Expr>, weights: Vec<Expr>) -> Expr {
     let sum = values
         .iter()
         .zip(&weights)
-        .map(|(v, w)| v.clone().fill_null(lit(0.0)) * lit(*w))
+        .map(|(v, w)| v.clone().fill_null(lit(0.0)) * w.clone())
         .reduce(|a, b| a + b)
         .unwrap_or(lit(0.0));
     let total_weight = values
@@ -106,7 +114,7 @@ fn mean_of_non_null(values: Vec<Expr>, weights: Vec<f64>) -> Expr {
         .zip(&weights)
         .map(|(v, w)| {
             when(v.clone().is_not_null())
-                .then(lit(*w))
+                .then(w.clone())
                 .otherwise(lit(0.0))
         })
         .reduce(|a, b| a + b)
@@ -131,6 +139,26 @@ fn label_expr(score: Expr, model: &Model) -> Expr {
         .when(score.lt(lit(model.labels.healthy_from)))
         .then(lit("concerning"))
         .otherwise(lit("healthy"))
+}
+
+/// Each org's category weights (`<category>_weight`): the defaults, or those of its
+/// plan (`plan_weights`, Vitally-style segments, chosen by `accounts.plan`).
+fn weight_exprs(model: &Model) -> Vec<Expr> {
+    let defaults = model.weights_for(None);
+    model
+        .categories
+        .keys()
+        .enumerate()
+        .map(|(i, cat)| {
+            let mut weight = lit(defaults[i]);
+            for plan in model.plan_weights.keys().rev() {
+                weight = when(col(IND.plan).eq(lit(plan.clone())))
+                    .then(lit(model.weights_for(Some(plan))[i]))
+                    .otherwise(weight);
+            }
+            weight.alias(weight_column(cat))
+        })
+        .collect()
 }
 
 pub fn compute(metrics: Metrics, inputs: &Inputs, model: &Model) -> Scores {
@@ -163,7 +191,7 @@ pub fn compute(metrics: Metrics, inputs: &Inputs, model: &Model) -> Scores {
                 .filter(|(_, m)| &m.category == cat)
                 .map(|(name, _)| col(points_column(name)))
                 .collect();
-            let ones = vec![1.0; pts.len()];
+            let ones = vec![lit(1.0); pts.len()];
             mean_of_non_null(pts, ones).alias(category_column(cat))
         })
         .collect();
@@ -174,18 +202,14 @@ pub fn compute(metrics: Metrics, inputs: &Inputs, model: &Model) -> Scores {
         .keys()
         .map(|cat| col(category_column(cat)))
         .collect();
-    // Per-plan weight sets (Vitally-style segments), chosen by accounts.plan.
-    let mut health = mean_of_non_null(cats.clone(), model.weights_for(None));
-    for plan in model.plan_weights.keys().rev() {
-        health = when(col(IND.plan).eq(lit(plan.clone())))
-            .then(mean_of_non_null(
-                cats.clone(),
-                model.weights_for(Some(plan)),
-            ))
-            .otherwise(health);
-    }
+    let weights: Vec<Expr> = model
+        .categories
+        .keys()
+        .map(|c| col(weight_column(c)))
+        .collect();
     let frame = with_categories
-        .with_column(health.alias("health_score"))
+        .with_columns(weight_exprs(model))
+        .with_column(mean_of_non_null(cats, weights).alias("health_score"))
         .with_column(label_expr(col("health_score"), model).alias("health_label"));
     Scores { frame }
 }
@@ -330,7 +354,9 @@ mod tests {
         .unwrap();
         let out = df
             .lazy()
-            .select([mean_of_non_null(vec![col("a"), col("b")], vec![3.0, 1.0]).alias("m")])
+            .select([
+                mean_of_non_null(vec![col("a"), col("b")], vec![lit(3.0), lit(1.0)]).alias("m"),
+            ])
             .collect()
             .unwrap();
         let m: Vec<Option<f64>> = out.column("m").unwrap().f64().unwrap().iter().collect();

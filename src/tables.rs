@@ -3,9 +3,9 @@
 
 use polars::prelude::*;
 
-use crate::metrics::{ALL_DAYS_VOLUME_DROP, IND};
+use crate::indicators::inputs::{ALL_DAYS_VOLUME_DROP, IND};
 use crate::model::Model;
-use crate::score::{band_column, category_column, points_column};
+use crate::score::{band_column, category_column, points_column, weight_column};
 use crate::time::AsOf;
 
 /// Adds `previous_health_score` and `health_score_change` from an earlier run's health
@@ -59,6 +59,7 @@ pub fn health(
         col("health_score_change"),
     ];
     columns.extend(model.categories.keys().map(|c| col(category_column(c))));
+    columns.extend(model.categories.keys().map(|c| col(weight_column(c))));
     columns.extend(model.metrics.keys().map(|m| col(m.as_str())));
     columns.push(col(IND.weekday_volume_drop));
     columns.push(col(ALL_DAYS_VOLUME_DROP));

@@ -21,6 +21,21 @@ pub struct Window {
 }
 
 impl Window {
+    /// Whether a day is in the window and, with `weekdays_only`, a weekday: the one
+    /// test of both (SPEC 1, 8) that every windowed sum and count uses.
+    #[inline]
+    pub fn holds_day(&self, day: i32, weekdays_only: bool) -> bool {
+        day >= self.start_day && day < self.end_day && (!weekdays_only || is_weekday(day))
+    }
+
+    /// The part of the window before `day` (as_of: nothing at or after it counts).
+    pub fn before(self, day: i32) -> Window {
+        Window {
+            start_day: self.start_day,
+            end_day: self.end_day.min(day),
+        }
+    }
+
     pub fn start_us(&self) -> i64 {
         self.start_day as i64 * MICROS_PER_DAY
     }
@@ -98,9 +113,38 @@ impl AsOf {
     }
 }
 
+/// An instant stored in `unit` as microseconds since the epoch: the one rule for every
+/// timestamp the job reads (`input::instant_us` is its expression form). Nanoseconds
+/// are floored; milliseconds beyond what microseconds hold saturate, so they land
+/// outside `instant_in_range` and are reported, never wrapped round to another date.
+pub fn micros(raw: i64, unit: polars::prelude::TimeUnit) -> i64 {
+    use polars::prelude::TimeUnit;
+    match unit {
+        TimeUnit::Microseconds => raw,
+        TimeUnit::Milliseconds => raw.saturating_mul(1000),
+        TimeUnit::Nanoseconds => raw.div_euclid(1000),
+    }
+}
+
+/// Whether an instant's day, and the day after it (a default as_of), are dates chrono
+/// can hold (years -262143 to 262142).
+pub fn instant_in_range(us: i64) -> bool {
+    let day = us.div_euclid(MICROS_PER_DAY);
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+    let first = (NaiveDate::MIN - epoch).num_days();
+    let last = (NaiveDate::MAX - epoch).num_days();
+    day >= first && day < last
+}
+
 /// Monday = 0 ... Sunday = 6, for a day count since the epoch (1970-01-01 was a Thursday).
 pub fn weekday_of_day(day: i32) -> i32 {
     (day + 3).rem_euclid(7)
+}
+
+/// Monday to Friday (SPEC 1).
+#[inline]
+pub fn is_weekday(day: i32) -> bool {
+    weekday_of_day(day) < 5
 }
 
 /// The ISO date of a day count, for messages.

@@ -41,7 +41,11 @@ pub fn compute(
         .collect();
     // A day of the trend weeks' weekdays: its cell is its org's week in the grid
     // (org-major).
-    let in_trend_weekdays = |day: i32| day >= first && day < end && weekday_of_day(day) < 5;
+    let trend_days = Window {
+        start_day: first,
+        end_day: end,
+    };
+    let in_trend_weekdays = |day: i32| trend_days.holds_day(day, true);
 
     // Each counter's weekday sum per org and week.
     let usage = &inputs.usage;

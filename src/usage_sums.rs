@@ -8,7 +8,7 @@
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::time::{weekday_of_day, DayRuns, Window};
+use crate::time::{DayRuns, Window};
 
 struct UsageSum {
     alias: String,
@@ -67,10 +67,7 @@ impl UsageSums {
                 for span in runs.spans(date, s.days.start_day, s.days.end_day) {
                     for i in span {
                         let day = date[i];
-                        if day >= s.days.start_day
-                            && day < s.days.end_day
-                            && (!s.weekdays_only || weekday_of_day(day) < 5)
-                        {
+                        if s.days.holds_day(day, s.weekdays_only) {
                             sums[org_of_row[i] as usize] += values[i];
                         }
                     }

@@ -3,11 +3,11 @@
 
 use polars::prelude::*;
 
-use crate::events::set_count;
 use crate::input::Inputs;
 use crate::member_aggregates::{EventAggregates, MemberEvents, RowFilter};
 use crate::metrics::days_since;
 use crate::model::Model;
+use crate::rollup_spec::{self, count_column};
 use crate::time::AsOf;
 
 /// One row per distinct (org_id, distinct_id) of the members table, sorted. A member
@@ -23,15 +23,10 @@ pub fn compute(
     let recent = RowFilter::days(as_of.last_n_days(model.users.events_window_days));
     let signals = RowFilter::days(as_of.last_n_days(model.users.signals_window_days));
     let mut aggs = EventAggregates::default();
-    aggs.max("_last_seen_us", "last_us");
-    aggs.sum("events_30d", "n", recent);
-    for (alias, set) in [
-        ("insights_started_7d", "insight_started"),
-        ("insights_saved_7d", "insight_saved"),
-        ("queries_failed_7d", "query_failed"),
-        ("queries_completed_7d", "query_ok"),
-    ] {
-        aggs.sum(alias, &set_count(set), signals.clone());
+    aggs.max("_last_seen_us", rollup_spec::LAST_INSTANT);
+    aggs.sum("events_30d", rollup_spec::EVENTS, recent);
+    for (alias, set) in model.users.signal_sets() {
+        aggs.sum(alias, &count_column(set), signals.clone());
     }
     let mut activity = aggs.per_member(events)?;
     let rows = latest_row_of_each_member(
@@ -43,13 +38,8 @@ pub fn compute(
         let values = inputs.members.column(c)?.take(&rows)?;
         activity.with_column(values)?;
     }
-    let counts = [
-        "events_30d",
-        "insights_started_7d",
-        "insights_saved_7d",
-        "queries_failed_7d",
-        "queries_completed_7d",
-    ];
+    let mut counts = vec!["events_30d"];
+    counts.extend(model.users.signal_sets().map(|(alias, _)| alias));
     let mut select = vec![
         col("org_id"),
         col("distinct_id"),

@@ -143,11 +143,22 @@ fn bad_config() {
         &["--as-of", AS_OF, "--config", cfg.to_str().unwrap()],
         &["bad.toml", "metrics.active_user_pct", "overlap"],
     );
+    // A category no metric belongs to could never be scored: a typo, most likely.
     std::fs::write(&cfg, "[categories.nonsense]\nweight = 3.0\n").unwrap();
     assert_rejected(
         &w,
         &["--as-of", AS_OF, "--config", cfg.to_str().unwrap()],
-        &["categories.nonsense", "unknown category"],
+        &["categories.nonsense", "no metric"],
+    );
+    std::fs::write(
+        &cfg,
+        "[metrics.active_user_pct]\ncategory = \"user_engagment\"\n",
+    )
+    .unwrap();
+    assert_rejected(
+        &w,
+        &["--as-of", AS_OF, "--config", cfg.to_str().unwrap()],
+        &["metrics.active_user_pct.category", "unknown category"],
     );
 }
 
@@ -307,5 +318,74 @@ fn an_events_export_with_no_rows_needs_an_as_of() {
         seen.null_count(),
         health.height(),
         "no member was ever seen"
+    );
+}
+
+/// An events file whose `timestamp` column holds `raw` in `unit` (one row of member a1).
+fn events_at(raw: i64, unit: TimeUnit) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new("timestamp".into(), [raw])
+            .cast(&DataType::Datetime(unit, None))
+            .unwrap(),
+        Column::new("event".into(), ["x"]),
+        Column::new("distinct_id".into(), ["a1"]),
+        Column::new("org_id".into(), ["a"]),
+    ])
+    .unwrap()
+}
+
+#[test]
+fn a_timestamp_beyond_any_date_is_bad_input_naming_file_and_column() {
+    // An i64::MAX sentinel (year 294247): no as_of can be derived from it, and with
+    // --as-of it is still no instant a date can hold. Both readers of the pass.
+    for reader in ["pages", "polars"] {
+        let w = good();
+        let events = w.input().join("events");
+        write_parquet(
+            &events.join("part-0.parquet"),
+            &events_at(us("2026-11-01 10:00"), TimeUnit::Microseconds),
+        );
+        write_parquet(
+            &events.join("part-1.parquet"),
+            &events_at(i64::MAX, TimeUnit::Microseconds),
+        );
+        std::fs::remove_file(w.input().join("events.parquet")).unwrap();
+        for extra in [&[][..], &["--as-of", AS_OF][..]] {
+            let before = snapshot(&w.out());
+            let o = std::process::Command::new(env!("CARGO_BIN_EXE_account-health"))
+                .args(["run", "--input", w.input().to_str().unwrap()])
+                .args(["--out", w.out().to_str().unwrap()])
+                .args(extra)
+                .env("ACCOUNT_HEALTH_EVENTS_READER", reader)
+                .output()
+                .unwrap();
+            let stderr = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{reader} {extra:?}: {stderr}");
+            for needle in [
+                "part-1.parquet",
+                "`timestamp`",
+                "outside the supported range",
+            ] {
+                assert!(stderr.contains(needle), "{reader}: {needle:?} in {stderr}");
+            }
+            assert!(!stderr.contains("panicked"), "{stderr}");
+            assert_eq!(snapshot(&w.out()), before, "outputs untouched");
+        }
+    }
+}
+
+#[test]
+fn milliseconds_too_large_for_microseconds_are_reported_not_wrapped() {
+    // i64::MAX / 100 ms wraps round to a date in range if multiplied without a check.
+    let w = good();
+    w.write("events", &events_at(i64::MAX / 100, TimeUnit::Milliseconds));
+    assert_rejected(
+        &w,
+        &["--as-of", AS_OF],
+        &[
+            "events.parquet",
+            "`timestamp`",
+            "outside the supported range",
+        ],
     );
 }

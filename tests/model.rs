@@ -125,6 +125,10 @@ fn per_plan_weights_choose_the_org_s_weight_set() {
 fn explain_charges_points_lost_at_the_org_s_plan_weights() {
     let w = Workdir::new();
     run_two_plans(&w);
+    // health records the weights each org was scored with.
+    assert_eq!(w.health_f64("a", "product_experience_weight"), Some(45.0));
+    assert_eq!(w.health_f64("b", "product_experience_weight"), Some(5.0));
+    assert_eq!(w.health_f64("a", "product_analytics_weight"), Some(33.0));
     let explain = |org: &str| {
         let o = w.cmd(&["explain", org, "--out", w.out().to_str().unwrap()]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
@@ -134,14 +138,13 @@ fn explain_charges_points_lost_at_the_org_s_plan_weights() {
         let line = text.lines().find(|l| l.starts_with(cat)).unwrap();
         line.split_whitespace().collect::<Vec<_>>().join(" ")
     };
+    // The input folder is not needed: the weights come from the run's health table.
+    std::fs::remove_dir_all(w.input()).unwrap();
     // a (enterprise): weights 15 + 45 + 5 + 33 = 98 over the scored categories;
     // points lost = weight * (10 - score) / 98: 15*10/98 = 1.53, 45*0 = 0,
     // 5*10/98 = 0.51, 33*10/98 = 3.37.
     let a = explain("a");
-    assert!(
-        a.contains("Weights of plan `enterprise` (the org's plan in the run's accounts)."),
-        "{a}"
-    );
+    assert!(a.contains("Weights of the org's plan"), "{a}");
     assert_eq!(row(&a, "user_engagement"), "user_engagement 15 0.00 1.53");
     assert_eq!(
         row(&a, "product_experience"),
@@ -157,10 +160,7 @@ fn explain_charges_points_lost_at_the_org_s_plan_weights() {
     );
     // b (free, no weights of its own): defaults, 15 + 5 + 5 + 33 = 58; 33*10/58 = 5.69.
     let b = explain("b");
-    assert!(
-        b.contains("Default weights (the org's plan in the run's accounts has none"),
-        "{b}"
-    );
+    assert!(!b.contains("Weights of the org's plan"), "{b}");
     assert_eq!(
         row(&b, "product_experience"),
         "product_experience 5 10.00 0.00"
@@ -169,26 +169,116 @@ fn explain_charges_points_lost_at_the_org_s_plan_weights() {
         row(&b, "product_analytics"),
         "product_analytics 33 0.00 5.69"
     );
-    // With the input gone, the weights that give back each health score are found.
-    std::fs::remove_file(w.input().join("accounts.parquet")).unwrap();
-    let a = explain("a");
-    assert!(
-        a.contains("Weights of plan `enterprise` (inferred from the health score"),
-        "{a}"
+}
+
+/// A config that adds an event set, a URL set, a category and three metrics, scored
+/// from the rich fixture (tests/metrics.rs) with values worked out by hand.
+fn run_with_added_metrics(w: &Workdir, viewers_window: u32) {
+    let cfg = w.path().join("added.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[event_sets]\ninsight_viewing = [\"insight viewed\"]\n\
+             [url_sets.blog_visit]\npath_prefix = \"/blog\"\n\
+             [categories.insight_reading]\nweight = 10.0\n\
+             [metrics.insight_viewers_pct]\ncategory = \"insight_reading\"\n\
+             measure = \"members_with_event_pct\"\nevent_set = \"insight_viewing\"\n\
+             window_days = {viewers_window}\nhealthy = \">= 50\"\npoor = \"< 25\"\n\
+             [metrics.blog_visits_7d]\ncategory = \"insight_reading\"\nmeasure = \"event_count\"\n\
+             event_set = \"blog_visit\"\nwindow_days = 7\nhealthy = \">= 1\"\npoor = \"< 1\"\n\
+             [metrics.blog_readers_7d]\ncategory = \"insight_reading\"\n\
+             measure = \"members_with_event\"\nevent_set = \"blog_visit\"\n\
+             window_days = 7\nhealthy = \">= 2\"\npoor = \"< 1\"\n"
+        ),
+    )
+    .unwrap();
+    w.run(&["--config", cfg.to_str().unwrap()]);
+}
+
+#[test]
+fn a_config_adds_an_event_set_a_url_set_a_category_and_metrics() {
+    let w = Workdir::new();
+    rich_fixture(&w);
+    // a's members at as_of (2026-11-23): a1, a2, a3, a5 (a4 was removed on 11-01): 4.
+    // "insight viewed" by members: a1 on 10-01, a3 on 09-24 00:00. A 60-day window
+    // starts on 09-24: both, 100 * 2 / 4 = 50, healthy (>= 50) at its boundary.
+    run_with_added_metrics(&w, 60);
+    assert_eq!(
+        w.score("a", "insight_viewers_pct"),
+        (Some(50.0), Some("healthy".into()), Some(10.0))
+    );
+    // One page view under /blog in the last 7 days (a2, posthog.com/blog/docs on
+    // 11-20; the stranger's and the other paths do not count): 1 visit, 1 member.
+    assert_eq!(
+        w.score("a", "blog_visits_7d"),
+        (Some(1.0), Some("healthy".into()), Some(10.0))
     );
     assert_eq!(
-        row(&a, "product_analytics"),
-        "product_analytics 33 0.00 3.37"
+        w.score("a", "blog_readers_7d"),
+        (Some(1.0), Some("concerning".into()), Some(5.0))
     );
-    let b = explain("b");
-    assert!(
-        b.contains("Default weights (inferred from the health score"),
-        "{b}"
-    );
+    // b (one member, no such events): 0 of each; c (no members): null percentage.
     assert_eq!(
-        row(&b, "product_analytics"),
-        "product_analytics 33 0.00 5.69"
+        w.score("b", "insight_viewers_pct"),
+        (Some(0.0), Some("poor".into()), Some(0.0))
     );
+    assert_eq!(w.score("c", "insight_viewers_pct").0, None);
+    // The new category: the mean of its scored metrics, (10 + 10 + 5) / 3, weight 10.
+    assert_close(
+        w.health_f64("a", "insight_reading_score"),
+        25.0 / 3.0,
+        "category",
+    );
+    assert_eq!(w.health_f64("a", "insight_reading_weight"), Some(10.0));
+    // The health score weighs it in beside the default categories.
+    let h = w.read("health");
+    let cats = [
+        ("user_engagement", 15.0),
+        ("product_experience", 5.0),
+        ("company_engagement", 5.0),
+        ("product_analytics", 33.0),
+        ("session_replay", 20.0),
+        ("feature_flags_experiments", 17.0),
+        ("surveys_data_warehouse", 5.0),
+        ("insight_reading", 10.0),
+    ];
+    let (mut sum, mut total) = (0.0, 0.0);
+    for (c, weight) in cats {
+        if let Some(s) = cell_f64(&h, "org_id", "a", &format!("{c}_score")) {
+            sum += weight * s;
+            total += weight;
+        }
+    }
+    assert_close(w.health_f64("a", "health_score"), sum / total, "health");
+    // A 59-day window starts on 09-25: only a1, 25%, concerning at the poor boundary.
+    run_with_added_metrics(&w, 59);
+    assert_eq!(
+        w.score("a", "insight_viewers_pct"),
+        (Some(25.0), Some("concerning".into()), Some(5.0))
+    );
+}
+
+#[test]
+fn an_incomplete_new_metric_is_bad_input_naming_the_key() {
+    let w = Workdir::new();
+    rich_fixture(&w);
+    let cfg = w.path().join("incomplete.toml");
+    std::fs::write(
+        &cfg,
+        "[metrics.insight_viewers_pct]\ncategory = \"user_engagement\"\n\
+         measure = \"members_with_event_pct\"\nevent_set = \"insight_analysis\"\n\
+         window_days = 14\nhealthy = \">= 40\"\n",
+    )
+    .unwrap();
+    let o = w.try_run(&["--as-of", AS_OF, "--config", cfg.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("metrics.insight_viewers_pct.poor"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("incomplete.toml"), "{stderr}");
+    assert!(!w.out().exists(), "nothing written");
 }
 
 #[test]

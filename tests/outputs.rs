@@ -292,3 +292,23 @@ fn query_runs_sql_over_inputs_and_outputs() {
         "{text}"
     );
 }
+
+#[test]
+fn a_killed_run_s_staging_folder_is_removed_by_the_next_run() {
+    let w = Workdir::new();
+    minimal(&w);
+    // A folder left by a run that was killed (pid beyond any Linux pid), and one of a
+    // live process (this test's): only the first is removed.
+    let dead = w.out().join(".account-health-staging-999999999");
+    let live = w
+        .out()
+        .join(format!(".account-health-staging-{}", std::process::id()));
+    for dir in [&dead, &live] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join("health.parquet"), b"half written").unwrap();
+    }
+    w.run(&[]);
+    assert!(!dead.exists(), "abandoned staging folder removed");
+    assert!(live.exists(), "a live run's staging folder is left alone");
+    assert!(w.out().join("health.parquet").exists());
+}

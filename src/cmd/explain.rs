@@ -11,7 +11,7 @@ use polars::prelude::*;
 use crate::cli::ExplainArgs;
 use crate::error::InputError;
 use crate::model::Model;
-use crate::score::category_column;
+use crate::score::{category_column, weight_column};
 
 const WIDTH: usize = 80;
 
@@ -37,13 +37,10 @@ fn read_table(out: &Path, name: &str) -> Result<DataFrame, InputError> {
         })
 }
 
-/// The part of the manifest explain needs: the model the run used, and its input
-/// folder (for the org's plan, when the model weighs plans differently).
+/// The part of the manifest explain needs: the model the run used.
 #[derive(serde::Deserialize)]
 struct ManifestModel {
     config: Model,
-    #[serde(default)]
-    input: Option<String>,
 }
 
 fn read_model(out: &Path) -> Result<ManifestModel, InputError> {
@@ -58,72 +55,27 @@ fn read_model(out: &Path) -> Result<ManifestModel, InputError> {
     serde_json::from_str(&text).map_err(|e| bad(format!("no usable `config`: {e}")))
 }
 
-/// The category weights the run scored an org with, in category order, and how
-/// explain knows them. Without `plan_weights` in the model they are the defaults.
-/// Otherwise the org's plan is read from the run's accounts input if it is still
-/// there; if not, the weights are the first of (defaults, then each plan's in config
-/// order) that give back the org's health score from its category scores.
-fn weights_used(
-    model: &Model,
-    input: Option<&str>,
-    org: &str,
-    h: &DataFrame,
-) -> (Vec<f64>, String) {
-    if model.plan_weights.is_empty() {
-        return (model.weights_for(None), String::new());
-    }
-    let accounts = input.and_then(|dir| crate::input::load_accounts(Path::new(dir)).ok().flatten());
-    if let Some(accounts) = accounts {
-        if let Ok(rows) = rows_of(accounts, org) {
-            let plan = str_at(&rows, "plan", 0);
-            let note = match &plan {
-                Some(p) if model.plan_weights.contains_key(p) => {
-                    format!("Weights of plan `{p}` (the org's plan in the run's accounts).")
-                }
-                _ => "Default weights (the org's plan in the run's accounts has none of its own)."
-                    .into(),
-            };
-            return (model.weights_for(plan.as_deref()), note);
-        }
-    }
-    let scores: Vec<Option<f64>> = model
+/// The category weights the run scored the org with, in category order, as `health`
+/// records them (`<category>_weight`: its plan's, or the defaults), and a note when
+/// they were not the defaults. A run from before those columns gives the defaults.
+fn weights_used(model: &Model, h: &DataFrame) -> (Vec<f64>, String) {
+    let defaults = model.weights_for(None);
+    let recorded: Option<Vec<f64>> = model
         .categories
         .keys()
-        .map(|c| f64_at(h, &category_column(c), 0))
+        .map(|c| f64_at(h, &weight_column(c), 0))
         .collect();
-    let health = f64_at(h, "health_score", 0);
-    let gives_health = |w: &[f64]| match (health, weighted_mean(&scores, w)) {
-        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
-        _ => false,
-    };
-    let candidates =
-        std::iter::once(None).chain(model.plan_weights.keys().map(|p| Some(p.as_str())));
-    for plan in candidates {
-        let w = model.weights_for(plan);
-        if gives_health(&w) {
-            let note = match plan {
-                Some(p) => format!("Weights of plan `{p}` (inferred from the health score; the run's accounts input was not readable)."),
-                None => "Default weights (inferred from the health score; the run's accounts input was not readable).".into(),
-            };
-            return (w, note);
-        }
+    match recorded {
+        Some(w) if w != defaults => (
+            w,
+            "Weights of the org's plan (plan_weights in the run's model), not the defaults.".into(),
+        ),
+        Some(w) => (w, String::new()),
+        None => (
+            defaults,
+            "Default weights: this run's health table does not record the weights applied.".into(),
+        ),
     }
-    (
-        model.weights_for(None),
-        "Default weights (the run's accounts input was not readable, and no plan's weights give back the health score).".into(),
-    )
-}
-
-/// `Σ w·s / Σ w` over the scored categories with weight, as the health score is.
-fn weighted_mean(scores: &[Option<f64>], weights: &[f64]) -> Option<f64> {
-    let (mut sum, mut total) = (0.0, 0.0);
-    for (s, w) in scores.iter().zip(weights) {
-        if let Some(s) = s {
-            sum += s * w;
-            total += w;
-        }
-    }
-    (total > 0.0).then(|| sum / total)
 }
 
 fn rows_of(df: DataFrame, org: &str) -> PolarsResult<DataFrame> {
@@ -232,7 +184,7 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
     writeln!(s, "{line}\n")?;
 
     // Categories, and how many health points each one costs the account.
-    let (weight_of, weights_note) = weights_used(&model, manifest.input.as_deref(), org, &h);
+    let (weight_of, weights_note) = weights_used(&model, &h);
     let weights: f64 = model
         .categories
         .keys()

@@ -24,12 +24,53 @@ pub fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
+/// The input tables and the events rolled up, as `run` and `validate` read them: the
+/// events and members first, then the events pass over them, while the other tables
+/// are read beside it (the pass leaves a thread idle now and then, and they fill
+/// it). Problems are reported in table order (events, members, usage, the optional
+/// tables), then the pass's own; the pass's time is returned apart.
+pub fn read_inputs(
+    dir: &std::path::Path,
+    model: &crate::model::Model,
+) -> Result<(crate::input::Inputs, crate::events::Rollup, f64)> {
+    use crate::{events, input};
+    let spec = crate::rollup_spec::RollupSpec::of(model);
+    let (first, others) = rayon::join(
+        || -> Result<_, InputError> {
+            let tables = input::load_event_tables(dir)?;
+            let start = std::time::Instant::now();
+            let rollup = events::rollup(&tables.events, &tables.members, &spec);
+            Ok((tables, rollup, start.elapsed().as_secs_f64()))
+        },
+        || input::load_other_tables(dir, model),
+    );
+    let (tables, rollup, pass_seconds) = first?;
+    let mut inputs = input::Inputs::assemble(tables, others?);
+    let rollup = rollup.map_err(|e| inputs.events.blame(e))?;
+    let out_of_range = [rollup.earliest_us, rollup.latest_us]
+        .into_iter()
+        .flatten()
+        .any(|us| !crate::time::instant_in_range(us));
+    if out_of_range {
+        return Err(match inputs.events.instant_out_of_range() {
+            Some(e) => e.into(),
+            None => {
+                anyhow::anyhow!("the events pass saw an instant out of range that no file holds")
+            }
+        });
+    }
+    inputs.set_event_rows(rollup.rows);
+    Ok((inputs, rollup, pass_seconds))
+}
+
 /// `--as-of`, parsed, or `None` to derive it from the events.
 fn parse_as_of(raw: Option<&str>) -> Result<Option<AsOf>, InputError> {
     raw.map(AsOf::parse).transpose()
 }
 
-/// Caps the worker threads of polars and rayon. Must run before the first polars call.
+/// Caps rayon's worker threads (polars' are capped by `main` through
+/// `POLARS_MAX_THREADS` before any thread exists). Must run before the first
+/// parallel call.
 fn set_threads(threads: Option<usize>) -> Result<(), InputError> {
     let Some(n) = threads else { return Ok(()) };
     if n == 0 {
@@ -37,8 +78,6 @@ fn set_threads(threads: Option<usize>) -> Result<(), InputError> {
             problem: "--threads must be at least 1".into(),
         });
     }
-    // SAFETY: called once at start-up, before any other thread exists.
-    unsafe { std::env::set_var("POLARS_MAX_THREADS", n.to_string()) };
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(n)
         .build_global();

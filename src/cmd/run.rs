@@ -11,13 +11,13 @@ use serde::Serialize;
 
 use crate::cli::RunArgs;
 use crate::error::InputError;
-use crate::input::{self, TableInfo};
+use crate::input::TableInfo;
 use crate::member_aggregates::MemberEvents;
 use crate::model::{LoadedModel, Model};
 use crate::output::{self, Formats, Table};
 use crate::quality::{self, DataQuality};
 use crate::time::AsOf;
-use crate::{events, indicators, metrics, score, tables, trends, users};
+use crate::{indicators, metrics, score, tables, trends, users};
 
 /// The checked settings of a run: nothing here is a raw argument any more.
 pub struct RunSettings {
@@ -141,21 +141,12 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     };
 
     progress.stage("reading inputs and the events (one streaming pass)");
-    // The events pass starts once the events and members are read, while the other
-    // tables are still being read; its own time is `events_pass`.
-    let (mut inputs, (rollup, pass_seconds)) =
-        input::load_with(&settings.input, model, |events, members| {
-            let start = Instant::now();
-            let rollup = events::rollup(events, members, model);
-            (rollup, start.elapsed().as_secs_f64())
-        })?;
+    let (inputs, rollup, pass_seconds) = super::read_inputs(&settings.input, model)?;
     let previous = settings
         .previous
         .as_deref()
         .map(read_previous)
         .transpose()?;
-    let rollup = rollup?;
-    inputs.set_event_rows(rollup.rows);
     lap("inputs_and_events", &mut timings);
     timings.insert("events_pass", pass_seconds);
 

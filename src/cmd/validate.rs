@@ -4,18 +4,14 @@
 use anyhow::Result;
 
 use crate::cli::ValidateArgs;
-use crate::{events, input, quality};
+use crate::quality;
 
 pub fn run(args: ValidateArgs, quiet: bool) -> Result<()> {
     let progress = crate::progress::Progress::new(quiet);
     let as_of = super::parse_as_of(args.as_of.as_deref())?;
     let model = crate::model::load(args.config.as_deref())?;
     progress.stage("reading inputs and the events");
-    let (mut inputs, rollup) = input::load_with(&args.input, &model.model, |events, members| {
-        events::rollup(events, members, &model.model)
-    })?;
-    let rollup = rollup?;
-    inputs.set_event_rows(rollup.rows);
+    let (inputs, rollup, _) = super::read_inputs(&args.input, &model.model)?;
     let as_of = match as_of {
         Some(a) => a,
         None => quality::default_as_of(&rollup)?,

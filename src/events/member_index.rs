@@ -4,8 +4,8 @@ use std::hash::BuildHasher;
 
 use polars::prelude::*;
 
-use super::memory::{prefetch, with_huge_pages};
 use super::NONE;
+use crate::sys::{prefetch, vec_in_huge_pages as with_huge_pages};
 
 /// Finds a member's number from its org_id and distinct_id. One open-addressing table
 /// of 8-byte entries (a 32-bit tag from the hash, and where the member's key starts),
@@ -132,9 +132,8 @@ impl MemberIndex {
     /// pipeline whose memory loads overlap: all hashes first, then for pair i the
     /// table entry of pair i + `ENTRY_AHEAD` is prefetched, the entry of pair i +
     /// `KEY_AHEAD` (prefetched earlier) is read and its member's key prefetched, and
-    /// pair i's keys are compared (probing further on a collision). (Blocks of 16,
-    /// each prefetched just before use, left the key loads too little time: 12%
-    /// more lookup time at 50M.)
+    /// pair i's keys are compared (probing further on a collision). The distances
+    /// give each load time to arrive (docs/PERFORMANCE.md, session 12).
     pub(super) fn find_all(&self, pairs: &[(&str, &str)], out: &mut Vec<u32>) {
         let hashes: Vec<u64> = pairs.iter().map(|&(o, p)| self.hash(o, p)).collect();
         let entry = |h: u64| &self.table[h as usize & self.mask];

@@ -1,6 +1,7 @@
 //! The one pass over the events (SPEC 2, 3): the event export is read once, row group
-//! by row group, and rolled up to one row per member and UTC day, with a count per
-//! event set and URL class the model looks at and the latest instant. Every metric,
+//! by row group, and rolled up to one row per member and UTC day, with the counts and
+//! latest instants a `RollupSpec` asks for (the pass's one contract with the model:
+//! it knows no event, set or URL names of its own). Every metric,
 //! indicator, user signal and trend is computed from this rollup: windows are whole
 //! days (as_of is a midnight), counts are sums of the count columns, "days since" uses
 //! `last_us`, so nothing needs the raw rows again.
@@ -9,21 +10,21 @@
 //! into the distinct values, from the file's Parquet dictionaries where `pages` can
 //! read them, else one key per row from polars' normalising scan). What depends only
 //! on a string is found once per key (`KeyFacts`: the member, by a lookup of (org_id,
-//! distinct_id) in the member table; the event's sets; the URL's visit classes), then
+//! distinct_id) in the member table; the event's class; the URL's path class), then
 //! a hand-written kernel, not a polars `group_by` on the string keys, adds the rows to
 //! (member, day) slots of plain column vectors. That keeps the pass close to the cost
-//! of reading the columns (issue 5). Events of people who are not members of their
+//! of reading the columns. Events of people who are not members of their
 //! org are only counted (SPEC 2).
 //!
 //! Here: the rollup's layout, the coded chunks, phase one (each row's member, class
 //! and URL class, sorted into member partitions), the pass over the files and the
 //! finished frames. `pages` reads a file's row groups; `member_index` is the member
 //! table; `slots` the (member, day) slots of phase two and their writing out as
-//! columns; `memory` the prefetch and huge-page hints and the 2 MB blocks the slots
-//! grow by.
+//! columns; `memory` the 2 MB blocks the slots grow by (`crate::sys` has the
+//! prefetch and huge-page hints).
 //!
 //! Also finds the nulls and unreadable pages of the events input that the per-file
-//! schema checks could not see, and blames the file.
+//! schema checks could not see (`PassError`; `input` then names the file).
 
 use std::collections::BTreeMap;
 use std::num::NonZeroUsize;
@@ -35,9 +36,8 @@ use polars_arrow::bitmap::Bitmap;
 use polars_buffer::Buffer;
 use rayon::prelude::*;
 
-use crate::error::InputError;
 use crate::input::{self, EventsScan};
-use crate::model::Model;
+use crate::rollup_spec::RollupSpec;
 use crate::time::MICROS_PER_DAY;
 
 mod member_index;
@@ -45,8 +45,8 @@ mod memory;
 mod pages;
 mod slots;
 
+use crate::sys::prefetch;
 use member_index::MemberIndex;
-use memory::prefetch;
 use slots::{Columns, Partition};
 
 /// The member events, rolled up to one row per member and UTC day, plus what the pass
@@ -54,14 +54,12 @@ use slots::{Columns, Partition};
 pub struct Rollup {
     /// Exactly one row per (member, day) with an event. Columns: `member` (u32, the
     /// member's row in `members`), `day` (i32 days since the epoch), `n` (events),
-    /// `last_us` (latest instant), `n__<set>` for every counted event set (and
-    /// `feature_use`), plus `last__<set>` for the sets whose latest instant an
-    /// indicator reads. (Counted sets: see `counted_sets`.) Only members' events
-    /// (SPEC 2), at any date.
+    /// `last_us` (latest instant), then `RollupSpec::counts` (u32) and
+    /// `RollupSpec::latest` (i64, null when none). Only members' events (SPEC 2), at
+    /// any date.
     pub frame: DataFrame,
-    /// One row per (member, day) with a docs or billing visit (a subset of `frame`'s
-    /// rows): `member`, `day`, `n__docs_visit`, `n__billing_visit` and
-    /// `n__docs__<product>` per product. Kept apart because few rows have a visit.
+    /// One row per (member, day) with a visit (a subset of `frame`'s rows): `member`,
+    /// `day` and `RollupSpec::visits` (u32). Kept apart because few rows have a visit.
     pub visits: DataFrame,
     /// The members: row i holds member number i's `org_id` and `distinct_id`, sorted.
     pub members: DataFrame,
@@ -71,69 +69,12 @@ pub struct Rollup {
     pub rows: u64,
     /// The latest event instant, of anyone, for the default as_of.
     pub latest_us: Option<i64>,
+    /// The earliest event instant, of anyone (checked against the supported range).
+    pub earliest_us: Option<i64>,
     /// Events of anyone per UTC day (for the data-quality count of late events).
     pub events_per_day: BTreeMap<i32, u64>,
     /// Events whose (org_id, distinct_id) is in no member row.
     pub unknown_member_events: u64,
-}
-
-pub const DOCS_VISITS: &str = "n__docs_visit";
-pub const BILLING_VISITS: &str = "n__billing_visit";
-
-/// The rollup column counting the events of a named set (or `feature_use`).
-pub fn set_count(set: &str) -> String {
-    format!("n__{set}")
-}
-
-/// The rollup column counting members' visits to a product's docs.
-pub fn product_docs_visits(product: &str) -> String {
-    format!("n__docs__{product}")
-}
-
-/// The rollup column holding the latest instant of an event set.
-pub fn latest_of_set(set: &str) -> String {
-    format!("last__{set}")
-}
-
-/// Sets the stages count by name (query failures, lost insights, the users table).
-pub const SETS_COUNTED_BY_NAME: [&str; 4] = [
-    "query_ok",
-    "query_failed",
-    "insight_started",
-    "insight_saved",
-];
-
-/// Every set the rollup counts: those the metrics and products name, and those the
-/// stages count by name. (Sets used only inside another column, like `pageview`, are
-/// not counted alone.)
-fn counted_sets(model: &Model) -> Vec<String> {
-    let mut sets: Vec<String> = SETS_COUNTED_BY_NAME.iter().map(|s| s.to_string()).collect();
-    sets.extend(model.metrics.values().filter_map(|m| m.event_set.clone()));
-    sets.extend(model.products.values().filter_map(|p| p.engagement.clone()));
-    first_of_each(sets)
-}
-
-/// The names in order of first appearance, each once.
-fn first_of_each(names: Vec<String>) -> Vec<String> {
-    let mut seen: Vec<String> = Vec::with_capacity(names.len());
-    for n in names {
-        if !seen.contains(&n) {
-            seen.push(n);
-        }
-    }
-    seen
-}
-
-/// The sets whose latest instant some indicator reads.
-fn latest_sets(model: &Model) -> Vec<String> {
-    let mut sets: Vec<String> = model
-        .indicators
-        .values()
-        .filter_map(|i| i.event_set.clone())
-        .collect();
-    sets.sort();
-    sets.dedup();
-    sets
 }
 
 /// The URL path (SPEC 3): scheme, host, query string and fragment removed. The same
@@ -165,81 +106,143 @@ struct EventClass {
     counts: Vec<usize>,
     /// Latest-instant columns (indexes into `Layout::latest`) it can raise.
     latest: Vec<usize>,
-    pageview: bool,
-    billing_shown: bool,
+    /// Its row of `Layout::visit_of` (how it visits, by path class); 0 when it
+    /// counts towards no visit column.
+    visit_kind: usize,
 }
 
-/// Visit bits of `MemberRow::visits`.
-const VISIT_DOCS: usize = 0;
-const VISIT_BILLING: usize = 1;
-const VISIT_PRODUCTS: usize = 2;
-
-/// The most products the visit bits hold (model validation enforces it).
-pub const MAX_PRODUCTS: usize = 64 - VISIT_PRODUCTS;
-
-/// The rollup's columns, decided once from the model.
+/// The rollup's columns and how each event and URL adds to them, compiled once from
+/// the `RollupSpec`.
+///
+/// Visits depend on the event and the URL path. Every path prefix that matches a path
+/// is a prefix of the longest one that does, so the prefixes a path matches are known
+/// from that longest one: its "path class" (0: none, or a null URL). Each event name
+/// has a "visit kind" (the visit columns it visits as a page and those it counts
+/// anywhere), and each (kind, path class) pair a visit set, the list of visit columns
+/// a row adds one to, worked out here for every pair. A row then carries one small
+/// number for its visits, whatever the number of visit columns.
 struct Layout {
-    /// Count column names of the (member, day) rows: one per counted set.
+    /// Count column names of the (member, day) rows.
     counts: Vec<String>,
-    /// Count column names of the visits frame, in visit-bit order: docs visits,
-    /// billing visits, then one per product's docs (`VISIT_PRODUCTS + j`).
+    /// Count column names of the visits frame.
     visits: Vec<String>,
-    /// Each product's docs path prefix, in visit-bit order.
-    product_docs: Vec<String>,
-    docs_prefix: String,
-    billing_prefix: String,
     /// Latest-instant column names.
     latest: Vec<String>,
+    /// The distinct path prefixes of the visit columns; path class `c > 0` is
+    /// `prefixes[c - 1]` being the longest match.
+    prefixes: Vec<String>,
     /// Event name → index into `classes`; names the model does not mention map to none.
     class_of: PlHashMap<String, usize>,
     classes: Vec<EventClass>,
+    /// `visit_of[kind * (prefixes.len() + 1) + path class]`: an index into `visit_sets`.
+    visit_of: Vec<u32>,
+    /// Visit column lists (indexes into `visits`); the first is empty (no visit).
+    visit_sets: Vec<Vec<u32>>,
 }
 
 impl Layout {
-    fn new(model: &Model) -> Layout {
-        let sets = counted_sets(model);
-        let counts: Vec<String> = sets.iter().map(|s| set_count(s)).collect();
-        let mut visits = vec![DOCS_VISITS.to_string(), BILLING_VISITS.to_string()];
-        let mut product_docs = Vec::new();
-        for (name, p) in &model.products {
-            product_docs.push(p.docs_prefix.clone());
-            visits.push(product_docs_visits(name));
-        }
-        let latest_sets = latest_sets(model);
-        let latest = latest_sets.iter().map(|s| latest_of_set(s)).collect();
+    fn new(spec: &RollupSpec) -> Layout {
+        let counts: Vec<String> = spec.counts.iter().map(|c| c.column.clone()).collect();
+        let latest: Vec<String> = spec.latest.iter().map(|c| c.column.clone()).collect();
+        let visits: Vec<String> = spec.visits.iter().map(|v| v.column.clone()).collect();
+        let mut prefixes: Vec<String> = spec.visits.iter().map(|v| v.path_prefix.clone()).collect();
+        prefixes.sort();
+        prefixes.dedup();
 
-        let mut names: Vec<String> = sets
+        let mut names: Vec<&String> = spec
+            .counts
             .iter()
-            .chain(&latest_sets)
-            .chain(&["pageview".to_string(), "billing_shown".to_string()])
-            .flat_map(|s| model.events_of(s))
+            .chain(&spec.latest)
+            .flat_map(|c| &c.events)
+            .chain(
+                spec.visits
+                    .iter()
+                    .flat_map(|v| v.pages.iter().chain(&v.anywhere)),
+            )
             .collect();
         names.sort();
         names.dedup();
+        // A visit kind: per visit column, (visits it as a page, counts it anywhere).
+        let mut kinds: Vec<Vec<(bool, bool)>> = vec![vec![(false, false); visits.len()]];
         let mut class_of = PlHashMap::new();
         let mut classes = Vec::with_capacity(names.len());
         for name in names {
-            let in_set = |set: &str| model.events_of(set).contains(&name);
-            classes.push(EventClass {
-                counts: (0..sets.len()).filter(|&i| in_set(&sets[i])).collect(),
-                latest: (0..latest_sets.len())
-                    .filter(|&i| in_set(&latest_sets[i]))
-                    .collect(),
-                pageview: in_set("pageview"),
-                billing_shown: in_set("billing_shown"),
+            let kind: Vec<(bool, bool)> = spec
+                .visits
+                .iter()
+                .map(|v| (v.pages.contains(name), v.anywhere.contains(name)))
+                .collect();
+            let visit_kind = kinds.iter().position(|k| *k == kind).unwrap_or_else(|| {
+                kinds.push(kind);
+                kinds.len() - 1
             });
-            class_of.insert(name, classes.len() - 1);
+            classes.push(EventClass {
+                counts: (0..counts.len())
+                    .filter(|&i| spec.counts[i].events.contains(name))
+                    .collect(),
+                latest: (0..latest.len())
+                    .filter(|&i| spec.latest[i].events.contains(name))
+                    .collect(),
+                visit_kind,
+            });
+            class_of.insert(name.clone(), classes.len() - 1);
+        }
+        let mut visit_sets: Vec<Vec<u32>> = vec![Vec::new()];
+        let mut visit_of = Vec::with_capacity(kinds.len() * (prefixes.len() + 1));
+        for kind in &kinds {
+            for path_class in 0..=prefixes.len() {
+                let longest = path_class.checked_sub(1).map(|c| prefixes[c].as_str());
+                let set: Vec<u32> = (0..visits.len())
+                    .filter(|&u| {
+                        let (page, anywhere) = kind[u];
+                        let prefix = spec.visits[u].path_prefix.as_str();
+                        anywhere || (page && longest.is_some_and(|l| l.starts_with(prefix)))
+                    })
+                    .map(|u| u as u32)
+                    .collect();
+                let id = visit_sets
+                    .iter()
+                    .position(|s| *s == set)
+                    .unwrap_or_else(|| {
+                        visit_sets.push(set);
+                        visit_sets.len() - 1
+                    });
+                visit_of.push(id as u32);
+            }
         }
         Layout {
             counts,
             visits,
-            product_docs,
-            docs_prefix: model.paths.docs_prefix.clone(),
-            billing_prefix: model.paths.billing_prefix.clone(),
             latest,
+            prefixes,
             class_of,
             classes,
+            visit_of,
+            visit_sets,
         }
+    }
+
+    /// The path class of a URL path: 1 + the index of the longest prefix it starts
+    /// with, or 0 when it starts with none.
+    fn path_class(&self, path: &str) -> u32 {
+        let mut class = 0;
+        let mut longest = 0;
+        for (i, prefix) in self.prefixes.iter().enumerate() {
+            if path.starts_with(prefix.as_str()) && (class == 0 || prefix.len() > longest) {
+                class = i as u32 + 1;
+                longest = prefix.len();
+            }
+        }
+        class
+    }
+
+    /// The visit set of a row of an event class whose URL has this path class (0 for
+    /// a null URL).
+    fn visits(&self, class: &EventClass, path_class: u32) -> u32 {
+        if class.visit_kind == 0 {
+            return 0;
+        }
+        self.visit_of[class.visit_kind * (self.prefixes.len() + 1) + path_class as usize]
     }
 }
 
@@ -292,8 +295,8 @@ const PARTITIONS: usize = 8;
 #[derive(Clone, Copy)]
 struct MemberRow {
     t: i64,
-    /// Bits of the URL classes counted for this row (`Layout::visits`).
-    visits: u64,
+    /// The row's visit set (an index into `Layout::visit_sets`; 0: no visit).
+    visits: u32,
     member: u32,
     day: i32,
     /// Index into `Layout::classes`, or `NONE` for a name the model does not mention.
@@ -305,6 +308,7 @@ struct MemberRow {
 struct Totals {
     rows: u64,
     latest_us: Option<i64>,
+    earliest_us: Option<i64>,
     events_per_day: BTreeMap<i32, u64>,
     unknown_member_events: u64,
 }
@@ -319,6 +323,10 @@ impl Totals {
     fn merge(&mut self, other: Totals) {
         self.rows += other.rows;
         self.latest_us = self.latest_us.max(other.latest_us);
+        self.earliest_us = match (self.earliest_us, other.earliest_us) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
         for (day, n) in other.events_per_day {
             self.add_events_of_day(day, n);
         }
@@ -457,41 +465,12 @@ impl Chunk {
     }
 }
 
-/// The visit bits of a pageview at a URL path (SPEC 3): docs and product-docs visits
-/// are pageviews under their path prefix, a billing visit one under the billing path.
-fn path_visits(layout: &Layout, path: &str) -> u64 {
-    let mut bits = 0;
-    if path.starts_with(&layout.docs_prefix) {
-        bits |= 1 << VISIT_DOCS;
-    }
-    if path.starts_with(&layout.billing_prefix) {
-        bits |= 1 << VISIT_BILLING;
-    }
-    for (j, prefix) in layout.product_docs.iter().enumerate() {
-        if path.starts_with(prefix.as_str()) {
-            bits |= 1 << (VISIT_PRODUCTS + j);
-        }
-    }
-    bits
-}
-
-/// The URL classes of a row of an event class, given the path visits of its URL
-/// (`None` for a null URL): only a pageview visits a path, and `billing v2 shown` is
-/// a billing visit wherever it is.
-fn visits(class: &EventClass, path_visits: Option<u64>) -> u64 {
-    let mut bits = path_visits.filter(|_| class.pageview).unwrap_or(0);
-    if class.billing_shown {
-        bits |= 1 << VISIT_BILLING;
-    }
-    bits
-}
-
 /// What the rows of one chunk need of each key, worked out once per key.
 struct KeyFacts {
     /// Per event key: its index into `Layout::classes`, or `NONE`.
     class: Vec<u32>,
-    /// Per URL key: what a pageview there visits.
-    path_visits: Vec<u64>,
+    /// Per URL key: the path class of its path.
+    path_class: Vec<u32>,
     /// Per person key: the org key of its first row (`NONE` when no row has it) and
     /// the member of (that org, the person) or `NONE`; side by side, as every row
     /// reads both.
@@ -513,11 +492,11 @@ impl KeyFacts {
                     .map_or(NONE, |&class| class as u32)
             })
             .collect();
-        let path_visits = c.url.as_ref().map_or_else(Vec::new, |u| {
+        let path_class = c.url.as_ref().map_or_else(Vec::new, |u| {
             (0..u.values.len())
                 .into_par_iter()
                 .with_min_len(KEYS_PER_TASK)
-                .map(|k| path_visits(layout, url_path(u.value(k))))
+                .map(|k| layout.path_class(url_path(u.value(k))))
                 .collect()
         });
         // Most people appear under one org: each is looked up once, under the org of
@@ -553,7 +532,7 @@ impl KeyFacts {
         }
         KeyFacts {
             class,
-            path_visits,
+            path_class,
             person,
         }
     }
@@ -577,6 +556,7 @@ fn member_rows(
     let mut totals = Totals {
         rows: rows.len() as u64,
         latest_us: timestamps[rows.clone()].iter().copied().max(),
+        earliest_us: timestamps[rows.clone()].iter().copied().min(),
         ..Totals::default()
     };
     // Events per day, counted in runs: a time-ordered export changes day rarely.
@@ -609,7 +589,7 @@ fn member_rows(
         let class = facts.class[c.event.key(i)];
         let visits = layout.classes.get(class as usize).map_or(0, |class| {
             let url = c.url.as_ref().filter(|u| u.is_valid(i));
-            visits(class, url.map(|u| facts.path_visits[u.key(i)]))
+            layout.visits(class, url.map_or(0, |u| facts.path_class[u.key(i)]))
         });
         parts[member as usize % PARTITIONS].push(MemberRow {
             t,
@@ -626,8 +606,8 @@ fn member_rows(
 /// Rows ahead of phase one whose person facts are prefetched.
 const FACTS_AHEAD: usize = 16;
 
-/// Phase-one row ranges per thread and chunk (about 2-3% faster than one per thread,
-/// measured interleaved at 10M and 50M).
+/// Phase-one row ranges per thread and chunk: a few, so that a slow thread does not
+/// hold the others at the end of the phase.
 const RANGES_PER_THREAD: usize = 4;
 
 /// The rollup being built.
@@ -769,6 +749,7 @@ impl<'a> Accumulator<'a> {
             member_of_row,
             rows: self.totals.rows,
             latest_us: self.totals.latest_us,
+            earliest_us: self.totals.earliest_us,
             events_per_day: self.totals.events_per_day,
             unknown_member_events: self.totals.unknown_member_events,
         })
@@ -872,17 +853,25 @@ impl<'a> PagesRun<'a> {
     }
 }
 
-/// The events pass over every events file, with the members (`input::load_with`
-/// runs it while the other tables are read).
+/// What stopped the events pass. Either may be bad input that the per-file schema
+/// checks could not see; `EventsScan::blame` finds the file, or calls it internal.
+#[derive(Debug)]
+pub enum PassError {
+    /// A required column (`timestamp`, `event`, `distinct_id`, `org_id`) held a null.
+    NullInRequired,
+    /// Reading or decoding failed.
+    Failed(PolarsError),
+}
+
+/// The events pass over every events file, with the members.
 pub fn rollup(
     events: &EventsScan,
     members: &DataFrame,
-    model: &Model,
-) -> Result<Rollup, InputError> {
-    let blame = |e: PolarsError| events.blame(Some(e));
-    // A null key or event is a null in a required column of some file: name it.
-    let null_found = || events.blame(None);
-    let layout = Layout::new(model);
+    spec: &RollupSpec,
+) -> Result<Rollup, PassError> {
+    let blame = PassError::Failed;
+    let null_found = || PassError::NullInRequired;
+    let layout = Layout::new(spec);
     let files = &events.files;
     let mut run = PagesRun::starting_at(files, 0);
     // The member index is built while the first row group is read.
@@ -934,7 +923,7 @@ pub fn rollup(
 impl Layout {
     /// The layout of the default model.
     pub(super) fn of_default_model() -> Layout {
-        Layout::new(&Model::default_model())
+        Layout::new(&RollupSpec::of(&crate::model::Model::default_model()))
     }
 }
 
@@ -971,38 +960,102 @@ mod tests {
         assert!(keys.equals(&by_polars));
     }
 
+    /// The visit columns a row adds one to, by name, from its event and URL.
+    fn visit_columns(layout: &Layout, event: &str, url: Option<&str>) -> Vec<String> {
+        let class = &layout.classes[layout.class_of[event]];
+        let path_class = url.map_or(0, |u| layout.path_class(url_path(u)));
+        let set = &layout.visit_sets[layout.visits(class, path_class) as usize];
+        set.iter()
+            .map(|&c| layout.visits[c as usize].clone())
+            .collect()
+    }
+
     #[test]
-    fn visit_bits_follow_the_event_and_the_path() {
+    fn visits_follow_the_event_and_the_path() {
         let layout = Layout::of_default_model();
-        let class = |event: &str| &layout.classes[layout.class_of[event]];
-        // A row's visits from its event and URL, as `member_rows` finds them.
-        let of = |event: &str, url: Option<&str>| {
-            visits(class(event), url.map(|u| path_visits(&layout, url_path(u))))
-        };
-        let bit = |b: usize| 1u64 << b;
-        let surveys = layout
-            .product_docs
-            .iter()
-            .position(|prefix| prefix == "/docs/surveys")
-            .unwrap();
+        let of = |event: &str, url: Option<&str>| visit_columns(&layout, event, url);
         assert_eq!(
             of(
                 "$pageview",
                 Some("https://posthog.com/docs/surveys/intro?x=1")
             ),
-            bit(VISIT_DOCS) | bit(VISIT_PRODUCTS + surveys)
+            ["n__docs_visit", "n__docs__surveys"]
+        );
+        // Nested prefixes: /docs, /docs/cdp and /docs/cdp/batch-exports all match.
+        assert_eq!(
+            of("$pageview", Some("/docs/cdp/batch-exports/s3")),
+            ["n__docs_visit", "n__docs__cdp", "n__docs__batch_exports"]
+        );
+        assert_eq!(
+            of("$pageview", Some("/docs/cdpx")),
+            ["n__docs_visit", "n__docs__cdp"]
         );
         assert_eq!(
             of("$pageview", Some("/organization/billing")),
-            bit(VISIT_BILLING)
+            ["n__billing_visit"]
         );
         // The path is what counts: "/docs" in the query string is no docs visit.
-        assert_eq!(of("$pageview", Some("/home?next=/docs")), 0);
-        assert_eq!(of("$pageview", None), 0);
+        assert!(of("$pageview", Some("/home?next=/docs")).is_empty());
+        assert!(of("$pageview", None).is_empty());
         // Only pageviews visit a path; `billing v2 shown` is a billing visit anywhere.
-        assert_eq!(of("billing v2 shown", Some("/docs")), bit(VISIT_BILLING));
-        assert_eq!(of("billing v2 shown", None), bit(VISIT_BILLING));
-        assert_eq!(of("insight saved", Some("/docs")), 0);
+        assert_eq!(of("billing v2 shown", Some("/docs")), ["n__billing_visit"]);
+        assert_eq!(of("billing v2 shown", None), ["n__billing_visit"]);
+        assert!(of("insight saved", Some("/docs")).is_empty());
+    }
+
+    /// Any number of visit columns and prefixes, nested or not, each counted where
+    /// its own prefix matches: 100 products, an empty prefix, and a set counted
+    /// anywhere that also has a prefix.
+    #[test]
+    fn many_visit_columns_each_follow_their_own_prefix() {
+        let column = |u: usize| format!("v{u}");
+        let mut visits: Vec<crate::rollup_spec::VisitColumn> = (0..100)
+            .map(|u| crate::rollup_spec::VisitColumn {
+                column: column(u),
+                pages: vec!["page".into()],
+                path_prefix: format!("/p/{}", "x".repeat(u % 7) + &(u / 7).to_string()),
+                anywhere: vec![],
+            })
+            .collect();
+        visits.push(crate::rollup_spec::VisitColumn {
+            column: "all".into(),
+            pages: vec!["page".into()],
+            path_prefix: String::new(),
+            anywhere: vec!["shown".into()],
+        });
+        let spec = RollupSpec {
+            counts: vec![],
+            latest: vec![],
+            visits: visits.clone(),
+        };
+        let layout = Layout::new(&spec);
+        for path in [
+            "/p/xx3",
+            "/p/xx31",
+            "/p/1",
+            "/p/x",
+            "/q",
+            "",
+            "/p/xxxxxx14/a",
+        ] {
+            let mut expected: Vec<String> = visits
+                .iter()
+                .filter(|v| path.starts_with(v.path_prefix.as_str()))
+                .map(|v| v.column.clone())
+                .collect();
+            assert_eq!(
+                visit_columns(&layout, "page", Some(path)),
+                expected,
+                "{path}"
+            );
+            expected.retain(|c| c == "all");
+            assert_eq!(
+                visit_columns(&layout, "shown", Some(path)),
+                expected,
+                "{path}"
+            );
+        }
+        assert!(visit_columns(&layout, "page", None).is_empty());
     }
 
     /// The kernel's path against the regex the SPEC's rule was first written as.

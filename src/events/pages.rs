@@ -26,6 +26,7 @@ use polars_parquet::read::{
 
 use super::{Chunk, Coded};
 use crate::input::EventsFile;
+use crate::time::micros;
 
 /// Where one string column of the file comes from.
 enum StrSource {
@@ -147,8 +148,8 @@ impl PagesFile {
         })
     }
 
-    /// The timestamps in microseconds since the epoch, as `input::instant_us` gives
-    /// them (the stored value is UTC whatever the zone label; nanoseconds floored).
+    /// The timestamps in microseconds since the epoch, by `time::micros` (the stored
+    /// value is UTC whatever the zone label).
     fn read_timestamps(
         &self,
         bytes: &Buffer<u8>,
@@ -162,17 +163,16 @@ impl PagesFile {
             .as_any()
             .downcast_ref::<PrimitiveArray<i64>>()
             .ok_or_else(|| polars_err!(ComputeError: "timestamp did not decode as INT64"))?;
-        Ok(match self.unit {
-            TimeUnit::Microseconds => raw.clone(),
-            TimeUnit::Milliseconds => {
-                let us: Vec<i64> = raw.values().iter().map(|t| t.wrapping_mul(1000)).collect();
-                PrimitiveArray::new(ArrowDataType::Int64, us.into(), raw.validity().cloned())
-            }
-            TimeUnit::Nanoseconds => {
-                let us: Vec<i64> = raw.values().iter().map(|t| t.div_euclid(1000)).collect();
-                PrimitiveArray::new(ArrowDataType::Int64, us.into(), raw.validity().cloned())
-            }
-        })
+        if self.unit == TimeUnit::Microseconds {
+            return Ok(raw.clone());
+        }
+        let unit = self.unit;
+        let us: Vec<i64> = raw.values().iter().map(|&t| micros(t, unit)).collect();
+        Ok(PrimitiveArray::new(
+            ArrowDataType::Int64,
+            us.into(),
+            raw.validity().cloned(),
+        ))
     }
 }
 

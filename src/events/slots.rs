@@ -3,8 +3,9 @@
 
 use polars::prelude::*;
 
-use super::memory::{prefetch, Pages, ZeroIsValid};
+use super::memory::Pages;
 use super::{Layout, MemberRow, NONE, NO_INSTANT, PARTITIONS};
+use crate::sys::prefetch;
 
 /// Rows whose slots are prefetched together in phase two.
 const SLOT_BLOCK: usize = 16;
@@ -22,30 +23,23 @@ struct MemberState {
     indexed: bool,
 }
 
-/// One cache line of slot storage: slots start on a line, so with the default model a
-/// slot is exactly one line and an event touches one line of the table.
-#[derive(Clone, Copy)]
+/// One cache line of slot storage: slots start on a line, so a slot of up to 16 words
+/// (the default model's is one) is one line and an event touches one line of the
+/// table; a wider model's slots take more lines each.
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C, align(64))]
 struct Line([u32; WORDS_PER_LINE]);
-
-// SAFETY: sixteen u32s, no padding.
-unsafe impl ZeroIsValid for Line {}
 
 const WORDS_PER_LINE: usize = 16;
 
 /// The u32 words of consecutive lines.
 fn words(lines: &[Line]) -> &[u32] {
-    // SAFETY: `Line` is `repr(C)` around `[u32; 16]` with no padding (64 bytes, the
-    // alignment), so `lines` is `16 * len` initialised, aligned u32s.
-    unsafe { std::slice::from_raw_parts(lines.as_ptr().cast(), lines.len() * WORDS_PER_LINE) }
+    bytemuck::cast_slice(lines)
 }
 
 /// The u32 words of consecutive lines, writable.
 fn words_mut(lines: &mut [Line]) -> &mut [u32] {
-    // SAFETY: as in `words`; the borrow of `lines` is exclusive.
-    unsafe {
-        std::slice::from_raw_parts_mut(lines.as_mut_ptr().cast(), lines.len() * WORDS_PER_LINE)
-    }
+    bytemuck::cast_slice_mut(lines)
 }
 
 /// Where a slot keeps what, in u32 words from its first line: the instants (each two
@@ -157,9 +151,9 @@ impl SlotLines {
 }
 
 /// One member partition of the rollup: a slot per (member, day), stored row-major
-/// (a slot's counts and instants side by side on one cache line), and a visit row per
-/// (member, day) with a docs or billing visit (rare: most events are no visit, so
-/// the visit counts stay out of the slots and out of the main rollup frame).
+/// (a slot's counts and instants side by side on its cache lines), and a visit row
+/// per (member, day) with a visit (rare: most events are no visit, so the visit
+/// counts stay out of the slots and out of the main rollup frame).
 ///
 /// Finding a row's slot: the member's last slot if it is the same day; a new slot if
 /// the day is after every day of the member so far (all a time-ordered export ever
@@ -344,10 +338,8 @@ impl Partition {
                 }
                 let row = w[shape.visit_row_at] as usize;
                 let counts = &mut self.visit_counts[row * self.visit_width..];
-                let mut bits = r.visits;
-                while bits != 0 {
-                    counts[bits.trailing_zeros() as usize] += 1;
-                    bits &= bits - 1;
+                for &c in &layout.visit_sets[r.visits as usize] {
+                    counts[c as usize] += 1;
                 }
             }
         }
@@ -473,7 +465,19 @@ impl Partition {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::{set_count, VISIT_BILLING, VISIT_DOCS};
+
+    /// The visit set of these visit columns, added to the layout if it has none.
+    fn visit_set(layout: &mut Layout, columns: &[u32]) -> u32 {
+        let at = layout.visit_sets.iter().position(|s| s == columns);
+        at.unwrap_or_else(|| {
+            layout.visit_sets.push(columns.to_vec());
+            layout.visit_sets.len() - 1
+        }) as u32
+    }
+
+    /// Visit columns 0 and 1 of the default layout.
+    const DOCS: u32 = 0;
+    const BILLING: u32 = 1;
 
     #[test]
     fn a_member_day_seen_again_after_other_days_adds_to_its_first_slot() {
@@ -547,7 +551,8 @@ mod tests {
         // Phase two looks a block and two blocks ahead: rows over many blocks (and a
         // last, partial block), members coming back on earlier days and with visits,
         // give the slots and visit rows that adding each row alone gives.
-        let layout = Layout::of_default_model();
+        let mut layout = Layout::of_default_model();
+        let docs = visit_set(&mut layout, &[DOCS]);
         let class = |i: u32| {
             if i.is_multiple_of(3) {
                 NONE
@@ -558,11 +563,7 @@ mod tests {
         let rows: Vec<MemberRow> = (0..5 * SLOT_BLOCK as u32 + 7)
             .map(|i| MemberRow {
                 t: i64::from(i) * 1000 + i64::from(i % 7),
-                visits: if i.is_multiple_of(5) {
-                    1 << VISIT_DOCS
-                } else {
-                    0
-                },
+                visits: if i.is_multiple_of(5) { docs } else { 0 },
                 member: (i * 7 % 13) * PARTITIONS as u32,
                 day: 10 + (i * 11 % 4) as i32,
                 class: class(i),
@@ -588,11 +589,11 @@ mod tests {
     }
 
     #[test]
-    fn the_default_slot_is_one_cache_line() {
+    fn an_empty_slot_has_no_instants_and_no_visit_row() {
         let layout = Layout::of_default_model();
         let shape = SlotShape::new(&layout);
-        assert_eq!(shape.lines, 1);
         let empty = shape.empty();
+        assert_eq!(empty.len(), shape.lines);
         assert_eq!(std::mem::align_of_val(&empty[0]), 64);
         let w = words(&empty);
         assert_eq!(instant(w, 0), NO_INSTANT);
@@ -607,12 +608,12 @@ mod tests {
 
     #[test]
     fn slot_lines_cross_blocks_in_slot_order() {
-        // 1, 2 and 3 lines per slot: 32768, 16384 and 8192 slots per 2 MB block.
-        for (extra, per_block) in [(0, 32768), (7, 16384), (30, 8192)] {
+        // 1, 2 and 3 lines per slot: 32768, 16384 and 8192 slots per 2 MB block. A
+        // slot is 4 words (`last_us`, `n`, visit row) and one per count.
+        for (counts, per_block) in [(0, 32768), (13, 16384), (30, 8192)] {
             let mut layout = Layout::of_default_model();
-            for i in 0..extra {
-                layout.counts.push(format!("n__extra{i}"));
-            }
+            layout.latest.clear();
+            layout.counts = (0..counts).map(|i| format!("n__extra{i}")).collect();
             let shape = SlotShape::new(&layout);
             let mut lines = SlotLines {
                 blocks: Vec::new(),
@@ -644,14 +645,18 @@ mod tests {
     #[test]
     fn a_slot_wider_than_a_line_keeps_every_count() {
         let mut layout = Layout::of_default_model();
-        // Seven more counted sets than the default: the slot takes two lines and the
-        // visit row's word sits on the second.
-        for i in 0..7 {
+        // A line's worth of counted sets more than the default: the slot takes two
+        // lines or more and the visit row's word sits past the first.
+        for i in 0..WORDS_PER_LINE {
             layout.counts.push(format!("n__extra{i}"));
         }
         let shape = SlotShape::new(&layout);
-        assert_eq!(shape.lines, 2);
+        assert!(shape.lines >= 2);
         assert!(shape.visit_row_at >= WORDS_PER_LINE);
+        let (docs, billing) = (
+            visit_set(&mut layout, &[DOCS]),
+            visit_set(&mut layout, &[BILLING]),
+        );
         let mut part = Partition::new(&layout, 16);
         let saved = layout.class_of["insight saved"] as u32;
         let row = |member, day, t, visits| MemberRow {
@@ -663,8 +668,8 @@ mod tests {
         };
         let rows = [
             row(0, 1, 10, 0),
-            row(8, 1, 11, 1 << VISIT_DOCS),
-            row(0, 1, 12, 1 << VISIT_BILLING),
+            row(8, 1, 11, docs),
+            row(0, 1, 12, billing),
         ];
         part.add(&rows, &layout);
         let lengths = [part.member.len()];
@@ -680,19 +685,22 @@ mod tests {
         let saved_column = layout
             .counts
             .iter()
-            .position(|c| c == &set_count("insight_saved"))
+            .position(|c| c == &crate::rollup_spec::count_column("insight_saved"))
             .unwrap();
         assert_eq!(days.counts[saved_column], vec![2, 1]);
         assert!(days.counts[layout.counts.len() - 1].iter().all(|&c| c == 0));
         // Visit rows in order of first visit: member 8's docs, then member 0's billing.
         assert_eq!(visits.member, vec![8, 0]);
-        assert_eq!(visits.counts[VISIT_DOCS], vec![1, 0]);
-        assert_eq!(visits.counts[VISIT_BILLING], vec![0, 1]);
+        assert_eq!(visits.counts[DOCS as usize], vec![1, 0]);
+        assert_eq!(visits.counts[BILLING as usize], vec![0, 1]);
     }
 
     #[test]
     fn visits_get_a_row_per_member_day_with_one() {
-        let layout = Layout::of_default_model();
+        let mut layout = Layout::of_default_model();
+        let docs = visit_set(&mut layout, &[DOCS]);
+        let billing = visit_set(&mut layout, &[BILLING]);
+        let both = visit_set(&mut layout, &[DOCS, BILLING]);
         let mut part = Partition::new(&layout, 8);
         let pageview = layout.class_of["$pageview"] as u32;
         let row = |day, visits| MemberRow {
@@ -702,17 +710,10 @@ mod tests {
             day,
             class: pageview,
         };
-        let docs = 1 << VISIT_DOCS;
-        let billing = 1 << VISIT_BILLING;
         // Day 1: no visit; day 2: docs twice and billing once (one row); day 1 again
         // with a billing visit: its row opens after day 2's.
         part.add(
-            &[
-                row(1, 0),
-                row(2, docs),
-                row(2, docs | billing),
-                row(1, billing),
-            ],
+            &[row(1, 0), row(2, docs), row(2, both), row(1, billing)],
             &layout,
         );
         assert_eq!(part.visit_slot, vec![1, 0]);

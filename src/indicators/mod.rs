@@ -2,15 +2,18 @@
 //! measured value, the threshold and a sentence a CSM can read without opening
 //! anything else.
 //!
-//! Reads the scored frame (which carries the per-org aggregates the metrics stage
-//! computed for the indicators) and the model; every threshold and window comes from
+//! Reads the scored frame (which carries the per-org figures of `inputs`, computed
+//! in the metrics stage's passes) and the model; every threshold and window comes from
 //! `model.indicators`. Pure expressions: no I/O.
 
 use polars::prelude::*;
 
-use crate::metrics::{product_in_use, IND};
+pub mod inputs;
+
+use crate::metrics::product_in_use;
 use crate::model::{Indicator, Model};
 use crate::time::AsOf;
+use inputs::IND;
 
 /// A number as text for messages, rounded to `decimals`.
 fn num(e: Expr, decimals: u32) -> Expr {
@@ -313,7 +316,7 @@ fn rules<'a>(
             .products
             .keys()
             .map(|p| {
-                let visits = col(crate::metrics::product_docs_column(p));
+                let visits = col(inputs::product_docs_column(p));
                 let fires = product_in_use(model, p, "interest").not().and(visits.clone().gt_eq(lit(t)));
                 Fired {
                     name,

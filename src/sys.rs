@@ -1,0 +1,70 @@
+//! The calls into the OS and the CPU that Rust cannot check: the crate's only
+//! `unsafe` code (every other module is `#![deny(unsafe_code)]` through lib.rs).
+//! Each is a hint that changes no result, only when memory is read or written out.
+
+#![allow(unsafe_code)]
+
+/// Asks the CPU to start loading `value`'s cache line; a hint, never a fault.
+#[inline(always)]
+pub fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching reads nothing observable and `value` is a valid reference.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
+/// An empty vector with room for `capacity` items, in memory the kernel is asked to
+/// back with 2 MB pages (Linux, where transparent huge pages are allowed on request):
+/// the events pass reads such tables at random, and with 4 KB pages nearly every
+/// read of a large table also misses the TLB.
+pub fn vec_in_huge_pages<T>(capacity: usize) -> Vec<T> {
+    let v: Vec<T> = Vec::with_capacity(capacity);
+    advise_huge_pages(v.as_ptr().cast(), capacity * std::mem::size_of::<T>());
+    v
+}
+
+/// Advises the whole pages of `bytes` from `start` into huge pages (the advice must
+/// come before the memory is touched to take effect).
+fn advise_huge_pages(start: *const u8, bytes: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        // madvise wants a page-aligned start; the advice covers whole pages.
+        const PAGE: usize = 4096;
+        let start = start as usize;
+        let aligned = start.next_multiple_of(PAGE);
+        let end = start + bytes;
+        if end > aligned {
+            // SAFETY: advice only, over whole pages of an allocation the caller owns;
+            // the kernel ignores it where it does not apply, and no memory changes.
+            unsafe {
+                libc::madvise(
+                    aligned as *mut libc::c_void,
+                    end - aligned,
+                    libc::MADV_HUGEPAGE,
+                );
+            }
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (start, bytes);
+}
+
+/// Asks the kernel to start writing a finished file to disk, without waiting (Linux).
+/// Only a hint: nothing depends on it, and a failure is ignored.
+pub fn start_writeback(file: &std::fs::File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor, borrowed for the call; the call only
+        // schedules writeback of the file's dirty pages.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+}
