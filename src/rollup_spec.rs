@@ -50,9 +50,10 @@ pub fn latest_column(set: &str) -> String {
     format!("last__{set}")
 }
 
-/// The column counting members' page views under a product's docs prefix.
+/// The column counting members' page views under a product's docs prefix (a prefix
+/// of its own: no set's `n__` column can take its name).
 pub fn product_docs_column(product: &str) -> String {
-    format!("n__docs__{product}")
+    format!("docs_of__{product}")
 }
 
 /// Events per (member, day) row.
@@ -144,7 +145,7 @@ mod tests {
         assert_eq!(billing.path_prefix, "/organization/billing");
         assert_eq!(billing.anywhere, ["billing v2 shown"]);
         assert_eq!(spec.visits.len(), 2 + 10);
-        assert_eq!(spec.visits[2].column, "n__docs__product_analytics");
+        assert_eq!(spec.visits[2].column, "docs_of__product_analytics");
         assert!(spec.is_visit_column("n__docs_visit") && !spec.is_visit_column("n__query_ok"));
     }
 }

@@ -979,16 +979,16 @@ mod tests {
                 "$pageview",
                 Some("https://posthog.com/docs/surveys/intro?x=1")
             ),
-            ["n__docs_visit", "n__docs__surveys"]
+            ["n__docs_visit", "docs_of__surveys"]
         );
         // Nested prefixes: /docs, /docs/cdp and /docs/cdp/batch-exports all match.
         assert_eq!(
             of("$pageview", Some("/docs/cdp/batch-exports/s3")),
-            ["n__docs_visit", "n__docs__cdp", "n__docs__batch_exports"]
+            ["n__docs_visit", "docs_of__cdp", "docs_of__batch_exports"]
         );
         assert_eq!(
             of("$pageview", Some("/docs/cdpx")),
-            ["n__docs_visit", "n__docs__cdp"]
+            ["n__docs_visit", "docs_of__cdp"]
         );
         assert_eq!(
             of("$pageview", Some("/organization/billing")),
