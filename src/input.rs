@@ -91,6 +91,49 @@ const EVENTS: TableSpec = TableSpec {
     ],
 };
 
+/// The events as PostHog's batch export writes them (SPEC 2 extended by issue 21):
+/// the organization and the URL are inside `properties`, and `uuid` identifies an
+/// event across files. Other columns (`person_id`, `created_at`, `_inserted_at`,
+/// `elements_chain`, `person_properties`, ...) are not read.
+const EVENTS_EXPORT: TableSpec = TableSpec {
+    name: "events",
+    required: true,
+    columns: &[
+        req("timestamp", Kind::Timestamp),
+        req("event", Kind::Str),
+        req("distinct_id", Kind::Str),
+        // Required to be there (it tells the shape); a null is a row skipped, not
+        // bad input.
+        opt("properties", Kind::Str),
+        opt("uuid", Kind::Str),
+    ],
+};
+
+/// The two shapes of an events file, told apart by its columns: with `org_id`, the
+/// flat shape (SPEC 2); without it and with `properties`, PostHog's export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventsShape {
+    Flat,
+    Posthog,
+}
+
+impl EventsShape {
+    fn spec(self) -> &'static TableSpec {
+        match self {
+            EventsShape::Flat => &EVENTS,
+            EventsShape::Posthog => &EVENTS_EXPORT,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventsShape::Flat => "flat",
+            EventsShape::Posthog => "posthog",
+        }
+    }
+}
+
 const MEMBERS: TableSpec = TableSpec {
     name: "members",
     required: true,
@@ -208,8 +251,8 @@ impl Inputs {
 
 /// The events table as a lazy scan of every file, normalised like the other tables.
 pub struct EventsScan {
-    /// Every file, as one frame, in file order.
-    pub frame: LazyFrame,
+    /// The group type of the organization in export-shaped files' `$groups`.
+    pub group_type: String,
     /// Every file alone, in file order (the events pass reads them one by one).
     pub files: Vec<EventsFile>,
 }
@@ -217,6 +260,9 @@ pub struct EventsScan {
 /// One file of the event export, its schema checked.
 pub struct EventsFile {
     pub path: PathBuf,
+    pub shape: EventsShape,
+    /// The source's names of expected columns (`[input.columns.events]`).
+    pub renames: Renames,
     /// The file's columns as polars reads them (before normalising).
     pub schema: SchemaRef,
     /// `key=value` folder names between the table folder and the file.
@@ -230,25 +276,70 @@ impl EventsScan {
         self.files.len()
     }
 
+    /// Every file in the flat shape, as one frame (for `query`): an export-shaped
+    /// file's organization and URL read from its properties (null where unreadable).
+    /// Rows as the files hold them, repeated uuids included.
+    pub fn flat_frame(&self) -> LazyFrame {
+        let frames: Vec<LazyFrame> = self
+            .files
+            .iter()
+            .map(|f| match f.shape {
+                EventsShape::Flat => f.frame.clone(),
+                EventsShape::Posthog => {
+                    let property = |url: bool| {
+                        let group_type = self.group_type.clone();
+                        col("properties").map(
+                            move |c: polars::prelude::Column| {
+                                let values: StringChunked = c
+                                    .str()?
+                                    .iter()
+                                    .map(|json| {
+                                        let found =
+                                            crate::properties::extract(json?, &group_type).ok()?;
+                                        if url { found.url } else { found.org }
+                                            .map(|v| v.into_owned())
+                                    })
+                                    .collect();
+                                Ok(values.into_column())
+                            },
+                            |_, field| Ok(Field::new(field.name().clone(), DataType::String)),
+                        )
+                    };
+                    f.frame.clone().select([
+                        col("timestamp"),
+                        col("event"),
+                        col("distinct_id"),
+                        property(false).alias("org_id"),
+                        property(true).alias("current_url"),
+                    ])
+                }
+            })
+            .collect();
+        concat(frames, UnionArgs::default()).unwrap_or_else(|_| DataFrame::empty().lazy())
+    }
+
     /// Names the file behind a problem the events pass found (a null in a required
     /// column, an unreadable page) by reading the files one by one; runs only then.
     /// When every file reads cleanly, the failure was the tool's own: an internal
     /// error (exit 1), not bad input.
-    pub fn blame(&self, e: crate::events::PassError) -> anyhow::Error {
+    /// `e` is the failure, or `None` for a null the pass met in a required column.
+    pub fn blame(&self, e: Option<PolarsError>) -> anyhow::Error {
         for f in &self.files {
+            let shape = f.shape;
             let f = TableFile {
                 path: f.path.clone(),
                 hive: f.hive.clone(),
+                renames: f.renames.clone(),
             };
-            if let Err(err) = load_file(&f, &EVENTS, &[]) {
+            if let Err(err) = load_file(&f, shape.spec(), &[]) {
                 return err.into();
             }
         }
         match e {
-            crate::events::PassError::Failed(e) => {
+            Some(e) => {
                 anyhow::Error::from(e).context("the events pass failed on files that read cleanly")
             }
-            crate::events::PassError::NullInRequired => anyhow::anyhow!(
+            None => anyhow::anyhow!(
                 "the events pass met a null that no events file holds when read alone"
             ),
         }
@@ -266,10 +357,11 @@ impl EventsScan {
                     col("timestamp").min().alias("min"),
                     col("timestamp").max().alias("max"),
                 ])
-                .collect()
-                .ok()?;
+                .collect();
+            // A file that cannot be read here is not the one that held the instant.
+            let Ok(range) = range else { continue };
             for bound in ["min", "max"] {
-                let us = range.column(bound).ok()?.i64().ok()?.get(0);
+                let us = range.column(bound).ok().and_then(|c| c.i64().ok()?.get(0));
                 if let Some(us) = us.filter(|&us| !crate::time::instant_in_range(us)) {
                     return Some(InputError::BadValue {
                         file: f.path.display().to_string(),
@@ -289,7 +381,10 @@ impl EventsScan {
 /// nightly job reads the events and members first, to start the events pass, and
 /// the rest beside it).
 pub fn load(dir: &Path, model: &Model) -> Result<Inputs, InputError> {
-    let (events, others) = rayon::join(|| load_event_tables(dir), || load_other_tables(dir, model));
+    let (events, others) = rayon::join(
+        || load_event_tables(dir, model),
+        || load_other_tables(dir, model),
+    );
     Ok(Inputs::assemble(events?, others?))
 }
 
@@ -323,9 +418,12 @@ fn check_input_folder(dir: &Path) -> Result<(), InputError> {
 
 /// The events and members tables; a problem with the events is reported before one
 /// with the members.
-pub fn load_event_tables(dir: &Path) -> Result<EventTables, InputError> {
+pub fn load_event_tables(dir: &Path, model: &Model) -> Result<EventTables, InputError> {
     check_input_folder(dir)?;
-    let (events, members) = rayon::join(|| scan_events(dir), || load_table(dir, &MEMBERS));
+    let (events, members) = rayon::join(
+        || scan_events(dir, model),
+        || load_table(dir, &MEMBERS, model),
+    );
     let events = events?;
     let (members, members_files) = members?.expect("required table");
     Ok(EventTables {
@@ -344,7 +442,7 @@ pub fn load_other_tables(dir: &Path, model: &Model) -> Result<OtherTables, Input
         || {
             OPTIONAL
                 .par_iter()
-                .map(|spec| load_table(dir, spec))
+                .map(|spec| load_table(dir, spec, model))
                 .collect::<Vec<_>>()
         },
     );
@@ -412,28 +510,35 @@ struct UsageTable {
     counters_present: Vec<String>,
 }
 
-/// Checks every events file's schema and builds one lazy, normalised scan of them all.
-fn scan_events(dir: &Path) -> Result<EventsScan, InputError> {
-    let files = find_table_files(dir, EVENTS.name)?.ok_or_else(|| InputError::MissingTable {
-        dir: dir.display().to_string(),
-        table: EVENTS.name.into(),
-    })?;
+/// Checks every events file's schema, tells its shape, and builds its normalised scan.
+fn scan_events(dir: &Path, model: &Model) -> Result<EventsScan, InputError> {
+    let renames = renames_of(model, EVENTS.name);
+    let files =
+        find_table_files(dir, EVENTS.name, &renames)?.ok_or_else(|| InputError::MissingTable {
+            dir: dir.display().to_string(),
+            table: EVENTS.name.into(),
+        })?;
     let mut checked = Vec::with_capacity(files.len());
     for f in files {
         let schema = file_schema(&f.path)?;
-        let frame = scan_file(&f.path)?.select(normalised_columns(&f, &schema, &EVENTS, &[])?);
+        let has = |c: &str| schema.contains(f.source(c)) || f.hive.iter().any(|(k, _)| k == c);
+        let shape = if !has("org_id") && has("properties") {
+            EventsShape::Posthog
+        } else {
+            EventsShape::Flat
+        };
+        let frame = scan_file(&f.path)?.select(normalised_columns(&f, &schema, shape.spec(), &[])?);
         checked.push(EventsFile {
             path: f.path,
+            shape,
+            renames: f.renames,
             schema,
             hive: f.hive,
             frame,
         });
     }
-    let frames: Vec<LazyFrame> = checked.iter().map(|f| f.frame.clone()).collect();
-    let frame =
-        concat(frames, UnionArgs::default()).map_err(|e| unreadable(&checked[0].path, e))?;
     Ok(EventsScan {
-        frame,
+        group_type: model.input.posthog_group_type.clone(),
         files: checked,
     })
 }
@@ -441,24 +546,29 @@ fn scan_events(dir: &Path) -> Result<EventsScan, InputError> {
 /// The usage table: its fixed columns plus every counter column, each counter
 /// summed as f64 (a file without a counter contributes zeros for it).
 fn load_usage(dir: &Path, model: &Model) -> Result<UsageTable, InputError> {
-    let files = find_table_files(dir, USAGE.name)?.ok_or_else(|| InputError::MissingTable {
-        dir: dir.display().to_string(),
-        table: USAGE.name.into(),
-    })?;
+    let renames = renames_of(model, USAGE.name);
+    let files =
+        find_table_files(dir, USAGE.name, &renames)?.ok_or_else(|| InputError::MissingTable {
+            dir: dir.display().to_string(),
+            table: USAGE.name.into(),
+        })?;
     let model_counters = model.counters();
-    // Counters are the numeric columns named like PostHog's usage report, or named by the model.
+    // Counters are the numeric columns named like PostHog's usage report, or named by
+    // the model; a renamed column counts under the name the job expects.
     let mut present: Vec<String> = Vec::new();
     for f in &files {
         let schema = file_schema(&f.path)?;
-        for (name, dtype) in schema.iter() {
-            let name = name.as_str();
-            let is_counter =
-                name.ends_with("_in_period") || model_counters.iter().any(|c| c == name);
-            if is_counter && name != "org_id" && name != "date" {
+        for (source, dtype) in schema.iter() {
+            let source = source.as_str();
+            let name = renames
+                .iter()
+                .find(|(_, s)| s == source)
+                .map_or(source, |(expected, _)| expected.as_str());
+            if is_counter_name(name, &model_counters) {
                 if !(dtype.is_primitive_numeric()) {
                     return Err(InputError::WrongType {
                         file: f.path.display().to_string(),
-                        column: name.to_string(),
+                        column: source.to_string(),
                         found: dtype.to_string(),
                         expected: "a number (usage counter)".into(),
                     });
@@ -487,16 +597,105 @@ struct TableFile {
     path: PathBuf,
     /// `key=value` folder names between the table folder and the file.
     hive: Vec<(String, String)>,
+    renames: Renames,
 }
 
-/// The files of a table: `NAME.parquet`, or every `*.parquet` under `NAME/`
-/// (hive-partitioned folders allowed), in a stable order. `None` when absent.
-fn find_table_files(dir: &Path, table: &str) -> Result<Option<Vec<TableFile>>, InputError> {
+/// Per expected column of a table, the name its source gives it
+/// (`[input.columns.<table>]`); columns not named keep their own name.
+pub type Renames = std::sync::Arc<Vec<(String, String)>>;
+
+fn renames_of(model: &Model, table: &str) -> Renames {
+    std::sync::Arc::new(
+        model
+            .input
+            .columns
+            .get(table)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default(),
+    )
+}
+
+/// The source's name of an expected column.
+fn source_name<'a>(renames: &'a Renames, column: &'a str) -> &'a str {
+    renames
+        .iter()
+        .find(|(expected, _)| expected == column)
+        .map_or(column, |(_, source)| source.as_str())
+}
+
+impl TableFile {
+    fn source<'a>(&'a self, column: &'a str) -> &'a str {
+        source_name(&self.renames, column)
+    }
+}
+
+/// Checks `[input.columns.<table>]`: every table is an input table and every column
+/// one the job reads from it (for `usage`, also any counter), so a typo is bad input
+/// naming the key, not a column silently left unread.
+pub fn check_column_names(model: &Model, source: &str) -> Result<(), InputError> {
+    let specs = [
+        &EVENTS,
+        &MEMBERS,
+        &USAGE,
+        &ACCOUNTS,
+        &ROLE_CHANGES,
+        &TICKETS,
+        &MEETINGS,
+        &PAYMENTS,
+    ];
+    for (table, columns) in &model.input.columns {
+        let bad = |key: String, problem: String| InputError::Config {
+            file: source.to_string(),
+            key,
+            problem,
+        };
+        let Some(spec) = specs.iter().find(|s| s.name == table) else {
+            return Err(bad(
+                format!("input.columns.{table}"),
+                format!(
+                    "unknown input table {table:?}; known: {}",
+                    specs.map(|s| s.name).join(", ")
+                ),
+            ));
+        };
+        for column in columns.keys() {
+            let known = spec.columns.iter().any(|c| c.name == column)
+                || (spec.name == EVENTS.name
+                    && EVENTS_EXPORT.columns.iter().any(|c| c.name == column))
+                || (spec.name == USAGE.name && is_counter_name(column, &model.counters()));
+            if !known {
+                return Err(bad(
+                    format!("input.columns.{table}.{column}"),
+                    format!("the job reads no column {column:?} from {table}"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A usage column is a counter when it is named like PostHog's usage report
+/// (`*_in_period`) or named by the model.
+fn is_counter_name(name: &str, model_counters: &[String]) -> bool {
+    name != "org_id"
+        && name != "date"
+        && (name.ends_with("_in_period") || model_counters.iter().any(|c| c == name))
+}
+
+/// The files of a table: `NAME.parquet`, or every Parquet file under `NAME/`
+/// (hive-partitioned folders allowed), in a stable order. `None` when absent. Every
+/// export manifest found there must have its files (`check_export_manifests`).
+fn find_table_files(
+    dir: &Path,
+    table: &str,
+    renames: &Renames,
+) -> Result<Option<Vec<TableFile>>, InputError> {
     let single = dir.join(format!("{table}.parquet"));
     if single.is_file() {
         return Ok(Some(vec![TableFile {
             path: single,
             hive: vec![],
+            renames: renames.clone(),
         }]));
     }
     let folder = dir.join(table);
@@ -504,12 +703,19 @@ fn find_table_files(dir: &Path, table: &str) -> Result<Option<Vec<TableFile>>, I
         return Ok(None);
     }
     let mut files = Vec::new();
-    collect_parquet_files(&folder, &mut Vec::new(), &mut files).map_err(|e| {
+    let mut manifests = Vec::new();
+    let listing = Listing {
+        renames,
+        files: &mut files,
+        manifests: &mut manifests,
+    };
+    collect_parquet_files(&folder, &mut Vec::new(), listing).map_err(|e| {
         InputError::Unreadable {
             file: folder.display().to_string(),
             reason: e.to_string(),
         }
     })?;
+    check_export_manifests(&manifests, &files)?;
     if files.is_empty() {
         return Err(InputError::EmptyTableFolder {
             file: folder.display().to_string(),
@@ -520,10 +726,71 @@ fn find_table_files(dir: &Path, table: &str) -> Result<Option<Vec<TableFile>>, I
     Ok(Some(files))
 }
 
+/// Whether a file name is a Parquet file's: `.parquet`, or with the compression
+/// suffix PostHog's batch export adds (`.parquet.zst`, `.sz`, `.br`, `.gz`, `.lz4`)
+/// although the compression is inside the Parquet file.
+fn is_parquet_name(name: &str) -> bool {
+    let name = [".zst", ".sz", ".br", ".gz", ".lz4"]
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(name);
+    name.ends_with(".parquet")
+}
+
+/// A PostHog batch export's manifest of a split interval
+/// (`{start}-{end}_manifest.json`), written after its data files.
+fn is_export_manifest(name: &str) -> bool {
+    name.ends_with("_manifest.json")
+}
+
+/// Where `collect_parquet_files` puts what it finds.
+struct Listing<'a> {
+    renames: &'a Renames,
+    files: &'a mut Vec<TableFile>,
+    manifests: &'a mut Vec<PathBuf>,
+}
+
+/// Each manifest lists its interval's files by S3 key (`{"files": ["<prefix>/<name>",
+/// ...]}`); a local copy may lack the prefix, so a file is matched by its name in the
+/// manifest's folder. A listed file that is missing means the export is incomplete.
+fn check_export_manifests(manifests: &[PathBuf], files: &[TableFile]) -> Result<(), InputError> {
+    #[derive(serde::Deserialize)]
+    struct Manifest {
+        files: Vec<String>,
+    }
+    for manifest in manifests {
+        let bad = |problem: String| InputError::BadValue {
+            file: manifest.display().to_string(),
+            column: "files".into(),
+            problem,
+        };
+        let text = std::fs::read_to_string(manifest).map_err(|e| unreadable(manifest, e))?;
+        let listed: Manifest = serde_json::from_str(&text).map_err(|e| {
+            bad(format!(
+                "expected an export manifest {{\"files\": [...]}}: {e}"
+            ))
+        })?;
+        let folder = manifest.parent().unwrap_or(Path::new(""));
+        for key in &listed.files {
+            let name = key.rsplit('/').next().unwrap_or(key);
+            let present = files.iter().any(|f| {
+                f.path.parent() == Some(folder) && f.path.file_name().is_some_and(|n| n == name)
+            });
+            if !present {
+                return Err(bad(format!(
+                    "lists {name}, which is not in {}: the export is incomplete",
+                    folder.display()
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn collect_parquet_files(
     folder: &Path,
     hive: &mut Vec<(String, String)>,
-    out: &mut Vec<TableFile>,
+    out: Listing,
 ) -> std::io::Result<()> {
     let mut entries: Vec<_> = std::fs::read_dir(folder)?.collect::<Result<_, _>>()?;
     entries.sort_by_key(|e| e.file_name());
@@ -542,15 +809,23 @@ fn collect_parquet_files(
                 }
                 None => false,
             };
-            collect_parquet_files(&path, hive, out)?;
+            let inner = Listing {
+                renames: out.renames,
+                files: &mut *out.files,
+                manifests: &mut *out.manifests,
+            };
+            collect_parquet_files(&path, hive, inner)?;
             if pushed {
                 hive.pop();
             }
-        } else if name.ends_with(".parquet") {
-            out.push(TableFile {
+        } else if is_parquet_name(&name) {
+            out.files.push(TableFile {
                 path,
                 hive: hive.clone(),
+                renames: out.renames.clone(),
             });
+        } else if is_export_manifest(&name) {
+            out.manifests.push(path);
         }
     }
     Ok(())
@@ -579,8 +854,12 @@ fn file_schema(path: &Path) -> Result<SchemaRef, InputError> {
 }
 
 /// Loads one table, or `None` when an optional table is absent.
-fn load_table(dir: &Path, spec: &TableSpec) -> Result<Option<(DataFrame, usize)>, InputError> {
-    let Some(files) = find_table_files(dir, spec.name)? else {
+fn load_table(
+    dir: &Path,
+    spec: &TableSpec,
+    model: &Model,
+) -> Result<Option<(DataFrame, usize)>, InputError> {
+    let Some(files) = find_table_files(dir, spec.name, &renames_of(model, spec.name))? else {
         if spec.required {
             return Err(InputError::MissingTable {
                 dir: dir.display().to_string(),
@@ -625,21 +904,22 @@ fn normalised_columns(
     let file = f.path.display().to_string();
     let mut exprs = Vec::new();
     for c in spec.columns {
-        let expr = match schema.get(c.name) {
+        let source = f.source(c.name);
+        let expr = match schema.get(source) {
             Some(dtype) => {
-                normalise(col(c.name), dtype, c.kind).ok_or_else(|| InputError::WrongType {
+                normalise(col(source), dtype, c.kind).ok_or_else(|| InputError::WrongType {
                     file: file.clone(),
-                    column: c.name.into(),
+                    column: source.into(),
                     found: dtype.to_string(),
                     expected: c.kind.expected().into(),
                 })?
             }
-            None => match f.hive.iter().find(|(k, _)| k == c.name) {
+            None => match f.hive.iter().find(|(k, _)| k == source) {
                 Some((_, v)) => hive_value(&file, c, v)?,
                 None if c.required => {
                     return Err(InputError::MissingColumn {
                         file,
-                        column: c.name.into(),
+                        column: source.into(),
                         expected: c.kind.expected().into(),
                     })
                 }
@@ -649,11 +929,12 @@ fn normalised_columns(
         exprs.push(expr.alias(c.name));
     }
     for name in extra_numbers {
-        let expr = match schema.get(name.as_str()) {
-            Some(dtype) => normalise(col(name.as_str()), dtype, Kind::Number)
+        let source = f.source(name);
+        let expr = match schema.get(source) {
+            Some(dtype) => normalise(col(source), dtype, Kind::Number)
                 .ok_or_else(|| InputError::WrongType {
                     file: file.clone(),
-                    column: name.clone(),
+                    column: source.into(),
                     found: dtype.to_string(),
                     expected: Kind::Number.expected().into(),
                 })?
@@ -685,7 +966,7 @@ fn load_file(
         if nulls > 0 {
             return Err(InputError::NullInRequired {
                 file: f.path.display().to_string(),
-                column: c.name.into(),
+                column: f.source(c.name).into(),
                 count: nulls as u64,
             });
         }
@@ -697,10 +978,11 @@ fn load_file(
 /// UTC midnight; a time of day would be lost (SPEC 2: casts must be lossless).
 fn reject_times_of_day(f: &TableFile, schema: &Schema, spec: &TableSpec) -> Result<(), InputError> {
     for c in spec.columns.iter().filter(|c| c.kind == Kind::Date) {
-        let Some(DataType::Datetime(unit, _)) = schema.get(c.name) else {
+        let source = f.source(c.name);
+        let Some(DataType::Datetime(unit, _)) = schema.get(source) else {
             continue;
         };
-        let us = instant_us(col(c.name), *unit);
+        let us = instant_us(col(source), *unit);
         let time_of_day = us.clone() - us.floor_div(lit(MICROS_PER_DAY)) * lit(MICROS_PER_DAY);
         let off_midnight = time_of_day.neq(lit(0i64)).sum().alias(c.name);
         let count = scan_file(&f.path)?
@@ -714,7 +996,7 @@ fn reject_times_of_day(f: &TableFile, schema: &Schema, spec: &TableSpec) -> Resu
         if count > 0 {
             return Err(InputError::BadValue {
                 file: f.path.display().to_string(),
-                column: c.name.into(),
+                column: source.into(),
                 problem: format!(
                     "expected a date; {count} timestamp value(s) have a time of day, which a date would lose"
                 ),
@@ -806,10 +1088,7 @@ fn normalise(e: Expr, dtype: &DataType, kind: Kind) -> Option<Expr> {
 pub fn for_sql(inputs: &Inputs) -> Vec<(&'static str, LazyFrame)> {
     let typed = |spec: &TableSpec, df: &DataFrame| typed_for_sql(spec, df.clone().lazy());
     let mut tables = vec![
-        (
-            "events",
-            typed_for_sql(&EVENTS, inputs.events.frame.clone()),
-        ),
+        ("events", typed_for_sql(&EVENTS, inputs.events.flat_frame())),
         ("members", typed(&MEMBERS, &inputs.members)),
         ("usage", typed(&USAGE, &inputs.usage)),
     ];
@@ -846,7 +1125,6 @@ fn typed_for_sql(spec: &TableSpec, lf: LazyFrame) -> LazyFrame {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::PassError;
 
     fn write_events(dir: &Path, person: Option<&str>) {
         let mut df = df!(
@@ -871,15 +1149,15 @@ mod tests {
     fn a_pass_failure_on_files_that_read_cleanly_is_internal_not_bad_input() {
         let dir = tempfile::tempdir().unwrap();
         write_events(dir.path(), Some("p"));
-        let scan = scan_events(dir.path()).unwrap();
-        let e = scan.blame(PassError::Failed(polars_err!(ComputeError: "decoder bug")));
+        let scan = scan_events(dir.path(), &Model::default_model()).unwrap();
+        let e = scan.blame(Some(polars_err!(ComputeError: "decoder bug")));
         assert_eq!(crate::exit_code(&e), 1, "{e:#}");
         assert!(format!("{e:#}").contains("decoder bug"), "{e:#}");
-        assert_eq!(crate::exit_code(&scan.blame(PassError::NullInRequired)), 1);
+        assert_eq!(crate::exit_code(&scan.blame(None)), 1);
         // A null the file does hold is bad input naming it.
         write_events(dir.path(), None);
-        let scan = scan_events(dir.path()).unwrap();
-        let e = scan.blame(PassError::NullInRequired);
+        let scan = scan_events(dir.path(), &Model::default_model()).unwrap();
+        let e = scan.blame(None);
         assert_eq!(crate::exit_code(&e), 2);
         assert!(
             format!("{e}").contains("events.parquet") && format!("{e}").contains("distinct_id")

@@ -7,7 +7,7 @@
 //! `metrics` (with `indicators::inputs`) → `score` → `indicators`, `users`, `trends`
 //! → `tables` (assemble output frames) → `output` (write atomically; `csv` the CSV
 //! dialect). `cmd` holds the thin subcommands that compose the stages; `sys` the
-//! only unsafe code. docs/DESIGN.md is the map.
+//! library's only unsafe code. docs/DESIGN.md is the map.
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -24,6 +24,7 @@ pub mod metrics;
 pub mod model;
 pub mod output;
 pub mod progress;
+pub mod properties;
 pub mod quality;
 pub mod rollup_spec;
 pub mod score;

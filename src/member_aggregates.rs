@@ -40,7 +40,7 @@ impl RowFilter {
         self
     }
 
-    /// Only rows with an event counted in `count_column` (`events::set_count`).
+    /// Only rows with an event counted in `count_column` (`rollup_spec::count_column`).
     pub fn with_events_in(mut self, count_column: String) -> Self {
         self.set_count = Some(count_column);
         self
@@ -602,6 +602,7 @@ mod tests {
             rows: 11,
             latest_us: None,
             earliest_us: None,
+            skipped: Default::default(),
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
         };
@@ -637,6 +638,7 @@ mod tests {
             rows: 0,
             latest_us: None,
             earliest_us: None,
+            skipped: Default::default(),
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
         };
@@ -686,6 +688,7 @@ mod tests {
             rows: rows as u64,
             latest_us: None,
             earliest_us: None,
+            skipped: Default::default(),
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
         };

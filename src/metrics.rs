@@ -121,13 +121,9 @@ fn product_part(product: &str, what: &str) -> String {
     format!("_product_{product}__{what}")
 }
 
-/// Window of the `products_in_use` metric, if the model has one.
-fn product_count_window(model: &Model) -> Option<u32> {
-    model
-        .metrics
-        .values()
-        .find(|m| m.measure == Measure::ProductsInUse)
-        .map(Metric::window)
+/// The product window name of a `products_in_use` metric's window.
+fn count_window(days: u32) -> String {
+    format!("count_{days}d")
 }
 
 /// `events` are the member events of the rollup.
@@ -271,14 +267,26 @@ pub fn compute(
     })
 }
 
-/// The windows over which "product in use" is computed: the adoption window, the
-/// product_count window, and the windows of the product indicators.
-fn product_windows(model: &Model, as_of: &AsOf) -> Vec<(&'static str, Window)> {
-    let mut windows = vec![("adoption", as_of.last_n_days(model.adoption.window_days))];
-    if let Some(n) = product_count_window(model) {
-        windows.push(("count", as_of.last_n_days(n)));
+/// The windows over which "product in use" is computed: the adoption window, each
+/// distinct window of a `products_in_use` metric, and the windows of the product
+/// indicators.
+fn product_windows(model: &Model, as_of: &AsOf) -> Vec<(String, Window)> {
+    let mut windows = vec![(
+        "adoption".to_string(),
+        as_of.last_n_days(model.adoption.window_days),
+    )];
+    for m in model.metrics.values() {
+        let name = count_window(m.window());
+        if m.measure == Measure::ProductsInUse && !windows.iter().any(|(w, _)| *w == name) {
+            windows.push((name, as_of.last_n_days(m.window())));
+        }
     }
-    windows.extend(indicator_inputs::product_windows(model, as_of));
+    let indicators = indicator_inputs::product_windows(model, as_of);
+    windows.extend(
+        indicators
+            .into_iter()
+            .map(|(w, days)| (w.to_string(), days)),
+    );
     windows
 }
 
@@ -431,7 +439,7 @@ fn metric_expr(name: &str, m: &Metric, inputs: &Inputs, model: &Model, as_of: &A
         Measure::ProductsInUse => model
             .products
             .keys()
-            .map(|p| product_in_use(model, p, "count").cast(DataType::Float64))
+            .map(|p| product_in_use(model, p, &count_window(m.window())).cast(DataType::Float64))
             .reduce(|a, b| a + b)
             .unwrap_or(lit(0.0)),
         Measure::UsageDecrease => decrease(

@@ -40,6 +40,21 @@ pub struct Model {
     /// weights replace the defaults (categories not named keep their default weight).
     #[serde(default)]
     pub plan_weights: IndexMap<String, IndexMap<String, f64>>,
+    /// How the input tables are named and shaped at their source.
+    pub input: InputNames,
+}
+
+/// How the sources name what the job reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputNames {
+    /// The group type whose key in a PostHog event's `properties.$groups` is the
+    /// organization.
+    pub posthog_group_type: String,
+    /// Per table, the source's name of a column the job expects (`usage.org_id =
+    /// "organization_id"`). `input::check_column_names` checks the names.
+    #[serde(default)]
+    pub columns: IndexMap<String, IndexMap<String, String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,24 +311,63 @@ impl Measure {
         }
     }
 
-    fn needs_window(self) -> bool {
-        !matches!(
-            self,
-            Measure::DaysSinceLastEvent
-                | Measure::UrgentTicketsUnresolved
-                | Measure::DaysSinceLastMeeting
-                | Measure::DaysSinceLastTicket
-        )
+    /// The keys a measure reads, besides those every metric has (`category`,
+    /// `healthy`, `poor`, `product`, `null_is_poor`); each is required, and any other
+    /// of `window_days`, `event_set`, `success_set`, `counter` is an error.
+    pub fn keys(self) -> &'static [&'static str] {
+        use Measure as M;
+        match self {
+            M::DaysSinceLastEvent
+            | M::UrgentTicketsUnresolved
+            | M::DaysSinceLastMeeting
+            | M::DaysSinceLastTicket => &[],
+            M::ActiveMemberPct
+            | M::ActiveMemberPctDecrease
+            | M::TicketsCreated
+            | M::ProductsInUse => &["window_days"],
+            M::MembersWithEvent | M::MembersWithEventPct | M::EventCount => {
+                &["window_days", "event_set"]
+            }
+            M::QueryFailureRate => &["window_days", "event_set", "success_set"],
+            M::UsageDecrease => &["window_days", "counter"],
+        }
     }
+}
 
-    fn needs_event_set(self) -> bool {
-        matches!(
-            self,
-            Measure::MembersWithEvent
-                | Measure::MembersWithEventPct
-                | Measure::EventCount
-                | Measure::QueryFailureRate
-        )
+/// The longest window a model may ask for (100 years): far beyond any export, and
+/// far from the day counts' limits.
+const MAX_WINDOW_DAYS: u32 = 36_525;
+
+/// Output column names of `health` that no metric or category may take.
+const RESERVED_COLUMNS: &[&str] = &[
+    "org_id",
+    "name",
+    "csm",
+    "as_of",
+    "health_score",
+    "health_label",
+    "previous_health_score",
+    "health_score_change",
+    "risk_count",
+    "opportunity_count",
+    "weekday_event_volume_drop_7d",
+    "event_volume_drop_7d",
+];
+
+/// A name that becomes part of output and internal column names: a letter, then
+/// letters, digits and single underscores (internal columns use `__` and a leading
+/// `_`, so such a name could collide with them).
+fn check_name(key: String, name: &str) -> Result<(), (String, String)> {
+    let ok = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.contains("__");
+    if ok {
+        Ok(())
+    } else {
+        Err((
+            key,
+            format!("{name:?}: a name must be a letter followed by letters, digits and single underscores"),
+        ))
     }
 }
 
@@ -801,6 +855,62 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
             );
         }
     }
+    for name in m.products.keys() {
+        check_name(format!("products.{name}"), name)?;
+    }
+    for name in m.categories.keys() {
+        check_name(format!("categories.{name}"), name)?;
+        for column in [format!("{name}_score"), format!("{name}_weight")] {
+            if RESERVED_COLUMNS.contains(&column.as_str()) || m.metrics.contains_key(&column) {
+                return err(
+                    format!("categories.{name}"),
+                    format!(
+                        "its column {column:?} would take the name of another column of `health`"
+                    ),
+                );
+            }
+        }
+    }
+    for name in m.metrics.keys() {
+        check_name(format!("metrics.{name}"), name)?;
+        if RESERVED_COLUMNS.contains(&name.as_str()) {
+            return err(
+                format!("metrics.{name}"),
+                "this is the name of another column of `health`".into(),
+            );
+        }
+    }
+    let windows = [
+        ("adoption.window_days".to_string(), m.adoption.window_days),
+        (
+            "users.events_window_days".into(),
+            m.users.events_window_days,
+        ),
+        (
+            "users.signals_window_days".into(),
+            m.users.signals_window_days,
+        ),
+    ]
+    .into_iter()
+    .chain(m.indicators.iter().flat_map(|(name, i)| {
+        [
+            (format!("indicators.{name}.window_days"), i.window_days),
+            (format!("indicators.{name}.lookback_days"), i.lookback_days),
+        ]
+        .into_iter()
+        .filter_map(|(k, d)| Some((k, d?)))
+    }));
+    for (key, days) in windows {
+        if !(1..=MAX_WINDOW_DAYS).contains(&days) {
+            return err(key, format!("a window of 1 to {MAX_WINDOW_DAYS} days"));
+        }
+    }
+    if !(1..=MAX_WINDOW_DAYS / 7).contains(&m.trends.weeks) {
+        return err(
+            "trends.weeks".into(),
+            format!("1 to {} weeks", MAX_WINDOW_DAYS / 7),
+        );
+    }
     for (name, metric) in &m.metrics {
         let key = |k: &str| format!("metrics.{name}.{k}");
         if !m.categories.contains_key(&metric.category) {
@@ -809,13 +919,29 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
                 format!("unknown category {:?}", metric.category),
             );
         }
-        if metric.measure.needs_window() && metric.window_days.unwrap_or(0) == 0 {
+        let reads = metric.measure.keys();
+        for (k, given) in [
+            ("window_days", metric.window_days.is_some()),
+            ("event_set", metric.event_set.is_some()),
+            ("success_set", metric.success_set.is_some()),
+            ("counter", metric.counter.is_some()),
+        ] {
+            if given && !reads.contains(&k) {
+                return err(
+                    key(k),
+                    format!("measure {:?} does not read this key", metric.measure),
+                );
+            }
+        }
+        if reads.contains(&"window_days")
+            && !(1..=MAX_WINDOW_DAYS).contains(&metric.window_days.unwrap_or(0))
+        {
             return err(
                 key("window_days"),
-                "this measure needs a window of at least 1 day".into(),
+                format!("this measure needs a window of 1 to {MAX_WINDOW_DAYS} days"),
             );
         }
-        if metric.measure.needs_event_set() {
+        if reads.contains(&"event_set") {
             match &metric.event_set {
                 Some(s) => any_set(key("event_set"), s)?,
                 None => return err(key("event_set"), "this measure needs an event set".into()),

@@ -91,6 +91,16 @@ pub fn measure(inputs: &Inputs, rollup: &Rollup, as_of: &AsOf) -> PolarsResult<D
         "events_of_unknown_members".into(),
         rollup.unknown_member_events,
     );
+    let skipped = rollup.skipped;
+    q.insert(
+        "duplicate_event_uuids".into(),
+        skipped.duplicate_event_uuids,
+    );
+    q.insert(
+        "events_unreadable_properties".into(),
+        skipped.events_unreadable_properties,
+    );
+    q.insert("events_without_org".into(), skipped.events_without_org);
     // The rollup's member keys are the members' distinct (org_id, distinct_id) pairs.
     q.insert(
         "duplicate_member_rows".into(),

@@ -1,5 +1,6 @@
-//! The calls into the OS and the CPU that Rust cannot check: the crate's only
-//! `unsafe` code (every other module is `#![deny(unsafe_code)]` through lib.rs).
+//! The calls into the OS and the CPU that Rust cannot check: the library's only
+//! `unsafe` code (every other module is `#![deny(unsafe_code)]` through lib.rs; the
+//! binary's `main.rs` has one block of its own, setting an environment variable).
 //! Each is a hint that changes no result, only when memory is read or written out.
 
 #![allow(unsafe_code)]

@@ -377,15 +377,33 @@ fn a_timestamp_beyond_any_date_is_bad_input_naming_file_and_column() {
 #[test]
 fn milliseconds_too_large_for_microseconds_are_reported_not_wrapped() {
     // i64::MAX / 100 ms wraps round to a date in range if multiplied without a check.
-    let w = good();
-    w.write("events", &events_at(i64::MAX / 100, TimeUnit::Milliseconds));
-    assert_rejected(
-        &w,
-        &["--as-of", AS_OF],
-        &[
+    // Both readers of the pass: the page reader (`time::micros`) and polars' scan
+    // (`input::instant_us`), the same rule in two forms.
+    for reader in ["pages", "polars"] {
+        let w = good();
+        w.write("events", &events_at(i64::MAX / 100, TimeUnit::Milliseconds));
+        let before = snapshot(&w.out());
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_account-health"))
+            .args([
+                "run",
+                "--as-of",
+                AS_OF,
+                "--input",
+                w.input().to_str().unwrap(),
+            ])
+            .args(["--out", w.out().to_str().unwrap()])
+            .env("ACCOUNT_HEALTH_EVENTS_READER", reader)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{reader}: {stderr}");
+        for needle in [
             "events.parquet",
             "`timestamp`",
             "outside the supported range",
-        ],
-    );
+        ] {
+            assert!(stderr.contains(needle), "{reader}: {needle:?} in {stderr}");
+        }
+        assert_eq!(snapshot(&w.out()), before, "outputs untouched");
+    }
 }

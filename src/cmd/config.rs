@@ -6,7 +6,7 @@ use anyhow::Result;
 use crate::cli::ConfigArgs;
 
 pub fn run(args: ConfigArgs) -> Result<()> {
-    let loaded = crate::model::load(args.config.as_deref())?;
+    let loaded = super::load_model(args.config.as_deref())?;
     let source = loaded.source.as_deref().unwrap_or("built-in default");
     println!("# effective account-health model ({source})");
     println!("# sha256 {}", loaded.hash);

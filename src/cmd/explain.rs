@@ -10,7 +10,6 @@ use polars::prelude::*;
 
 use crate::cli::ExplainArgs;
 use crate::error::InputError;
-use crate::model::Model;
 use crate::score::{category_column, weight_column};
 
 const WIDTH: usize = 80;
@@ -37,10 +36,41 @@ fn read_table(out: &Path, name: &str) -> Result<DataFrame, InputError> {
         })
 }
 
-/// The part of the manifest explain needs: the model the run used.
+/// The part of the manifest explain needs: of the model the run used, its categories
+/// (in order, with their default weights), which category each metric belongs to, and
+/// a healthy metric's points. Read leniently (unknown keys ignored), so runs made by
+/// other versions of the tool, with other model keys, still explain.
 #[derive(serde::Deserialize)]
 struct ManifestModel {
     config: Model,
+}
+
+#[derive(serde::Deserialize)]
+struct Model {
+    points: Points,
+    categories: indexmap::IndexMap<String, Category>,
+    metrics: indexmap::IndexMap<String, Metric>,
+}
+
+#[derive(serde::Deserialize)]
+struct Points {
+    healthy: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct Category {
+    weight: f64,
+}
+
+#[derive(serde::Deserialize)]
+struct Metric {
+    category: String,
+}
+
+impl Model {
+    fn default_weights(&self) -> Vec<f64> {
+        self.categories.values().map(|c| c.weight).collect()
+    }
 }
 
 fn read_model(out: &Path) -> Result<ManifestModel, InputError> {
@@ -59,7 +89,7 @@ fn read_model(out: &Path) -> Result<ManifestModel, InputError> {
 /// records them (`<category>_weight`: its plan's, or the defaults), and a note when
 /// they were not the defaults. A run from before those columns gives the defaults.
 fn weights_used(model: &Model, h: &DataFrame) -> (Vec<f64>, String) {
-    let defaults = model.weights_for(None);
+    let defaults = model.default_weights();
     let recorded: Option<Vec<f64>> = model
         .categories
         .keys()

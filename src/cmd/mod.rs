@@ -37,7 +37,7 @@ pub fn read_inputs(
     let spec = crate::rollup_spec::RollupSpec::of(model);
     let (first, others) = rayon::join(
         || -> Result<_, InputError> {
-            let tables = input::load_event_tables(dir)?;
+            let tables = input::load_event_tables(dir, model)?;
             let start = std::time::Instant::now();
             let rollup = events::rollup(&tables.events, &tables.members, &spec);
             Ok((tables, rollup, start.elapsed().as_secs_f64()))
@@ -46,7 +46,12 @@ pub fn read_inputs(
     );
     let (tables, rollup, pass_seconds) = first?;
     let mut inputs = input::Inputs::assemble(tables, others?);
-    let rollup = rollup.map_err(|e| inputs.events.blame(e))?;
+    let rollup = rollup.map_err(|e| {
+        inputs.events.blame(match e {
+            events::PassError::Failed(e) => Some(e),
+            events::PassError::NullInRequired => None,
+        })
+    })?;
     let out_of_range = [rollup.earliest_us, rollup.latest_us]
         .into_iter()
         .flatten()
@@ -61,6 +66,17 @@ pub fn read_inputs(
     }
     inputs.set_event_rows(rollup.rows);
     Ok((inputs, rollup, pass_seconds))
+}
+
+/// The scoring model with `--config` merged over it, its input column names checked
+/// against the tables the job reads.
+pub fn load_model(
+    config: Option<&std::path::Path>,
+) -> Result<crate::model::LoadedModel, InputError> {
+    let loaded = crate::model::load(config)?;
+    let source = loaded.source.as_deref().unwrap_or("built-in default");
+    crate::input::check_column_names(&loaded.model, source)?;
+    Ok(loaded)
 }
 
 /// `--as-of`, parsed, or `None` to derive it from the events.

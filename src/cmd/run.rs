@@ -42,7 +42,7 @@ impl RunSettings {
             input: args.input.clone(),
             out: args.out.clone(),
             as_of: super::parse_as_of(args.as_of.as_deref())?,
-            model: crate::model::load(args.config.as_deref())?,
+            model: super::load_model(args.config.as_deref())?,
             previous: args.previous.clone(),
             formats: parse_formats(&args.format)?,
         })

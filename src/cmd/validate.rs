@@ -9,7 +9,7 @@ use crate::quality;
 pub fn run(args: ValidateArgs, quiet: bool) -> Result<()> {
     let progress = crate::progress::Progress::new(quiet);
     let as_of = super::parse_as_of(args.as_of.as_deref())?;
-    let model = crate::model::load(args.config.as_deref())?;
+    let model = super::load_model(args.config.as_deref())?;
     progress.stage("reading inputs and the events");
     let (inputs, rollup, _) = super::read_inputs(&args.input, &model.model)?;
     let as_of = match as_of {

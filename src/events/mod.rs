@@ -37,13 +37,16 @@ use polars_buffer::Buffer;
 use rayon::prelude::*;
 
 use crate::input::{self, EventsScan};
-use crate::rollup_spec::RollupSpec;
+use crate::rollup_spec::{self, RollupSpec};
 use crate::time::MICROS_PER_DAY;
 
+mod export;
 mod member_index;
 mod memory;
 mod pages;
 mod slots;
+
+pub use export::Skipped;
 
 use crate::sys::prefetch;
 use member_index::MemberIndex;
@@ -75,6 +78,8 @@ pub struct Rollup {
     pub events_per_day: BTreeMap<i32, u64>,
     /// Events whose (org_id, distinct_id) is in no member row.
     pub unknown_member_events: u64,
+    /// Rows of export-shaped files left out (repeated uuids, no organization...).
+    pub skipped: Skipped,
 }
 
 /// The URL path (SPEC 3): scheme, host, query string and fragment removed. The same
@@ -715,9 +720,12 @@ impl<'a> Accumulator<'a> {
         let mut frame = vec![
             UInt32Chunked::from_vec("member".into(), days.member).into_column(),
             Int32Chunked::from_vec("day".into(), days.day).into_column(),
-            Int64Chunked::from_vec("n".into(), days.n).into_column(),
-            Int64Chunked::from_vec("last_us".into(), instants.next().unwrap_or_default())
-                .into_column(),
+            Int64Chunked::from_vec(rollup_spec::EVENTS.into(), days.n).into_column(),
+            Int64Chunked::from_vec(
+                rollup_spec::LAST_INSTANT.into(),
+                instants.next().unwrap_or_default(),
+            )
+            .into_column(),
         ];
         for (name, values) in layout.counts.iter().zip(days.counts) {
             frame.push(UInt32Chunked::from_vec(name.into(), values).into_column());
@@ -752,6 +760,7 @@ impl<'a> Accumulator<'a> {
             earliest_us: self.totals.earliest_us,
             events_per_day: self.totals.events_per_day,
             unknown_member_events: self.totals.unknown_member_events,
+            skipped: Skipped::default(),
         })
     }
 }
@@ -885,6 +894,7 @@ pub fn rollup(
     );
     let (keys, member_of_row, members) = index.map_err(blame)?;
     let mut acc = Accumulator::new(&layout, &members);
+    let mut export = export::ExportReader::new(&events.group_type);
     let mut file = 0;
     loop {
         // Each row group is read while the one before it is added, the first of a
@@ -902,8 +912,13 @@ pub fn rollup(
         let Some(left_to_polars) = files.get(file) else {
             break;
         };
+        let shape = left_to_polars.shape;
         stream_events(left_to_polars.frame.clone(), |frame| {
-            if let Some(chunk) = Chunk::from_frame(frame)? {
+            let chunk = match shape {
+                input::EventsShape::Flat => Chunk::from_frame(frame)?,
+                input::EventsShape::Posthog => export.chunk(frame)?,
+            };
+            if let Some(chunk) = chunk {
                 acc.add_in_pieces(&chunk);
             }
             Ok(!acc.null_in_required)
@@ -916,7 +931,10 @@ pub fn rollup(
         run = PagesRun::starting_at(files, file);
         next = run.next();
     }
-    acc.finish(keys, member_of_row).map_err(blame)
+    let mut rollup = acc.finish(keys, member_of_row).map_err(blame)?;
+    rollup.rows += export.skipped.total();
+    rollup.skipped = export.skipped;
+    Ok(rollup)
 }
 
 #[cfg(test)]

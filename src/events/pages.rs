@@ -54,6 +54,10 @@ const STRING_COLUMNS: [&str; 4] = ["event", "distinct_id", "org_id", "current_ur
 /// The file, if its pages can be read directly; `None` when it needs polars'
 /// normalising scan (integer ids, dates as timestamps, INT96, hive timestamps...).
 pub(super) fn open(f: &EventsFile) -> PolarsResult<Option<PagesFile>> {
+    // Export-shaped files and renamed columns go through the normalising scan.
+    if f.shape != crate::input::EventsShape::Flat || !f.renames.is_empty() {
+        return Ok(None);
+    }
     let mut file = File::open(&f.path)?;
     let metadata = read_metadata(&mut file)?;
     let physical = |name: &str| {
@@ -277,6 +281,8 @@ mod tests {
         EventsFile {
             schema: scan.clone().collect_schema().unwrap(),
             path,
+            shape: crate::input::EventsShape::Flat,
+            renames: Default::default(),
             hive: vec![],
             frame: scan,
         }

@@ -38,6 +38,7 @@ pub struct IndicatorColumns {
     pub inactive_window_events: &'static str,
     pub insights_started: &'static str,
     pub insights_saved: &'static str,
+    pub days_since_last_seen: &'static str,
 }
 
 pub const IND: IndicatorColumns = IndicatorColumns {
@@ -63,6 +64,7 @@ pub const IND: IndicatorColumns = IndicatorColumns {
     inactive_window_events: "_inactive_window_events",
     insights_started: "_insights_started",
     insights_saved: "_insights_saved",
+    days_since_last_seen: "_days_since_last_seen",
 };
 
 /// The all-days volume decrease kept beside the weekday one for reference (SPEC 8).
@@ -237,6 +239,8 @@ pub fn columns(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Vec<Expr> {
         count(IND.insights_started.into()).alias(IND.insights_started),
         count(IND.insights_saved.into()).alias(IND.insights_saved),
         count("_members_now".into()).alias(IND.members_now),
+        // The metrics stage's latest member event (whatever the model's metrics are).
+        days_since(as_of, col("_last_seen_us")).alias(IND.days_since_last_seen),
         days_since(as_of, col("_last_insight_analyzed_us")).alias(IND.days_since_insight_analyzed),
         col(IND.weekday_volume_current).fill_null(lit(0.0)),
         col(IND.weekday_volume_previous).fill_null(lit(0.0)),

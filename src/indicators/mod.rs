@@ -267,9 +267,9 @@ fn rules<'a>(
         }
         "renewal_upcoming" => {
             let days = col(IND.days_to_renewal);
-            let quiet = col("days_since_last_seen")
+            let quiet = col(IND.days_since_last_seen)
                 .gt(lit(ind.quiet_days.unwrap_or(0.0)))
-                .or(col("days_since_last_seen").is_null());
+                .or(col(IND.days_since_last_seen).is_null());
             let limit = when(quiet).then(lit(ind.quiet_threshold.unwrap_or(t))).otherwise(lit(t));
             vec![Fired {
                 name,
@@ -285,9 +285,9 @@ fn rules<'a>(
                     &[
                         col(IND.renewal_date).cast(DataType::String),
                         int(days),
-                        when(col("days_since_last_seen").is_null())
+                        when(col(IND.days_since_last_seen).is_null())
                             .then(lit("no member activity seen yet"))
-                            .otherwise(fmt("last seen {} days ago", &[num(col("days_since_last_seen"), 1)])),
+                            .otherwise(fmt("last seen {} days ago", &[num(col(IND.days_since_last_seen), 1)])),
                     ],
                 ),
             }]

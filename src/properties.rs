@@ -1,0 +1,483 @@
+//! What the job reads of a PostHog event's `properties` JSON text: the organization
+//! (`$groups.<group type>`, `organization` by default) and the page's URL
+//! (`$current_url`). A targeted scan, not a full parse into values: it walks the
+//! top-level object once, decodes only the keys it compares and the two values it
+//! keeps, and skips every other value by its structure. It is still exact: keys are
+//! compared after unescaping (`"\u0024groups"` is `$groups`), in any order, at the top
+//! level only (a nested `$current_url` is not the page's), and a key that only looks
+//! alike (`$groups_extra`) is another key.
+//!
+//! A text is unreadable (`Err`) unless it is one JSON object: strings closed, escapes
+//! valid, brackets and braces matched, commas and colons where they belong, nothing
+//! after the object but whitespace. Numbers and literals (`true`, `null`) are checked
+//! to be made of the characters they can hold, not spelled out. A `\u` escape of a
+//! lone surrogate is grammatical JSON and is skipped like any other, but one in a
+//! value the job keeps (the organization or URL) cannot be text: unreadable.
+
+use std::borrow::Cow;
+
+/// The two properties the job reads, decoded. An organization given as a JSON number
+/// is taken as its text (`"org": 42` is org `42`); any other non-string value counts
+/// as absent.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Found<'a> {
+    pub org: Option<Cow<'a, str>>,
+    pub url: Option<Cow<'a, str>>,
+}
+
+/// The properties text is not one JSON object.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Unreadable;
+
+type Result<T> = std::result::Result<T, Unreadable>;
+
+/// The organization (the `group_type` key of `$groups`) and `$current_url` of one
+/// event's properties.
+pub fn extract<'a>(json: &'a str, group_type: &str) -> Result<Found<'a>> {
+    let mut s = Scanner {
+        text: json,
+        bytes: json.as_bytes(),
+        at: 0,
+    };
+    let mut found = Found::default();
+    s.skip_ws();
+    s.expect(b'{')?;
+    s.object_entries(|s, key| {
+        match key.as_ref() {
+            "$current_url" => found.url = s.string_value()?,
+            "$groups" => {
+                if s.peek() == Some(b'{') {
+                    s.at += 1;
+                    let mut org = None;
+                    s.object_entries(|s, group| {
+                        if group.as_ref() == group_type {
+                            org = s.scalar_text()?;
+                        } else {
+                            s.skip_value()?;
+                        }
+                        Ok(())
+                    })?;
+                    found.org = org;
+                } else {
+                    found.org = None;
+                    s.skip_value()?;
+                }
+            }
+            _ => s.skip_value()?,
+        }
+        Ok(())
+    })?;
+    s.skip_ws();
+    if s.at != s.bytes.len() {
+        return Err(Unreadable);
+    }
+    Ok(found)
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Scanner<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.at).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(b' ' | b'\t' | b'\n' | b'\r') = self.peek() {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<()> {
+        if self.peek() == Some(byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(Unreadable)
+        }
+    }
+
+    /// The entries of an object whose `{` was just read, up to and including its `}`:
+    /// `entry` is called with each key, positioned at the value (whitespace
+    /// skipped), and must consume the value.
+    fn object_entries(
+        &mut self,
+        mut entry: impl FnMut(&mut Self, Cow<'a, str>) -> Result<()>,
+    ) -> Result<()> {
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            self.expect(b'"')?;
+            let key = self.string()?;
+            self.skip_ws();
+            self.expect(b':')?;
+            self.skip_ws();
+            entry(self, key)?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    return Ok(());
+                }
+                _ => return Err(Unreadable),
+            }
+        }
+    }
+
+    /// A string whose opening quote was just read, up to and including its closing
+    /// quote; borrowed when it has no escapes.
+    fn string(&mut self) -> Result<Cow<'a, str>> {
+        let start = self.at;
+        let Some(end) = memchr::memchr2(b'"', b'\\', &self.bytes[start..]) else {
+            return Err(Unreadable);
+        };
+        if self.bytes[start + end] == b'"' {
+            self.at = start + end + 1;
+            return Ok(Cow::Borrowed(&self.text[start..start + end]));
+        }
+        // Escapes: decode from here.
+        let mut out = String::from(&self.text[start..start + end]);
+        self.at = start + end;
+        loop {
+            let Some(run) = memchr::memchr2(b'"', b'\\', &self.bytes[self.at..]) else {
+                return Err(Unreadable);
+            };
+            out.push_str(&self.text[self.at..self.at + run]);
+            self.at += run;
+            if self.bytes[self.at] == b'"' {
+                self.at += 1;
+                return Ok(Cow::Owned(out));
+            }
+            self.at += 1;
+            let escaped = self.peek().ok_or(Unreadable)?;
+            self.at += 1;
+            match escaped {
+                b'"' => out.push('"'),
+                b'\\' => out.push('\\'),
+                b'/' => out.push('/'),
+                b'b' => out.push('\u{8}'),
+                b'f' => out.push('\u{c}'),
+                b'n' => out.push('\n'),
+                b'r' => out.push('\r'),
+                b't' => out.push('\t'),
+                b'u' => out.push(self.unicode_escape()?),
+                _ => return Err(Unreadable),
+            }
+        }
+    }
+
+    /// The character of a `\u` escape whose `\u` was just read (a surrogate pair
+    /// takes two escapes; a lone surrogate is unreadable).
+    fn unicode_escape(&mut self) -> Result<char> {
+        let first = self.hex4()?;
+        let code = match first {
+            0xD800..=0xDBFF => {
+                self.expect(b'\\')?;
+                self.expect(b'u')?;
+                let second = self.hex4()?;
+                if !(0xDC00..=0xDFFF).contains(&second) {
+                    return Err(Unreadable);
+                }
+                0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+            }
+            0xDC00..=0xDFFF => return Err(Unreadable),
+            c => c,
+        };
+        char::from_u32(code).ok_or(Unreadable)
+    }
+
+    fn hex4(&mut self) -> Result<u32> {
+        let digits = self.bytes.get(self.at..self.at + 4).ok_or(Unreadable)?;
+        let mut v = 0;
+        for &d in digits {
+            v = v * 16 + (d as char).to_digit(16).ok_or(Unreadable)?;
+        }
+        self.at += 4;
+        Ok(v)
+    }
+
+    /// A string value, decoded; any other value is skipped and gives `None`.
+    fn string_value(&mut self) -> Result<Option<Cow<'a, str>>> {
+        if self.peek() == Some(b'"') {
+            self.at += 1;
+            return self.string().map(Some);
+        }
+        self.skip_value()?;
+        Ok(None)
+    }
+
+    /// A string value decoded, or a number as its text; any other value is skipped
+    /// and gives `None`.
+    fn scalar_text(&mut self) -> Result<Option<Cow<'a, str>>> {
+        match self.peek() {
+            Some(b'"') => {
+                self.at += 1;
+                self.string().map(Some)
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.at;
+                self.skip_value()?;
+                Ok(Some(Cow::Borrowed(&self.text[start..self.at])))
+            }
+            _ => {
+                self.skip_value()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Skips one value: a string, an object or array (whole, checked for matching
+    /// brackets and the place of commas and colons), or a number or literal.
+    fn skip_value(&mut self) -> Result<()> {
+        match self.peek().ok_or(Unreadable)? {
+            b'"' => {
+                self.at += 1;
+                self.skip_string()
+            }
+            b'{' => {
+                self.at += 1;
+                self.object_entries(|s, _| s.skip_value())
+            }
+            b'[' => {
+                self.at += 1;
+                self.skip_ws();
+                if self.peek() == Some(b']') {
+                    self.at += 1;
+                    return Ok(());
+                }
+                loop {
+                    self.skip_ws();
+                    self.skip_value()?;
+                    self.skip_ws();
+                    match self.peek() {
+                        Some(b',') => self.at += 1,
+                        Some(b']') => {
+                            self.at += 1;
+                            return Ok(());
+                        }
+                        _ => return Err(Unreadable),
+                    }
+                }
+            }
+            _ => {
+                let start = self.at;
+                while let Some(b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'+' | b'-' | b'.') =
+                    self.peek()
+                {
+                    self.at += 1;
+                }
+                if self.at == start {
+                    Err(Unreadable)
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// Skips a string whose opening quote was just read, checking its escapes.
+    fn skip_string(&mut self) -> Result<()> {
+        loop {
+            let run = memchr::memchr2(b'"', b'\\', &self.bytes[self.at..]).ok_or(Unreadable)?;
+            self.at += run;
+            if self.bytes[self.at] == b'"' {
+                self.at += 1;
+                return Ok(());
+            }
+            self.at += 1;
+            match self.peek().ok_or(Unreadable)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.at += 1,
+                b'u' => {
+                    self.at += 1;
+                    self.hex4()?;
+                }
+                _ => return Err(Unreadable),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(json: &str) -> Result<(Option<String>, Option<String>)> {
+        extract(json, "organization")
+            .map(|f| (f.org.map(|o| o.into_owned()), f.url.map(|u| u.into_owned())))
+    }
+
+    fn some(org: &str, url: &str) -> Result<(Option<String>, Option<String>)> {
+        Ok((Some(org.into()), Some(url.into())))
+    }
+
+    #[test]
+    fn reads_the_two_properties_in_any_order_and_spacing() {
+        let a = r#"{"$current_url":"https://x.io/docs","$groups":{"organization":"org-1"}}"#;
+        let b = "{ \"$groups\" : {\n \"project\": \"p\", \"organization\" : \"org-1\" } ,\t\"$current_url\": \"https://x.io/docs\" }";
+        assert_eq!(get(a), some("org-1", "https://x.io/docs"));
+        assert_eq!(get(b), some("org-1", "https://x.io/docs"));
+    }
+
+    #[test]
+    fn escapes_are_decoded_in_keys_and_values() {
+        let json = r#"{"\u0024groups":{"organi\u007aation":"o\"1\\Ω\ud83d\ude00"},"$current_url":"\/docs\u00e9"}"#;
+        assert_eq!(get(json), some("o\"1\\Ω😀", "/docsé"));
+        // A quote inside a skipped string does not end it.
+        let json = r#"{"title":"say \"$groups\": {","$groups":{"organization":"o"}}"#;
+        assert_eq!(get(json), Ok((Some("o".into()), None)));
+    }
+
+    #[test]
+    fn keys_that_only_look_alike_and_nested_keys_are_other_keys() {
+        let json = r#"{"$groups_extra":{"organization":"no"},"x":{"$current_url":"no","$groups":{"organization":"no"}},"$current_url_2":"no","arr":[{"$groups":{"organization":"no"}}]}"#;
+        assert_eq!(get(json), Ok((None, None)));
+        let json = r#"{"$groups":{"organization_id":"no","org":"no"}}"#;
+        assert_eq!(get(json), Ok((None, None)));
+    }
+
+    #[test]
+    fn absent_null_and_non_string_values() {
+        assert_eq!(get("{}"), Ok((None, None)));
+        assert_eq!(
+            get(r#"{"$groups":null,"$current_url":null}"#),
+            Ok((None, None))
+        );
+        assert_eq!(
+            get(r#"{"$groups":{"organization":42}}"#),
+            Ok((Some("42".into()), None))
+        );
+        assert_eq!(
+            get(r#"{"$groups":{"organization":{"id":"o"}}}"#),
+            Ok((None, None))
+        );
+        assert_eq!(get(r#"{"$groups":["organization"]}"#), Ok((None, None)));
+        // Another group type key.
+        assert_eq!(
+            extract(
+                r#"{"$groups":{"organization":"a","company":"c"}}"#,
+                "company"
+            )
+            .unwrap()
+            .org
+            .as_deref(),
+            Some("c")
+        );
+        // The last of a repeated key counts.
+        assert_eq!(
+            get(r#"{"$current_url":"a","$current_url":"b"}"#),
+            Ok((None, Some("b".into())))
+        );
+    }
+
+    #[test]
+    fn text_that_is_not_one_json_object_is_unreadable() {
+        for bad in [
+            "",
+            "null",
+            "[]",
+            "\"x\"",
+            "{",
+            "{\"a\":1",
+            "{\"a\" 1}",
+            "{\"a\":}",
+            "{\"a\":1,}",
+            "{\"a\":\"unterminated}",
+            "{\"a\":\"bad \\q escape\"}",
+            "{\"a\":\"\\u12\"}",
+            "{\"$current_url\":\"\\ud800\"}",
+            "{\"a\":[1,2}",
+            "{\"a\":{\"b\":1]}",
+            "{\"a\":1} trailing",
+            "{\"a\":1}{}",
+            "{a:1}",
+            "{\"$groups\":{\"organization\":\"o\"}",
+        ] {
+            assert_eq!(get(bad), Err(Unreadable), "{bad:?}");
+        }
+        assert!(get(" \n{ } \t").is_ok());
+        // A lone surrogate is valid JSON grammar: unreadable only where the job must
+        // decode it into text.
+        assert_eq!(get("{\"a\":\"\\ud800\"}"), Ok((None, None)));
+    }
+
+    /// Against serde_json on generated objects: nested values, the two keys and
+    /// their look-alikes at every depth, escapes, unicode, compact and pretty.
+    #[test]
+    fn agrees_with_a_full_json_parser() {
+        use serde_json::{json, Value};
+        let mut state = 0x2545F4914F6CDD1Du64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let keys = [
+            "$groups",
+            "$current_url",
+            "$groups_extra",
+            "organization",
+            "$current_urlx",
+            "a\"b",
+            "é\\",
+            "x",
+        ];
+        let strings = ["org-1", "h\"t\\t/p\n", "😀 é", "", "\u{1}"];
+        fn value(
+            next: &mut impl FnMut(u64) -> u64,
+            depth: u32,
+            keys: &[&str],
+            strings: &[&str],
+        ) -> Value {
+            match next(if depth > 2 { 4 } else { 6 }) {
+                0 => Value::Null,
+                1 => json!(next(1000) as f64 / 8.0),
+                2 | 3 => Value::String(strings[next(strings.len() as u64) as usize].into()),
+                4 => Value::Array(
+                    (0..next(3))
+                        .map(|_| value(next, depth + 1, keys, strings))
+                        .collect(),
+                ),
+                _ => Value::Object(
+                    (0..next(4))
+                        .map(|_| {
+                            let k = keys[next(keys.len() as u64) as usize].to_string();
+                            (k, value(next, depth + 1, keys, strings))
+                        })
+                        .collect(),
+                ),
+            }
+        }
+        for i in 0..3000 {
+            let mut object = serde_json::Map::new();
+            for _ in 0..next(5) {
+                let k = keys[next(keys.len() as u64) as usize].to_string();
+                object.insert(k, value(&mut next, 1, &keys, &strings));
+            }
+            let v = Value::Object(object);
+            let want_org = match v.get("$groups").and_then(|g| g.get("organization")) {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Number(n)) => Some(n.to_string()),
+                _ => None,
+            };
+            let want_url = v
+                .get("$current_url")
+                .and_then(Value::as_str)
+                .map(str::to_string);
+            let text = if i % 2 == 0 {
+                serde_json::to_string(&v).unwrap()
+            } else {
+                serde_json::to_string_pretty(&v).unwrap()
+            };
+            assert_eq!(get(&text), Ok((want_org, want_url)), "{text}");
+        }
+    }
+}
