@@ -154,4 +154,16 @@ pub struct GenerateArgs {
     /// Events per member per active day, on average (scales the events table).
     #[arg(long, default_value_t = 6.0)]
     pub events_per_member_day: f64,
+    /// The events' shape: `posthog`, as PostHog's S3 batch export writes them
+    /// (properties JSON, uuids, late and re-exported events), or `flat` (org_id and
+    /// current_url columns, hive folders by month). Both give the same tables.
+    #[arg(long, value_enum, default_value_t = EventsShapeArg::Posthog)]
+    pub shape: EventsShapeArg,
+}
+
+/// `generate --shape`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventsShapeArg {
+    Posthog,
+    Flat,
 }

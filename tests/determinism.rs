@@ -91,7 +91,7 @@ fn run_with_env(w: &Workdir, env: &[(&str, &str)]) {
 #[test]
 fn both_event_readers_give_the_same_bytes() {
     let w = Workdir::new();
-    w.generate(30, 70, 5);
+    w.generate_flat(30, 70, 5);
     w.run(&[]);
     let pages = outputs(&w);
     run_with_env(&w, &[("ACCOUNT_HEALTH_EVENTS_READER", "polars")]);
@@ -116,7 +116,7 @@ fn both_event_readers_give_the_same_bytes() {
 fn files_read_directly_and_files_left_to_polars_interleave_in_file_order() {
     use polars::prelude::*;
     let w = Workdir::new();
-    w.generate(12, 40, 6);
+    w.generate_flat(12, 40, 6);
     let folder = w.input().join("events");
     let all = all_events(&folder);
     std::fs::remove_dir_all(&folder).unwrap();
@@ -151,7 +151,7 @@ fn files_read_directly_and_files_left_to_polars_interleave_in_file_order() {
 fn plain_encoded_and_hive_event_columns_read_like_dictionary_ones() {
     use polars::prelude::*;
     let w = Workdir::new();
-    w.generate(12, 40, 6);
+    w.generate_flat(12, 40, 6);
     w.run(&[]);
     let dictionary = tables(&w);
     // Every URL made unique by a query string (the path, all the rules read, is
@@ -252,7 +252,7 @@ fn parquet_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 fn events_in_any_row_order_give_the_same_tables() {
     use polars::prelude::*;
     let w = Workdir::new();
-    w.generate(30, 70, 4);
+    w.generate_flat(30, 70, 4);
     w.run(&[]);
     // The manifest lists the input files, which change below; the tables may not.
     let time_ordered = tables(&w);

@@ -23,3 +23,5 @@ mod outputs;
 mod golden;
 // `generate` and the committed sample data.
 mod generate;
+// PostHog's batch-export shape of the events.
+mod posthog;

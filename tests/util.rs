@@ -42,8 +42,19 @@ impl Workdir {
             .expect("runs the binary")
     }
 
-    /// `generate` into in/; panics with stderr unless it succeeds.
+    /// `generate` into in/ (events in PostHog's export shape); panics with stderr
+    /// unless it succeeds.
     pub fn generate(&self, orgs: usize, days: u32, seed: u64) {
+        self.generate_shape(orgs, days, seed, "posthog");
+    }
+
+    /// `generate --shape flat` into in/: the tests that rewrite event files or
+    /// compare the page reader with polars' need flat files.
+    pub fn generate_flat(&self, orgs: usize, days: u32, seed: u64) {
+        self.generate_shape(orgs, days, seed, "flat");
+    }
+
+    fn generate_shape(&self, orgs: usize, days: u32, seed: u64, shape: &str) {
         let input = self.input();
         let (orgs, days, seed) = (orgs.to_string(), days.to_string(), seed.to_string());
         let o = self.cmd(&[
@@ -57,6 +68,8 @@ impl Workdir {
             &days,
             "--seed",
             &seed,
+            "--shape",
+            shape,
         ]);
         assert!(
             o.status.success(),

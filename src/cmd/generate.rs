@@ -597,39 +597,72 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
         Ok(Column::new(name.into(), v).cast(&DataType::Date)?)
     };
 
-    // Events: hive-partitioned by month, as an export pipeline would write them.
-    let months: Vec<String> = events
-        .timestamp
-        .iter()
-        .map(|t| crate::time::iso_of_day(t.div_euclid(day_us) as i32)[..7].to_string())
-        .collect();
-    let events_df = DataFrame::new_infer_height(vec![
-        ts("timestamp", events.timestamp)?,
-        Column::new("event".into(), events.event),
-        Column::new("distinct_id".into(), events.distinct_id),
-        Column::new("org_id".into(), events.org_id),
-        Column::new("current_url".into(), events.current_url),
-        Column::new("month".into(), months),
-    ])?;
-    let events_dir = out.join("events");
-    if events_dir.exists() {
-        fs::remove_dir_all(&events_dir)
-            .with_context(|| format!("clearing {}", events_dir.display()))?;
-    }
-    let month_names: std::collections::BTreeSet<String> = months_seen(&events_df)?;
-    let sorted = events_df.lazy().sort(
-        ["timestamp", "org_id", "distinct_id"],
-        SortMultipleOptions::default().with_maintain_order(true),
-    );
-    for month in month_names {
-        let dir = events_dir.join(format!("month={month}"));
-        fs::create_dir_all(&dir)?;
-        let mut part = sorted
-            .clone()
-            .filter(col("month").eq(lit(month.clone())))
-            .drop(cols(["month"]))
-            .collect()?;
-        write_parquet(&mut part, &dir.join("part-0.parquet"))?;
+    if args.shape == crate::cli::EventsShapeArg::Posthog {
+        // The flat shape's rows, in the flat files' order (time, org, person).
+        let mut order: Vec<usize> = (0..events.timestamp.len()).collect();
+        order.sort_by(|&a, &b| {
+            (
+                events.timestamp[a],
+                &events.org_id[a],
+                &events.distinct_id[a],
+            )
+                .cmp(&(
+                    events.timestamp[b],
+                    &events.org_id[b],
+                    &events.distinct_id[b],
+                ))
+        });
+        let pick = |v: &[String]| -> Vec<String> { order.iter().map(|&i| v[i].clone()).collect() };
+        let timestamp: Vec<i64> = order.iter().map(|&i| events.timestamp[i]).collect();
+        let event: Vec<&'static str> = order.iter().map(|&i| events.event[i]).collect();
+        let current_url: Vec<Option<String>> = order
+            .iter()
+            .map(|&i| events.current_url[i].clone())
+            .collect();
+        let (distinct_id, org_id) = (pick(&events.distinct_id), pick(&events.org_id));
+        let flat = super::generate_posthog::FlatEvents {
+            timestamp: &timestamp,
+            event: &event,
+            distinct_id: &distinct_id,
+            org_id: &org_id,
+            current_url: &current_url,
+        };
+        super::generate_posthog::write(&flat, out, args.seed, as_of)?;
+    } else {
+        // Events: hive-partitioned by month, as an export pipeline would write them.
+        let months: Vec<String> = events
+            .timestamp
+            .iter()
+            .map(|t| crate::time::iso_of_day(t.div_euclid(day_us) as i32)[..7].to_string())
+            .collect();
+        let events_df = DataFrame::new_infer_height(vec![
+            ts("timestamp", events.timestamp)?,
+            Column::new("event".into(), events.event),
+            Column::new("distinct_id".into(), events.distinct_id),
+            Column::new("org_id".into(), events.org_id),
+            Column::new("current_url".into(), events.current_url),
+            Column::new("month".into(), months),
+        ])?;
+        let events_dir = out.join("events");
+        if events_dir.exists() {
+            fs::remove_dir_all(&events_dir)
+                .with_context(|| format!("clearing {}", events_dir.display()))?;
+        }
+        let month_names: std::collections::BTreeSet<String> = months_seen(&events_df)?;
+        let sorted = events_df.lazy().sort(
+            ["timestamp", "org_id", "distinct_id"],
+            SortMultipleOptions::default().with_maintain_order(true),
+        );
+        for month in month_names {
+            let dir = events_dir.join(format!("month={month}"));
+            fs::create_dir_all(&dir)?;
+            let mut part = sorted
+                .clone()
+                .filter(col("month").eq(lit(month.clone())))
+                .drop(cols(["month"]))
+                .collect()?;
+            write_parquet(&mut part, &dir.join("part-0.parquet"))?;
+        }
     }
 
     let mut tables: Vec<(&str, DataFrame)> = vec![

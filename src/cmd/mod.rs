@@ -3,6 +3,7 @@
 pub mod config;
 pub mod explain;
 pub mod generate;
+mod generate_posthog;
 pub mod query;
 pub mod run;
 pub mod validate;

@@ -28,6 +28,20 @@ pub fn run(args: ValidateArgs, quiet: bool) -> Result<()> {
             println!("  {:<14} absent (its metrics are null)", t.name);
         }
     }
+    println!("events files:");
+    for f in &inputs.events.files {
+        let name = f.path.strip_prefix(&args.input).unwrap_or(&f.path);
+        println!("  {}: {}", name.display(), f.shape.as_str());
+    }
+    let skipped = rollup.skipped;
+    if skipped.total() > 0 {
+        println!(
+            "export rows skipped: {} repeating an earlier row's uuid, {} with properties that are not a JSON object, {} with no organization in properties.$groups",
+            skipped.duplicate_event_uuids,
+            skipped.events_unreadable_properties,
+            skipped.events_without_org
+        );
+    }
     println!("data quality:");
     for (k, v) in &dq {
         println!("  {k:<36} {v:>10}");
