@@ -13,6 +13,7 @@ use account_health::events::{self, Rollup};
 use account_health::input::{self, Inputs};
 use account_health::member_aggregates::MemberEvents;
 use account_health::model::Model;
+use account_health::progress::PassProgress;
 use account_health::rollup_spec::RollupSpec;
 use account_health::time::AsOf;
 use account_health::{metrics, score};
@@ -58,12 +59,23 @@ fn inputs(orgs: usize) -> (Inputs, Model) {
 fn events_rollup(bencher: Bencher, orgs: usize) {
     let (inputs, model) = inputs(orgs);
     let spec = RollupSpec::of(&model);
-    let rows = events::rollup(&inputs.events, &inputs.members, &spec)
+    let rows = events::rollup(
+        &inputs.events,
+        &inputs.members,
+        &spec,
+        &PassProgress::hidden(),
+    )
+    .expect("rollup")
+    .rows;
+    bencher.counter(ItemsCount::new(rows as usize)).bench(|| {
+        events::rollup(
+            &inputs.events,
+            &inputs.members,
+            &spec,
+            &PassProgress::hidden(),
+        )
         .expect("rollup")
-        .rows;
-    bencher
-        .counter(ItemsCount::new(rows as usize))
-        .bench(|| events::rollup(&inputs.events, &inputs.members, &spec).expect("rollup"));
+    });
 }
 
 #[divan::bench(args = [50, 200, 800], sample_count = 5)]
@@ -71,7 +83,13 @@ fn metrics_and_scores(bencher: Bencher, orgs: usize) {
     let (inputs, model) = inputs(orgs);
     let as_of = AsOf::parse(AS_OF).expect("date");
     let spec = RollupSpec::of(&model);
-    let rollup: Rollup = events::rollup(&inputs.events, &inputs.members, &spec).expect("rollup");
+    let rollup: Rollup = events::rollup(
+        &inputs.events,
+        &inputs.members,
+        &spec,
+        &PassProgress::hidden(),
+    )
+    .expect("rollup");
     let member_events = MemberEvents::new(&rollup, &as_of).expect("member events");
     bencher
         .counter(ItemsCount::new(rollup.rows as usize))

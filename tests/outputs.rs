@@ -312,3 +312,36 @@ fn a_killed_run_s_staging_folder_is_removed_by_the_next_run() {
     assert!(live.exists(), "a live run's staging folder is left alone");
     assert!(w.out().join("health.parquet").exists());
 }
+
+#[test]
+fn the_events_pass_reports_each_file_in_a_log_and_nothing_when_quiet() {
+    let w = Workdir::new();
+    w.generate(8, 30, 2);
+    // Not a terminal (captured): a plain line per events file, for a scheduled run's log.
+    let o = w.try_run(&["--as-of", AS_OF]);
+    assert!(o.status.success());
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    let files = std::fs::read_dir(w.input().join("events"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains(".parquet"))
+        .count();
+    assert!(files >= 2, "{files}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("events file"))
+        .collect();
+    assert_eq!(lines.len(), files, "{stderr}");
+    assert!(
+        lines[files - 1].contains(&format!("events file {files}/{files} read")),
+        "{stderr}"
+    );
+    assert!(lines[0].contains("rows so far"), "{stderr}");
+    let quiet = w.try_run(&["--as-of", AS_OF, "--quiet"]);
+    assert!(quiet.status.success());
+    assert!(
+        quiet.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&quiet.stderr)
+    );
+}

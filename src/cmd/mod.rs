@@ -33,6 +33,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
 pub fn read_inputs(
     dir: &std::path::Path,
     model: &crate::model::Model,
+    progress: &crate::progress::Progress,
 ) -> Result<(crate::input::Inputs, crate::events::Rollup, f64)> {
     use crate::{events, input};
     let spec = crate::rollup_spec::RollupSpec::of(model);
@@ -40,7 +41,15 @@ pub fn read_inputs(
         || -> Result<_, InputError> {
             let tables = input::load_event_tables(dir, model)?;
             let start = std::time::Instant::now();
-            let rollup = events::rollup(&tables.events, &tables.members, &spec);
+            let bytes = tables
+                .events
+                .files
+                .iter()
+                .map(|f| std::fs::metadata(&f.path).map_or(0, |m| m.len()))
+                .sum();
+            let pass = progress.pass(tables.events.files(), bytes);
+            let rollup = events::rollup(&tables.events, &tables.members, &spec, &pass);
+            pass.finish();
             Ok((tables, rollup, start.elapsed().as_secs_f64()))
         },
         || input::load_other_tables(dir, model),

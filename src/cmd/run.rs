@@ -141,7 +141,7 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     };
 
     progress.stage("reading inputs and the events (one streaming pass)");
-    let (inputs, rollup, pass_seconds) = super::read_inputs(&settings.input, model)?;
+    let (inputs, rollup, pass_seconds) = super::read_inputs(&settings.input, model, &progress)?;
     let previous = settings
         .previous
         .as_deref()

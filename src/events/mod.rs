@@ -37,6 +37,7 @@ use polars_buffer::Buffer;
 use rayon::prelude::*;
 
 use crate::input::{self, EventsScan};
+use crate::progress::PassProgress;
 use crate::rollup_spec::{self, RollupSpec};
 use crate::time::MICROS_PER_DAY;
 
@@ -818,6 +819,7 @@ fn stream_events(
 /// in a later file is met in file order.
 struct PagesRun<'a> {
     files: &'a [input::EventsFile],
+    progress: &'a PassProgress,
     /// The next file to open.
     next_file: usize,
     open: Option<pages::PagesFile>,
@@ -825,9 +827,14 @@ struct PagesRun<'a> {
 }
 
 impl<'a> PagesRun<'a> {
-    fn starting_at(files: &'a [input::EventsFile], file: usize) -> Self {
+    fn starting_at(
+        files: &'a [input::EventsFile],
+        file: usize,
+        progress: &'a PassProgress,
+    ) -> Self {
         PagesRun {
             files,
+            progress,
             next_file: file,
             open: None,
             next_group: 0,
@@ -844,6 +851,7 @@ impl<'a> PagesRun<'a> {
                     return Some(file.read(self.next_group - 1));
                 }
                 self.open = None;
+                file_read(self.progress, &self.files[self.next_file - 1]);
             }
             let file = self.files.get(self.next_file)?;
             if !read_pages() {
@@ -872,17 +880,25 @@ pub enum PassError {
     Failed(PolarsError),
 }
 
-/// The events pass over every events file, with the members.
+/// Tells the progress a file was read whole.
+fn file_read(progress: &PassProgress, file: &input::EventsFile) {
+    let bytes = std::fs::metadata(&file.path).map_or(0, |m| m.len());
+    progress.file_done(&file.path, bytes);
+}
+
+/// The events pass over every events file, with the members; `progress` is told of
+/// rows and files as they are read.
 pub fn rollup(
     events: &EventsScan,
     members: &DataFrame,
     spec: &RollupSpec,
+    progress: &PassProgress,
 ) -> Result<Rollup, PassError> {
     let blame = PassError::Failed;
     let null_found = || PassError::NullInRequired;
     let layout = Layout::new(spec);
     let files = &events.files;
-    let mut run = PagesRun::starting_at(files, 0);
+    let mut run = PagesRun::starting_at(files, 0, progress);
     // The member index is built while the first row group is read.
     let (index, mut next) = rayon::join(
         || -> PolarsResult<_> {
@@ -903,6 +919,7 @@ pub fn rollup(
         while let Some(chunk) = next.take() {
             let chunk = chunk.map_err(blame)?;
             let (read, ()) = rayon::join(|| run.next(), || acc.add_in_pieces(&chunk));
+            progress.rows(chunk.len() as u64);
             if acc.null_in_required {
                 return Err(null_found());
             }
@@ -914,6 +931,7 @@ pub fn rollup(
         };
         let shape = left_to_polars.shape;
         stream_events(left_to_polars.frame.clone(), |frame| {
+            progress.rows(frame.height() as u64);
             let chunk = match shape {
                 input::EventsShape::Flat => Chunk::from_frame(frame)?,
                 input::EventsShape::Posthog => export.chunk(frame)?,
@@ -927,8 +945,9 @@ pub fn rollup(
         if acc.null_in_required {
             return Err(null_found());
         }
+        file_read(progress, left_to_polars);
         file += 1;
-        run = PagesRun::starting_at(files, file);
+        run = PagesRun::starting_at(files, file, progress);
         next = run.next();
     }
     let mut rollup = acc.finish(keys, member_of_row).map_err(blame)?;
