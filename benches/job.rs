@@ -5,6 +5,10 @@
 //! frame (issue 5's baseline), and streamed chunk by chunk with each chunk dropped (the
 //! cost of reading the export at all, as the job's pass reads it). Prints one table.
 //!
+//! Each size runs in both shapes of the events (`BENCH_SHAPES=flat,posthog`): flat
+//! files (`bench-data/10M`) and PostHog's batch export (`bench-data/10M-posthog`),
+//! whose scans read `properties` and `uuid` instead of `org_id` and `current_url`.
+//!
 //! `cargo bench --bench job` runs 1M and 10M events; `BENCH_SIZES=1M,10M,50M cargo
 //! bench --bench job` adds 50M (a few GB of generated Parquet in `bench-data` under
 //! the target folder, `CARGO_TARGET_DIR` when set, kept between runs). The job and
@@ -163,22 +167,34 @@ fn measure_once(cmd: &mut Command) -> (f64, f64) {
     (wall, kib / 1024.0)
 }
 
-/// The five event columns the job reads, from every events file.
+/// The five event columns the job reads, from every events file: the flat shape's, or
+/// the export shape's (`properties` and `uuid` instead of `org_id` and `current_url`).
 fn event_columns(input: &Path) -> LazyFrame {
-    let pattern = input.join("events").join("**").join("*.parquet");
+    let pattern = input.join("events").join("**").join("*.parquet*");
     let args = ScanArgsParquet {
         glob: true,
         ..Default::default()
     };
-    LazyFrame::scan_parquet(PlRefPath::new(pattern.to_string_lossy().to_string()), args)
-        .expect("scan")
-        .select([
-            col("timestamp"),
-            col("event"),
-            col("distinct_id"),
-            col("org_id"),
-            col("current_url"),
-        ])
+    let mut scan =
+        LazyFrame::scan_parquet(PlRefPath::new(pattern.to_string_lossy().to_string()), args)
+            .expect("scan");
+    let export = !scan.collect_schema().expect("schema").contains("org_id");
+    let columns = if export {
+        ["timestamp", "event", "distinct_id", "properties", "uuid"]
+    } else {
+        ["timestamp", "event", "distinct_id", "org_id", "current_url"]
+    };
+    scan.select(columns.map(col))
+}
+
+/// `BENCH_SHAPES`: the events' shapes to run, `flat` and `posthog` (PostHog's batch
+/// export: properties JSON, uuids to deduplicate) by default.
+fn shapes() -> Vec<String> {
+    std::env::var("BENCH_SHAPES")
+        .unwrap_or_else(|_| "flat,posthog".into())
+        .split(',')
+        .map(|s| s.trim().to_string())
+        .collect()
 }
 
 /// The bare scan: the event columns read, decoded and collected into one frame.
@@ -240,7 +256,7 @@ fn main() {
         runs()
     );
     println!(
-        "{:>6} {:>12} {:>8} {:>12} {:>8} {:>8} {:>9} {:>8} {:>10} {:>8} {:>12} {:>8} {:>9}",
+        "{:>14} {:>12} {:>8} {:>12} {:>8} {:>8} {:>9} {:>8} {:>10} {:>8} {:>12} {:>8} {:>9}",
         "size",
         "events",
         "job s",
@@ -257,14 +273,19 @@ fn main() {
     );
     let wide_config = data.join("wide-model.toml");
     std::fs::write(&wide_config, wide_model()).expect("writes the wide model");
-    for size in SIZES
+    let sizes = SIZES
         .iter()
-        .filter(|s| wanted.split(',').any(|w| w.trim() == s.name))
-    {
-        let input = data.join(size.name);
+        .filter(|s| wanted.split(',').any(|w| w.trim() == s.name));
+    for (size, shape) in sizes.flat_map(|s| shapes().into_iter().map(move |shape| (s, shape))) {
+        // The flat inputs keep their first name (bench-data/10M), so earlier data is reused.
+        let name = match shape.as_str() {
+            "flat" => size.name.to_string(),
+            other => format!("{}-{other}", size.name),
+        };
+        let input = data.join(&name);
         if !input.join("usage.parquet").exists() {
             let status = Command::new(&bin)
-                .args(["generate", "--quiet", "--out"])
+                .args(["generate", "--quiet", "--shape", &shape, "--out"])
                 .arg(&input)
                 .args([
                     "--orgs",
@@ -279,7 +300,7 @@ fn main() {
                 .expect("runs generate");
             assert!(status.success());
         }
-        let out = data.join(format!("{}-out", size.name));
+        let out = data.join(format!("{name}-out"));
         let mut job = Command::new(&bin);
         job.args(["run", "--quiet", "--as-of", AS_OF, "--input"])
             .arg(&input)
@@ -294,15 +315,23 @@ fn main() {
         wide.args(["run", "--quiet", "--as-of", AS_OF, "--input"])
             .arg(&input)
             .arg("--out")
-            .arg(data.join(format!("{}-wide-out", size.name)))
+            .arg(data.join(format!("{name}-wide-out")))
             .arg("--config")
             .arg(&wide_config);
-        let measured = measure(&mut [job, scan, stream, wide]);
-        let (job, scan, stream, wide) = (&measured[0], &measured[1], &measured[2], &measured[3]);
+        // The wide model's cost is the pass's, the same for both shapes: flat only.
+        let mut commands = vec![job, scan, stream];
+        if shape == "flat" {
+            commands.push(wide);
+        }
+        let measured = measure(&mut commands);
+        let (job, scan, stream) = (&measured[0], &measured[1], &measured[2]);
+        let (wide_s, wide_ratio) = measured
+            .get(3)
+            .map_or((f64::NAN, f64::NAN), |wide| (wide.wall(), ratio(wide, job)));
         let events = events_in(&out);
         println!(
-            "{:>6} {:>12} {:>8.2} {:>12.0} {:>8.0} {:>8.2} {:>9.0} {:>8.2} {:>10.2} {:>8.2} {:>12.0} {:>8.2} {:>9.2}",
-            size.name,
+            "{:>14} {:>12} {:>8.2} {:>12.0} {:>8.0} {:>8.2} {:>9.0} {:>8.2} {:>10.2} {:>8.2} {:>12.0} {:>8.2} {:>9.2}",
+            name,
             events,
             job.wall(),
             events as f64 / job.wall(),
@@ -313,8 +342,8 @@ fn main() {
             stream.wall(),
             ratio(job, stream),
             stream.mib,
-            wide.wall(),
-            ratio(wide, job)
+            wide_s,
+            wide_ratio
         );
     }
 }
