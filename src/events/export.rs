@@ -31,8 +31,10 @@ impl Skipped {
 /// The uuids seen so far, and what was skipped.
 pub(super) struct ExportReader {
     group_type: String,
-    /// Canonical uuids (8-4-4-4-12 hex digits), as numbers.
-    seen: PlHashSet<u128>,
+    /// Canonical uuids (8-4-4-4-12 hex digits), as numbers, in `SHARDS` sets by a
+    /// hash of the uuid: each set is small enough to stay in cache while a chunk's
+    /// rows of that shard are looked up, and the shards are worked on in parallel.
+    seen: Vec<PlHashSet<u128>>,
     /// Any other uuid text, whole.
     seen_text: PlHashSet<String>,
     pub(super) skipped: Skipped,
@@ -41,28 +43,79 @@ pub(super) struct ExportReader {
 /// Rows whose properties are read on one task.
 const ROWS_PER_TASK: usize = 2048;
 
+/// Shards of the uuid sets.
+const SHARDS: usize = 64;
+
+/// The shard of a uuid: a multiplicative hash of both halves (a version-7 uuid's
+/// first bits are a time, a version-1's last bits a node: neither spreads alone).
+fn shard_of(uuid: u128) -> usize {
+    let folded = (uuid as u64) ^ ((uuid >> 64) as u64);
+    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
+}
+
 impl ExportReader {
     pub(super) fn new(group_type: &str) -> Self {
         ExportReader {
             group_type: group_type.to_string(),
-            seen: PlHashSet::default(),
+            seen: (0..SHARDS).map(|_| PlHashSet::default()).collect(),
             seen_text: PlHashSet::default(),
             skipped: Skipped::default(),
         }
     }
 
-    /// Whether this is the first row with this uuid.
+    /// Whether this is the first row with this uuid (one at a time; tests).
+    #[cfg(test)]
     fn first_sight(&mut self, uuid: &str) -> bool {
-        match parse_uuid(uuid) {
-            Some(n) => self.seen.insert(n),
-            None => {
-                if self.seen_text.contains(uuid) {
-                    false
+        let column = StringChunked::from_iter_values("uuid".into(), [uuid].into_iter());
+        self.first_sights(&column)[0]
+    }
+
+    /// For each row, whether it is the first with its uuid (a null uuid always is).
+    /// A uuid always falls in the same shard, and each shard takes its rows in row
+    /// order, so the first in file order wins whatever the threads.
+    fn first_sights(&mut self, uuids: &StringChunked) -> Vec<bool> {
+        let rows = uuids.len();
+        let uuids = uuids.rechunk();
+        let Some(array) = uuids.downcast_iter().next() else {
+            return Vec::new();
+        };
+        let parsed: Vec<Option<u128>> = (0..rows)
+            .into_par_iter()
+            .with_min_len(ROWS_PER_TASK)
+            .map(|i| array.get(i).and_then(parse_uuid))
+            .collect();
+        let mut first = vec![true; rows];
+        // Rows per shard, in row order.
+        let mut by_shard: Vec<Vec<u32>> = vec![Vec::new(); SHARDS];
+        for (row, n) in parsed.iter().enumerate() {
+            if let Some(n) = n {
+                by_shard[shard_of(*n)].push(row as u32);
+            }
+        }
+        let repeats: Vec<Vec<u32>> = self
+            .seen
+            .par_iter_mut()
+            .zip(by_shard)
+            .map(|(seen, rows)| {
+                rows.into_iter()
+                    .filter(|&row| !seen.insert(parsed[row as usize].unwrap_or_default()))
+                    .collect()
+            })
+            .collect();
+        for row in repeats.into_iter().flatten() {
+            first[row as usize] = false;
+        }
+        // Any other uuid text, whole, in row order (rare).
+        for (row, (u, n)) in array.iter().zip(&parsed).enumerate() {
+            if let (Some(u), None) = (u, n) {
+                if self.seen_text.contains(u) {
+                    first[row] = false;
                 } else {
-                    self.seen_text.insert(uuid.to_string())
+                    self.seen_text.insert(u.to_string());
                 }
             }
         }
+        first
     }
 
     /// The chunk of a frame of the normalised export columns (`timestamp`, `event`,
@@ -70,12 +123,7 @@ impl ExportReader {
     /// `None` when no row is left.
     pub(super) fn chunk(&mut self, frame: &DataFrame) -> PolarsResult<Option<Chunk>> {
         let rows = frame.height();
-        let uuids = frame.column("uuid")?.str()?;
-        // First sight in file order, so which copy counts never depends on threads.
-        let first: Vec<bool> = uuids
-            .iter()
-            .map(|u| u.is_none_or(|u| self.first_sight(u)))
-            .collect();
+        let first = self.first_sights(frame.column("uuid")?.str()?);
         let properties = frame.column("properties")?.str()?.rechunk();
         let Some(properties) = properties.downcast_iter().next() else {
             return Ok(None);
@@ -93,9 +141,10 @@ impl ExportReader {
             })
             .collect();
         let mut keep: Vec<IdxSize> = Vec::with_capacity(rows);
-        let mut orgs: Vec<String> = Vec::with_capacity(rows);
-        let mut urls: Vec<Option<String>> = Vec::with_capacity(rows);
-        for (i, f) in found.into_iter().enumerate() {
+        // Built from the decoded values, mostly borrowed from the properties column.
+        let mut orgs = StringChunkedBuilder::new("org_id".into(), rows);
+        let mut urls = StringChunkedBuilder::new("current_url".into(), rows);
+        for (i, f) in found.iter().enumerate() {
             match f {
                 None => self.skipped.duplicate_event_uuids += 1,
                 Some(None) => self.skipped.events_unreadable_properties += 1,
@@ -105,19 +154,23 @@ impl ExportReader {
                     url,
                 })) => {
                     keep.push(i as IdxSize);
-                    orgs.push(org.into_owned());
-                    urls.push(url.map(|u| u.into_owned()));
+                    orgs.append_value(org);
+                    urls.append_option(url.as_deref());
                 }
             }
         }
         if keep.is_empty() {
             return Ok(None);
         }
-        let mut kept = frame
-            .select(["timestamp", "event", "distinct_id"])?
-            .take(&IdxCa::from_vec("keep".into(), keep))?;
-        kept.with_column(Column::new("org_id".into(), orgs))?;
-        kept.with_column(Column::new("current_url".into(), urls))?;
+        let columns = frame.select(["timestamp", "event", "distinct_id"])?;
+        let mut kept = if keep.len() == rows {
+            columns
+        } else {
+            // Views are gathered, not the strings they point to.
+            columns.take(&IdxCa::from_vec("keep".into(), keep))?
+        };
+        kept.with_column(orgs.finish().into_column())?;
+        kept.with_column(urls.finish().into_column())?;
         Chunk::from_frame(&kept)
     }
 }
