@@ -521,12 +521,24 @@ fn scan_events(dir: &Path, model: &Model) -> Result<EventsScan, InputError> {
     let mut checked = Vec::with_capacity(files.len());
     for f in files {
         let schema = file_schema(&f.path)?;
-        let has = |c: &str| schema.contains(f.source(c)) || f.hive.iter().any(|(k, _)| k == c);
+        let has = |c: &str| {
+            let source = f.source(c);
+            schema.contains(source) || f.hive.iter().any(|(k, _)| k == source)
+        };
         let shape = if !has("org_id") && has("properties") {
             EventsShape::Posthog
         } else {
             EventsShape::Flat
         };
+        // Null uuids are allowed (never duplicates), but without the column nothing
+        // could be deduplicated: re-exported events would count twice.
+        if shape == EventsShape::Posthog && !has("uuid") {
+            return Err(InputError::MissingColumn {
+                file: f.path.display().to_string(),
+                column: f.source("uuid").into(),
+                expected: "a string (an export file's event uuids)".into(),
+            });
+        }
         let frame = scan_file(&f.path)?.select(normalised_columns(&f, &schema, shape.spec(), &[])?);
         checked.push(EventsFile {
             path: f.path,

@@ -10,9 +10,9 @@
 //! A text is unreadable (`Err`) unless it is one JSON object: strings closed, escapes
 //! valid, brackets and braces matched, commas and colons where they belong, nothing
 //! after the object but whitespace. Numbers and literals (`true`, `null`) are checked
-//! to be made of the characters they can hold, not spelled out. A `\u` escape of a
-//! lone surrogate is grammatical JSON and is skipped like any other, but one in a
-//! value the job keeps (the organization or URL) cannot be text: unreadable.
+//! against JSON's grammar. A `\u` escape of a lone surrogate is grammatical JSON and
+//! decodes to U+FFFD. Nesting deeper than 128 objects and arrays is unreadable (as in
+//! serde_json), so no text can exhaust the stack.
 
 use std::borrow::Cow;
 
@@ -38,6 +38,7 @@ pub fn extract<'a>(json: &'a str, group_type: &str) -> Result<Found<'a>> {
         text: json,
         bytes: json.as_bytes(),
         at: 0,
+        depth: 0,
     };
     let mut found = Found::default();
     s.skip_ws();
@@ -78,7 +79,16 @@ struct Scanner<'a> {
     text: &'a str,
     bytes: &'a [u8],
     at: usize,
+    /// Objects and arrays open around the scan.
+    depth: u32,
 }
+
+/// A lone surrogate escape (grammatical JSON, no character) decodes to U+FFFD.
+const LONE_SURROGATE: u32 = 0xFFFD;
+
+/// The deepest nesting read (as serde_json's default): deeper is unreadable, not a
+/// stack overflow.
+const MAX_DEPTH: u32 = 128;
 
 impl<'a> Scanner<'a> {
     fn peek(&self) -> Option<u8> {
@@ -106,6 +116,19 @@ impl<'a> Scanner<'a> {
     fn object_entries(
         &mut self,
         mut entry: impl FnMut(&mut Self, Cow<'a, str>) -> Result<()>,
+    ) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Unreadable);
+        }
+        let entries = self.entries(&mut entry);
+        self.depth -= 1;
+        entries
+    }
+
+    fn entries(
+        &mut self,
+        entry: &mut impl FnMut(&mut Self, Cow<'a, str>) -> Result<()>,
     ) -> Result<()> {
         self.skip_ws();
         if self.peek() == Some(b'}') {
@@ -180,18 +203,25 @@ impl<'a> Scanner<'a> {
         let first = self.hex4()?;
         let code = match first {
             0xD800..=0xDBFF => {
-                self.expect(b'\\')?;
-                self.expect(b'u')?;
-                let second = self.hex4()?;
-                if !(0xDC00..=0xDFFF).contains(&second) {
-                    return Err(Unreadable);
+                // A pair when a low surrogate escape follows; else a lone one.
+                let pair = self.bytes.get(self.at..self.at + 2) == Some(b"\\u")
+                    && self
+                        .bytes
+                        .get(self.at + 2..self.at + 6)
+                        .and_then(|d| u32::from_str_radix(std::str::from_utf8(d).ok()?, 16).ok())
+                        .is_some_and(|c| (0xDC00..=0xDFFF).contains(&c));
+                if pair {
+                    self.at += 2;
+                    let second = self.hex4()?;
+                    0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+                } else {
+                    LONE_SURROGATE
                 }
-                0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
             }
-            0xDC00..=0xDFFF => return Err(Unreadable),
+            0xDC00..=0xDFFF => LONE_SURROGATE,
             c => c,
         };
-        char::from_u32(code).ok_or(Unreadable)
+        Ok(char::from_u32(code).unwrap_or(char::REPLACEMENT_CHARACTER))
     }
 
     fn hex4(&mut self) -> Result<u32> {
@@ -244,42 +274,89 @@ impl<'a> Scanner<'a> {
             }
             b'{' => {
                 self.at += 1;
-                self.object_entries(|s, _| s.skip_value())
+                self.skip_object()
             }
             b'[' => {
                 self.at += 1;
-                self.skip_ws();
-                if self.peek() == Some(b']') {
+                self.depth += 1;
+                if self.depth > MAX_DEPTH {
+                    return Err(Unreadable);
+                }
+                let array = self.skip_array();
+                self.depth -= 1;
+                array
+            }
+            _ => self.skip_scalar(),
+        }
+    }
+
+    /// Skips an object whose `{` was just read; its keys are checked, not decoded.
+    fn skip_object(&mut self) -> Result<()> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(Unreadable);
+        }
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.at += 1;
+            self.depth -= 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            self.expect(b'"')?;
+            self.skip_string()?;
+            self.skip_ws();
+            self.expect(b':')?;
+            self.skip_ws();
+            self.skip_value()?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b'}') => {
+                    self.at += 1;
+                    self.depth -= 1;
+                    return Ok(());
+                }
+                _ => return Err(Unreadable),
+            }
+        }
+    }
+
+    /// Skips an array whose `[` was just read.
+    fn skip_array(&mut self) -> Result<()> {
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.at += 1;
+            return Ok(());
+        }
+        loop {
+            self.skip_ws();
+            self.skip_value()?;
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.at += 1,
+                Some(b']') => {
                     self.at += 1;
                     return Ok(());
                 }
-                loop {
-                    self.skip_ws();
-                    self.skip_value()?;
-                    self.skip_ws();
-                    match self.peek() {
-                        Some(b',') => self.at += 1,
-                        Some(b']') => {
-                            self.at += 1;
-                            return Ok(());
-                        }
-                        _ => return Err(Unreadable),
-                    }
-                }
+                _ => return Err(Unreadable),
             }
-            _ => {
-                let start = self.at;
-                while let Some(b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'+' | b'-' | b'.') =
-                    self.peek()
-                {
-                    self.at += 1;
-                }
-                if self.at == start {
-                    Err(Unreadable)
-                } else {
-                    Ok(())
-                }
-            }
+        }
+    }
+
+    /// Skips a number or a literal (`true`, `false`, `null`), checked against
+    /// JSON's grammar.
+    fn skip_scalar(&mut self) -> Result<()> {
+        let start = self.at;
+        while let Some(b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'+' | b'-' | b'.') = self.peek() {
+            self.at += 1;
+        }
+        let token = &self.text[start..self.at];
+        if matches!(token, "true" | "false" | "null") || is_json_number(token) {
+            Ok(())
+        } else {
+            Err(Unreadable)
         }
     }
 
@@ -303,6 +380,42 @@ impl<'a> Scanner<'a> {
             }
         }
     }
+}
+
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn is_json_number(token: &str) -> bool {
+    let b = token.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i - start
+    };
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 #[cfg(test)]
@@ -392,7 +505,6 @@ mod tests {
             "{\"a\":\"unterminated}",
             "{\"a\":\"bad \\q escape\"}",
             "{\"a\":\"\\u12\"}",
-            "{\"$current_url\":\"\\ud800\"}",
             "{\"a\":[1,2}",
             "{\"a\":{\"b\":1]}",
             "{\"a\":1} trailing",
@@ -403,9 +515,34 @@ mod tests {
             assert_eq!(get(bad), Err(Unreadable), "{bad:?}");
         }
         assert!(get(" \n{ } \t").is_ok());
-        // A lone surrogate is valid JSON grammar: unreadable only where the job must
-        // decode it into text.
+        // A lone surrogate is valid JSON grammar: it decodes to U+FFFD, in keys and
+        // values alike, and a skipped one is skipped.
         assert_eq!(get("{\"a\":\"\\ud800\"}"), Ok((None, None)));
+        assert_eq!(
+            get("{\"$current_url\":\"x\\ud800y\\udc00\"}"),
+            Ok((None, Some("x\u{FFFD}y\u{FFFD}".into())))
+        );
+        assert_eq!(
+            get("{\"$groups\":{\"organization\":\"o\"},\"x\":{\"\\ud800\":1}}"),
+            Ok((Some("o".into()), None))
+        );
+        // Numbers and literals follow JSON's grammar.
+        for bad in [
+            "{\"a\":12abc}",
+            "{\"a\":-}",
+            "{\"a\":0x1F}",
+            "{\"a\":01}",
+            "{\"a\":1.}",
+            "{\"a\":tru}",
+        ] {
+            assert_eq!(get(bad), Err(Unreadable), "{bad:?}");
+        }
+        assert!(get("{\"a\":[-0.5e+3,1E2,0,true,false,null]}").is_ok());
+        // Nesting beyond 128 levels is unreadable, not a stack overflow.
+        let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
+        assert_eq!(get(&deep), Err(Unreadable));
+        let ok = format!("{{\"a\":{}1{}}}", "[".repeat(100), "]".repeat(100));
+        assert!(get(&ok).is_ok());
     }
 
     /// Against serde_json on generated objects: nested values, the two keys and

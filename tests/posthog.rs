@@ -232,3 +232,23 @@ fn a_usage_column_renamed_through_the_config() {
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("input.columns.usage.org"), "{stderr}");
 }
+
+#[test]
+fn an_export_file_without_a_uuid_column_is_bad_input() {
+    // Without uuids nothing could be deduplicated: re-exported events would count twice.
+    let w = Workdir::new();
+    export_fixture(&w);
+    let path = w
+        .input()
+        .join("events")
+        .join(format!("{FIRST}.parquet.zst"));
+    let without = read_parquet(&path).drop("uuid").unwrap();
+    write_parquet(&path, &without);
+    let o = w.try_run(&["--as-of", AS_OF]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(FIRST) && stderr.contains("`uuid`"),
+        "{stderr}"
+    );
+}

@@ -612,20 +612,13 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
                     &events.distinct_id[b],
                 ))
         });
-        let pick = |v: &[String]| -> Vec<String> { order.iter().map(|&i| v[i].clone()).collect() };
-        let timestamp: Vec<i64> = order.iter().map(|&i| events.timestamp[i]).collect();
-        let event: Vec<&'static str> = order.iter().map(|&i| events.event[i]).collect();
-        let current_url: Vec<Option<String>> = order
-            .iter()
-            .map(|&i| events.current_url[i].clone())
-            .collect();
-        let (distinct_id, org_id) = (pick(&events.distinct_id), pick(&events.org_id));
         let flat = super::generate_posthog::FlatEvents {
-            timestamp: &timestamp,
-            event: &event,
-            distinct_id: &distinct_id,
-            org_id: &org_id,
-            current_url: &current_url,
+            order: &order,
+            timestamp: &events.timestamp,
+            event: &events.event,
+            distinct_id: &events.distinct_id,
+            org_id: &events.org_id,
+            current_url: &events.current_url,
         };
         super::generate_posthog::write(&flat, out, args.seed, as_of)?;
     } else {

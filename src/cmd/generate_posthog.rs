@@ -11,6 +11,7 @@ use std::fs;
 use std::path::Path;
 
 use anyhow::Result;
+use chrono::Datelike;
 use polars::prelude::*;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,8 +19,10 @@ use rand_chacha::ChaCha8Rng;
 use crate::output::write_parquet;
 use crate::time::{AsOf, MICROS_PER_DAY};
 
-/// The events of the flat generator, in time order.
+/// The events of the flat generator; `order` lists them in time order (by index, so
+/// nothing is copied: at 50M events the columns are gigabytes).
 pub struct FlatEvents<'a> {
+    pub order: &'a [usize],
     pub timestamp: &'a [i64],
     pub event: &'a [&'static str],
     pub distinct_id: &'a [String],
@@ -30,9 +33,10 @@ pub struct FlatEvents<'a> {
 /// One row of the export: a flat event (`source`), or an anonymous page view with no
 /// organization (`None`), with when it was ingested and whether it is a re-export.
 struct Row {
+    /// Index into the flat columns.
     source: Option<usize>,
     inserted_us: i64,
-    uuid: String,
+    uuid: u128,
 }
 
 /// Writes `events/` under `out` in the export's shape.
@@ -43,7 +47,8 @@ pub fn write(events: &FlatEvents, out: &Path, seed: u64, as_of: &AsOf) -> Result
     let ingested = |t: i64, at: i64| at.min(as_of.us() - 1).max(t);
     let mut rows: Vec<Row> =
         Vec::with_capacity(events.timestamp.len() + events.timestamp.len() / 100);
-    for (i, &t) in events.timestamp.iter().enumerate() {
+    for &i in events.order {
+        let t = events.timestamp[i];
         // Ingested within a minute, or (1 in 100) up to three days late.
         let delay = if rng.gen_ratio(1, 100) {
             rng.gen_range(3_600..259_200) * 1_000_000
@@ -57,7 +62,7 @@ pub fn write(events: &FlatEvents, out: &Path, seed: u64, as_of: &AsOf) -> Result
             rows.push(Row {
                 source: Some(i),
                 inserted_us: ingested(t, t + delay + later),
-                uuid: uuid.clone(),
+                uuid,
             });
         }
         rows.push(Row {
@@ -76,12 +81,14 @@ pub fn write(events: &FlatEvents, out: &Path, seed: u64, as_of: &AsOf) -> Result
     }
     // Intervals: calendar months of `_inserted_at`, ending at as_of.
     let month_of = |us: i64| {
-        let date = crate::time::iso_of_day(us.div_euclid(MICROS_PER_DAY) as i32);
-        date[..7].to_string()
+        let date = AsOf::from_day(us.div_euclid(MICROS_PER_DAY) as i32).date;
+        (date.year() * 12 + date.month0() as i32) as u32
     };
-    let mut months: Vec<String> = rows.iter().map(|r| month_of(r.inserted_us)).collect();
-    months.sort();
+    let month_of_row: Vec<u32> = rows.iter().map(|r| month_of(r.inserted_us)).collect();
+    let mut months: Vec<u32> = month_of_row.clone();
+    months.sort_unstable();
     months.dedup();
+    let name = |m: u32| format!("{:04}-{:02}", m / 12, m % 12 + 1);
     let dir = out.join("events");
     if dir.exists() {
         fs::remove_dir_all(&dir)?;
@@ -90,12 +97,14 @@ pub fn write(events: &FlatEvents, out: &Path, seed: u64, as_of: &AsOf) -> Result
     for (m, month) in months.iter().enumerate() {
         let mut mine: Vec<&Row> = rows
             .iter()
-            .filter(|r| month_of(r.inserted_us) == *month)
+            .zip(&month_of_row)
+            .filter(|(_, row_month)| *row_month == month)
+            .map(|(r, _)| r)
             .collect();
         mine.sort_by_key(|r| r.inserted_us);
-        let start = format!("{month}-01T00:00:00+00:00");
+        let start = format!("{}-01T00:00:00+00:00", name(*month));
         let end = match months.get(m + 1) {
-            Some(next) => format!("{next}-01T00:00:00+00:00"),
+            Some(next) => format!("{}-01T00:00:00+00:00", name(*next)),
             None => format!("{}T00:00:00+00:00", as_of.iso()),
         };
         let interval = format!("{start}-{end}");
@@ -123,16 +132,24 @@ pub fn write(events: &FlatEvents, out: &Path, seed: u64, as_of: &AsOf) -> Result
 }
 
 /// A version-7 uuid: the event's millisecond first, then random bits.
-fn uuid_v7(us: i64, rng: &mut ChaCha8Rng) -> String {
-    let ms = (us.div_euclid(1000)) as u64 & 0xFFFF_FFFF_FFFF;
+fn uuid_v7(us: i64, rng: &mut ChaCha8Rng) -> u128 {
+    let ms = (us.div_euclid(1000)) as u128 & 0xFFFF_FFFF_FFFF;
     let (a, b, c): (u16, u16, u64) = (rng.gen(), rng.gen(), rng.gen());
+    (ms << 80)
+        | ((0x7000 | (a as u128 & 0xFFF)) << 64)
+        | ((0x8000 | (b as u128 & 0x3FFF)) << 48)
+        | (c as u128 & 0xFFFF_FFFF_FFFF)
+}
+
+/// A uuid's text, 8-4-4-4-12 lowercase hex digits.
+fn uuid_text(n: u128) -> String {
     format!(
-        "{:08x}-{:04x}-7{:03x}-{:04x}-{:012x}",
-        ms >> 16,
-        ms & 0xFFFF,
-        a & 0xFFF,
-        0x8000 | (b & 0x3FFF),
-        c & 0xFFFF_FFFF_FFFF
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        n >> 96,
+        (n >> 80) & 0xFFFF,
+        (n >> 64) & 0xFFFF,
+        (n >> 48) & 0xFFFF,
+        n & 0xFFFF_FFFF_FFFF
     )
 }
 
@@ -152,7 +169,7 @@ fn write_file(events: &FlatEvents, rows: &[&Row], path: &Path) -> Result<()> {
     );
     let (mut timestamp, mut inserted) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for (k, r) in rows.iter().enumerate() {
-        uuid.push(r.uuid.clone());
+        uuid.push(uuid_text(r.uuid));
         inserted.push(r.inserted_us);
         match r.source {
             Some(i) => {
@@ -189,8 +206,8 @@ fn write_file(events: &FlatEvents, rows: &[&Row], path: &Path) -> Result<()> {
                 properties.push(
                     "{\"$lib\":\"web\",\"$current_url\":\"https://posthog.com/pricing\"}".into(),
                 );
-                distinct_id.push(format!("anon-{}", r.uuid));
-                person_id.push(format!("p-anon-{}", r.uuid));
+                distinct_id.push(format!("anon-{}", uuid_text(r.uuid)));
+                person_id.push(format!("p-anon-{}", uuid_text(r.uuid)));
                 timestamp.push(r.inserted_us - 1);
             }
         }
