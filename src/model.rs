@@ -824,9 +824,6 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
             "all category weights are zero; at least one must be positive".into(),
         );
     }
-    if m.adoption.window_days == 0 {
-        return err("adoption.window_days".into(), "must be at least 1".into());
-    }
     if m.labels.concerning_from > m.labels.healthy_from || !m.labels.healthy_from.is_finite() {
         return err(
             "labels".into(),
@@ -919,50 +916,40 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
                 format!("unknown category {:?}", metric.category),
             );
         }
+        // Each optional key: set exactly when the measure reads it, and valid.
         let reads = metric.measure.keys();
-        for (k, given) in [
-            ("window_days", metric.window_days.is_some()),
-            ("event_set", metric.event_set.is_some()),
-            ("success_set", metric.success_set.is_some()),
-            ("counter", metric.counter.is_some()),
+        let window = metric.window_days.map(|d| d.to_string());
+        for (k, value) in [
+            ("window_days", &window),
+            ("event_set", &metric.event_set),
+            ("success_set", &metric.success_set),
+            ("counter", &metric.counter),
         ] {
-            if given && !reads.contains(&k) {
-                return err(
-                    key(k),
-                    format!("measure {:?} does not read this key", metric.measure),
-                );
-            }
-        }
-        if reads.contains(&"window_days")
-            && !(1..=MAX_WINDOW_DAYS).contains(&metric.window_days.unwrap_or(0))
-        {
-            return err(
-                key("window_days"),
-                format!("this measure needs a window of 1 to {MAX_WINDOW_DAYS} days"),
-            );
-        }
-        if reads.contains(&"event_set") {
-            match &metric.event_set {
-                Some(s) => any_set(key("event_set"), s)?,
-                None => return err(key("event_set"), "this measure needs an event set".into()),
-            }
-        }
-        if metric.measure == Measure::QueryFailureRate {
-            match &metric.success_set {
-                Some(s) => any_set(key("success_set"), s)?,
-                None => {
+            match (reads.contains(&k), value) {
+                (false, None) => {}
+                (false, Some(_)) => {
                     return err(
-                        key("success_set"),
-                        "query_failure_rate needs the event set of successes".into(),
+                        key(k),
+                        format!("measure {:?} does not read this key", metric.measure),
                     )
                 }
+                (true, None) => {
+                    return err(
+                        key(k),
+                        format!("measure {:?} needs this key", metric.measure),
+                    )
+                }
+                (true, Some(v)) => match k {
+                    "event_set" | "success_set" => any_set(key(k), v)?,
+                    "window_days" if !(1..=MAX_WINDOW_DAYS).contains(&metric.window()) => {
+                        return err(
+                            key(k),
+                            format!("this measure needs a window of 1 to {MAX_WINDOW_DAYS} days"),
+                        )
+                    }
+                    _ => {}
+                },
             }
-        }
-        if metric.measure == Measure::UsageDecrease && metric.counter.is_none() {
-            return err(
-                key("counter"),
-                "usage_decrease needs a usage counter".into(),
-            );
         }
         if let Some(p) = &metric.product {
             if !m.products.contains_key(p) {
