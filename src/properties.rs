@@ -115,44 +115,54 @@ impl<'a> Scanner<'a> {
     /// skipped), and must consume the value.
     fn object_entries(
         &mut self,
-        mut entry: impl FnMut(&mut Self, Cow<'a, str>) -> Result<()>,
+        entry: impl FnMut(&mut Self, Cow<'a, str>) -> Result<()>,
     ) -> Result<()> {
+        self.object(Self::string, entry)
+    }
+
+    /// An object whose `{` was just read, its keys read by `key` (decoded, or only
+    /// checked) and each value consumed by `entry`, one level deeper.
+    fn object<K>(
+        &mut self,
+        key: impl Fn(&mut Self) -> Result<K>,
+        mut entry: impl FnMut(&mut Self, K) -> Result<()>,
+    ) -> Result<()> {
+        self.nested(|s| {
+            s.skip_ws();
+            if s.peek() == Some(b'}') {
+                s.at += 1;
+                return Ok(());
+            }
+            loop {
+                s.skip_ws();
+                s.expect(b'"')?;
+                let k = key(s)?;
+                s.skip_ws();
+                s.expect(b':')?;
+                s.skip_ws();
+                entry(s, k)?;
+                s.skip_ws();
+                match s.peek() {
+                    Some(b',') => s.at += 1,
+                    Some(b'}') => {
+                        s.at += 1;
+                        return Ok(());
+                    }
+                    _ => return Err(Unreadable),
+                }
+            }
+        })
+    }
+
+    /// `inner` one object or array deeper: past `MAX_DEPTH` the text is unreadable.
+    fn nested(&mut self, inner: impl FnOnce(&mut Self) -> Result<()>) -> Result<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(Unreadable);
         }
-        let entries = self.entries(&mut entry);
+        let done = inner(self);
         self.depth -= 1;
-        entries
-    }
-
-    fn entries(
-        &mut self,
-        entry: &mut impl FnMut(&mut Self, Cow<'a, str>) -> Result<()>,
-    ) -> Result<()> {
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            return Ok(());
-        }
-        loop {
-            self.skip_ws();
-            self.expect(b'"')?;
-            let key = self.string()?;
-            self.skip_ws();
-            self.expect(b':')?;
-            self.skip_ws();
-            entry(self, key)?;
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b'}') => {
-                    self.at += 1;
-                    return Ok(());
-                }
-                _ => return Err(Unreadable),
-            }
-        }
+        done
     }
 
     /// A string whose opening quote was just read, up to and including its closing
@@ -278,13 +288,7 @@ impl<'a> Scanner<'a> {
             }
             b'[' => {
                 self.at += 1;
-                self.depth += 1;
-                if self.depth > MAX_DEPTH {
-                    return Err(Unreadable);
-                }
-                let array = self.skip_array();
-                self.depth -= 1;
-                array
+                self.nested(Self::skip_array)
             }
             _ => self.skip_scalar(),
         }
@@ -292,35 +296,7 @@ impl<'a> Scanner<'a> {
 
     /// Skips an object whose `{` was just read; its keys are checked, not decoded.
     fn skip_object(&mut self) -> Result<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(Unreadable);
-        }
-        self.skip_ws();
-        if self.peek() == Some(b'}') {
-            self.at += 1;
-            self.depth -= 1;
-            return Ok(());
-        }
-        loop {
-            self.skip_ws();
-            self.expect(b'"')?;
-            self.skip_string()?;
-            self.skip_ws();
-            self.expect(b':')?;
-            self.skip_ws();
-            self.skip_value()?;
-            self.skip_ws();
-            match self.peek() {
-                Some(b',') => self.at += 1,
-                Some(b'}') => {
-                    self.at += 1;
-                    self.depth -= 1;
-                    return Ok(());
-                }
-                _ => return Err(Unreadable),
-            }
-        }
+        self.object(Self::skip_string, |s, ()| s.skip_value())
     }
 
     /// Skips an array whose `[` was just read.
