@@ -22,15 +22,30 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 /// A good run first, then the broken input: exit 2, a message with every `needles`,
 /// and the earlier outputs byte for byte as they were.
 fn assert_rejected(w: &Workdir, extra: &[&str], needles: &[&str]) {
+    assert_rejected_env(w, extra, &[], needles);
+}
+
+/// `assert_rejected` with `env` variables set; gives stderr for further checks.
+fn assert_rejected_env(
+    w: &Workdir,
+    extra: &[&str],
+    env: &[(&str, &str)],
+    needles: &[&str],
+) -> String {
     let before = snapshot(&w.out());
-    let o = w.try_run(extra);
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(2), "exit code; stderr: {stderr}");
+    let o = w.try_run_env(extra, env);
+    let stderr = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "exit code ({env:?} {extra:?}); stderr: {stderr}"
+    );
     for n in needles {
         assert!(stderr.contains(n), "stderr should mention {n:?}: {stderr}");
     }
     assert!(o.stdout.is_empty(), "stdout stays clean");
     assert_eq!(snapshot(&w.out()), before, "outputs untouched");
+    stderr
 }
 
 /// A one-row frame with `column` (text) made null.
@@ -351,25 +366,17 @@ fn a_timestamp_beyond_any_date_is_bad_input_naming_file_and_column() {
         );
         std::fs::remove_file(w.input().join("events.parquet")).unwrap();
         for extra in [&[][..], &["--as-of", AS_OF][..]] {
-            let before = snapshot(&w.out());
-            let o = std::process::Command::new(env!("CARGO_BIN_EXE_account-health"))
-                .args(["run", "--input", w.input().to_str().unwrap()])
-                .args(["--out", w.out().to_str().unwrap()])
-                .args(extra)
-                .env("ACCOUNT_HEALTH_EVENTS_READER", reader)
-                .output()
-                .unwrap();
-            let stderr = String::from_utf8_lossy(&o.stderr);
-            assert_eq!(o.status.code(), Some(2), "{reader} {extra:?}: {stderr}");
-            for needle in [
-                "part-1.parquet",
-                "`timestamp`",
-                "outside the supported range",
-            ] {
-                assert!(stderr.contains(needle), "{reader}: {needle:?} in {stderr}");
-            }
+            let stderr = assert_rejected_env(
+                &w,
+                extra,
+                &[("ACCOUNT_HEALTH_EVENTS_READER", reader)],
+                &[
+                    "part-1.parquet",
+                    "`timestamp`",
+                    "outside the supported range",
+                ],
+            );
             assert!(!stderr.contains("panicked"), "{stderr}");
-            assert_eq!(snapshot(&w.out()), before, "outputs untouched");
         }
     }
 }
@@ -382,28 +389,15 @@ fn milliseconds_too_large_for_microseconds_are_reported_not_wrapped() {
     for reader in ["pages", "polars"] {
         let w = good();
         w.write("events", &events_at(i64::MAX / 100, TimeUnit::Milliseconds));
-        let before = snapshot(&w.out());
-        let o = std::process::Command::new(env!("CARGO_BIN_EXE_account-health"))
-            .args([
-                "run",
-                "--as-of",
-                AS_OF,
-                "--input",
-                w.input().to_str().unwrap(),
-            ])
-            .args(["--out", w.out().to_str().unwrap()])
-            .env("ACCOUNT_HEALTH_EVENTS_READER", reader)
-            .output()
-            .unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{reader}: {stderr}");
-        for needle in [
-            "events.parquet",
-            "`timestamp`",
-            "outside the supported range",
-        ] {
-            assert!(stderr.contains(needle), "{reader}: {needle:?} in {stderr}");
-        }
-        assert_eq!(snapshot(&w.out()), before, "outputs untouched");
+        assert_rejected_env(
+            &w,
+            &["--as-of", AS_OF],
+            &[("ACCOUNT_HEALTH_EVENTS_READER", reader)],
+            &[
+                "events.parquet",
+                "`timestamp`",
+                "outside the supported range",
+            ],
+        );
     }
 }

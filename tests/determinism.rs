@@ -72,15 +72,7 @@ fn events_read_in_tiny_chunks_give_the_same_bytes() {
 
 /// `run` at AS_OF with extra environment variables; panics unless it succeeds.
 fn run_with_env(w: &Workdir, env: &[(&str, &str)]) {
-    let (i, o) = (w.input(), w.out());
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_account-health"))
-        .args(["run", "--quiet", "--as-of", AS_OF, "--input"])
-        .arg(&i)
-        .arg("--out")
-        .arg(&o)
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+    let out = w.try_run_env(&["--quiet", "--as-of", AS_OF], env);
     assert!(
         out.status.success(),
         "{}",

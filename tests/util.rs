@@ -35,8 +35,14 @@ impl Workdir {
     }
 
     pub fn cmd(&self, args: &[&str]) -> Output {
+        self.cmd_env(args, &[])
+    }
+
+    /// The binary with `env` variables set.
+    pub fn cmd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
         Command::new(env!("CARGO_BIN_EXE_account-health"))
             .args(args)
+            .envs(env.iter().copied())
             .current_dir(self.path())
             .output()
             .expect("runs the binary")
@@ -94,6 +100,11 @@ impl Workdir {
 
     /// `run --input in/ --out out/` plus `extra`, whatever the outcome.
     pub fn try_run(&self, extra: &[&str]) -> Output {
+        self.try_run_env(extra, &[])
+    }
+
+    /// `try_run` with `env` variables set.
+    pub fn try_run_env(&self, extra: &[&str], env: &[(&str, &str)]) -> Output {
         let (input, out) = (self.input(), self.out());
         let mut args = vec![
             "run",
@@ -103,7 +114,7 @@ impl Workdir {
             out.to_str().unwrap(),
         ];
         args.extend_from_slice(extra);
-        self.cmd(&args)
+        self.cmd_env(&args, env)
     }
 
     pub fn read(&self, table: &str) -> DataFrame {
