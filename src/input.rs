@@ -111,8 +111,7 @@ const EVENTS_EXPORT: TableSpec = TableSpec {
 
 /// The two shapes of an events file, told apart by its columns: with `org_id`, the
 /// flat shape (SPEC 2); without it and with `properties`, PostHog's export.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EventsShape {
     Flat,
     Posthog,
@@ -269,6 +268,8 @@ pub struct EventsFile {
     pub hive: Vec<(String, String)>,
     /// The file's event columns, normalised (see `normalise`).
     pub frame: LazyFrame,
+    /// Its size, for the pass's progress.
+    pub bytes: u64,
 }
 
 impl EventsScan {
@@ -540,7 +541,9 @@ fn scan_events(dir: &Path, model: &Model) -> Result<EventsScan, InputError> {
             });
         }
         let frame = scan_file(&f.path)?.select(normalised_columns(&f, &schema, shape.spec(), &[])?);
+        let bytes = std::fs::metadata(&f.path).map_or(0, |m| m.len());
         checked.push(EventsFile {
+            bytes,
             path: f.path,
             shape,
             renames: f.renames,

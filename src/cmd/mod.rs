@@ -41,12 +41,7 @@ pub fn read_inputs(
         || -> Result<_, InputError> {
             let tables = input::load_event_tables(dir, model)?;
             let start = std::time::Instant::now();
-            let bytes = tables
-                .events
-                .files
-                .iter()
-                .map(|f| std::fs::metadata(&f.path).map_or(0, |m| m.len()))
-                .sum();
+            let bytes = tables.events.files.iter().map(|f| f.bytes).sum();
             let pass = progress.pass(tables.events.files(), bytes);
             let rollup = events::rollup(&tables.events, &tables.members, &spec, &pass);
             pass.finish();

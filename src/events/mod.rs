@@ -882,8 +882,7 @@ pub enum PassError {
 
 /// Tells the progress a file was read whole.
 fn file_read(progress: &PassProgress, file: &input::EventsFile) {
-    let bytes = std::fs::metadata(&file.path).map_or(0, |m| m.len());
-    progress.file_done(&file.path, bytes);
+    progress.file_done(&file.path, file.bytes);
 }
 
 /// The events pass over every events file, with the members; `progress` is told of

@@ -285,6 +285,7 @@ mod tests {
             renames: Default::default(),
             hive: vec![],
             frame: scan,
+            bytes: 0,
         }
     }
 
