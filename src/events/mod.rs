@@ -178,10 +178,7 @@ impl Layout {
                 .iter()
                 .map(|v| (v.pages.contains(name), v.anywhere.contains(name)))
                 .collect();
-            let visit_kind = kinds.iter().position(|k| *k == kind).unwrap_or_else(|| {
-                kinds.push(kind);
-                kinds.len() - 1
-            });
+            let visit_kind = intern(&mut kinds, kind);
             classes.push(EventClass {
                 counts: (0..counts.len())
                     .filter(|&i| spec.counts[i].events.contains(name))
@@ -206,14 +203,7 @@ impl Layout {
                     })
                     .map(|u| u as u32)
                     .collect();
-                let id = visit_sets
-                    .iter()
-                    .position(|s| *s == set)
-                    .unwrap_or_else(|| {
-                        visit_sets.push(set);
-                        visit_sets.len() - 1
-                    });
-                visit_of.push(id as u32);
+                visit_of.push(intern(&mut visit_sets, set) as u32);
             }
         }
         Layout {
@@ -250,6 +240,14 @@ impl Layout {
         }
         self.visit_of[class.visit_kind * (self.prefixes.len() + 1) + path_class as usize]
     }
+}
+
+/// The index of `item` in `list`, added at the end if it is not there.
+fn intern<T: PartialEq>(list: &mut Vec<T>, item: T) -> usize {
+    list.iter().position(|x| *x == item).unwrap_or_else(|| {
+        list.push(item);
+        list.len() - 1
+    })
 }
 
 /// The distinct (org_id, distinct_id) pairs of the members table, sorted (bytewise,
@@ -329,10 +327,7 @@ impl Totals {
     fn merge(&mut self, other: Totals) {
         self.rows += other.rows;
         self.latest_us = self.latest_us.max(other.latest_us);
-        self.earliest_us = match (self.earliest_us, other.earliest_us) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        self.earliest_us = self.earliest_us.into_iter().chain(other.earliest_us).min();
         for (day, n) in other.events_per_day {
             self.add_events_of_day(day, n);
         }
