@@ -391,11 +391,12 @@ pub fn product_in_use(model: &Model, product: &str, what: &str) -> Expr {
     used
 }
 
-fn count(c: String) -> Expr {
+/// A count column as f64, 0 where an org had no rows.
+pub fn count(c: String) -> Expr {
     col(c).fill_null(lit(0)).cast(DataType::Float64)
 }
 
-fn null_f64() -> Expr {
+pub fn null_f64() -> Expr {
     lit(NULL).cast(DataType::Float64)
 }
 

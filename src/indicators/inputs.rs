@@ -8,7 +8,7 @@ use polars::prelude::*;
 
 use crate::input::Inputs;
 use crate::member_aggregates::{EventAggregates, RowFilter};
-use crate::metrics::{days_since, decrease, in_window_us};
+use crate::metrics::{count, days_since, decrease, in_window_us, null_f64};
 use crate::model::Model;
 use crate::rollup_spec::{self, count_column, latest_column};
 use crate::time::{AsOf, Window};
@@ -307,12 +307,4 @@ pub fn join_tables(
         );
     }
     frame
-}
-
-fn count(c: String) -> Expr {
-    col(c).fill_null(lit(0)).cast(DataType::Float64)
-}
-
-fn null_f64() -> Expr {
-    lit(NULL).cast(DataType::Float64)
 }
