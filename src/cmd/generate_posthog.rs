@@ -158,7 +158,38 @@ fn quoted(s: &str) -> String {
     serde_json::to_string(s).expect("a string serialises")
 }
 
+/// Rows per written batch (one Parquet row group each): a file is built and written
+/// a batch at a time, so a month of 50M events is never all in memory as strings.
+const ROWS_PER_BATCH: usize = 1 << 18;
+
 fn write_file(events: &FlatEvents, rows: &[&Row], path: &Path) -> Result<()> {
+    let file = fs::File::create(path)?;
+    let mut writer = None;
+    for (b, batch) in rows.chunks(ROWS_PER_BATCH).enumerate() {
+        let df = batch_frame(events, batch, b * ROWS_PER_BATCH)?;
+        let writer = match &mut writer {
+            Some(w) => w,
+            None => writer.insert(
+                ParquetWriter::new(file.try_clone()?)
+                    .with_compression(ParquetCompression::Zstd(None))
+                    .set_parallel(false)
+                    .batched(df.schema())?,
+            ),
+        };
+        writer.write_batch(&df)?;
+    }
+    match writer {
+        Some(w) => {
+            w.finish()?;
+        }
+        // No rows: a file with the columns and no row group.
+        None => write_parquet(&mut batch_frame(events, &[], 0)?, path)?,
+    }
+    Ok(())
+}
+
+/// The export's columns for `rows`, the first of which is row `first` of its file.
+fn batch_frame(events: &FlatEvents, rows: &[&Row], first: usize) -> Result<DataFrame> {
     let n = rows.len();
     let (mut uuid, mut event, mut properties, mut distinct_id, mut person_id) = (
         Vec::with_capacity(n),
@@ -169,8 +200,17 @@ fn write_file(events: &FlatEvents, rows: &[&Row], path: &Path) -> Result<()> {
     );
     let (mut timestamp, mut inserted) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for (k, r) in rows.iter().enumerate() {
+        let k = first + k;
         uuid.push(uuid_text(r.uuid));
         inserted.push(r.inserted_us);
+        // Every event's properties differ, as real ones do (an insert id and a time
+        // each): no Parquet dictionary can code them.
+        let unique = format!(
+            "\"$insert_id\":\"{:016x}\",\"$time\":{}.{:06}",
+            (r.uuid as u64).rotate_left(17),
+            r.inserted_us.div_euclid(1_000_000),
+            r.inserted_us.rem_euclid(1_000_000)
+        );
         match r.source {
             Some(i) => {
                 let org = &events.org_id[i];
@@ -185,27 +225,27 @@ fn write_file(events: &FlatEvents, rows: &[&Row], path: &Path) -> Result<()> {
                     quoted(&format!("{org}-web")),
                     quoted(org)
                 );
-                let json = if k % 2 == 0 {
+                let json = if k.is_multiple_of(2) {
                     format!(
-                        "{{\"$lib\":\"web\",{groups}{url},\"$title\":\"Say \\\"hi\\\" \\u00e9\"}}"
+                        "{{\"$lib\":\"web\",{groups}{url},\"$title\":\"Say \\\"hi\\\" \\u00e9\",{unique}}}"
                     )
                 } else {
                     format!(
-                        "{{\"$session_id\":\"s{}\"{url},{groups},\"$lib\":\"posthog-python\"}}",
+                        "{{{unique},\"$session_id\":\"s{}\"{url},{groups},\"$lib\":\"posthog-python\"}}",
                         k % 97
                     )
                 };
-                event.push(events.event[i].to_string());
+                event.push(events.event[i]);
                 properties.push(json);
                 distinct_id.push(who.clone());
                 person_id.push(format!("p-{who}"));
                 timestamp.push(events.timestamp[i]);
             }
             None => {
-                event.push("$pageview".to_string());
-                properties.push(
-                    "{\"$lib\":\"web\",\"$current_url\":\"https://posthog.com/pricing\"}".into(),
-                );
+                event.push("$pageview");
+                properties.push(format!(
+                    "{{\"$lib\":\"web\",\"$current_url\":\"https://posthog.com/pricing\",{unique}}}"
+                ));
                 distinct_id.push(format!("anon-{}", uuid_text(r.uuid)));
                 person_id.push(format!("p-anon-{}", uuid_text(r.uuid)));
                 timestamp.push(r.inserted_us - 1);
@@ -221,7 +261,7 @@ fn write_file(events: &FlatEvents, rows: &[&Row], path: &Path) -> Result<()> {
         )
     };
     let elements: Vec<Option<&str>> = vec![None; n];
-    let mut df = DataFrame::new_infer_height(vec![
+    Ok(DataFrame::new_infer_height(vec![
         polars::prelude::Column::new("uuid".into(), uuid),
         polars::prelude::Column::new("event".into(), event),
         polars::prelude::Column::new("properties".into(), properties),
@@ -231,6 +271,5 @@ fn write_file(events: &FlatEvents, rows: &[&Row], path: &Path) -> Result<()> {
         utc("created_at", inserted.clone())?,
         utc("_inserted_at", inserted)?,
         polars::prelude::Column::new("elements_chain".into(), elements),
-    ])?;
-    write_parquet(&mut df, path)
+    ])?)
 }
