@@ -105,6 +105,27 @@ fn both_event_readers_give_the_same_bytes() {
 }
 
 #[test]
+fn both_event_readers_give_the_same_bytes_on_posthog_exports() {
+    // Export-shaped files (uuid dedupe, properties JSON) through the pages reader,
+    // two row groups decoded at once, and through polars' scan in small chunks.
+    let w = Workdir::new();
+    w.generate(30, 70, 8);
+    w.run(&[]);
+    let pages = outputs(&w);
+    run_with_env(
+        &w,
+        &[
+            ("ACCOUNT_HEALTH_EVENTS_READER", "polars"),
+            ("ACCOUNT_HEALTH_EVENTS_CHUNK_ROWS", "777"),
+        ],
+    );
+    assert!(
+        pages == outputs(&w),
+        "the polars reader changed the outputs of an export"
+    );
+}
+
+#[test]
 fn files_read_directly_and_files_left_to_polars_interleave_in_file_order() {
     use polars::prelude::*;
     let w = Workdir::new();

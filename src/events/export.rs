@@ -8,7 +8,10 @@
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use super::Chunk;
+use polars_arrow::array::{MutableBinaryViewArray, PrimitiveArray};
+use polars_arrow::datatypes::ArrowDataType;
+
+use super::{coded_column, timestamp_column, Chunk, Coded};
 use crate::properties::{self, Found};
 
 /// What the pass left out of export-shaped files, and why.
@@ -31,10 +34,13 @@ impl Skipped {
 /// The uuids seen so far, and what was skipped.
 pub(super) struct ExportReader {
     group_type: String,
-    /// Canonical uuids (8-4-4-4-12 hex digits), as numbers, in `SHARDS` sets by a
-    /// hash of the uuid: each set is small enough to stay in cache while a chunk's
-    /// rows of that shard are looked up, and the shards are worked on in parallel.
-    seen: Vec<PlHashSet<u128>>,
+    /// Canonical uuids (8-4-4-4-12 hex digits), as numbers, in one set per bucket
+    /// (`bucket_of`): PostHog's event uuids begin with their millisecond (UUIDv7, and
+    /// the older UUIDT), and an export is written in ingestion order, so a chunk's
+    /// uuids fall in a few hours whose sets are small enough to stay in cache, where
+    /// one set of every uuid would cost a cache miss per row. Buckets are worked on
+    /// in parallel.
+    seen: PlHashMap<u64, PlHashSet<u128>>,
     /// Any other uuid text, whole.
     seen_text: PlHashSet<String>,
     pub(super) skipped: Skipped,
@@ -43,21 +49,35 @@ pub(super) struct ExportReader {
 /// Rows whose properties are read on one task.
 const ROWS_PER_TASK: usize = 2048;
 
-/// Shards of the uuid sets.
-const SHARDS: usize = 64;
+/// The uuids of one bucket: those made within the same hour.
+const MILLIS_PER_BUCKET: u64 = 3_600_000;
 
-/// The shard of a uuid: a multiplicative hash of both halves (a version-7 uuid's
-/// first bits are a time, a version-1's last bits a node: neither spreads alone).
-fn shard_of(uuid: u128) -> usize {
+/// Milliseconds a uuid's first 48 bits may hold to be taken for its time: 2010 to
+/// 2100. (Only 1% of random uuids fall here by chance.)
+const PLAUSIBLE_MILLIS: std::ops::Range<u64> = 1_262_304_000_000..4_102_444_800_000;
+
+/// Buckets of the uuids that carry no time, by a hash of the uuid.
+const HASHED_BUCKETS: u64 = 64;
+
+/// A uuid's bucket: its hour when its first bits read as a plausible millisecond,
+/// else one of `HASHED_BUCKETS` by a multiplicative hash of both halves (a
+/// version-4 uuid is random throughout; a version-1's last bits are a node). Depends
+/// on the uuid alone, so every row of one uuid meets the same set.
+fn bucket_of(uuid: u128) -> u64 {
+    let millis = (uuid >> 80) as u64;
+    if PLAUSIBLE_MILLIS.contains(&millis) {
+        return millis / MILLIS_PER_BUCKET;
+    }
     let folded = (uuid as u64) ^ ((uuid >> 64) as u64);
-    (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize
+    // Past every hour bucket (4_102_444_800_000 / MILLIS_PER_BUCKET < 2^21).
+    (1 << 32) + (folded.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) % HASHED_BUCKETS
 }
 
 impl ExportReader {
     pub(super) fn new(group_type: &str) -> Self {
         ExportReader {
             group_type: group_type.to_string(),
-            seen: (0..SHARDS).map(|_| PlHashSet::default()).collect(),
+            seen: PlHashMap::default(),
             seen_text: PlHashSet::default(),
             skipped: Skipped::default(),
         }
@@ -66,48 +86,60 @@ impl ExportReader {
     /// Whether this is the first row with this uuid (one at a time; tests).
     #[cfg(test)]
     fn first_sight(&mut self, uuid: &str) -> bool {
-        let column = StringChunked::from_iter_values("uuid".into(), [uuid].into_iter());
+        let column = Coded::from_strings(polars_arrow::array::Utf8ViewArray::from_slice_values([
+            uuid,
+        ]));
         self.first_sights(&column)[0]
     }
 
     /// For each row, whether it is the first with its uuid (a null uuid always is).
     /// A uuid always falls in the same shard, and each shard takes its rows in row
     /// order, so the first in file order wins whatever the threads.
-    fn first_sights(&mut self, uuids: &StringChunked) -> Vec<bool> {
-        let rows = uuids.len();
-        let uuids = uuids.rechunk();
-        let Some(array) = uuids.downcast_iter().next() else {
-            return Vec::new();
-        };
+    fn first_sights(&mut self, uuids: &Coded) -> Vec<bool> {
+        let rows = uuids.keys.len();
         let parsed: Vec<Option<u128>> = (0..rows)
             .into_par_iter()
             .with_min_len(ROWS_PER_TASK)
-            .map(|i| array.get(i).and_then(parse_uuid))
+            .map(|i| {
+                uuids
+                    .is_valid(i)
+                    .then(|| parse_uuid(uuids.value(uuids.key(i))))
+                    .flatten()
+            })
             .collect();
         let mut first = vec![true; rows];
-        // Rows per shard, in row order.
-        let mut by_shard: Vec<Vec<u32>> = vec![Vec::new(); SHARDS];
+        // Rows per bucket, in row order; each bucket's set taken out while its rows
+        // are looked up.
+        let mut by_bucket: PlHashMap<u64, Vec<u32>> = PlHashMap::default();
         for (row, n) in parsed.iter().enumerate() {
             if let Some(n) = n {
-                by_shard[shard_of(*n)].push(row as u32);
+                by_bucket.entry(bucket_of(*n)).or_default().push(row as u32);
             }
         }
-        let repeats: Vec<Vec<u32>> = self
-            .seen
+        let mut work: Vec<(u64, PlHashSet<u128>, Vec<u32>)> = by_bucket
+            .into_iter()
+            .map(|(b, rows)| (b, self.seen.remove(&b).unwrap_or_default(), rows))
+            .collect();
+        // The largest first, so no thread is left with a big bucket at the end.
+        work.sort_unstable_by_key(|(b, _, rows)| (std::cmp::Reverse(rows.len()), *b));
+        let repeats: Vec<Vec<u32>> = work
             .par_iter_mut()
-            .zip(by_shard)
-            .map(|(seen, rows)| {
-                rows.into_iter()
+            .map(|(_, seen, rows)| {
+                rows.iter()
+                    .copied()
                     .filter(|&row| !seen.insert(parsed[row as usize].unwrap_or_default()))
                     .collect()
             })
             .collect();
+        self.seen
+            .extend(work.into_iter().map(|(b, seen, _)| (b, seen)));
         for row in repeats.into_iter().flatten() {
             first[row as usize] = false;
         }
         // Any other uuid text, whole, in row order (rare).
-        for (row, (u, n)) in array.iter().zip(&parsed).enumerate() {
-            if let (Some(u), None) = (u, n) {
+        for (row, n) in parsed.iter().enumerate() {
+            if n.is_none() && uuids.is_valid(row) {
+                let u = uuids.value(uuids.key(row));
                 if self.seen_text.contains(u) {
                     first[row] = false;
                 } else {
@@ -119,59 +151,213 @@ impl ExportReader {
     }
 
     /// The chunk of a frame of the normalised export columns (`timestamp`, `event`,
-    /// `distinct_id`, `properties`, `uuid`) in the flat columns the pass reads;
-    /// `None` when no row is left.
+    /// `distinct_id`, `properties`, `uuid`); `None` when no row is left.
     pub(super) fn chunk(&mut self, frame: &DataFrame) -> PolarsResult<Option<Chunk>> {
-        let rows = frame.height();
-        let first = self.first_sights(frame.column("uuid")?.str()?);
-        let properties = frame.column("properties")?.str()?.rechunk();
-        let Some(properties) = properties.downcast_iter().next() else {
+        let (Some(timestamp), Some(event), Some(person), Some(uuid), Some(properties)) = (
+            timestamp_column(frame)?,
+            coded_column(frame, "event")?,
+            coded_column(frame, "distinct_id")?,
+            coded_column(frame, "uuid")?,
+            coded_column(frame, "properties")?,
+        ) else {
             return Ok(None);
         };
+        self.chunk_of(ExportRows {
+            timestamp,
+            event,
+            person,
+            uuid,
+            properties,
+        })
+    }
+
+    /// The chunk of an export file's rows in the flat columns the pass reads: the
+    /// rows seen before dropped, the organization and URL read from the properties
+    /// (each distinct properties text once) and coded; `None` when no row is left.
+    pub(super) fn chunk_of(&mut self, rows: ExportRows) -> PolarsResult<Option<Chunk>> {
+        let n = rows.timestamp.len();
+        let first = self.first_sights(&rows.uuid);
         let group_type = self.group_type.as_str();
-        let found: Vec<Option<Option<Found>>> = (0..rows)
+        let p = &rows.properties;
+        let found: Vec<Option<Found>> = (0..p.values.len())
             .into_par_iter()
             .with_min_len(ROWS_PER_TASK)
-            .map(|i| {
-                if !first[i] {
-                    return None;
+            .map(|k| properties::extract(p.value(k), group_type).ok())
+            .collect();
+        // Row ranges sorted on all threads, each coding its own strings; then
+        // merged in row order.
+        let step = n
+            .div_ceil(4 * rayon::current_num_threads())
+            .max(ROWS_PER_TASK);
+        let parts: Vec<Sorted> = (0..n)
+            .step_by(step)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|start| {
+                let rows = start..(start + step).min(n);
+                let mut part = Sorted::new(rows.len());
+                for i in rows {
+                    if !first[i] {
+                        part.skipped.duplicate_event_uuids += 1;
+                        continue;
+                    }
+                    match p.is_valid(i).then(|| found[p.key(i)].as_ref()).flatten() {
+                        None => part.skipped.events_unreadable_properties += 1,
+                        Some(Found { org: None, .. }) => part.skipped.events_without_org += 1,
+                        Some(Found {
+                            org: Some(org),
+                            url,
+                        }) => {
+                            part.keep.push(i as u32);
+                            part.orgs.push(Some(org));
+                            part.urls.push(url.as_deref());
+                        }
+                    }
                 }
-                let json = properties.get(i);
-                Some(json.and_then(|j| properties::extract(j, group_type).ok()))
+                part
             })
             .collect();
-        let mut keep: Vec<IdxSize> = Vec::with_capacity(rows);
-        // Built from the decoded values, mostly borrowed from the properties column.
-        let mut orgs = StringChunkedBuilder::new("org_id".into(), rows);
-        let mut urls = StringChunkedBuilder::new("current_url".into(), rows);
-        for (i, f) in found.iter().enumerate() {
-            match f {
-                None => self.skipped.duplicate_event_uuids += 1,
-                Some(None) => self.skipped.events_unreadable_properties += 1,
-                Some(Some(Found { org: None, .. })) => self.skipped.events_without_org += 1,
-                Some(Some(Found {
-                    org: Some(org),
-                    url,
-                })) => {
-                    keep.push(i as IdxSize);
-                    orgs.append_value(org);
-                    urls.append_option(url.as_deref());
-                }
-            }
+        let mut keep: Vec<u32> = Vec::with_capacity(n);
+        let (mut orgs, mut urls) = (Vec::new(), Vec::new());
+        for part in parts {
+            self.skipped.duplicate_event_uuids += part.skipped.duplicate_event_uuids;
+            self.skipped.events_unreadable_properties += part.skipped.events_unreadable_properties;
+            self.skipped.events_without_org += part.skipped.events_without_org;
+            keep.extend(part.keep);
+            orgs.push(part.orgs);
+            urls.push(part.urls);
         }
         if keep.is_empty() {
             return Ok(None);
         }
-        let columns = frame.select(["timestamp", "event", "distinct_id"])?;
-        let mut kept = if keep.len() == rows {
-            columns
+        let all = keep.len() == n;
+        let take = |c: Coded| if all { c } else { c.take(&keep) };
+        let timestamp = if all {
+            rows.timestamp
         } else {
-            // Views are gathered, not the strings they point to.
-            columns.take(&IdxCa::from_vec("keep".into(), keep))?
+            let values: Vec<i64> = keep
+                .iter()
+                .map(|&r| rows.timestamp.value(r as usize))
+                .collect();
+            let validity = rows
+                .timestamp
+                .validity()
+                .map(|v| keep.iter().map(|&r| v.get_bit(r as usize)).collect());
+            PrimitiveArray::new(ArrowDataType::Int64, values.into(), validity)
         };
-        kept.with_column(orgs.finish().into_column())?;
-        kept.with_column(urls.finish().into_column())?;
-        Chunk::from_frame(&kept)
+        Ok(Some(Chunk {
+            timestamp,
+            event: take(rows.event),
+            person: take(rows.person),
+            org: Interner::merge(orgs),
+            url: Some(Interner::merge(urls)),
+        }))
+    }
+}
+
+/// An export file's rows as read, before the dedupe.
+pub(super) struct ExportRows {
+    /// Microseconds since the epoch, UTC.
+    pub(super) timestamp: PrimitiveArray<i64>,
+    pub(super) event: Coded,
+    pub(super) person: Coded,
+    pub(super) uuid: Coded,
+    pub(super) properties: Coded,
+}
+
+/// One row range's rows kept, their organizations and URLs coded, and its skips.
+struct Sorted<'a> {
+    keep: Vec<u32>,
+    orgs: Interner<'a>,
+    urls: Interner<'a>,
+    skipped: Skipped,
+}
+
+impl Sorted<'_> {
+    fn new(rows: usize) -> Self {
+        Sorted {
+            keep: Vec::with_capacity(rows),
+            orgs: Interner::new(rows),
+            urls: Interner::new(rows),
+            skipped: Skipped::default(),
+        }
+    }
+}
+
+/// Strings coded as they come: equal strings get one key, in order of first sight.
+struct Interner<'a> {
+    key_of: PlHashMap<&'a str, u32>,
+    values: Vec<&'a str>,
+    /// A key per row, `NULL_KEY` for a null.
+    keys: Vec<u32>,
+    has_null: bool,
+}
+
+const NULL_KEY: u32 = u32::MAX;
+
+impl<'a> Interner<'a> {
+    fn new(rows: usize) -> Self {
+        Interner {
+            key_of: PlHashMap::default(),
+            values: Vec::new(),
+            keys: Vec::with_capacity(rows),
+            has_null: false,
+        }
+    }
+
+    fn push(&mut self, value: Option<&'a str>) {
+        let Some(value) = value else {
+            self.has_null = true;
+            self.keys.push(NULL_KEY);
+            return;
+        };
+        let values = &mut self.values;
+        let key = *self.key_of.entry(value).or_insert_with(|| {
+            values.push(value);
+            (values.len() - 1) as u32
+        });
+        self.keys.push(key);
+    }
+
+    /// The rows of `parts`, in order, as one coded column: each part's values
+    /// looked up once in the merged dictionary, not each row's.
+    fn merge(parts: Vec<Interner<'a>>) -> Coded {
+        let rows = parts.iter().map(|p| p.keys.len()).sum();
+        let mut key_of: PlHashMap<&str, u32> = PlHashMap::default();
+        let mut values = MutableBinaryViewArray::<str>::new();
+        let mut keys: Vec<u32> = Vec::with_capacity(rows);
+        let has_null = parts.iter().any(|p| p.has_null);
+        for part in &parts {
+            let merged: Vec<u32> = part
+                .values
+                .iter()
+                .map(|&v| {
+                    *key_of.entry(v).or_insert_with(|| {
+                        values.push_value(v);
+                        (values.len() - 1) as u32
+                    })
+                })
+                .collect();
+            // A null row points at key 0, given a value below if there is none.
+            keys.extend(part.keys.iter().map(|&k| match k {
+                NULL_KEY => 0,
+                k => merged[k as usize],
+            }));
+        }
+        let validity = has_null.then(|| {
+            parts
+                .iter()
+                .flat_map(|p| p.keys.iter().map(|&k| k != NULL_KEY))
+                .collect()
+        });
+        if values.len() == 0 {
+            values.push_value("");
+        }
+        Coded {
+            keys: keys.into(),
+            values: values.freeze(),
+            validity,
+        }
     }
 }
 
@@ -181,15 +367,36 @@ fn parse_uuid(text: &str) -> Option<u128> {
     if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
         return None;
     }
-    let mut n: u128 = 0;
+    // Each digit's value, or a high bit for a byte that is no hex digit; checked
+    // once at the end rather than per digit.
+    let (mut n, mut bad) = (0u128, 0u8);
     for (i, &c) in b.iter().enumerate() {
         if matches!(i, 8 | 13 | 18 | 23) {
             continue;
         }
-        n = (n << 4) | (c as char).to_digit(16)? as u128;
+        let v = HEX_DIGIT[c as usize];
+        bad |= v;
+        n = (n << 4) | (v & 0xF) as u128;
     }
-    Some(n)
+    (bad & 0x80 == 0).then_some(n)
 }
+
+/// `HEX_DIGIT[byte]`: the value of a hex digit, 0x80 for any other byte.
+const HEX_DIGIT: [u8; 256] = {
+    let mut t = [0x80u8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'a' as usize + i] = 10 + i as u8;
+        t[b'A' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -207,5 +414,69 @@ mod tests {
         assert!(!r.first_sight("0191F0B2-7A3E-7C4D-9E1F-0123456789AB"));
         assert!(r.first_sight("not-a-uuid"));
         assert!(!r.first_sight("not-a-uuid"));
+    }
+
+    #[test]
+    fn time_ordered_uuids_fall_in_hour_buckets_and_others_in_hashed_ones() {
+        // 0x0191f0b27a3e = 1_726_320_114_238 ms (2024-09-14T13:21Z), hour 479_533.
+        let v7 = parse_uuid("0191f0b2-7a3e-7c4d-9e1f-0123456789ab").unwrap();
+        assert_eq!(bucket_of(v7), 479_533);
+        // The same hour's last millisecond, and the next hour's first.
+        let at = |ms: u64| (ms as u128) << 80;
+        assert_eq!(bucket_of(at(479_271 * 3_600_000 + 3_599_999)), 479_271);
+        assert_eq!(bucket_of(at(479_272 * 3_600_000)), 479_272);
+        // Before 2010 or from 2100 on, a uuid is taken for random: a hashed bucket.
+        for ms in [1_262_303_999_999u64, 4_102_444_800_000, 0xFFFF_FFFF_FFFF] {
+            let b = bucket_of(at(ms) | 12345);
+            assert!(
+                (1 << 32..(1 << 32) + HASHED_BUCKETS).contains(&b),
+                "{ms}: {b}"
+            );
+        }
+        assert_eq!(
+            bucket_of(at(1_262_304_000_000)),
+            1_262_304_000_000 / 3_600_000
+        );
+        // A repeat is found whichever bucket, across calls and within one.
+        let mut r = ExportReader::new("organization");
+        let random = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
+        let uuids = Coded::from_strings(polars_arrow::array::Utf8ViewArray::from_slice_values([
+            "0191f0b2-7a3e-7c4d-9e1f-0123456789ab",
+            random,
+            random,
+        ]));
+        assert_eq!(r.first_sights(&uuids), [true, true, false]);
+        assert!(!r.first_sight("0191F0B2-7A3E-7C4D-9E1F-0123456789AB"));
+        assert!(!r.first_sight(random));
+    }
+
+    #[test]
+    fn coded_parts_merge_into_one_dictionary_in_row_order() {
+        let mut a = Interner::new(3);
+        a.push(Some("x"));
+        a.push(None);
+        a.push(Some("y"));
+        let mut b = Interner::new(3);
+        b.push(Some("y"));
+        b.push(Some("z"));
+        b.push(Some("x"));
+        let c = Interner::merge(vec![a, b]);
+        let rows: Vec<Option<&str>> = (0..6)
+            .map(|i| c.is_valid(i).then(|| c.value(c.key(i))))
+            .collect();
+        assert_eq!(
+            rows,
+            [Some("x"), None, Some("y"), Some("y"), Some("z"), Some("x")]
+        );
+        // One key per distinct string.
+        assert_eq!(c.values.len(), 3);
+        assert_eq!(c.key(0), c.key(5));
+        // Every row null: still a value for key 0, every row invalid.
+        let mut n = Interner::new(2);
+        n.push(None);
+        n.push(None);
+        let c = Interner::merge(vec![n]);
+        assert_eq!(c.null_count(), 2);
+        assert_eq!(c.values.len(), 1);
     }
 }

@@ -26,7 +26,7 @@
 //! Also finds the nulls and unreadable pages of the events input that the per-file
 //! schema checks could not see (`PassError`; `input` then names the file).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::num::NonZeroUsize;
 use std::sync::mpsc::sync_channel;
 
@@ -393,6 +393,18 @@ impl Coded {
         self.values.value(key)
     }
 
+    /// The rows `rows` (indices, in the order given).
+    fn take(&self, rows: &[u32]) -> Coded {
+        Coded {
+            keys: rows.iter().map(|&r| self.keys[r as usize]).collect(),
+            values: self.values.clone(),
+            validity: self
+                .validity
+                .as_ref()
+                .map(|v| rows.iter().map(|&r| v.get_bit(r as usize)).collect()),
+        }
+    }
+
     fn slice(&self, rows: std::ops::Range<usize>) -> Coded {
         Coded {
             keys: self.keys.clone().sliced(rows.clone()),
@@ -403,6 +415,22 @@ impl Coded {
                 .map(|v| v.sliced(rows.start, rows.len())),
         }
     }
+}
+
+/// A string column of a frame of the normalised scan, a key per row; `None` when
+/// the frame has no rows.
+fn coded_column(frame: &DataFrame, name: &str) -> PolarsResult<Option<Coded>> {
+    let column = frame.column(name)?.str()?.rechunk();
+    let array = column.downcast_iter().next().cloned();
+    Ok(array.map(Coded::from_strings))
+}
+
+/// The `timestamp` column of a frame of the normalised scan (microseconds); `None`
+/// when the frame has no rows.
+fn timestamp_column(frame: &DataFrame) -> PolarsResult<Option<PrimitiveArray<i64>>> {
+    let column = frame.column("timestamp")?.i64()?.rechunk();
+    let array = column.downcast_iter().next().cloned();
+    Ok(array)
 }
 
 /// The event columns of one chunk of rows, as the pass reads them.
@@ -419,23 +447,17 @@ pub(super) struct Chunk {
 impl Chunk {
     /// A chunk of the normalised polars scan; `None` when it has no rows.
     fn from_frame(frame: &DataFrame) -> PolarsResult<Option<Chunk>> {
-        let strings = |name: &str| -> PolarsResult<Option<Coded>> {
-            let column = frame.column(name)?.str()?.rechunk();
-            let array = column.downcast_iter().next().cloned();
-            Ok(array.map(Coded::from_strings))
-        };
-        let timestamp = frame.column("timestamp")?.i64()?.rechunk();
         let (Some(timestamp), Some(event), Some(person), Some(org), Some(url)) = (
-            timestamp.downcast_iter().next(),
-            strings("event")?,
-            strings("distinct_id")?,
-            strings("org_id")?,
-            strings("current_url")?,
+            timestamp_column(frame)?,
+            coded_column(frame, "event")?,
+            coded_column(frame, "distinct_id")?,
+            coded_column(frame, "org_id")?,
+            coded_column(frame, "current_url")?,
         ) else {
             return Ok(None);
         };
         Ok(Some(Chunk {
-            timestamp: timestamp.clone(),
+            timestamp,
             event,
             person,
             org,
@@ -819,7 +841,14 @@ struct PagesRun<'a> {
     next_file: usize,
     open: Option<pages::PagesFile>,
     next_group: usize,
+    /// Row groups decoded ahead (with their rows), in file order.
+    decoded: VecDeque<(u64, PolarsResult<pages::Decoded>)>,
 }
+
+/// Row groups decoded at once, each on its own threads: a column's pages decompress
+/// on one thread, so one row group alone leaves threads idle while its largest
+/// column (an export's properties) decodes.
+const GROUPS_AHEAD: usize = 2;
 
 impl<'a> PagesRun<'a> {
     fn starting_at(
@@ -833,17 +862,38 @@ impl<'a> PagesRun<'a> {
             next_file: file,
             open: None,
             next_group: 0,
+            decoded: VecDeque::new(),
         }
     }
 
-    /// The next row group of the run, or `None` at its end (`next_file` is then the
-    /// file left to polars, or the number of files).
-    fn next(&mut self) -> Option<PolarsResult<Chunk>> {
+    /// The next row group of the run that leaves rows, or `None` at its end
+    /// (`next_file` is then the file left to polars, or the number of files). An
+    /// export-shaped file's rows go through `export` in file order.
+    fn next(&mut self, export: &mut export::ExportReader) -> Option<PolarsResult<Chunk>> {
         loop {
-            if let Some(file) = self.open.as_mut() {
+            if let Some((rows, decoded)) = self.decoded.pop_front() {
+                self.progress.rows(rows);
+                match decoded {
+                    Ok(pages::Decoded::Flat(chunk)) => return Some(Ok(chunk)),
+                    Ok(pages::Decoded::Export(rows)) => match export.chunk_of(rows) {
+                        Ok(Some(chunk)) => return Some(Ok(chunk)),
+                        Ok(None) => continue,
+                        Err(e) => return Some(Err(e)),
+                    },
+                    Err(e) => return Some(Err(e)),
+                }
+            }
+            if let Some(file) = self.open.as_ref() {
                 if self.next_group < file.row_groups() {
-                    self.next_group += 1;
-                    return Some(file.read(self.next_group - 1));
+                    let groups =
+                        self.next_group..(self.next_group + GROUPS_AHEAD).min(file.row_groups());
+                    self.next_group = groups.end;
+                    let decoded: Vec<_> = groups
+                        .into_par_iter()
+                        .map(|g| (file.rows(g), file.decode(g)))
+                        .collect();
+                    self.decoded.extend(decoded);
+                    continue;
                 }
                 self.open = None;
                 file_read(self.progress, &self.files[self.next_file - 1]);
@@ -893,6 +943,7 @@ pub fn rollup(
     let layout = Layout::new(spec);
     let files = &events.files;
     let mut run = PagesRun::starting_at(files, 0, progress);
+    let mut export = export::ExportReader::new(&events.group_type);
     // The member index is built while the first row group is read.
     let (index, mut next) = rayon::join(
         || -> PolarsResult<_> {
@@ -900,11 +951,10 @@ pub fn rollup(
             let members = MemberIndex::new(&keys)?;
             Ok((keys, member_of_row, members))
         },
-        || run.next(),
+        || run.next(&mut export),
     );
     let (keys, member_of_row, members) = index.map_err(blame)?;
     let mut acc = Accumulator::new(&layout, &members);
-    let mut export = export::ExportReader::new(&events.group_type);
     let mut file = 0;
     loop {
         // Each row group is read while the one before it is added, the first of a
@@ -912,8 +962,7 @@ pub fn rollup(
         // leaves idle work on the other.
         while let Some(chunk) = next.take() {
             let chunk = chunk.map_err(blame)?;
-            let (read, ()) = rayon::join(|| run.next(), || acc.add_in_pieces(&chunk));
-            progress.rows(chunk.len() as u64);
+            let (read, ()) = rayon::join(|| run.next(&mut export), || acc.add_in_pieces(&chunk));
             if acc.null_in_required {
                 return Err(null_found());
             }
@@ -942,7 +991,7 @@ pub fn rollup(
         file_read(progress, left_to_polars);
         file += 1;
         run = PagesRun::starting_at(files, file, progress);
-        next = run.next();
+        next = run.next(&mut export);
     }
     let mut rollup = acc.finish(keys, member_of_row).map_err(blame)?;
     rollup.rows += export.skipped.total();

@@ -24,8 +24,9 @@ use polars_parquet::read::{
     PageReader, PhysicalType, RowGroupMetadata,
 };
 
+use super::export::ExportRows;
 use super::{Chunk, Coded};
-use crate::input::EventsFile;
+use crate::input::{EventsFile, EventsShape};
 use crate::time::micros;
 
 /// Where one string column of the file comes from.
@@ -38,24 +39,51 @@ enum StrSource {
     Absent,
 }
 
+/// The string columns a file's row groups give.
+enum Strings {
+    /// A flat file: `event`, `distinct_id`, `org_id`, `current_url` (`FLAT_COLUMNS`).
+    Flat([StrSource; 4]),
+    /// An export-shaped file: `event`, `distinct_id`, `uuid`, `properties`
+    /// (`EXPORT_COLUMNS`), each stored as Parquet strings.
+    Export,
+}
+
 /// An events file whose pages the pass reads itself.
 pub(super) struct PagesFile {
-    file: File,
+    path: std::path::PathBuf,
     metadata: FileMetadata,
     /// The stored unit of `timestamp` (an INT64 column).
     unit: TimeUnit,
-    /// `event`, `distinct_id`, `org_id`, `current_url`, in that order.
-    strings: [StrSource; 4],
+    strings: Strings,
 }
 
-/// The string columns of an events file, in `PagesFile::strings` order.
-const STRING_COLUMNS: [&str; 4] = ["event", "distinct_id", "org_id", "current_url"];
+/// One decoded row group.
+pub(super) enum Decoded {
+    /// A flat file's rows, as the pass reads them.
+    Flat(Chunk),
+    /// An export-shaped file's rows, before the dedupe (`ExportReader::chunk_of`).
+    Export(ExportRows),
+}
+
+/// The string columns of a flat events file, in `Strings::Flat` order.
+const FLAT_COLUMNS: [&str; 4] = ["event", "distinct_id", "org_id", "current_url"];
+
+/// The string columns of an export-shaped events file, in `ExportRows` order.
+const EXPORT_COLUMNS: [&str; 4] = ["event", "distinct_id", "uuid", "properties"];
+
+/// Where an export-shaped file's string columns come from: all stored.
+static EXPORT_SOURCES: [StrSource; 4] = [
+    StrSource::Stored,
+    StrSource::Stored,
+    StrSource::Stored,
+    StrSource::Stored,
+];
 
 /// The file, if its pages can be read directly; `None` when it needs polars'
 /// normalising scan (integer ids, dates as timestamps, INT96, hive timestamps...).
 pub(super) fn open(f: &EventsFile) -> PolarsResult<Option<PagesFile>> {
-    // Export-shaped files and renamed columns go through the normalising scan.
-    if f.shape != crate::input::EventsShape::Flat || !f.renames.is_empty() {
+    // Renamed columns go through the normalising scan.
+    if !f.renames.is_empty() {
         return Ok(None);
     }
     let mut file = File::open(&f.path)?;
@@ -74,29 +102,44 @@ pub(super) fn open(f: &EventsFile) -> PolarsResult<Option<PagesFile>> {
         Some(DataType::Datetime(unit, _)) if stored_as("timestamp", PhysicalType::Int64) => *unit,
         _ => return Ok(None),
     };
-    let mut strings = [
-        StrSource::Absent,
-        StrSource::Absent,
-        StrSource::Absent,
-        StrSource::Absent,
-    ];
-    for (source, name) in strings.iter_mut().zip(STRING_COLUMNS) {
-        *source = match f.schema.get(name) {
+    let stored_string = |name: &str| {
+        matches!(
+            f.schema.get(name),
             Some(DataType::String | DataType::Categorical(..) | DataType::Enum(..))
-                if stored_as(name, PhysicalType::ByteArray) =>
-            {
-                StrSource::Stored
+        ) && stored_as(name, PhysicalType::ByteArray)
+    };
+    let strings = match f.shape {
+        EventsShape::Posthog => {
+            if !EXPORT_COLUMNS.iter().all(|c| stored_string(c)) {
+                return Ok(None);
             }
-            Some(_) => return Ok(None),
-            None => match f.hive.iter().find(|(k, _)| k == name) {
-                Some((_, v)) => StrSource::Constant(v.clone()),
-                // Input checks let only `current_url` be missing.
-                None => StrSource::Absent,
-            },
-        };
-    }
+            Strings::Export
+        }
+        EventsShape::Flat => {
+            let mut strings = [
+                StrSource::Absent,
+                StrSource::Absent,
+                StrSource::Absent,
+                StrSource::Absent,
+            ];
+            for (source, name) in strings.iter_mut().zip(FLAT_COLUMNS) {
+                *source = if stored_string(name) {
+                    StrSource::Stored
+                } else if f.schema.contains(name) {
+                    return Ok(None);
+                } else {
+                    match f.hive.iter().find(|(k, _)| k == name) {
+                        Some((_, v)) => StrSource::Constant(v.clone()),
+                        // Input checks let only `current_url` be missing.
+                        None => StrSource::Absent,
+                    }
+                };
+            }
+            Strings::Flat(strings)
+        }
+    };
     Ok(Some(PagesFile {
-        file,
+        path: f.path.clone(),
         metadata,
         unit,
         strings,
@@ -108,25 +151,39 @@ impl PagesFile {
         self.metadata.row_groups.len()
     }
 
-    /// Row group `i`'s event columns: its bytes read at once, then each column
-    /// decoded on its own thread.
-    pub(super) fn read(&mut self, i: usize) -> PolarsResult<Chunk> {
+    /// The rows of row group `i`.
+    pub(super) fn rows(&self, i: usize) -> u64 {
+        self.metadata.row_groups[i].num_rows() as u64
+    }
+
+    /// Row group `i`'s event columns: its bytes read at once (on a handle of its
+    /// own, so that row groups decode in parallel), then each column decoded on its
+    /// own thread.
+    pub(super) fn decode(&self, i: usize) -> PolarsResult<Decoded> {
         let rg = &self.metadata.row_groups[i];
         let range = rg.full_byte_range();
         let mut bytes = vec![0u8; (range.end - range.start) as usize];
-        self.file.seek(SeekFrom::Start(range.start))?;
-        self.file.read_exact(&mut bytes)?;
+        let mut file = File::open(&self.path)?;
+        file.seek(SeekFrom::Start(range.start))?;
+        file.read_exact(&mut bytes)?;
         let bytes = Buffer::from_vec(bytes);
         let rows = rg.num_rows();
+        let sources = match &self.strings {
+            Strings::Flat(sources) => sources,
+            Strings::Export => &EXPORT_SOURCES,
+        };
+        let names = match &self.strings {
+            Strings::Flat(_) => FLAT_COLUMNS,
+            Strings::Export => EXPORT_COLUMNS,
+        };
         let read_strings = |k: usize| -> PolarsResult<Option<Coded>> {
-            let name = STRING_COLUMNS[k];
-            Ok(match &self.strings[k] {
-                StrSource::Stored => Some(read_strings(&bytes, range.start, rg, name)?),
+            Ok(match &sources[k] {
+                StrSource::Stored => Some(read_strings(&bytes, range.start, rg, names[k])?),
                 StrSource::Constant(v) => Some(Coded::constant(v, rows)),
                 StrSource::Absent => None,
             })
         };
-        let ((timestamp, event), ((person, org), url)) = rayon::join(
+        let ((timestamp, first), ((second, third), fourth)) = rayon::join(
             || {
                 rayon::join(
                     || self.read_timestamps(&bytes, range.start, rg),
@@ -140,15 +197,25 @@ impl PagesFile {
                 )
             },
         );
-        let required = |c: PolarsResult<Option<Coded>>, name: &str| {
-            c?.ok_or_else(|| polars_err!(ColumnNotFound: "{name}"))
+        let required = |c: PolarsResult<Option<Coded>>, k: usize| {
+            c?.ok_or_else(|| polars_err!(ColumnNotFound: "{}", names[k]))
         };
-        Ok(Chunk {
-            timestamp: timestamp?,
-            event: required(event, "event")?,
-            person: required(person, "distinct_id")?,
-            org: required(org, "org_id")?,
-            url: url?,
+        let (timestamp, event, person) = (timestamp?, required(first, 0)?, required(second, 1)?);
+        Ok(match self.strings {
+            Strings::Flat(_) => Decoded::Flat(Chunk {
+                timestamp,
+                event,
+                person,
+                org: required(third, 2)?,
+                url: fourth?,
+            }),
+            Strings::Export => Decoded::Export(ExportRows {
+                timestamp,
+                event,
+                person,
+                uuid: required(third, 2)?,
+                properties: required(fourth, 3)?,
+            }),
         })
     }
 
@@ -319,9 +386,11 @@ mod tests {
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let file = events_file(dir.path(), &mut frame);
-        let mut pages = open(&file).unwrap().expect("a file the pages path reads");
+        let pages = open(&file).unwrap().expect("a file the pages path reads");
         assert_eq!(pages.row_groups(), 1);
-        let chunk = pages.read(0).unwrap();
+        let Decoded::Flat(chunk) = pages.decode(0).unwrap() else {
+            panic!("a flat file decodes into a chunk")
+        };
         assert_eq!(chunk.len(), rows);
         // Dictionary-coded: three strings, a key per row.
         assert_eq!(chunk.event.values.len(), 3);
@@ -350,8 +419,10 @@ mod tests {
             .join("tests/fixtures/events_dictionary_then_plain.parquet");
         let file = events_file_at(path);
         let rows = 2000;
-        let mut pages = open(&file).unwrap().expect("a file the pages path reads");
-        let chunk = pages.read(0).unwrap();
+        let pages = open(&file).unwrap().expect("a file the pages path reads");
+        let Decoded::Flat(chunk) = pages.decode(0).unwrap() else {
+            panic!("a flat file decodes into a chunk")
+        };
         // The person column could not stay coded by its dictionary: a key per row.
         assert_eq!(chunk.person.values.len(), rows);
         let people: Vec<String> = (0..rows)
