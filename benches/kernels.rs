@@ -101,3 +101,44 @@ fn metrics_and_scores(bencher: Bencher, orgs: usize) {
                 .expect("scores")
         });
 }
+
+/// Properties texts shaped like an export's (the generator's two key orders, an
+/// escaped title, a unique insert id and time): the targeted JSON scan alone.
+fn export_properties(rows: usize) -> Vec<String> {
+    (0..rows)
+        .map(|k| {
+            let unique = format!(
+                "\"$insert_id\":\"{:016x}\",\"$time\":1793491200.{:06}",
+                (k as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                k % 1_000_000
+            );
+            let groups = format!(
+                "\"$groups\":{{\"project\":\"org-{0}-web\",\"organization\":\"org-{0}\"}}",
+                k % 4000
+            );
+            let url = format!(",\"$current_url\":\"https://app.example.com/docs/page-{}?x=1\"", k % 300);
+            if k % 2 == 0 {
+                format!("{{\"$lib\":\"web\",{groups}{url},\"$title\":\"Say \\\"hi\\\" \\u00e9\",{unique}}}")
+            } else {
+                format!("{{{unique},\"$session_id\":\"s{}\"{url},{groups},\"$lib\":\"posthog-python\"}}", k % 97)
+            }
+        })
+        .collect()
+}
+
+#[divan::bench(sample_count = 10)]
+fn properties_extract(bencher: Bencher) {
+    let texts = export_properties(100_000);
+    let bytes: usize = texts.iter().map(String::len).sum();
+    bencher
+        .counter(divan::counter::BytesCount::new(bytes))
+        .bench(|| {
+            texts
+                .iter()
+                .filter(|t| {
+                    account_health::properties::extract(t, "organization")
+                        .is_ok_and(|f| f.org.is_some())
+                })
+                .count()
+        });
+}
