@@ -5,13 +5,14 @@
 //! streaming pass over the event export, rolled up per member and day) → `quality`
 //! (data-quality counts, default as_of) → `member_aggregates`, `usage_sums` →
 //! `metrics` (with `indicators::inputs`) → `score` → `indicators`, `users`, `trends`
-//! → `tables` (assemble output frames) → `output` (write atomically; `csv` the CSV
-//! dialect). `cmd` holds the thin subcommands that compose the stages; `sys` the
+//! → `tables` (assemble output frames) → `output` (write; `csv` the CSV dialect) →
+//! `publish` (one atomic switch to the new run, and its history entry). `cmd` holds the thin subcommands that compose the stages; `sys` the
 //! library's only unsafe code. docs/DESIGN.md is the map.
 
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+pub mod alerts;
 pub mod cli;
 pub mod cmd;
 pub mod csv;
@@ -25,6 +26,7 @@ pub mod model;
 pub mod output;
 pub mod progress;
 pub mod properties;
+pub mod publish;
 pub mod quality;
 pub mod rollup_spec;
 pub mod score;

@@ -34,6 +34,7 @@ pub struct Model {
     pub adoption: Adoption,
     pub users: Users,
     pub trends: Trends,
+    pub run: RunPolicy,
     pub metrics: IndexMap<String, Metric>,
     pub indicators: IndexMap<String, Indicator>,
     /// Per-segment weights: for orgs whose `accounts.plan` is the key, these category
@@ -94,7 +95,38 @@ pub struct Indicator {
     pub min_count: Option<f64>,
     pub quiet_threshold: Option<f64>,
     pub quiet_days: Option<f64>,
+    /// An ongoing indicator is alerted again once its last alert is more than this
+    /// many days old (`alerts`); `DEFAULT_RENOTIFY_DAYS` when not set.
+    pub renotify_days: Option<u32>,
+    /// Hysteresis for the indicators in `CLEARABLE`: once fired, it keeps firing
+    /// until its value passes this, on the far side of `threshold`.
+    pub clear_at: Option<f64>,
 }
+
+/// Days before an ongoing indicator is alerted again, unless the config says.
+pub const DEFAULT_RENOTIFY_DAYS: u32 = 7;
+
+/// Which way an indicator's value must go past its threshold to fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fires {
+    /// Fires above the threshold (`value > threshold`, or `>=` where SPEC 7 says).
+    Above,
+    /// Fires below it.
+    Below,
+}
+
+/// The indicators that compare one value with `threshold`, and so may set
+/// `clear_at`; and which way they fire.
+pub const CLEARABLE: &[(&str, Fires)] = &[
+    ("forecasted_mrr_decrease", Fires::Below),
+    ("forecasted_mrr_growth", Fires::Above),
+    ("billing_page_visits", Fires::Above),
+    ("query_failure_rate_high", Fires::Above),
+    ("event_volume_drop", Fires::Above),
+    ("no_insights_analyzed", Fires::Above),
+    ("lost_insights", Fires::Below),
+    ("health_score_drop", Fires::Above),
+];
 
 fn yes() -> bool {
     true
@@ -177,6 +209,9 @@ impl Indicator {
     }
     pub fn lookback(&self) -> u32 {
         self.lookback_days.unwrap_or(1)
+    }
+    pub fn renotify_days(&self) -> u32 {
+        self.renotify_days.unwrap_or(DEFAULT_RENOTIFY_DAYS)
     }
 }
 
@@ -268,6 +303,14 @@ impl Users {
 #[serde(deny_unknown_fields)]
 pub struct Trends {
     pub weeks: u32,
+}
+
+/// The nightly run beyond scoring: history and the feed check.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunPolicy {
+    /// History entries are kept this many days before the latest as_of.
+    pub history_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -902,6 +945,12 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
             return err(key, format!("a window of 1 to {MAX_WINDOW_DAYS} days"));
         }
     }
+    if !(1..=MAX_WINDOW_DAYS).contains(&m.run.history_days) {
+        return err(
+            "run.history_days".into(),
+            format!("must be 1 to {MAX_WINDOW_DAYS} days"),
+        );
+    }
     if !(1..=MAX_WINDOW_DAYS / 7).contains(&m.trends.weeks) {
         return err(
             "trends.weeks".into(),
@@ -985,6 +1034,40 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
             } else {
                 any_set(key, s)?;
             }
+        }
+    }
+    for (name, ind) in &m.indicators {
+        if let Some(days) = ind.renotify_days {
+            if days > MAX_WINDOW_DAYS {
+                return err(
+                    format!("indicators.{name}.renotify_days"),
+                    format!("must be 0 to {MAX_WINDOW_DAYS} days"),
+                );
+            }
+        }
+        let Some(clear_at) = ind.clear_at else {
+            continue;
+        };
+        let key = format!("indicators.{name}.clear_at");
+        let Some((_, fires)) = CLEARABLE.iter().find(|(n, _)| n == name) else {
+            return err(
+                key,
+                "this indicator does not compare one value with a threshold".into(),
+            );
+        };
+        let t = ind.threshold();
+        let far_side = match fires {
+            Fires::Above => clear_at <= t,
+            Fires::Below => clear_at >= t,
+        };
+        if !clear_at.is_finite() || !far_side {
+            return err(
+                key,
+                format!(
+                    "must be a number on the side of threshold {t} where the indicator does not fire ({} it)",
+                    if *fires == Fires::Above { "at most" } else { "at least" }
+                ),
+            );
         }
     }
     for name in m.indicators.keys() {

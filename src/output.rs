@@ -1,11 +1,6 @@
-//! Writing a run's tables (SPEC 9): Parquet and CSV, sorted, replaced atomically.
-//!
-//! Every file is first written into a hidden staging folder inside `--out`; only when
-//! every table is complete are they renamed into place, one `rename` each, the
-//! manifest last, so a reader never sees a half-written file and a failed run leaves
-//! the last good outputs as they were (a reader between two renames can still see
-//! tables of two runs; the manifest names the run). Staging folders of killed runs
-//! are removed by the next run. This is the only stage that writes.
+//! Writing a run's tables (SPEC 9): Parquet and CSV, sorted, into a staging folder;
+//! `publish` then makes them the current run in one atomic step. This is the only
+//! stage that writes.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -14,6 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use rayon::prelude::*;
+
+use crate::publish;
+use crate::time::AsOf;
 
 /// Which file formats to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,58 +112,35 @@ fn start_writeback(file: &fs::File) {
     crate::sys::start_writeback(file);
 }
 
-/// Writes every table and the manifest into `out`, atomically per file and only once
-/// all of them are complete.
+/// Writes every table and the manifest as one run, and publishes it in one atomic
+/// step with its history entry (`publish`).
 pub fn write_all(
     out: &Path,
     tables: Vec<Table>,
     manifest_json: &str,
     formats: Formats,
+    as_of: &AsOf,
+    history_days: u32,
 ) -> Result<()> {
     fs::create_dir_all(out).with_context(|| format!("creating output folder {}", out.display()))?;
-    remove_abandoned_staging(out);
-    let staging = out.join(format!("{STAGING_PREFIX}{}", std::process::id()));
-    let result = stage_and_publish(out, &staging, tables, manifest_json, formats);
-    // Whatever happened, leave no staging folder behind.
+    let staging = publish::prepare(out)?;
+    let result = stage_and_publish(
+        out,
+        &staging,
+        tables,
+        manifest_json,
+        formats,
+        as_of,
+        history_days,
+    );
+    // Whatever happened, leave no staging folder behind (once published, it is gone).
     let _ = fs::remove_dir_all(&staging);
     result
 }
 
-/// Staging folders are `<prefix><pid>` inside `--out`.
-const STAGING_PREFIX: &str = ".account-health-staging-";
-
-/// Removes the staging folders of runs that were killed before they could clean up:
-/// those whose process no longer exists. A folder of a live process (another run
-/// writing into the same folder) is left alone. Best effort: a folder that cannot be
-/// removed is tried again by the next run.
-fn remove_abandoned_staging(out: &Path) {
-    let Ok(entries) = fs::read_dir(out) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(pid) = name
-            .to_str()
-            .and_then(|n| n.strip_prefix(STAGING_PREFIX))
-            .and_then(|p| p.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        if pid != std::process::id() && !process_exists(pid) {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
-}
-
-/// Whether a process with this id exists (Linux: its /proc entry; elsewhere, assume
-/// it does, so nothing of a live run is ever removed).
-fn process_exists(pid: u32) -> bool {
-    if cfg!(target_os = "linux") {
-        Path::new("/proc").join(pid.to_string()).exists()
-    } else {
-        true
-    }
-}
+/// The staging folders of earlier versions, `<prefix><pid>` in `OUT` itself; still
+/// cleaned up after killed runs.
+pub const OLD_STAGING_PREFIX: &str = ".account-health-staging-";
 
 fn stage_and_publish(
     out: &Path,
@@ -173,26 +148,28 @@ fn stage_and_publish(
     tables: Vec<Table>,
     manifest_json: &str,
     formats: Formats,
+    as_of: &AsOf,
+    history_days: u32,
 ) -> Result<()> {
-    if staging.exists() {
-        fs::remove_dir_all(staging).with_context(|| format!("clearing {}", staging.display()))?;
-    }
-    fs::create_dir_all(staging).with_context(|| format!("creating {}", staging.display()))?;
-    let mut not_written: Vec<PathBuf> = Vec::new();
+    let mut not_written: Vec<String> = Vec::new();
     // (frame, file, is parquet) for every file to write; a frame clone shares its
     // columns, it copies nothing.
     let mut files: Vec<(DataFrame, PathBuf, bool)> = Vec::new();
+    let mut history = Vec::new();
     for t in tables {
+        if let Some(name) = publish::HISTORY_TABLES.iter().find(|&&n| n == t.name) {
+            history.push((*name, t.frame.clone()));
+        }
         for (wanted, ext, parquet) in [
             (formats.parquet, "parquet", true),
             (formats.csv, "csv", false),
         ] {
+            let name = format!("{}.{ext}", t.name);
             if wanted {
-                let path = staging.join(format!("{}.{ext}", t.name));
-                files.push((t.frame.clone(), path, parquet));
+                files.push((t.frame.clone(), staging.join(&name), parquet));
             } else {
                 // A format not written this run would otherwise keep an older run's table.
-                not_written.push(out.join(format!("{}.{ext}", t.name)));
+                not_written.push(name);
             }
         }
     }
@@ -203,19 +180,29 @@ fn stage_and_publish(
     let manifest = staging.join("manifest.json");
     fs::write(&manifest, manifest_json)
         .with_context(|| format!("writing {}", manifest.display()))?;
-    let move_into_place = |from: &PathBuf| -> Result<()> {
-        let to = out.join(from.file_name().expect("staged files have names"));
-        fs::rename(from, &to).with_context(|| format!("moving {} into place", to.display()))
-    };
-    // The tables side by side (a rename over last run's file frees that file, which
-    // takes the file system ~2 ms a table), then the manifest, last: once it is in
-    // place, every table is this run's. The first failure in file order is reported.
-    let moved: Vec<Result<()>> = staged.par_iter().map(move_into_place).collect();
-    moved.into_iter().collect::<Result<()>>()?;
-    move_into_place(&manifest)?;
-    for stale in not_written.iter().filter(|p| p.exists()) {
-        fs::remove_file(stale)
-            .with_context(|| format!("removing the stale {}", stale.display()))?;
-    }
-    Ok(())
+    // Every file on disk before the run is published.
+    staged
+        .par_iter()
+        .chain([manifest.clone()].par_iter())
+        .map(|p| publish::sync_file(p))
+        .collect::<Result<Vec<()>>>()?;
+    let names: Vec<String> = staged
+        .iter()
+        .chain([&manifest])
+        .map(|p| {
+            p.file_name()
+                .expect("staged files have names")
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    publish::publish(publish::Publication {
+        out,
+        staged: staging,
+        files: &names,
+        not_written: &not_written,
+        as_of,
+        history,
+        history_days,
+    })
 }

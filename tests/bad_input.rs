@@ -5,11 +5,12 @@ use polars::prelude::*;
 
 use crate::util::*;
 
-/// Every file under `dir` with its bytes, to prove a failed run changed nothing.
+/// Every table file of `dir` (the published links, not the run and history folders)
+/// with its bytes, to prove a failed run changed nothing.
 fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
     let mut out = BTreeMap::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
-        for e in entries.flatten() {
+        for e in entries.flatten().filter(|e| !e.path().is_dir()) {
             out.insert(
                 e.file_name().to_string_lossy().to_string(),
                 std::fs::read(e.path()).unwrap(),

@@ -25,3 +25,7 @@ mod golden;
 mod generate;
 // PostHog's batch-export shape of the events.
 mod posthog;
+// Publishing a run: one atomic switch, kill tests, history.
+mod publish;
+// Indicators over time: status, first_fired, alerts, clear_at.
+mod alerts;

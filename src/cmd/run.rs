@@ -17,7 +17,7 @@ use crate::model::{LoadedModel, Model};
 use crate::output::{self, Formats, Table};
 use crate::quality::{self, DataQuality};
 use crate::time::AsOf;
-use crate::{indicators, metrics, score, tables, trends, users};
+use crate::{alerts, indicators, metrics, publish, score, tables, trends, users};
 
 /// The checked settings of a run: nothing here is a raw argument any more.
 pub struct RunSettings {
@@ -76,6 +76,14 @@ fn parse_formats(s: &str) -> Result<Formats, InputError> {
 }
 
 #[derive(Serialize)]
+struct PreviousRun {
+    /// `history` or `--previous DIR`.
+    source: String,
+    /// The history entry's as_of (an earlier run's folder does not say).
+    as_of: Option<String>,
+}
+
+#[derive(Serialize)]
 struct Manifest<'a> {
     tool: &'static str,
     version: &'static str,
@@ -88,6 +96,8 @@ struct Manifest<'a> {
     config_sha256: &'a str,
     config: &'a Model,
     data_quality: &'a DataQuality,
+    /// Where `previous_health_score` came from; null when there was no earlier run.
+    previous_run: Option<PreviousRun>,
     timings_seconds: IndexMap<&'static str, f64>,
     /// Peak resident memory of the process (MiB) at the end of each stage, where the
     /// OS tells (Linux); like the timings, it varies from run to run.
@@ -99,31 +109,55 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
     execute(&settings, quiet)
 }
 
-/// Reads an earlier run's health table for the score history.
-fn read_previous(dir: &Path) -> Result<DataFrame, InputError> {
+/// An earlier run's health table and, when it has one, its indicators table (an
+/// output folder or a history entry).
+struct Previous {
+    health: DataFrame,
+    indicators: Option<DataFrame>,
+}
+
+/// Reads an earlier run's tables from `dir`.
+fn read_previous(dir: &Path) -> Result<Previous, InputError> {
     let path = dir.join("health.parquet");
     if !path.is_file() {
         return Err(InputError::BadPath {
             path: path.display().to_string(),
-            problem: "--previous: no health.parquet from an earlier run here".into(),
+            problem: "no health.parquet of an earlier run here".into(),
         });
     }
-    let bad = |e: PolarsError| InputError::Unreadable {
-        file: path.display().to_string(),
-        reason: e.to_string(),
+    let scan = |path: &Path| {
+        LazyFrame::scan_parquet(
+            PlRefPath::new(path.to_string_lossy().to_string()),
+            Default::default(),
+        )
     };
-    LazyFrame::scan_parquet(
-        PlRefPath::new(path.to_string_lossy().to_string()),
-        Default::default(),
-    )
-    .and_then(|lf| {
-        lf.select([
-            col("org_id").cast(DataType::String),
-            col("health_score").cast(DataType::Float64),
-        ])
-        .collect()
-    })
-    .map_err(bad)
+    let bad = |path: &Path| {
+        let file = path.display().to_string();
+        move |e: PolarsError| InputError::Unreadable {
+            file,
+            reason: e.to_string(),
+        }
+    };
+    let health = scan(&path)
+        .and_then(|lf| {
+            lf.select([
+                col("org_id").cast(DataType::String),
+                col("health_score").cast(DataType::Float64),
+            ])
+            .collect()
+        })
+        .map_err(bad(&path))?;
+    let path = dir.join("indicators.parquet");
+    let indicators = if path.is_file() {
+        Some(
+            scan(&path)
+                .and_then(|lf| lf.collect())
+                .map_err(bad(&path))?,
+        )
+    } else {
+        None
+    };
+    Ok(Previous { health, indicators })
 }
 
 pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
@@ -142,11 +176,6 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
 
     progress.stage("reading inputs and the events (one streaming pass)");
     let (inputs, rollup, pass_seconds) = super::read_inputs(&settings.input, model, &progress)?;
-    let previous = settings
-        .previous
-        .as_deref()
-        .map(read_previous)
-        .transpose()?;
     lap("inputs_and_events", &mut timings);
     timings.insert("events_pass", pass_seconds);
 
@@ -155,10 +184,34 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         None => quality::default_as_of(&rollup)?,
     };
     progress.note(&format!("as_of {}", as_of.iso()));
+    // The previous run: `--previous DIR`, else the latest history entry before as_of.
+    let (previous, previous_run) = match &settings.previous {
+        Some(dir) => (
+            Some(read_previous(dir)?),
+            Some(PreviousRun {
+                source: format!("--previous {}", dir.display()),
+                as_of: None,
+            }),
+        ),
+        None => match publish::history_before(&settings.out, &as_of) {
+            Some((date, dir)) => (
+                Some(read_previous(&dir)?),
+                Some(PreviousRun {
+                    source: "history".into(),
+                    as_of: Some(date.iso()),
+                }),
+            ),
+            None => (None, None),
+        },
+    };
     progress.stage("checking data quality; computing metrics, scores and indicators");
     // Metrics, users and trends all read the rollup through it (it shares the columns).
     let member_events = MemberEvents::new(&rollup, &as_of)?;
     let has_previous = previous.is_some();
+    let (previous, previous_indicators) = match previous {
+        Some(p) => (Some(p.health), p.indicators),
+        None => (None, None),
+    };
     // The data-quality counts, the scores, the users table and the trends table read
     // nothing of each other: they are computed side by side, each on all threads, so
     // one's sequential steps (the checks are one thread's work) leave no thread idle.
@@ -193,8 +246,16 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     let (dq, validate_seconds) = dq?;
     timings.insert("validate", validate_seconds);
     let (scored, users, trends) = (scored?, users?, trends?);
-    let indicators =
-        indicators::compute(scored.clone().lazy(), model, &as_of, has_previous)?.collect()?;
+    let fired = indicators::compute(
+        scored.clone().lazy(),
+        model,
+        &as_of,
+        has_previous,
+        previous_indicators.as_ref(),
+    )?
+    .collect()?;
+    let alerts::Followed { indicators, alerts } =
+        alerts::follow(fired, previous_indicators.as_ref(), model, &as_of)?;
     lap("metrics_scores_indicators", &mut timings);
 
     progress.stage("assembling tables");
@@ -219,6 +280,7 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         config_sha256: &settings.model.hash,
         config: model,
         data_quality: &dq,
+        previous_run,
         timings_seconds: timings,
         peak_memory_mib: peaks,
     };
@@ -239,6 +301,10 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
             frame: indicators,
         },
         Table {
+            name: "alerts",
+            frame: alerts,
+        },
+        Table {
             name: "users",
             frame: users,
         },
@@ -247,7 +313,14 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
             frame: trends,
         },
     ];
-    output::write_all(&settings.out, tables, &manifest_json, settings.formats)?;
+    output::write_all(
+        &settings.out,
+        tables,
+        &manifest_json,
+        settings.formats,
+        &as_of,
+        model.run.history_days,
+    )?;
     progress.stage("done");
     Ok(())
 }

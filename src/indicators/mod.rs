@@ -11,7 +11,7 @@ use polars::prelude::*;
 pub mod inputs;
 
 use crate::metrics::product_in_use;
-use crate::model::{Indicator, Model};
+use crate::model::{Fires, Indicator, Model, CLEARABLE};
 use crate::time::AsOf;
 use inputs::IND;
 
@@ -45,38 +45,80 @@ struct Fired<'a> {
 }
 
 impl Fired<'_> {
-    fn rows(self, frame: &LazyFrame, as_of: &AsOf) -> LazyFrame {
+    /// The fired rows. With a `clear_at` and the previous run's indicators, an org
+    /// that fired last run keeps firing while its value is at or beyond `clear_at`
+    /// (hysteresis: docs/RULES.md).
+    fn rows(self, frame: &LazyFrame, as_of: &AsOf, previous: Option<&DataFrame>) -> LazyFrame {
         let product = match self.product {
             Some(p) => lit(p.to_string()),
             None => lit(NULL).cast(DataType::String),
         };
-        frame
-            .clone()
-            .filter(self.fires.fill_null(lit(false)))
-            .select([
-                col("org_id"),
-                lit(self.name.to_string()).alias("indicator"),
-                lit(self.ind.kind.as_str()).alias("kind"),
-                product.alias("product"),
-                self.value.cast(DataType::Float64).alias("value"),
-                self.threshold.cast(DataType::Float64).alias("threshold"),
-                self.message.alias("message"),
-                lit(as_of.day).cast(DataType::Date).alias("as_of"),
-            ])
+        let clearable = CLEARABLE.iter().find(|(n, _)| *n == self.name);
+        let (frame, fires) = match (self.ind.clear_at, clearable, previous) {
+            (Some(clear_at), Some((_, direction)), Some(previous)) => {
+                let was_firing = previous
+                    .clone()
+                    .lazy()
+                    .filter(
+                        col("indicator").eq(lit(self.name.to_string())).and(
+                            col("product")
+                                .fill_null(lit(""))
+                                .eq(lit(self.product.unwrap_or(""))),
+                        ),
+                    )
+                    .select([
+                        col("org_id").cast(DataType::String),
+                        lit(true).alias(WAS_FIRING),
+                    ])
+                    .unique(None, UniqueKeepStrategy::First);
+                let holds = match direction {
+                    Fires::Above => self.value.clone().gt_eq(lit(clear_at)),
+                    Fires::Below => self.value.clone().lt_eq(lit(clear_at)),
+                };
+                let frame = frame.clone().join(
+                    was_firing,
+                    [col("org_id")],
+                    [col("org_id")],
+                    JoinArgs::new(JoinType::Left),
+                );
+                let fires = self.fires.fill_null(lit(false)).or(col(WAS_FIRING)
+                    .fill_null(lit(false))
+                    .and(holds.fill_null(lit(false))));
+                (frame, fires)
+            }
+            _ => (frame.clone(), self.fires),
+        };
+        frame.filter(fires.fill_null(lit(false))).select([
+            col("org_id"),
+            lit(self.name.to_string()).alias("indicator"),
+            lit(self.ind.kind.as_str()).alias("kind"),
+            product.alias("product"),
+            self.value.cast(DataType::Float64).alias("value"),
+            self.threshold.cast(DataType::Float64).alias("threshold"),
+            self.message.alias("message"),
+            lit(as_of.day).cast(DataType::Date).alias("as_of"),
+        ])
     }
 }
 
-/// Every fired indicator, sorted by org_id, indicator, product.
+/// Whether an org had this indicator in the previous run (a column joined in for
+/// `clear_at`).
+const WAS_FIRING: &str = "__was_firing";
+
+/// Every fired indicator, sorted by org_id, indicator, product. `previous` is the
+/// previous run's indicators (for `clear_at`), `has_previous` whether there was a
+/// previous run at all (for `health_score_drop`).
 pub fn compute(
     scored: LazyFrame,
     model: &Model,
     as_of: &AsOf,
     has_previous: bool,
+    previous: Option<&DataFrame>,
 ) -> PolarsResult<LazyFrame> {
     let mut parts = Vec::new();
     for (name, ind) in model.indicators.iter().filter(|(_, i)| i.enabled) {
         for fired in rules(name, ind, model, has_previous) {
-            parts.push(fired.rows(&scored, as_of));
+            parts.push(fired.rows(&scored, as_of, previous));
         }
     }
     if parts.is_empty() {
@@ -104,6 +146,21 @@ pub fn empty() -> DataFrame {
         ],
     )
     .expect("valid empty frame")
+}
+
+/// An empty `indicators` frame with the lifecycle's columns (`alerts::follow`).
+pub fn empty_with_lifecycle() -> DataFrame {
+    let mut frame = empty();
+    for (name, dtype) in [
+        ("status", DataType::String),
+        ("first_fired", DataType::Date),
+        ("last_alerted", DataType::Date),
+    ] {
+        frame
+            .with_column(Column::new_empty(name.into(), &dtype))
+            .expect("a new column of an empty frame");
+    }
+    frame
 }
 
 /// `100 * (forecasted_mrr - mrr) / mrr`, null unless mrr > 0.

@@ -1,0 +1,324 @@
+//! Publishing a run (issue 22): one atomic step, and a history that outlives it.
+//!
+//! A run's files are written into a staging folder, fsynced, and renamed into
+//! `OUT/runs/<run id>/`; the run's history entry is put in `OUT/history/`; then one
+//! symbolic link, `OUT/current`, is switched to the new run folder by a single atomic
+//! `rename`. The paths users know, `OUT/<table>.<ext>` and `OUT/manifest.json`, are
+//! links through `current`, so every one of them names the new run from that one
+//! rename on. A crash or kill at any moment leaves `current` on a complete run: the
+//! previous one before the rename, the new one after. (A reader who opens several
+//! tables one after another and needs them to be of one run resolves `OUT/current`
+//! once and reads inside the folder it names; the manifest there names the run.)
+//!
+//! Layout:
+//! - `OUT/runs/<published at>-as_of=<date>-<pid>/`: a run's tables and manifest; the
+//!   current run and the `KEEP_RUNS - 1` before it are kept, older ones removed.
+//! - `OUT/current` -> `runs/<run id>`; `OUT/<file>` -> `current/<file>`.
+//! - `OUT/history/as_of=<date>/`: `health`, `metric_scores` and `indicators` as
+//!   Parquet, one folder per as_of (a re-run of the same as_of replaces it), kept for
+//!   `run.history_days` before the latest as_of published.
+//!
+//! Leftovers of killed runs (staging folders, a history folder set aside while being
+//! replaced) are cleaned up by the next run; a live run's are left alone.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use polars::prelude::*;
+
+use crate::time::AsOf;
+
+/// Run folders kept: the current run and the ones before it, so that a reader still
+/// inside the previous run's folder is not cut off at once.
+pub const KEEP_RUNS: usize = 3;
+
+/// The folder of run folders, under `OUT`.
+pub const RUNS: &str = "runs";
+/// The link to the current run, under `OUT`.
+pub const CURRENT: &str = "current";
+/// The folder of history entries, under `OUT`.
+pub const HISTORY: &str = "history";
+/// The tables kept in history.
+pub const HISTORY_TABLES: [&str; 3] = ["health", "metric_scores", "indicators"];
+
+/// Names of folders a run works in before they are published: `<prefix><pid>...`.
+const STAGING: &str = ".staging-";
+const REPLACED: &str = ".replaced-";
+
+/// A history entry's folder name.
+pub fn history_folder(as_of: &AsOf) -> String {
+    format!("as_of={}", as_of.iso())
+}
+
+/// The as_of dates in `OUT/history`, oldest first.
+pub fn history_dates(out: &Path) -> Vec<AsOf> {
+    let Ok(entries) = fs::read_dir(out.join(HISTORY)) else {
+        return Vec::new();
+    };
+    let mut dates: Vec<AsOf> = entries
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name();
+            let date = name.to_str()?.strip_prefix("as_of=")?.to_string();
+            AsOf::parse(&date).ok()
+        })
+        .collect();
+    dates.sort_by_key(|d| d.day);
+    dates
+}
+
+/// The history entry of the latest as_of before `as_of`, if any.
+pub fn history_before(out: &Path, as_of: &AsOf) -> Option<(AsOf, PathBuf)> {
+    let latest = history_dates(out)
+        .into_iter()
+        .rfind(|d| d.day < as_of.day)?;
+    let dir = out.join(HISTORY).join(history_folder(&latest));
+    Some((latest, dir))
+}
+
+/// What one run publishes: its staged files (written and fsynced) and its history.
+pub struct Publication<'a> {
+    pub out: &'a Path,
+    /// The staging folder holding every file of the run.
+    pub staged: &'a Path,
+    /// The file names in it, each linked as `OUT/<name>`.
+    pub files: &'a [String],
+    /// Names of files an earlier run may have left linked that this run does not
+    /// write (a format not asked for): their links are removed.
+    pub not_written: &'a [String],
+    pub as_of: &'a AsOf,
+    /// The history tables, named as in `HISTORY_TABLES`.
+    pub history: Vec<(&'static str, DataFrame)>,
+    pub history_days: u32,
+}
+
+/// The staging folder a run writes into, under `OUT/runs` (created empty), after
+/// leftovers of killed runs are cleaned up.
+pub fn prepare(out: &Path) -> Result<PathBuf> {
+    let runs = out.join(RUNS);
+    fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
+    remove_abandoned(out);
+    let staging = runs.join(format!("{STAGING}{}", std::process::id()));
+    if staging.exists() {
+        fs::remove_dir_all(&staging).with_context(|| format!("clearing {}", staging.display()))?;
+    }
+    fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    Ok(staging)
+}
+
+/// Publishes a staged run (see the module's comment for the steps and why each is
+/// safe to be killed in).
+pub fn publish(p: Publication) -> Result<()> {
+    let out = p.out;
+    sync_dir(p.staged)?;
+    failpoint("staged");
+    let id = format!(
+        "{}-as_of={}-{}",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.6fZ"),
+        p.as_of.iso(),
+        std::process::id()
+    );
+    let runs = out.join(RUNS);
+    let run = runs.join(&id);
+    fs::rename(p.staged, &run).with_context(|| format!("moving the run to {}", run.display()))?;
+    sync_dir(&runs)?;
+    failpoint("run_moved");
+
+    write_history(out, p.as_of, p.history, p.history_days)?;
+    failpoint("history_written");
+
+    // The one step that publishes.
+    link_atomically(&Path::new(RUNS).join(&id), &out.join(CURRENT))?;
+    sync_dir(out)?;
+    failpoint("current_switched");
+
+    for name in p.files {
+        let at = out.join(name);
+        if fs::read_link(&at).ok().as_deref() != Some(&Path::new(CURRENT).join(name)) {
+            link_atomically(&Path::new(CURRENT).join(name), &at)?;
+        }
+    }
+    for name in p.not_written {
+        let at = out.join(name);
+        if at.symlink_metadata().is_ok() {
+            fs::remove_file(&at).with_context(|| format!("removing the stale {}", at.display()))?;
+        }
+    }
+    sync_dir(out)?;
+    failpoint("linked");
+    remove_old_runs(&runs, &id);
+    Ok(())
+}
+
+/// Writes the run's history entry: staged, then swapped in for an earlier entry of
+/// the same as_of; then entries older than `days` before the latest as_of removed.
+fn write_history(
+    out: &Path,
+    as_of: &AsOf,
+    tables: Vec<(&'static str, DataFrame)>,
+    days: u32,
+) -> Result<()> {
+    let root = out.join(HISTORY);
+    fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let pid = std::process::id();
+    let staging = root.join(format!("{STAGING}{pid}"));
+    if staging.exists() {
+        fs::remove_dir_all(&staging)?;
+    }
+    fs::create_dir_all(&staging)?;
+    for (name, mut frame) in tables {
+        let path = staging.join(format!("{name}.parquet"));
+        crate::output::write_parquet(&mut frame, &path)?;
+        sync_file(&path)?;
+    }
+    sync_dir(&staging)?;
+    let folder = history_folder(as_of);
+    let dest = root.join(&folder);
+    if dest.exists() {
+        // Set aside, not removed, until the new entry is in: a kill in between
+        // leaves it to be put back by the next run.
+        let aside = root.join(format!("{REPLACED}{pid}-{folder}"));
+        fs::rename(&dest, &aside).with_context(|| format!("setting aside {}", dest.display()))?;
+        failpoint("history_set_aside");
+        fs::rename(&staging, &dest)
+            .with_context(|| format!("moving history into {}", dest.display()))?;
+        sync_dir(&root)?;
+        let _ = fs::remove_dir_all(&aside);
+    } else {
+        fs::rename(&staging, &dest)
+            .with_context(|| format!("moving history into {}", dest.display()))?;
+        sync_dir(&root)?;
+    }
+    // Kept: `days` before the latest as_of in history (a re-run of an older date
+    // does not prune what a later run keeps).
+    let dates = history_dates(out);
+    let latest = dates.last().map_or(as_of.day, |d| d.day.max(as_of.day));
+    for d in dates.iter().filter(|d| d.day < latest - days as i32) {
+        let _ = fs::remove_dir_all(root.join(history_folder(d)));
+    }
+    Ok(())
+}
+
+/// Removes what killed runs left: staging folders (of runs, history, links), and a
+/// history entry set aside while being replaced, which is put back when its
+/// replacement never arrived. A live process's leftovers are left alone.
+fn remove_abandoned(out: &Path) {
+    let dead = |name: &str, prefix: &str| -> bool {
+        name.strip_prefix(prefix)
+            .and_then(|rest| rest.split(['-', '.']).next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+            .is_some_and(|pid| pid != std::process::id() && !process_exists(pid))
+    };
+    for dir in [out.to_path_buf(), out.join(RUNS), out.join(HISTORY)] {
+        let Ok(entries) = fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().to_string();
+            let path = entry.path();
+            if dead(&name, STAGING) || dead(&name, crate::output::OLD_STAGING_PREFIX) {
+                let _ = fs::remove_dir_all(&path);
+            } else if dead(&name, REPLACED) {
+                // `.replaced-<pid>-as_of=<date>`: back in place if nothing replaced it.
+                let folder = name.splitn(3, '-').nth(2).unwrap_or_default();
+                let entry = dir.join(folder);
+                if folder.starts_with("as_of=") && !entry.exists() {
+                    let _ = fs::rename(&path, &entry);
+                } else {
+                    let _ = fs::remove_dir_all(&path);
+                }
+            } else if dead(&name, LINK_PREFIX) {
+                let _ = fs::remove_file(&path);
+            }
+        }
+    }
+}
+
+/// Removes run folders beyond the newest `KEEP_RUNS` (by name: publication time
+/// first), never the current one. Best effort: what cannot be removed now is tried
+/// again by the next run.
+fn remove_old_runs(runs: &Path, current: &str) {
+    let Ok(entries) = fs::read_dir(runs) else {
+        return;
+    };
+    let mut names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    let old = names.len().saturating_sub(KEEP_RUNS);
+    for name in &names[..old] {
+        if name != current {
+            let _ = fs::remove_dir_all(runs.join(name));
+        }
+    }
+}
+
+/// Temporary links are `.link-<pid>-<name>` beside the link they replace.
+const LINK_PREFIX: &str = ".link-";
+
+/// Makes `at` a symbolic link to `target`, replacing what is there in one rename.
+fn link_atomically(target: &Path, at: &Path) -> Result<()> {
+    let name = at.file_name().map(|n| n.to_string_lossy().to_string());
+    let tmp = at.with_file_name(format!(
+        "{LINK_PREFIX}{}-{}",
+        std::process::id(),
+        name.unwrap_or_default()
+    ));
+    let _ = fs::remove_file(&tmp);
+    symlink(target, &tmp).with_context(|| format!("creating the link {}", tmp.display()))?;
+    fs::rename(&tmp, at).with_context(|| format!("switching {}", at.display()))
+}
+
+#[cfg(unix)]
+fn symlink(target: &Path, at: &Path) -> io::Result<()> {
+    std::os::unix::fs::symlink(target, at)
+}
+
+#[cfg(not(unix))]
+fn symlink(_target: &Path, _at: &Path) -> io::Result<()> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "publishing a run needs symbolic links (Unix)",
+    ))
+}
+
+/// Flushes a written file to disk.
+pub fn sync_file(path: &Path) -> Result<()> {
+    fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("flushing {} to disk", path.display()))
+}
+
+/// Flushes a folder's entries (names created or renamed in it) to disk.
+fn sync_dir(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    fs::File::open(dir)
+        .and_then(|f| f.sync_all())
+        .with_context(|| format!("flushing {} to disk", dir.display()))?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+/// Whether a process with this id exists (Linux: its /proc entry; elsewhere, assume
+/// it does, so nothing of a live run is ever removed).
+fn process_exists(pid: u32) -> bool {
+    if cfg!(target_os = "linux") {
+        Path::new("/proc").join(pid.to_string()).exists()
+    } else {
+        true
+    }
+}
+
+/// A test hook: when `ACCOUNT_HEALTH_FAIL_AT` names this point, the process aborts
+/// here at once, as a kill would stop it (no cleanup, no unwinding). The kill tests
+/// stop a run at every point of publishing and check what a reader then sees.
+fn failpoint(point: &str) {
+    if std::env::var("ACCOUNT_HEALTH_FAIL_AT").is_ok_and(|p| p == point) {
+        std::process::abort();
+    }
+}

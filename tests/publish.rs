@@ -1,0 +1,246 @@
+//! Publishing a run (issue 22): run folders behind one `current` link switched
+//! atomically, kill tests at every point of publishing, and the history entry that
+//! feeds the next run's previous score.
+
+use std::path::Path;
+
+use crate::util::*;
+
+/// `run` at `as_of` with `env`, whatever the outcome.
+fn run_at(w: &Workdir, as_of: &str, extra: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut args = vec!["--quiet", "--as-of", as_of];
+    args.extend_from_slice(extra);
+    w.try_run_env(&args, env)
+}
+
+fn ok(o: std::process::Output) {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// The as_of a run's files say, read through the paths users know: the manifest's,
+/// and each table's `as_of` column (every row), which must agree.
+fn published_as_of(out: &Path) -> String {
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    let as_of = manifest["as_of"].as_str().unwrap().to_string();
+    for table in ["health.parquet", "indicators.parquet", "health.csv"] {
+        let dates: Vec<String> = if table.ends_with(".csv") {
+            let text = std::fs::read_to_string(out.join(table)).unwrap();
+            let mut lines = text.lines();
+            let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+            let i = header.iter().position(|h| *h == "as_of").unwrap();
+            lines
+                .map(|l| l.split(',').nth(i).unwrap().to_string())
+                .collect()
+        } else {
+            let df = read_parquet(&out.join(table));
+            let col = df
+                .column("as_of")
+                .unwrap()
+                .cast(&polars::prelude::DataType::String)
+                .unwrap();
+            col.str()
+                .unwrap()
+                .iter()
+                .map(|d| d.unwrap().to_string())
+                .collect()
+        };
+        assert!(
+            dates.iter().all(|d| *d == as_of),
+            "{table} holds {dates:?}, the manifest says {as_of}"
+        );
+    }
+    as_of
+}
+
+/// The names in a folder, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = std::fs::read_dir(dir)
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    n.sort();
+    n
+}
+
+/// A tiny input with an org that fires an indicator (so `indicators` has rows).
+fn input(w: &Workdir) {
+    minimal(w);
+    w.write(
+        "members",
+        &members(&[("a", "a1", "owner", "2026-01-01", None)]),
+    );
+}
+
+#[test]
+fn tables_are_links_through_current_to_the_newest_of_three_run_folders() {
+    let w = Workdir::new();
+    input(&w);
+    for _ in 0..4 {
+        w.run(&[]);
+    }
+    let out = w.out();
+    let current = std::fs::read_link(out.join("current")).unwrap();
+    assert!(current.starts_with("runs"), "{current:?}");
+    for file in [
+        "health.parquet",
+        "health.csv",
+        "metric_scores.parquet",
+        "manifest.json",
+    ] {
+        assert_eq!(
+            std::fs::read_link(out.join(file)).unwrap(),
+            Path::new("current").join(file),
+            "{file}"
+        );
+        assert!(
+            out.join(&current).join(file).is_file(),
+            "{file} in the run folder"
+        );
+    }
+    // The current run and the two before it; nothing staged is left.
+    let runs = names(&out.join("runs"));
+    assert_eq!(runs.len(), 3, "{runs:?}");
+    assert_eq!(
+        runs.last().map(String::as_str),
+        current.file_name().and_then(|n| n.to_str())
+    );
+    assert_eq!(published_as_of(&out), AS_OF);
+    // A format no longer asked for loses its link (it would name a file the
+    // current run does not have).
+    w.run(&["--format", "parquet"]);
+    assert!(out.join("health.parquet").exists());
+    assert!(out.join("health.csv").symlink_metadata().is_err());
+}
+
+#[test]
+fn a_kill_at_any_point_of_publishing_leaves_one_run_s_tables() {
+    let w = Workdir::new();
+    input(&w);
+    let out = w.out();
+    ok(run_at(&w, "2026-11-20", &[], &[]));
+    // Killed before the switch: the last run's tables; from the switch on: the new
+    // run's. Every table agrees with the manifest at every point.
+    for (point, expected) in [
+        ("staged", "2026-11-20"),
+        ("run_moved", "2026-11-20"),
+        ("history_written", "2026-11-20"),
+        ("current_switched", "2026-11-21"),
+        ("linked", "2026-11-21"),
+    ] {
+        let o = run_at(&w, "2026-11-21", &[], &[("ACCOUNT_HEALTH_FAIL_AT", point)]);
+        assert!(!o.status.success(), "{point}: the run was to be killed");
+        assert_eq!(published_as_of(&out), expected, "killed at {point}");
+    }
+    // Killed while replacing an existing history entry (2026-11-21's, written at
+    // `history_written`): the entry is set aside, and the next run puts it back.
+    let o = run_at(
+        &w,
+        "2026-11-21",
+        &[],
+        &[("ACCOUNT_HEALTH_FAIL_AT", "history_set_aside")],
+    );
+    assert!(!o.status.success());
+    assert!(!out.join("history/as_of=2026-11-21").exists());
+    ok(run_at(&w, "2026-11-22", &[], &[]));
+    assert_eq!(published_as_of(&out), "2026-11-22");
+    assert_eq!(
+        names(&out.join("history")),
+        ["as_of=2026-11-20", "as_of=2026-11-21", "as_of=2026-11-22"]
+    );
+    // No leftovers of the killed runs anywhere.
+    for dir in [out.clone(), out.join("runs"), out.join("history")] {
+        let left: Vec<String> = names(&dir)
+            .into_iter()
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        assert!(left.is_empty(), "{}: {left:?}", dir.display());
+    }
+    assert_eq!(names(&out.join("runs")).len(), 3);
+}
+
+#[test]
+fn history_keeps_an_entry_per_as_of_and_gives_the_next_run_its_previous_score() {
+    let w = Workdir::new();
+    w.generate(6, 40, 3);
+    let out = w.out();
+    ok(run_at(&w, "2026-11-16", &[], &[]));
+    let first = read_parquet(&out.join("history/as_of=2026-11-16/health.parquet"));
+    ok(run_at(&w, "2026-11-23", &[], &[]));
+    // The previous score is the history entry's, org by org.
+    let health = read_parquet(&out.join("health.parquet"));
+    for org in first
+        .column("org_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+    {
+        assert_eq!(
+            cell_f64(&health, "org_id", org, "previous_health_score"),
+            cell_f64(&first, "org_id", org, "health_score"),
+            "{org}"
+        );
+    }
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["previous_run"]["source"], "history");
+    assert_eq!(manifest["previous_run"]["as_of"], "2026-11-16");
+    // Each entry holds the three tables, as Parquet.
+    assert_eq!(
+        names(&out.join("history/as_of=2026-11-23")),
+        [
+            "health.parquet",
+            "indicators.parquet",
+            "metric_scores.parquet"
+        ]
+    );
+    // A re-run of an as_of replaces its entry, and takes the entry before it, not
+    // itself, as the previous run.
+    ok(run_at(&w, "2026-11-23", &[], &[]));
+    assert_eq!(
+        names(&out.join("history")),
+        ["as_of=2026-11-16", "as_of=2026-11-23"]
+    );
+    let again = read_parquet(&out.join("health.parquet"));
+    assert_eq!(
+        again.column("previous_health_score").unwrap(),
+        health.column("previous_health_score").unwrap()
+    );
+    // The first run had no earlier one.
+    let first_prev = first.column("previous_health_score").unwrap();
+    assert_eq!(first_prev.null_count(), first_prev.len());
+}
+
+#[test]
+fn history_older_than_history_days_before_the_latest_as_of_is_removed() {
+    let w = Workdir::new();
+    input(&w);
+    std::fs::write(w.path().join("short.toml"), "[run]\nhistory_days = 5\n").unwrap();
+    let config = w.path().join("short.toml");
+    let config = config.to_str().unwrap();
+    for as_of in ["2026-11-01", "2026-11-04", "2026-11-08"] {
+        ok(run_at(&w, as_of, &["--config", config], &[]));
+    }
+    // 2026-11-08 minus 5 days is 2026-11-03: the entry of 11-01 goes, 11-04 stays.
+    assert_eq!(
+        names(&w.out().join("history")),
+        ["as_of=2026-11-04", "as_of=2026-11-08"]
+    );
+    // An earlier as_of run later does not prune the later entries.
+    ok(run_at(&w, "2026-11-05", &["--config", config], &[]));
+    assert_eq!(
+        names(&w.out().join("history")),
+        ["as_of=2026-11-04", "as_of=2026-11-05", "as_of=2026-11-08"]
+    );
+    // A value out of range is bad input, named.
+    std::fs::write(w.path().join("bad.toml"), "[run]\nhistory_days = 0\n").unwrap();
+    let bad = w.path().join("bad.toml");
+    let o = run_at(&w, "2026-11-08", &["--config", bad.to_str().unwrap()], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("run.history_days"));
+}
