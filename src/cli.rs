@@ -16,7 +16,8 @@ organization from Parquet exports (events, members, usage, accounts, tickets, me
 payments), and writes Parquet and CSV tables for Vitally and Metabase.\n\n\
 Example (the nightly job on the committed sample data):\n  \
 account-health run --input sample_data --out out\n\n\
-Exit status: 0 done, 2 bad input or usage (nothing written), 1 internal failure."
+Exit status: 0 done, 2 bad input or usage (nothing written), 3 an input feed that looks \
+incomplete (nothing published; see `run --allow-incomplete`), 1 internal failure."
 )]
 pub struct Cli {
     /// No progress lines on stderr.
@@ -115,6 +116,11 @@ pub struct RunArgs {
     /// Worker threads (default: all cores). Outputs are identical whatever the number.
     #[arg(long)]
     pub threads: Option<usize>,
+    /// Publish even when the last days' events or usage rows fall below run.min_ratio
+    /// of their weekday median (otherwise exit 3, nothing published); the manifest
+    /// records the warning.
+    #[arg(long)]
+    pub allow_incomplete: bool,
 }
 
 #[derive(Debug, Args)]

@@ -70,3 +70,12 @@ pub enum InputError {
         reason: String,
     },
 }
+
+/// The event export or the usage report looks cut short (`feed_check`): exit 3,
+/// nothing published.
+#[derive(Debug, Error)]
+#[error("the input feed looks incomplete, nothing published: {details} (below run.min_ratio {min_ratio}). Check the export; `--allow-incomplete` publishes anyway")]
+pub struct IncompleteFeed {
+    pub details: String,
+    pub min_ratio: f64,
+}

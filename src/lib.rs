@@ -18,6 +18,7 @@ pub mod cmd;
 pub mod csv;
 pub mod error;
 pub mod events;
+pub mod feed_check;
 pub mod indicators;
 pub mod input;
 pub mod member_aggregates;
@@ -39,9 +40,15 @@ pub mod users;
 
 pub use error::InputError;
 
-/// The exit code for an error: 2 for bad input or usage, 1 for anything else.
+/// The exit code for an error: 2 for bad input or usage, 3 for an input feed that
+/// looks incomplete (`feed_check`), 1 for anything else.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if err
+        .chain()
+        .any(|e| e.downcast_ref::<error::IncompleteFeed>().is_some())
+    {
+        3
+    } else if err
         .chain()
         .any(|e| e.downcast_ref::<InputError>().is_some())
     {

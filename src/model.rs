@@ -311,6 +311,12 @@ pub struct Trends {
 pub struct RunPolicy {
     /// History entries are kept this many days before the latest as_of.
     pub history_days: u32,
+    /// The feed check's days before as_of (`feed_check`); 0 turns it off.
+    pub feed_check_days: u32,
+    /// A checked day below this share of its weekday median stops the run.
+    pub min_ratio: f64,
+    /// A day whose weekday median is below this many rows is not judged.
+    pub feed_check_min_rows: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -950,6 +956,15 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
             "run.history_days".into(),
             format!("must be 1 to {MAX_WINDOW_DAYS} days"),
         );
+    }
+    if m.run.feed_check_days > 28 {
+        return err(
+            "run.feed_check_days".into(),
+            "must be 0 (no check) to 28 days".into(),
+        );
+    }
+    if !(0.0..=1.0).contains(&m.run.min_ratio) {
+        return err("run.min_ratio".into(), "must be 0 to 1".into());
     }
     if !(1..=MAX_WINDOW_DAYS / 7).contains(&m.trends.weeks) {
         return err(

@@ -166,10 +166,19 @@ fn a_kill_at_any_point_of_publishing_leaves_one_run_s_tables() {
 fn history_keeps_an_entry_per_as_of_and_gives_the_next_run_its_previous_score() {
     let w = Workdir::new();
     w.generate(6, 40, 3);
+    // Six generated orgs are few enough for a Sunday to fall below half its median:
+    // the feed check (tested on its own) is off here.
+    std::fs::write(
+        w.path().join("no_check.toml"),
+        "[run]\nfeed_check_days = 0\n",
+    )
+    .unwrap();
+    let no_check = w.path().join("no_check.toml");
+    let config = ["--config", no_check.to_str().unwrap()];
     let out = w.out();
-    ok(run_at(&w, "2026-11-16", &[], &[]));
+    ok(run_at(&w, "2026-11-16", &config, &[]));
     let first = read_parquet(&out.join("history/as_of=2026-11-16/health.parquet"));
-    ok(run_at(&w, "2026-11-23", &[], &[]));
+    ok(run_at(&w, "2026-11-23", &config, &[]));
     // The previous score is the history entry's, org by org.
     let health = read_parquet(&out.join("health.parquet"));
     for org in first
@@ -243,4 +252,74 @@ fn history_older_than_history_days_before_the_latest_as_of_is_removed() {
     let o = run_at(&w, "2026-11-08", &["--config", bad.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("run.history_days"));
+}
+
+/// Org `a` with 20 events a day from 2026-10-18 to 2026-11-21, and `last` events on
+/// 2026-11-22 (a Sunday, the last day before as_of 2026-11-23).
+fn feed(w: &Workdir, last: usize) {
+    minimal(w);
+    w.write("members", &one_member_each(&["a"]));
+    let start = days("2026-10-18");
+    let dates: Vec<String> = (start..days("2026-11-23"))
+        .map(|d| {
+            chrono::DateTime::from_timestamp(d as i64 * 86_400, 0)
+                .unwrap()
+                .format("%Y-%m-%d 12:00")
+                .to_string()
+        })
+        .collect();
+    let mut rows = Vec::new();
+    for (i, date) in dates.iter().enumerate() {
+        let n = if i + 1 == dates.len() { last } else { 20 };
+        for _ in 0..n {
+            rows.push(("a", "a1", "insight analyzed", date.as_str(), None));
+        }
+    }
+    w.write("events", &events(&rows));
+}
+
+#[test]
+fn a_feed_below_half_its_weekday_median_is_refused_with_exit_3_and_nothing_published() {
+    let w = Workdir::new();
+    feed(&w, 20);
+    w.run(&[]);
+    let before = std::fs::read(w.out().join("health.parquet")).unwrap();
+    // Sunday 11-22 against the 4 Sundays before (20 each): 9 events is 45%.
+    feed(&w, 9);
+    let o = run_at(&w, AS_OF, &[], &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("events 2026-11-22: 9 rows, 45% of the median 20 of the same weekday over the 4 week(s) before"),
+        "{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(w.out().join("health.parquet")).unwrap(),
+        before
+    );
+    // --allow-incomplete publishes, and the manifest says so.
+    ok(run_at(&w, AS_OF, &["--allow-incomplete"], &[]));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["feed_check"]["incomplete"], true);
+    assert_eq!(manifest["feed_check"]["allowed"], true);
+    // 10 events, exactly half, is not below: published, nothing to allow.
+    feed(&w, 10);
+    ok(run_at(&w, AS_OF, &[], &[]));
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["feed_check"]["incomplete"], false);
+    let days = manifest["feed_check"]["days"].as_array().unwrap();
+    let sunday = days
+        .iter()
+        .find(|d| d["source"] == "events" && d["date"] == "2026-11-22")
+        .unwrap();
+    assert_eq!(sunday["ratio"], 0.5);
 }

@@ -10,7 +10,8 @@ use polars::prelude::*;
 use serde::Serialize;
 
 use crate::cli::RunArgs;
-use crate::error::InputError;
+use crate::error::{IncompleteFeed, InputError};
+use crate::feed_check::{self, FeedCheck};
 use crate::input::TableInfo;
 use crate::member_aggregates::MemberEvents;
 use crate::model::{LoadedModel, Model};
@@ -27,6 +28,8 @@ pub struct RunSettings {
     pub model: LoadedModel,
     pub previous: Option<PathBuf>,
     pub formats: Formats,
+    /// Publish even when the feed check finds the input incomplete.
+    pub allow_incomplete: bool,
 }
 
 impl RunSettings {
@@ -45,6 +48,7 @@ impl RunSettings {
             model: super::load_model(args.config.as_deref())?,
             previous: args.previous.clone(),
             formats: parse_formats(&args.format)?,
+            allow_incomplete: args.allow_incomplete,
         })
     }
 }
@@ -98,6 +102,9 @@ struct Manifest<'a> {
     data_quality: &'a DataQuality,
     /// Where `previous_health_score` came from; null when there was no earlier run.
     previous_run: Option<PreviousRun>,
+    /// The last days' rows against their weekday medians; `incomplete` and `allowed`
+    /// together mean it was published under `--allow-incomplete`.
+    feed_check: FeedCheck,
     timings_seconds: IndexMap<&'static str, f64>,
     /// Peak resident memory of the process (MiB) at the end of each stage, where the
     /// OS tells (Linux); like the timings, it varies from run to run.
@@ -184,6 +191,7 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         None => quality::default_as_of(&rollup)?,
     };
     progress.note(&format!("as_of {}", as_of.iso()));
+    let feed = check_feed(&inputs, &rollup, &as_of, model, settings.allow_incomplete)?;
     // The previous run: `--previous DIR`, else the latest history entry before as_of.
     let (previous, previous_run) = match &settings.previous {
         Some(dir) => (
@@ -281,6 +289,7 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         config: model,
         data_quality: &dq,
         previous_run,
+        feed_check: feed,
         timings_seconds: timings,
         peak_memory_mib: peaks,
     };
@@ -323,6 +332,56 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     )?;
     progress.stage("done");
     Ok(())
+}
+
+/// The feed check (`feed_check`) on the events the pass counted and the usage rows,
+/// per day; an incomplete feed stops the run unless `allow` (exit 3).
+fn check_feed(
+    inputs: &crate::input::Inputs,
+    rollup: &crate::events::Rollup,
+    as_of: &AsOf,
+    model: &Model,
+    allow: bool,
+) -> Result<FeedCheck> {
+    let usage = inputs
+        .usage
+        .clone()
+        .lazy()
+        .group_by([col("date").cast(DataType::Int32).alias("day")])
+        .agg([len().alias("rows")])
+        .collect()?;
+    let usage_per_day: std::collections::BTreeMap<i32, u64> = usage
+        .column("day")?
+        .i32()?
+        .iter()
+        .zip(usage.column("rows")?.cast(&DataType::UInt64)?.u64()?.iter())
+        .filter_map(|(d, n)| Some((d?, n?)))
+        .collect();
+    let mut check = feed_check::check(
+        &[
+            ("events", &rollup.events_per_day),
+            ("usage", &usage_per_day),
+        ],
+        as_of,
+        model.run.feed_check_days,
+        model.run.min_ratio,
+        model.run.feed_check_min_rows,
+    );
+    if check.incomplete {
+        if !allow {
+            return Err(IncompleteFeed {
+                details: check.describe(),
+                min_ratio: check.min_ratio,
+            }
+            .into());
+        }
+        check.allowed = true;
+        eprintln!(
+            "account-health: warning: the input feed looks incomplete, published anyway (--allow-incomplete): {}",
+            check.describe()
+        );
+    }
+    Ok(check)
 }
 
 /// The process's peak resident set so far, from /proc (Linux only).
