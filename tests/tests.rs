@@ -29,3 +29,5 @@ mod posthog;
 mod publish;
 // Indicators over time: status, first_fired, alerts, clear_at.
 mod alerts;
+// Why a score moved: metric_changes.
+mod changes;

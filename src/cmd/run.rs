@@ -18,7 +18,7 @@ use crate::model::{LoadedModel, Model};
 use crate::output::{self, Formats, Table};
 use crate::quality::{self, DataQuality};
 use crate::time::AsOf;
-use crate::{alerts, indicators, metrics, publish, score, tables, trends, users};
+use crate::{alerts, changes, indicators, metrics, publish, score, tables, trends, users};
 
 /// The checked settings of a run: nothing here is a raw argument any more.
 pub struct RunSettings {
@@ -119,8 +119,14 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
 /// An earlier run's health table and, when it has one, its indicators table (an
 /// output folder or a history entry).
 struct Previous {
+    /// `org_id` and `health_score`.
     health: DataFrame,
+    /// Every column of its health table (category scores and weights).
+    health_full: DataFrame,
     indicators: Option<DataFrame>,
+    metric_scores: Option<DataFrame>,
+    /// Its as_of, from its health table (null when it has no rows).
+    as_of: Option<i32>,
 }
 
 /// Reads an earlier run's tables from `dir`.
@@ -145,26 +151,42 @@ fn read_previous(dir: &Path) -> Result<Previous, InputError> {
             reason: e.to_string(),
         }
     };
-    let health = scan(&path)
-        .and_then(|lf| {
-            lf.select([
-                col("org_id").cast(DataType::String),
-                col("health_score").cast(DataType::Float64),
-            ])
-            .collect()
-        })
+    let health_full = scan(&path)
+        .and_then(|lf| lf.collect())
         .map_err(bad(&path))?;
-    let path = dir.join("indicators.parquet");
-    let indicators = if path.is_file() {
-        Some(
-            scan(&path)
-                .and_then(|lf| lf.collect())
-                .map_err(bad(&path))?,
-        )
-    } else {
-        None
+    let health = health_full
+        .clone()
+        .lazy()
+        .select([
+            col("org_id").cast(DataType::String),
+            col("health_score").cast(DataType::Float64),
+        ])
+        .collect()
+        .map_err(bad(&path))?;
+    let as_of = match health_full.column("as_of") {
+        Ok(c) => c
+            .cast(&DataType::Int32)
+            .ok()
+            .and_then(|c| c.i32().ok().and_then(|c| c.get(0))),
+        Err(_) => None,
     };
-    Ok(Previous { health, indicators })
+    let optional = |name: &str| -> Result<Option<DataFrame>, InputError> {
+        let path = dir.join(format!("{name}.parquet"));
+        if !path.is_file() {
+            return Ok(None);
+        }
+        scan(&path)
+            .and_then(|lf| lf.collect())
+            .map(Some)
+            .map_err(bad(&path))
+    };
+    Ok(Previous {
+        health,
+        health_full,
+        indicators: optional("indicators")?,
+        metric_scores: optional("metric_scores")?,
+        as_of,
+    })
 }
 
 pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
@@ -216,9 +238,13 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     // Metrics, users and trends all read the rollup through it (it shares the columns).
     let member_events = MemberEvents::new(&rollup, &as_of)?;
     let has_previous = previous.is_some();
-    let (previous, previous_indicators) = match previous {
-        Some(p) => (Some(p.health), p.indicators),
-        None => (None, None),
+    let (previous, previous_indicators, previous_tables) = match previous {
+        Some(p) => (
+            Some(p.health),
+            p.indicators,
+            p.metric_scores.map(|m| (p.health_full, m, p.as_of)),
+        ),
+        None => (None, None, None),
     };
     // The data-quality counts, the scores, the users table and the trends table read
     // nothing of each other: they are computed side by side, each on all threads, so
@@ -269,6 +295,29 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     progress.stage("assembling tables");
     let health = tables::health(&scored, &indicators, model, &as_of)?;
     let metric_scores = tables::metric_scores(&scored, model)?;
+    let metric_changes = match &previous_tables {
+        Some((health_before, scores_before, as_of_before)) => {
+            let categories: Vec<(String, f64)> = model
+                .categories
+                .iter()
+                .map(|(c, cat)| (c.clone(), cat.weight))
+                .collect();
+            changes::metric_changes(
+                &changes::RunTables {
+                    health: &health,
+                    metric_scores: &metric_scores,
+                },
+                &changes::RunTables {
+                    health: health_before,
+                    metric_scores: scores_before,
+                },
+                &categories,
+                as_of.day,
+                *as_of_before,
+            )?
+        }
+        None => changes::empty(),
+    };
     lap("tables", &mut timings);
 
     let manifest = Manifest {
@@ -308,6 +357,10 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         Table {
             name: "indicators",
             frame: indicators,
+        },
+        Table {
+            name: "metric_changes",
+            frame: metric_changes,
         },
         Table {
             name: "alerts",

@@ -1,0 +1,72 @@
+//! `metric_changes` (issue 22) over real runs: every org's contributions add up to
+//! its `health_score_change`, with per-plan weights too. (The split itself is worked
+//! out by hand in `changes`' unit tests.)
+
+use polars::prelude::*;
+
+use crate::util::*;
+
+fn run_at(w: &Workdir, as_of: &str, config: &str) {
+    let o = w.try_run(&["--quiet", "--as-of", as_of, "--config", config]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn every_org_s_contributions_add_up_to_its_score_change() {
+    let w = Workdir::new();
+    w.generate(30, 70, 5);
+    // Enterprise orgs weigh product experience 45: their shares use their own weights.
+    let config = w.path().join("plans.toml");
+    std::fs::write(
+        &config,
+        "[plan_weights.enterprise]\nproduct_experience = 45.0\n[run]\nfeed_check_days = 0\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    run_at(&w, "2026-11-02", config);
+    run_at(&w, "2026-11-23", config);
+    let health = w.read("health");
+    let changes = w.read("metric_changes");
+    assert!(changes.height() > 0);
+    let sums = changes
+        .clone()
+        .lazy()
+        .group_by([col("org_id")])
+        .agg([col("contribution").sum()])
+        .collect()
+        .unwrap();
+    let orgs = health.column("org_id").unwrap().str().unwrap();
+    let change = health.column("health_score_change").unwrap().f64().unwrap();
+    let mut checked = 0;
+    for i in 0..health.height() {
+        let (Some(org), Some(want)) = (orgs.get(i), change.get(i)) else {
+            continue;
+        };
+        let got = if want == 0.0
+            && !sums
+                .column("org_id")
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .any(|o| o == Some(org))
+        {
+            0.0
+        } else {
+            cell_f64(&sums, "org_id", org, "contribution").unwrap()
+        };
+        assert!(
+            (got - want).abs() < 1e-9,
+            "{org}: contributions {got}, change {want}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 25, "{checked} orgs scored in both runs");
+    // The rows say when they compare.
+    let prev = changes
+        .column("previous_as_of")
+        .unwrap()
+        .cast(&DataType::String)
+        .unwrap();
+    assert!(prev.str().unwrap().iter().all(|d| d == Some("2026-11-02")));
+}
