@@ -88,6 +88,10 @@ pub struct ExplainArgs {
     /// The output folder of the run to read.
     #[arg(long, default_value = "out")]
     pub out: PathBuf,
+    /// Also say what moved the score since this day (YYYY-MM-DD): against the run's
+    /// history entry of that day, or the latest one before it.
+    #[arg(long)]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -70,3 +70,80 @@ fn every_org_s_contributions_add_up_to_its_score_change() {
         .unwrap();
     assert!(prev.str().unwrap().iter().all(|d| d == Some("2026-11-02")));
 }
+
+#[test]
+fn explain_since_tells_the_same_split_in_sentences() {
+    let w = Workdir::new();
+    w.generate(30, 70, 5);
+    let config = w.path().join("no_check.toml");
+    std::fs::write(&config, "[run]\nfeed_check_days = 0\n").unwrap();
+    let config = config.to_str().unwrap();
+    run_at(&w, "2026-11-02", config);
+    run_at(&w, "2026-11-23", config);
+    let changes = w.read("metric_changes");
+    let org = changes
+        .column("org_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .get(0)
+        .unwrap()
+        .to_string();
+    let out = w.out();
+    // The 11-02 entry is the latest on or before 11-05.
+    let o = w.cmd(&[
+        "explain",
+        &org,
+        "--out",
+        out.to_str().unwrap(),
+        "--since",
+        "2026-11-05",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let health = w.read("health");
+    let (before, after) = (
+        cell_f64(&health, "org_id", &org, "previous_health_score").unwrap(),
+        cell_f64(&health, "org_id", &org, "health_score").unwrap(),
+    );
+    let since = text
+        .lines()
+        .find(|l| l.starts_with("Since 2026-11-02: health score "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        since.ends_with(&format!("({:+.2}).", after - before)),
+        "{since}"
+    );
+    assert!(
+        text.contains(&format!("These add up to {:+.2}.", after - before)),
+        "{text}"
+    );
+    // Every metric_changes row of the org is a line.
+    let rows = changes
+        .clone()
+        .lazy()
+        .filter(col("org_id").eq(lit(org.clone())))
+        .collect()
+        .unwrap();
+    for m in rows
+        .column("metric")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+    {
+        assert!(text.contains(&format!("- {m} (")), "{m}: {text}");
+    }
+    // Before any history entry: a usage error.
+    let o = w.cmd(&[
+        "explain",
+        &org,
+        "--out",
+        out.to_str().unwrap(),
+        "--since",
+        "2026-10-01",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no history entry on or before"));
+}

@@ -15,12 +15,21 @@ use crate::score::{category_column, weight_column};
 const WIDTH: usize = 80;
 
 pub fn run(args: ExplainArgs) -> Result<()> {
-    let text = explain(&args.out, &args.org_id)?;
+    let mut text = explain(&args.out, &args.org_id)?;
+    if let Some(since) = &args.since {
+        let since = crate::time::AsOf::parse(since)?;
+        text.push('\n');
+        text.push_str(&explain_since(&args.out, &args.org_id, &since)?);
+    }
     print!("{text}");
     Ok(())
 }
 
 fn read_table(out: &Path, name: &str) -> Result<DataFrame, InputError> {
+    read_table_in(out, name)
+}
+
+fn read_table_in(out: &Path, name: &str) -> Result<DataFrame, InputError> {
     let path = out.join(format!("{name}.parquet"));
     let file = std::fs::File::open(&path).map_err(|_| InputError::BadPath {
         path: path.display().to_string(),
@@ -319,6 +328,123 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
                 wrap(&format!("- {kind}: {ind}{product}: {msg}"), 4)
             )?;
         }
+    }
+    Ok(s)
+}
+
+/// What moved the org's score between the history entry of `since` (or the latest
+/// before it) and the run in `out`, in sentences: the `metric_changes` split, the
+/// largest contributions first.
+pub fn explain_since(out: &Path, org: &str, since: &crate::time::AsOf) -> Result<String> {
+    let entries = crate::publish::history_dates(out);
+    let Some(then) = entries.iter().rev().find(|d| d.day <= since.day) else {
+        return Err(InputError::Usage {
+            problem: format!(
+                "--since {}: no history entry on or before that day in {}",
+                since.iso(),
+                out.join(crate::publish::HISTORY).display()
+            ),
+        }
+        .into());
+    };
+    let entry = out
+        .join(crate::publish::HISTORY)
+        .join(crate::publish::history_folder(then));
+    let model = read_model(out)?.config;
+    let categories: Vec<(String, f64)> = model
+        .categories
+        .iter()
+        .map(|(c, cat)| (c.clone(), cat.weight))
+        .collect();
+    let (now_health, now_scores) = (
+        rows_of(read_table(out, "health")?, org)?,
+        rows_of(read_table(out, "metric_scores")?, org)?,
+    );
+    let (then_health, then_scores) = (
+        rows_of(read_table_in(&entry, "health")?, org)?,
+        rows_of(read_table_in(&entry, "metric_scores")?, org)?,
+    );
+    let mut s = String::new();
+    let (before, after) = (
+        f64_at(&then_health, "health_score", 0),
+        f64_at(&now_health, "health_score", 0),
+    );
+    let now_as_of = now_health
+        .column("as_of")?
+        .cast(&DataType::Int32)?
+        .i32()?
+        .get(0)
+        .unwrap_or_default();
+    let (Some(before), Some(after)) = (before, after) else {
+        writeln!(
+            s,
+            "{}",
+            wrap(
+                &format!(
+                    "Since {}: the score was {} then and is {} now; no change to split.",
+                    then.iso(),
+                    show(before),
+                    show(after)
+                ),
+                2
+            )
+        )?;
+        return Ok(s);
+    };
+    let changes = crate::changes::metric_changes(
+        &crate::changes::RunTables {
+            health: &now_health,
+            metric_scores: &now_scores,
+        },
+        &crate::changes::RunTables {
+            health: &then_health,
+            metric_scores: &then_scores,
+        },
+        &categories,
+        now_as_of,
+        Some(then.day),
+    )?;
+    writeln!(
+        s,
+        "Since {}: health score {} -> {} ({:+.2}).",
+        then.iso(),
+        show(Some(before)),
+        show(Some(after)),
+        after - before
+    )?;
+    let mut rows: Vec<(f64, String)> = (0..changes.height())
+        .map(|r| {
+            let contribution = f64_at(&changes, "contribution", r).unwrap_or(0.0);
+            let metric = str_at(&changes, "metric", r).unwrap_or_default();
+            let category = str_at(&changes, "category", r).unwrap_or_default();
+            let band = |c: &str| str_at(&changes, c, r).unwrap_or_else(|| "unscored".into());
+            let (b0, b1) = (band("previous_band"), band("band"));
+            let (v0, v1) = (
+                f64_at(&changes, "previous_value", r),
+                f64_at(&changes, "value", r),
+            );
+            let what = if b0 != b1 || f64_at(&changes, "previous_points", r) != f64_at(&changes, "points", r) {
+                format!("{b0} -> {b1} (value {} -> {})", show(v0), show(v1))
+            } else {
+                format!(
+                    "still {b1}, its weight in the score moved as categories became scored or unscored (value {} -> {})",
+                    show(v0),
+                    show(v1)
+                )
+            };
+            (contribution, format!("- {metric} ({category}): {what}: {contribution:+.2}"))
+        })
+        .collect();
+    rows.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()).then(a.1.cmp(&b.1)));
+    if rows.is_empty() {
+        writeln!(s, "No metric's band, points or weight moved.")?;
+    } else {
+        writeln!(s, "What moved it, largest first:")?;
+        for (_, line) in &rows {
+            writeln!(s, "{}", wrap(line, 4))?;
+        }
+        let total: f64 = rows.iter().map(|(c, _)| c).sum();
+        writeln!(s, "These add up to {total:+.2}.")?;
     }
     Ok(s)
 }
