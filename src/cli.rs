@@ -33,6 +33,7 @@ impl Cli {
     pub fn threads(&self) -> Option<usize> {
         match &self.command {
             Command::Run(args) => args.threads,
+            Command::Backfill(args) => args.threads,
             _ => None,
         }
     }
@@ -46,6 +47,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Write a synthetic input folder with planted situations, deterministic per seed.
     Generate(GenerateArgs),
+    /// Fill the score history for past dates from one read of the inputs.
+    Backfill(BackfillArgs),
     /// Why an account scores as it does: categories, metrics, bands, indicators.
     Explain(ExplainArgs),
     /// Print the effective scoring model (the defaults with --config merged over them).
@@ -125,6 +128,37 @@ pub struct RunArgs {
     /// records the warning.
     #[arg(long)]
     pub allow_incomplete: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example (a year of weekly history before the first nightly run):\n  account-health backfill --input exports/latest --out out --from 2025-11-24 --to 2026-11-16 --every 7"
+)]
+pub struct BackfillArgs {
+    /// Folder holding the input tables (NAME.parquet or NAME/ folders).
+    #[arg(long, default_value = "sample_data")]
+    pub input: PathBuf,
+    /// The output folder whose history (OUT/history/as_of=DATE/) is filled.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// The first as_of, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: String,
+    /// The last as_of at most, YYYY-MM-DD.
+    #[arg(long)]
+    pub to: String,
+    /// Days between two as_of dates.
+    #[arg(long, default_value_t = 7)]
+    pub every: u32,
+    /// A TOML file overriding any part of the scoring model.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Write a date's history even when its feed check finds the input incomplete.
+    #[arg(long)]
+    pub allow_incomplete: bool,
+    /// Worker threads (default: all cores). History is identical whatever the number.
+    #[arg(long)]
+    pub threads: Option<usize>,
 }
 
 #[derive(Debug, Args)]

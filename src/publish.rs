@@ -126,7 +126,8 @@ pub fn publish(p: Publication) -> Result<()> {
     sync_dir(&runs)?;
     failpoint("run_moved");
 
-    write_history(out, p.as_of, p.history, p.history_days)?;
+    let entry = stage_history(out, p.as_of, p.history)?;
+    commit_history(out, vec![entry], p.history_days)?;
     failpoint("history_written");
 
     // The one step that publishes.
@@ -152,51 +153,96 @@ pub fn publish(p: Publication) -> Result<()> {
     Ok(())
 }
 
-/// Writes the run's history entry: staged, then swapped in for an earlier entry of
-/// the same as_of; then entries older than `days` before the latest as_of removed.
-fn write_history(
+/// Removes what killed runs left in `out` (see `remove_abandoned`); `prepare` does
+/// it for `run`, `backfill` calls it before writing history.
+pub fn tidy(out: &Path) {
+    remove_abandoned(out);
+}
+
+/// A history entry written to its staging folder, not yet on disk for sure nor in
+/// place (`commit_history`).
+pub struct StagedEntry {
+    as_of: AsOf,
+    dir: PathBuf,
+    files: Vec<PathBuf>,
+}
+
+/// Writes a history entry's tables (Parquet) into a staging folder of its own under
+/// `OUT/history`.
+pub fn stage_history(
     out: &Path,
     as_of: &AsOf,
     tables: Vec<(&'static str, DataFrame)>,
-    days: u32,
-) -> Result<()> {
+) -> Result<StagedEntry> {
     let root = out.join(HISTORY);
     fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-    let pid = std::process::id();
-    let staging = root.join(format!("{STAGING}{pid}"));
-    if staging.exists() {
-        fs::remove_dir_all(&staging)?;
+    let dir = root.join(format!(
+        "{STAGING}{}-{}",
+        std::process::id(),
+        history_folder(as_of)
+    ));
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
     }
-    fs::create_dir_all(&staging)?;
+    fs::create_dir_all(&dir)?;
+    let mut files = Vec::new();
     for (name, mut frame) in tables {
-        let path = staging.join(format!("{name}.parquet"));
+        let path = dir.join(format!("{name}.parquet"));
         crate::output::write_parquet(&mut frame, &path)?;
-        sync_file(&path)?;
+        files.push(path);
     }
-    sync_dir(&staging)?;
-    let folder = history_folder(as_of);
-    let dest = root.join(&folder);
-    if dest.exists() {
-        // Set aside, not removed, until the new entry is in: a kill in between
-        // leaves it to be put back by the next run.
-        let aside = root.join(format!("{REPLACED}{pid}-{folder}"));
-        fs::rename(&dest, &aside).with_context(|| format!("setting aside {}", dest.display()))?;
-        failpoint("history_set_aside");
-        fs::rename(&staging, &dest)
-            .with_context(|| format!("moving history into {}", dest.display()))?;
-        sync_dir(&root)?;
-        let _ = fs::remove_dir_all(&aside);
-    } else {
-        fs::rename(&staging, &dest)
-            .with_context(|| format!("moving history into {}", dest.display()))?;
-        sync_dir(&root)?;
+    Ok(StagedEntry {
+        as_of: *as_of,
+        dir,
+        files,
+    })
+}
+
+/// Puts staged history entries in place: every file flushed to disk first (all side
+/// by side: one flush at a time costs a disk round trip each), then each entry
+/// swapped in for an earlier entry of the same as_of; then entries older than `days`
+/// before the latest as_of removed.
+pub fn commit_history(out: &Path, entries: Vec<StagedEntry>, days: u32) -> Result<()> {
+    use rayon::prelude::*;
+    let root = out.join(HISTORY);
+    entries
+        .par_iter()
+        .flat_map(|e| e.files.par_iter())
+        .map(|f| sync_file(f))
+        .collect::<Result<Vec<()>>>()?;
+    entries
+        .par_iter()
+        .map(|e| sync_dir(&e.dir))
+        .collect::<Result<Vec<()>>>()?;
+    let pid = std::process::id();
+    for entry in &entries {
+        let folder = history_folder(&entry.as_of);
+        let dest = root.join(&folder);
+        if dest.exists() {
+            // Set aside, not removed, until the new entry is in: a kill in between
+            // leaves it to be put back by the next run.
+            let aside = root.join(format!("{REPLACED}{pid}-{folder}"));
+            fs::rename(&dest, &aside)
+                .with_context(|| format!("setting aside {}", dest.display()))?;
+            failpoint("history_set_aside");
+            fs::rename(&entry.dir, &dest)
+                .with_context(|| format!("moving history into {}", dest.display()))?;
+            let _ = fs::remove_dir_all(&aside);
+        } else {
+            fs::rename(&entry.dir, &dest)
+                .with_context(|| format!("moving history into {}", dest.display()))?;
+        }
     }
+    sync_dir(&root)?;
     // Kept: `days` before the latest as_of in history (a re-run of an older date
     // does not prune what a later run keeps).
     let dates = history_dates(out);
-    let latest = dates.last().map_or(as_of.day, |d| d.day.max(as_of.day));
-    for d in dates.iter().filter(|d| d.day < latest - days as i32) {
-        let _ = fs::remove_dir_all(root.join(history_folder(d)));
+    let newest = entries.iter().map(|e| e.as_of.day).max();
+    let latest = dates.last().map(|d| d.day).max(newest);
+    if let Some(latest) = latest {
+        for d in dates.iter().filter(|d| d.day < latest - days as i32) {
+            let _ = fs::remove_dir_all(root.join(history_folder(d)));
+        }
     }
     Ok(())
 }

@@ -31,3 +31,5 @@ mod publish;
 mod alerts;
 // Why a score moved: metric_changes.
 mod changes;
+// History for past dates from one read: backfill.
+mod backfill;

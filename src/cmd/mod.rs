@@ -1,5 +1,6 @@
 //! The subcommands, each a thin composition of the stages, one file each.
 
+pub mod backfill;
 pub mod config;
 pub mod explain;
 pub mod generate;
@@ -19,6 +20,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Run(args) => run::run(args, cli.quiet),
         Command::Validate(args) => validate::run(args, cli.quiet),
         Command::Generate(args) => generate::run(args, cli.quiet),
+        Command::Backfill(args) => backfill::run(args, cli.quiet),
         Command::Explain(args) => explain::run(args),
         Command::Config(args) => config::run(args),
         Command::Query(args) => query::run(args),
@@ -92,7 +94,7 @@ fn parse_as_of(raw: Option<&str>) -> Result<Option<AsOf>, InputError> {
 /// Caps rayon's worker threads (polars' are capped by `main` through
 /// `POLARS_MAX_THREADS` before any thread exists). Must run before the first
 /// parallel call.
-fn set_threads(threads: Option<usize>) -> Result<(), InputError> {
+pub(super) fn set_threads(threads: Option<usize>) -> Result<(), InputError> {
     let Some(n) = threads else { return Ok(()) };
     if n == 0 {
         return Err(InputError::Usage {

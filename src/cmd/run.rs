@@ -80,7 +80,7 @@ fn parse_formats(s: &str) -> Result<Formats, InputError> {
 }
 
 #[derive(Serialize)]
-struct PreviousRun {
+pub(super) struct PreviousRun {
     /// `history` or `--previous DIR`.
     source: String,
     /// The history entry's as_of (an earlier run's folder does not say).
@@ -118,7 +118,7 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
 
 /// An earlier run's health table and, when it has one, its indicators table (an
 /// output folder or a history entry).
-struct Previous {
+pub(super) struct Previous {
     /// `org_id` and `health_score`.
     health: DataFrame,
     /// Every column of its health table (category scores and weights).
@@ -127,6 +127,32 @@ struct Previous {
     metric_scores: Option<DataFrame>,
     /// Its as_of, from its health table (null when it has no rows).
     as_of: Option<i32>,
+}
+
+impl Previous {
+    /// A run's tables as the next run reads them back from its history entry
+    /// (`backfill` hands them on without reading them back).
+    pub(super) fn of_tables(
+        health: &DataFrame,
+        metric_scores: &DataFrame,
+        indicators: &DataFrame,
+        as_of: &AsOf,
+    ) -> Result<Previous> {
+        Ok(Previous {
+            health: health
+                .clone()
+                .lazy()
+                .select([
+                    col("org_id").cast(DataType::String),
+                    col("health_score").cast(DataType::Float64),
+                ])
+                .collect()?,
+            health_full: health.clone(),
+            indicators: Some(indicators.clone()),
+            metric_scores: Some(metric_scores.clone()),
+            as_of: Some(as_of.day),
+        })
+    }
 }
 
 /// Reads an earlier run's tables from `dir`.
@@ -214,38 +240,12 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     };
     progress.note(&format!("as_of {}", as_of.iso()));
     let feed = check_feed(&inputs, &rollup, &as_of, model, settings.allow_incomplete)?;
-    // The previous run: `--previous DIR`, else the latest history entry before as_of.
-    let (previous, previous_run) = match &settings.previous {
-        Some(dir) => (
-            Some(read_previous(dir)?),
-            Some(PreviousRun {
-                source: format!("--previous {}", dir.display()),
-                as_of: None,
-            }),
-        ),
-        None => match publish::history_before(&settings.out, &as_of) {
-            Some((date, dir)) => (
-                Some(read_previous(&dir)?),
-                Some(PreviousRun {
-                    source: "history".into(),
-                    as_of: Some(date.iso()),
-                }),
-            ),
-            None => (None, None),
-        },
-    };
+    let (previous, previous_run) =
+        previous_run(settings.previous.as_deref(), &settings.out, &as_of)?;
     progress.stage("checking data quality; computing metrics, scores and indicators");
     // Metrics, users and trends all read the rollup through it (it shares the columns).
     let member_events = MemberEvents::new(&rollup, &as_of)?;
-    let has_previous = previous.is_some();
-    let (previous, previous_indicators, previous_tables) = match previous {
-        Some(p) => (
-            Some(p.health),
-            p.indicators,
-            p.metric_scores.map(|m| (p.health_full, m, p.as_of)),
-        ),
-        None => (None, None, None),
-    };
+    let (previous_health, previous) = PreviousParts::split(previous);
     // The data-quality counts, the scores, the users table and the trends table read
     // nothing of each other: they are computed side by side, each on all threads, so
     // one's sequential steps (the checks are one thread's work) leave no thread idle.
@@ -258,11 +258,7 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
                     let dq = quality::measure(&inputs, &rollup, &as_of)?;
                     Ok((dq, start.elapsed().as_secs_f64()))
                 },
-                || -> Result<DataFrame> {
-                    let metrics = metrics::compute(&member_events, &inputs, model, &as_of)?;
-                    let scores = score::compute(metrics, &inputs, model).frame;
-                    Ok(tables::with_previous(scores, previous).collect()?)
-                },
+                || scored_frame(&member_events, &inputs, model, &as_of, previous_health),
             )
         },
         || {
@@ -280,45 +276,14 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     let (dq, validate_seconds) = dq?;
     timings.insert("validate", validate_seconds);
     let (scored, users, trends) = (scored?, users?, trends?);
-    let fired = indicators::compute(
-        scored.clone().lazy(),
-        model,
-        &as_of,
-        has_previous,
-        previous_indicators.as_ref(),
-    )?
-    .collect()?;
-    let alerts::Followed { indicators, alerts } =
-        alerts::follow(fired, previous_indicators.as_ref(), model, &as_of)?;
+    let DayTables {
+        health,
+        metric_scores,
+        indicators,
+        alerts,
+        metric_changes,
+    } = day_tables(&scored, model, &as_of, &previous)?;
     lap("metrics_scores_indicators", &mut timings);
-
-    progress.stage("assembling tables");
-    let health = tables::health(&scored, &indicators, model, &as_of)?;
-    let metric_scores = tables::metric_scores(&scored, model)?;
-    let metric_changes = match &previous_tables {
-        Some((health_before, scores_before, as_of_before)) => {
-            let categories: Vec<(String, f64)> = model
-                .categories
-                .iter()
-                .map(|(c, cat)| (c.clone(), cat.weight))
-                .collect();
-            changes::metric_changes(
-                &changes::RunTables {
-                    health: &health,
-                    metric_scores: &metric_scores,
-                },
-                &changes::RunTables {
-                    health: health_before,
-                    metric_scores: scores_before,
-                },
-                &categories,
-                as_of.day,
-                *as_of_before,
-            )?
-        }
-        None => changes::empty(),
-    };
-    lap("tables", &mut timings);
 
     let manifest = Manifest {
         tool: env!("CARGO_PKG_NAME"),
@@ -387,9 +352,173 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+/// The previous run of `as_of`: `--previous DIR`, else the latest history entry
+/// before as_of in `out`; and where it came from, for the manifest.
+pub(super) fn previous_run(
+    previous_dir: Option<&Path>,
+    out: &Path,
+    as_of: &AsOf,
+) -> Result<(Option<Previous>, Option<PreviousRun>), InputError> {
+    Ok(match previous_dir {
+        Some(dir) => (
+            Some(read_previous(dir)?),
+            Some(PreviousRun {
+                source: format!("--previous {}", dir.display()),
+                as_of: None,
+            }),
+        ),
+        None => match publish::history_before(out, as_of) {
+            Some((date, dir)) => (
+                Some(read_previous(&dir)?),
+                Some(PreviousRun {
+                    source: "history".into(),
+                    as_of: Some(date.iso()),
+                }),
+            ),
+            None => (None, None),
+        },
+    })
+}
+
+/// What of the previous run the day's tables read, once its health scores are
+/// taken for `previous_health_score`.
+pub(super) struct PreviousParts {
+    /// There was a previous run (`health_score_drop` can fire).
+    exists: bool,
+    indicators: Option<DataFrame>,
+    /// Its full health table, metric_scores and as_of, for `metric_changes`.
+    tables: Option<(DataFrame, DataFrame, Option<i32>)>,
+}
+
+impl PreviousParts {
+    /// The same, without what only `metric_changes` reads (history has no
+    /// `metric_changes`: `backfill` skips it).
+    pub(super) fn without_changes(self) -> PreviousParts {
+        PreviousParts {
+            tables: None,
+            ..self
+        }
+    }
+
+    /// The previous run's `org_id, health_score`, and the rest.
+    pub(super) fn split(previous: Option<Previous>) -> (Option<DataFrame>, PreviousParts) {
+        match previous {
+            Some(p) => (
+                Some(p.health),
+                PreviousParts {
+                    exists: true,
+                    indicators: p.indicators,
+                    tables: p.metric_scores.map(|m| (p.health_full, m, p.as_of)),
+                },
+            ),
+            None => (
+                None,
+                PreviousParts {
+                    exists: false,
+                    indicators: None,
+                    tables: None,
+                },
+            ),
+        }
+    }
+}
+
+/// Metrics, scores and the previous score of one as_of, collected.
+pub(super) fn scored_frame(
+    member_events: &MemberEvents,
+    inputs: &crate::input::Inputs,
+    model: &Model,
+    as_of: &AsOf,
+    previous_health: Option<DataFrame>,
+) -> Result<DataFrame> {
+    let scores = scores_of(member_events, inputs, model, as_of)?;
+    with_previous_score(scores, previous_health)
+}
+
+/// Metrics and scores of one as_of, collected: what does not depend on the previous
+/// run (`backfill` computes these for many dates side by side).
+pub(super) fn scores_of(
+    member_events: &MemberEvents,
+    inputs: &crate::input::Inputs,
+    model: &Model,
+    as_of: &AsOf,
+) -> Result<DataFrame> {
+    let metrics = metrics::compute(member_events, inputs, model, as_of)?;
+    Ok(score::compute(metrics, inputs, model).frame.collect()?)
+}
+
+/// `previous_health_score` and `health_score_change` added to the scores.
+pub(super) fn with_previous_score(
+    scores: DataFrame,
+    previous_health: Option<DataFrame>,
+) -> Result<DataFrame> {
+    Ok(tables::with_previous(scores.lazy(), previous_health).collect()?)
+}
+
+/// The tables of one as_of that `run` publishes and history keeps.
+pub(super) struct DayTables {
+    pub(super) health: DataFrame,
+    pub(super) metric_scores: DataFrame,
+    pub(super) indicators: DataFrame,
+    pub(super) alerts: DataFrame,
+    pub(super) metric_changes: DataFrame,
+}
+
+/// Indicators (with their lifecycle), alerts, health, metric_scores and
+/// metric_changes of one as_of from its scored frame.
+pub(super) fn day_tables(
+    scored: &DataFrame,
+    model: &Model,
+    as_of: &AsOf,
+    previous: &PreviousParts,
+) -> Result<DayTables> {
+    let fired = indicators::compute(
+        scored.clone().lazy(),
+        model,
+        as_of,
+        previous.exists,
+        previous.indicators.as_ref(),
+    )?
+    .collect()?;
+    let alerts::Followed { indicators, alerts } =
+        alerts::follow(fired, previous.indicators.as_ref(), model, as_of)?;
+    let health = tables::health(scored, &indicators, model, as_of)?;
+    let metric_scores = tables::metric_scores(scored, model)?;
+    let metric_changes = match &previous.tables {
+        Some((health_before, scores_before, as_of_before)) => {
+            let categories: Vec<(String, f64)> = model
+                .categories
+                .iter()
+                .map(|(c, cat)| (c.clone(), cat.weight))
+                .collect();
+            changes::metric_changes(
+                &changes::RunTables {
+                    health: &health,
+                    metric_scores: &metric_scores,
+                },
+                &changes::RunTables {
+                    health: health_before,
+                    metric_scores: scores_before,
+                },
+                &categories,
+                as_of.day,
+                *as_of_before,
+            )?
+        }
+        None => changes::empty(),
+    };
+    Ok(DayTables {
+        health,
+        metric_scores,
+        indicators,
+        alerts,
+        metric_changes,
+    })
+}
+
 /// The feed check (`feed_check`) on the events the pass counted and the usage rows,
 /// per day; an incomplete feed stops the run unless `allow` (exit 3).
-fn check_feed(
+pub(super) fn check_feed(
     inputs: &crate::input::Inputs,
     rollup: &crate::events::Rollup,
     as_of: &AsOf,

@@ -1,0 +1,125 @@
+//! `backfill` (issue 22): history for past dates from one read of the inputs, byte
+//! for byte what separate runs at those dates write.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::util::*;
+
+/// Every file under `OUT/history`, by relative path.
+fn history(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut files = BTreeMap::new();
+    for entry in std::fs::read_dir(out.join("history")).unwrap().flatten() {
+        for file in std::fs::read_dir(entry.path()).unwrap().flatten() {
+            files.insert(
+                format!(
+                    "{}/{}",
+                    entry.file_name().to_string_lossy(),
+                    file.file_name().to_string_lossy()
+                ),
+                std::fs::read(file.path()).unwrap(),
+            );
+        }
+    }
+    files
+}
+
+#[test]
+fn backfilled_history_is_byte_identical_to_separate_runs_at_the_same_dates() {
+    let w = Workdir::new();
+    w.generate(12, 60, 9);
+    // Few orgs make noisy days: the feed check is off for both (tested on its own).
+    let config = w.path().join("no_check.toml");
+    std::fs::write(&config, "[run]\nfeed_check_days = 0\n").unwrap();
+    let config = config.to_str().unwrap();
+    let input = w.input();
+    let (a, b) = (w.path().join("a"), w.path().join("b"));
+    let run = |out: &Path, as_of: &str| {
+        let o = w.cmd(&[
+            "run",
+            "--quiet",
+            "--input",
+            input.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--as-of",
+            as_of,
+            "--config",
+            config,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    };
+    // Both folders already hold an entry between the dates (11-05): the 11-09 date
+    // takes it as its previous run, not the backfilled 11-02.
+    run(&a, "2026-11-05");
+    run(&b, "2026-11-05");
+    let dates = [
+        "2026-10-26",
+        "2026-11-02",
+        "2026-11-09",
+        "2026-11-16",
+        "2026-11-23",
+    ];
+    let o = w.cmd(&[
+        "backfill",
+        "--quiet",
+        "--input",
+        input.to_str().unwrap(),
+        "--out",
+        a.to_str().unwrap(),
+        "--from",
+        "2026-10-26",
+        "--to",
+        "2026-11-23",
+        "--every",
+        "7",
+        "--config",
+        config,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for as_of in dates {
+        run(&b, as_of);
+    }
+    let (backfilled, separate) = (history(&a), history(&b));
+    assert_eq!(backfilled.len(), 6 * 3, "six entries of three tables");
+    assert_eq!(
+        backfilled.keys().collect::<Vec<_>>(),
+        separate.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &separate {
+        assert!(
+            backfilled[name] == *bytes,
+            "{name} differs from the separate run's"
+        );
+    }
+    // The current run is left alone: still the 11-05 run's.
+    let manifest = std::fs::read_to_string(a.join("manifest.json")).unwrap();
+    assert!(manifest.contains("\"as_of\": \"2026-11-05\""));
+}
+
+#[test]
+fn backfill_dates_must_make_sense() {
+    let w = Workdir::new();
+    minimal(&w);
+    for (from, to, every) in [
+        ("2026-11-10", "2026-11-01", "7"),
+        ("2026-11-01", "2026-11-10", "0"),
+    ] {
+        let o = w.cmd(&[
+            "backfill",
+            "--quiet",
+            "--input",
+            w.input().to_str().unwrap(),
+            "--out",
+            w.out().to_str().unwrap(),
+            "--from",
+            from,
+            "--to",
+            to,
+            "--every",
+            every,
+        ]);
+        assert_eq!(o.status.code(), Some(2), "{from} {to} {every}");
+        assert!(!w.out().join("history").exists());
+    }
+}
