@@ -323,6 +323,18 @@ fn main() {
         if shape == "flat" {
             commands.push(wide);
         }
+        // `BENCH_BACKFILL=1`: also 53 weekly history dates (a year) by `backfill`,
+        // whose target is 3x one run (issue 22).
+        let backfill = std::env::var("BENCH_BACKFILL").is_ok() && shape == "flat";
+        if backfill {
+            let mut b = Command::new(&bin);
+            b.args(["backfill", "--quiet", "--input"])
+                .arg(&input)
+                .arg("--out")
+                .arg(data.join(format!("{name}-backfill")))
+                .args(["--from", "2025-11-24", "--to", AS_OF, "--every", "7"]);
+            commands.push(b);
+        }
         let measured = measure(&mut commands);
         let (job, scan, stream) = (&measured[0], &measured[1], &measured[2]);
         let (wide_s, wide_ratio) = measured
@@ -345,5 +357,15 @@ fn main() {
             wide_s,
             wide_ratio
         );
+        if backfill {
+            let b = &measured[measured.len() - 1];
+            println!(
+                "{:>14} backfill of 53 weekly dates: {:.2} s, {:.0} MiB, {:.2}x the job",
+                name,
+                b.wall(),
+                b.mib,
+                ratio(b, job)
+            );
+        }
     }
 }

@@ -126,7 +126,18 @@ pub fn publish(p: Publication) -> Result<()> {
     sync_dir(&runs)?;
     failpoint("run_moved");
 
-    let entry = stage_history(out, p.as_of, p.history)?;
+    // The run's own Parquet tables are the history entry's bytes: linked, not
+    // written again, when the run wrote Parquet.
+    let entry = if p
+        .history
+        .iter()
+        .all(|(name, _)| run.join(format!("{name}.parquet")).is_file())
+    {
+        let names: Vec<&str> = p.history.iter().map(|(name, _)| *name).collect();
+        stage_history_links(out, p.as_of, &run, &names)?
+    } else {
+        stage_history(out, p.as_of, p.history)?
+    };
     commit_history(out, vec![entry], p.history_days)?;
     failpoint("history_written");
 
@@ -174,17 +185,7 @@ pub fn stage_history(
     as_of: &AsOf,
     tables: Vec<(&'static str, DataFrame)>,
 ) -> Result<StagedEntry> {
-    let root = out.join(HISTORY);
-    fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
-    let dir = root.join(format!(
-        "{STAGING}{}-{}",
-        std::process::id(),
-        history_folder(as_of)
-    ));
-    if dir.exists() {
-        fs::remove_dir_all(&dir)?;
-    }
-    fs::create_dir_all(&dir)?;
+    let dir = history_staging(out, as_of)?;
     let mut files = Vec::new();
     for (name, mut frame) in tables {
         let path = dir.join(format!("{name}.parquet"));
@@ -196,6 +197,49 @@ pub fn stage_history(
         dir,
         files,
     })
+}
+
+/// A history entry staged as hard links to a run folder's Parquet tables (a copy
+/// where the file system cannot link).
+fn stage_history_links(
+    out: &Path,
+    as_of: &AsOf,
+    run: &Path,
+    names: &[&str],
+) -> Result<StagedEntry> {
+    let dir = history_staging(out, as_of)?;
+    let mut files = Vec::new();
+    for name in names {
+        let (from, to) = (
+            run.join(format!("{name}.parquet")),
+            dir.join(format!("{name}.parquet")),
+        );
+        if fs::hard_link(&from, &to).is_err() {
+            fs::copy(&from, &to).with_context(|| format!("copying {}", from.display()))?;
+        }
+        files.push(to);
+    }
+    Ok(StagedEntry {
+        as_of: *as_of,
+        dir,
+        files,
+    })
+}
+
+/// An empty staging folder for the history entry of `as_of`.
+fn history_staging(out: &Path, as_of: &AsOf) -> Result<PathBuf> {
+    let root = out.join(HISTORY);
+    fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let dir = root.join(format!(
+        "{STAGING}{}-{}",
+        std::process::id(),
+        history_folder(as_of)
+    ));
+    if dir.exists() {
+        fs::remove_dir_all(&dir)?;
+    }
+    fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 /// Puts staged history entries in place: every file flushed to disk first (all side
