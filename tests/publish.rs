@@ -323,3 +323,26 @@ fn a_feed_below_half_its_weekday_median_is_refused_with_exit_3_and_nothing_publi
         .unwrap();
     assert_eq!(sunday["ratio"], 0.5);
 }
+
+#[test]
+fn query_reads_every_history_entry_as_one_table() {
+    let w = Workdir::new();
+    input(&w);
+    for as_of in ["2026-11-16", "2026-11-23"] {
+        ok(run_at(&w, as_of, &[], &[]));
+    }
+    let out = w.out();
+    let o = w.cmd(&[
+        "query",
+        "select cast(as_of as varchar) as d, count(*) as n from health_history group by as_of order by as_of",
+        "--out",
+        out.to_str().unwrap(),
+        "--input",
+        w.path().join("none").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8(o.stdout).unwrap(),
+        "d,n\r\n2026-11-16,1\r\n2026-11-23,1\r\n"
+    );
+}

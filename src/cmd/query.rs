@@ -19,7 +19,15 @@ use crate::model::Model;
 use crate::output::write_csv_to;
 
 /// The output tables a run writes, queryable by name.
-const OUTPUT_TABLES: [&str; 5] = ["health", "metric_scores", "indicators", "users", "trends"];
+const OUTPUT_TABLES: [&str; 7] = [
+    "health",
+    "metric_scores",
+    "indicators",
+    "metric_changes",
+    "alerts",
+    "users",
+    "trends",
+];
 
 /// SQL text and where it came from: a file, a name in queries/, or the argument itself.
 fn resolve_sql(arg: &str) -> Result<(String, String), InputError> {
@@ -67,6 +75,43 @@ pub fn run(args: QueryArgs) -> Result<()> {
                 reason: e.to_string(),
             })?;
             ctx.register(name, lf);
+        }
+    }
+    // Every history entry of a table, stacked: `<table>_history` (each row carries
+    // its as_of).
+    for name in crate::publish::HISTORY_TABLES {
+        let entries: Vec<LazyFrame> = crate::publish::history_dates(&args.out)
+            .iter()
+            .map(|d| {
+                args.out
+                    .join(crate::publish::HISTORY)
+                    .join(crate::publish::history_folder(d))
+                    .join(format!("{name}.parquet"))
+            })
+            .filter(|p| p.is_file())
+            .map(|p| {
+                LazyFrame::scan_parquet(
+                    PlRefPath::new(p.to_string_lossy().to_string()),
+                    Default::default(),
+                )
+                .map_err(|e| InputError::Unreadable {
+                    file: p.display().to_string(),
+                    reason: e.to_string(),
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        if !entries.is_empty() {
+            // Entries of different versions may differ in columns: missing ones are null.
+            let union = UnionArgs {
+                diagonal: true,
+                to_supertypes: true,
+                ..Default::default()
+            };
+            let stacked = concat(entries, union).map_err(|e| InputError::Unreadable {
+                file: args.out.join(crate::publish::HISTORY).display().to_string(),
+                reason: e.to_string(),
+            })?;
+            ctx.register(&format!("{name}_history"), stacked);
         }
     }
     let failed = |e: PolarsError| InputError::Query {
