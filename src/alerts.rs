@@ -69,10 +69,11 @@ fn renotify_days(model: &Model) -> PolarsResult<LazyFrame> {
 
 /// Follows today's fired `indicators` (the `indicators::compute` shape) from the
 /// previous run's; `previous` is `None` when there was no earlier run (everything
-/// is new).
+/// is new). `orgs_today` (an `org_id` column) are the orgs of this run.
 pub fn follow(
     indicators: DataFrame,
     previous: Option<&DataFrame>,
+    orgs_today: &DataFrame,
     model: &Model,
     as_of: &AsOf,
 ) -> PolarsResult<Followed> {
@@ -141,6 +142,16 @@ pub fn follow(
             key(),
             key(),
             JoinArgs::new(JoinType::Anti),
+        )
+        // An org no longer in the run (gone from the inputs) resolved nothing.
+        .join(
+            orgs_today
+                .clone()
+                .lazy()
+                .select([col("org_id").cast(DataType::String)]),
+            [col("org_id")],
+            [col("org_id")],
+            JoinArgs::new(JoinType::Semi),
         )
         .with_columns([
             lit("resolved").alias("status"),

@@ -145,6 +145,7 @@ pub fn metric_changes(
     let before = shares(previous, categories)?.select([
         col("org_id"),
         col("metric"),
+        col("category").alias("previous_category"),
         col("value").alias("previous_value"),
         col("band").alias("previous_band"),
         col("points").alias("previous_points"),
@@ -152,22 +153,35 @@ pub fn metric_changes(
         col("share").alias("previous_share"),
     ]);
     let key = || [col("org_id"), col("metric")];
+    let semi = |lf: LazyFrame| {
+        lf.join(
+            both_scored.clone(),
+            [col("org_id")],
+            [col("org_id")],
+            JoinArgs::new(JoinType::Semi),
+        )
+    };
     let changed = col("band")
         .neq_missing(col("previous_band"))
         .or(col("points").neq_missing(col("previous_points")))
         .or(col("weight").neq_missing(col("previous_weight")))
         .or(col("contribution").neq(lit(0.0)));
-    shares(now, categories)?
+    // A full join: a metric of one run only (a config that added or removed it)
+    // still has its share counted, as 0 on the other side.
+    semi(shares(now, categories)?)
         .join(
-            both_scored,
-            [col("org_id")],
-            [col("org_id")],
-            JoinArgs::new(JoinType::Semi),
+            semi(before),
+            key(),
+            key(),
+            JoinArgs::new(JoinType::Full).with_coalesce(JoinCoalesce::CoalesceColumns),
         )
-        .join(before, key(), key(), JoinArgs::new(JoinType::Left))
-        .with_column(
-            (col("share") - col("previous_share").fill_null(lit(0.0))).alias("contribution"),
-        )
+        .with_columns([
+            coalesce(&[col("category"), col("previous_category")]).alias("category"),
+            col("weight").fill_null(lit(0.0)),
+            col("previous_weight").fill_null(lit(0.0)),
+            (col("share").fill_null(lit(0.0)) - col("previous_share").fill_null(lit(0.0)))
+                .alias("contribution"),
+        ])
         .filter(changed)
         .select([
             col("org_id"),
@@ -179,7 +193,7 @@ pub fn metric_changes(
             col("band"),
             col("previous_points"),
             col("points"),
-            col("previous_weight").fill_null(lit(0.0)),
+            col("previous_weight"),
             col("weight"),
             col("contribution"),
             match previous_as_of {
@@ -352,6 +366,46 @@ mod tests {
                 .sum();
             assert!((sum - change).abs() < 1e-9, "{org}: {sum} vs {change}");
         }
+    }
+
+    #[test]
+    fn a_metric_removed_since_the_previous_run_still_adds_its_lost_share() {
+        let categories = vec![("ue".to_string(), 15.0), ("pa".to_string(), 33.0)];
+        // Before: ue holds m0 (10 points) and m1 (0): 5, so H0 = 5. A config then
+        // removed m0: ue is m1 alone, 0, so H1 = 0. m0's share 15 x 10 / (2 x 15) = 5
+        // is lost (-5); m1 keeps 0 points at a new weight (0.5 -> 1 a point).
+        let prev_health = health(&[("x", 5.0, [Some(5.0), None], [15.0, 33.0])]);
+        let now_health = health(&[("x", 0.0, [Some(0.0), None], [15.0, 33.0])]);
+        let ms = |metrics: &[(&str, f64)]| {
+            df!(
+                "org_id" => metrics.iter().map(|_| "x").collect::<Vec<_>>(),
+                "category" => metrics.iter().map(|_| "ue").collect::<Vec<_>>(),
+                "metric" => metrics.iter().map(|m| m.0).collect::<Vec<_>>(),
+                "value" => metrics.iter().map(|m| m.1).collect::<Vec<_>>(),
+                "band" => metrics.iter().map(|m| if m.1 == 10.0 { "healthy" } else { "poor" }).collect::<Vec<_>>(),
+                "points" => metrics.iter().map(|m| m.1).collect::<Vec<_>>(),
+            )
+            .unwrap()
+        };
+        let (before, now) = (ms(&[("m0", 10.0), ("m1", 0.0)]), ms(&[("m1", 0.0)]));
+        let changes = metric_changes(
+            &RunTables {
+                health: &now_health,
+                metric_scores: &now,
+            },
+            &RunTables {
+                health: &prev_health,
+                metric_scores: &before,
+            },
+            &categories,
+            20_000,
+            Some(19_999),
+        )
+        .unwrap();
+        assert_eq!(row(&changes, "x", "m0"), Some((0.5, 0.0, -5.0)));
+        assert_eq!(row(&changes, "x", "m1"), Some((0.5, 1.0, 0.0)));
+        let category = changes.column("category").unwrap().str().unwrap();
+        assert!(category.iter().all(|c| c == Some("ue")));
     }
 
     #[test]

@@ -123,7 +123,7 @@ pub fn write_all(
     history_days: u32,
 ) -> Result<()> {
     fs::create_dir_all(out).with_context(|| format!("creating output folder {}", out.display()))?;
-    let staging = publish::prepare(out)?;
+    let staging = publish::prepare(out, history_days)?;
     let result = stage_and_publish(
         out,
         &staging,

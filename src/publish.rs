@@ -46,6 +46,7 @@ pub const HISTORY_TABLES: [&str; 3] = ["health", "metric_scores", "indicators"];
 /// Names of folders a run works in before they are published: `<prefix><pid>...`.
 const STAGING: &str = ".staging-";
 const REPLACED: &str = ".replaced-";
+const PRUNED: &str = ".pruned-";
 
 /// A history entry's folder name.
 pub fn history_folder(as_of: &AsOf) -> String {
@@ -96,10 +97,10 @@ pub struct Publication<'a> {
 
 /// The staging folder a run writes into, under `OUT/runs` (created empty), after
 /// leftovers of killed runs are cleaned up.
-pub fn prepare(out: &Path) -> Result<PathBuf> {
+pub fn prepare(out: &Path, history_days: u32) -> Result<PathBuf> {
     let runs = out.join(RUNS);
     fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
-    remove_abandoned(out);
+    remove_abandoned(out, false, history_days);
     let staging = runs.join(format!("{STAGING}{}", std::process::id()));
     if staging.exists() {
         fs::remove_dir_all(&staging).with_context(|| format!("clearing {}", staging.display()))?;
@@ -126,8 +127,10 @@ pub fn publish(p: Publication) -> Result<()> {
     sync_dir(&runs)?;
     failpoint("run_moved");
 
-    // The run's own Parquet tables are the history entry's bytes: linked, not
-    // written again, when the run wrote Parquet.
+    // The history entry is staged and flushed now, and put in place only once the
+    // run is published: a run killed before the switch leaves no entry. The run's
+    // own Parquet tables are the entry's bytes: linked, not written again, when the
+    // run wrote Parquet.
     let entry = if p
         .history
         .iter()
@@ -138,8 +141,7 @@ pub fn publish(p: Publication) -> Result<()> {
     } else {
         stage_history(out, p.as_of, p.history)?
     };
-    commit_history(out, vec![entry], p.history_days)?;
-    failpoint("history_written");
+    flush_history(std::slice::from_ref(&entry))?;
 
     // The one step that publishes.
     link_atomically(&Path::new(RUNS).join(&id), &out.join(CURRENT))?;
@@ -160,14 +162,16 @@ pub fn publish(p: Publication) -> Result<()> {
     }
     sync_dir(out)?;
     failpoint("linked");
+    place_history(out, vec![entry], p.history_days)?;
+    failpoint("history_written");
     remove_old_runs(&runs, &id);
     Ok(())
 }
 
-/// Removes what killed runs left in `out` (see `remove_abandoned`); `prepare` does
-/// it for `run`, `backfill` calls it before writing history.
-pub fn tidy(out: &Path) {
-    remove_abandoned(out);
+/// Repairs and removes what killed runs left in `out` (see `remove_abandoned`):
+/// `run` and `backfill` call it first, before they read history.
+pub fn tidy(out: &Path, history_days: u32) {
+    remove_abandoned(out, true, history_days);
 }
 
 /// A history entry written to its staging folder, not yet on disk for sure nor in
@@ -242,13 +246,16 @@ fn history_staging(out: &Path, as_of: &AsOf) -> Result<PathBuf> {
     Ok(dir)
 }
 
-/// Puts staged history entries in place: every file flushed to disk first (all side
-/// by side: one flush at a time costs a disk round trip each), then each entry
-/// swapped in for an earlier entry of the same as_of; then entries older than `days`
-/// before the latest as_of removed.
+/// Puts staged history entries in place (`flush_history`, then `place_history`).
 pub fn commit_history(out: &Path, entries: Vec<StagedEntry>, days: u32) -> Result<()> {
+    flush_history(&entries)?;
+    place_history(out, entries, days)
+}
+
+/// Flushes staged entries' files and folders to disk, all side by side (one flush at
+/// a time costs a disk round trip each).
+fn flush_history(entries: &[StagedEntry]) -> Result<()> {
     use rayon::prelude::*;
-    let root = out.join(HISTORY);
     entries
         .par_iter()
         .flat_map(|e| e.files.par_iter())
@@ -258,72 +265,154 @@ pub fn commit_history(out: &Path, entries: Vec<StagedEntry>, days: u32) -> Resul
         .par_iter()
         .map(|e| sync_dir(&e.dir))
         .collect::<Result<Vec<()>>>()?;
-    let pid = std::process::id();
+    Ok(())
+}
+
+/// Moves flushed entries into place, each swapped in for an earlier entry of the same
+/// as_of; then removes entries older than `days` before the latest as_of.
+fn place_history(out: &Path, entries: Vec<StagedEntry>, days: u32) -> Result<()> {
+    let root = out.join(HISTORY);
     for entry in &entries {
-        let folder = history_folder(&entry.as_of);
-        let dest = root.join(&folder);
-        if dest.exists() {
-            // Set aside, not removed, until the new entry is in: a kill in between
-            // leaves it to be put back by the next run.
-            let aside = root.join(format!("{REPLACED}{pid}-{folder}"));
-            fs::rename(&dest, &aside)
-                .with_context(|| format!("setting aside {}", dest.display()))?;
-            failpoint("history_set_aside");
-            fs::rename(&entry.dir, &dest)
-                .with_context(|| format!("moving history into {}", dest.display()))?;
-            let _ = fs::remove_dir_all(&aside);
-        } else {
-            fs::rename(&entry.dir, &dest)
-                .with_context(|| format!("moving history into {}", dest.display()))?;
-        }
+        put_in_place(&root, &entry.dir, &history_folder(&entry.as_of))?;
     }
     sync_dir(&root)?;
     // Kept: `days` before the latest as_of in history (a re-run of an older date
-    // does not prune what a later run keeps).
+    // does not prune what a later run keeps). An entry is renamed out of the way
+    // before it is deleted, so a kill never leaves half an entry under its name.
     let dates = history_dates(out);
     let newest = entries.iter().map(|e| e.as_of.day).max();
     let latest = dates.last().map(|d| d.day).max(newest);
     if let Some(latest) = latest {
+        let pid = std::process::id();
         for d in dates.iter().filter(|d| d.day < latest - days as i32) {
-            let _ = fs::remove_dir_all(root.join(history_folder(d)));
+            let folder = history_folder(d);
+            let doomed = root.join(format!("{PRUNED}{pid}-{folder}"));
+            if fs::rename(root.join(&folder), &doomed).is_ok() {
+                let _ = fs::remove_dir_all(&doomed);
+            }
         }
     }
     Ok(())
 }
 
-/// Removes what killed runs left: staging folders (of runs, history, links), and a
-/// history entry set aside while being replaced, which is put back when its
-/// replacement never arrived. A live process's leftovers are left alone.
-fn remove_abandoned(out: &Path) {
+/// Moves the folder `from` to `root/<folder>`, an existing entry set aside first and
+/// removed after (a kill in between leaves it to `repair`).
+fn put_in_place(root: &Path, from: &Path, folder: &str) -> Result<()> {
+    let dest = root.join(folder);
+    if dest.exists() {
+        let aside = root.join(format!("{REPLACED}{}-{folder}", std::process::id()));
+        fs::rename(&dest, &aside).with_context(|| format!("setting aside {}", dest.display()))?;
+        failpoint("history_set_aside");
+        fs::rename(from, &dest)
+            .with_context(|| format!("moving history into {}", dest.display()))?;
+        let _ = fs::remove_dir_all(&aside);
+    } else {
+        fs::rename(from, &dest)
+            .with_context(|| format!("moving history into {}", dest.display()))?;
+    }
+    Ok(())
+}
+
+/// Repairs and removes what killed runs left. First the current run's history
+/// entry: a run killed after its switch but before its entry was in place left it
+/// staged (`.staging-<pid>-as_of=<date>`, moved in) or not at all (linked from the
+/// run folder). Then entries set aside while being replaced: put back if nothing
+/// took their place, else removed. Then staging folders, temporary links, entries
+/// being pruned and run folders never published (newer than `current`). Only
+/// leftovers of processes that no longer exist are touched; at a run's start
+/// (`at_start`) its own process id counts as gone too (it has made nothing yet: in a
+/// container the job may be process 1 every night).
+fn remove_abandoned(out: &Path, at_start: bool, history_days: u32) {
+    let me = std::process::id();
+    let gone = |pid: u32| {
+        if pid == me {
+            at_start
+        } else {
+            !process_exists(pid)
+        }
+    };
     let dead = |name: &str, prefix: &str| -> bool {
         name.strip_prefix(prefix)
             .and_then(|rest| rest.split(['-', '.']).next())
             .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(|pid| pid != std::process::id() && !process_exists(pid))
+            .is_some_and(gone)
     };
-    for dir in [out.to_path_buf(), out.join(RUNS), out.join(HISTORY)] {
-        let Ok(entries) = fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().to_string();
-            let path = entry.path();
-            if dead(&name, STAGING) || dead(&name, crate::output::OLD_STAGING_PREFIX) {
-                let _ = fs::remove_dir_all(&path);
-            } else if dead(&name, REPLACED) {
-                // `.replaced-<pid>-as_of=<date>`: back in place if nothing replaced it.
-                let folder = name.splitn(3, '-').nth(2).unwrap_or_default();
-                let entry = dir.join(folder);
-                if folder.starts_with("as_of=") && !entry.exists() {
-                    let _ = fs::rename(&path, &entry);
-                } else {
-                    let _ = fs::remove_dir_all(&path);
+    let names = |dir: &Path| -> Vec<String> {
+        fs::read_dir(dir)
+            .map(|e| {
+                e.flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let root = out.join(HISTORY);
+    // The current run's entry.
+    let current = fs::read_link(out.join(CURRENT)).ok().map(|r| out.join(r));
+    let current_as_of = current.as_ref().and_then(|dir| run_as_of(dir));
+    // (Not when history_days had it pruned: older than that before the latest.)
+    let latest = history_dates(out).last().map_or(i32::MIN, |d| d.day);
+    if let (Some(run), Some(as_of)) = (&current, &current_as_of) {
+        let folder = history_folder(as_of);
+        let kept = i64::from(as_of.day) >= i64::from(latest) - i64::from(history_days);
+        if kept && !root.join(&folder).exists() {
+            let staged = names(&root)
+                .into_iter()
+                .find(|n| dead(n, STAGING) && n.ends_with(&format!("-{folder}")));
+            let _ = match staged {
+                Some(n) => {
+                    fs::rename(root.join(n), root.join(&folder)).map_err(anyhow::Error::from)
                 }
+                None => stage_history_links(out, as_of, run, &HISTORY_TABLES)
+                    .and_then(|e| commit_history(out, vec![e], u32::MAX)),
+            };
+        }
+    }
+    for name in names(&root) {
+        if dead(&name, REPLACED) {
+            let folder = name.splitn(3, '-').nth(2).unwrap_or_default();
+            let path = root.join(&name);
+            if folder.starts_with("as_of=") && !root.join(folder).exists() {
+                let _ = fs::rename(&path, root.join(folder));
+            } else {
+                let _ = fs::remove_dir_all(&path);
+            }
+        }
+    }
+    for dir in [out.to_path_buf(), out.join(RUNS), root.clone()] {
+        for name in names(&dir) {
+            let path = dir.join(&name);
+            if dead(&name, STAGING)
+                || dead(&name, PRUNED)
+                || dead(&name, crate::output::OLD_STAGING_PREFIX)
+            {
+                let _ = fs::remove_dir_all(&path);
             } else if dead(&name, LINK_PREFIX) {
                 let _ = fs::remove_file(&path);
             }
         }
     }
+    // Run folders moved into `runs/` but never made current (newer than it) by a
+    // process that is gone.
+    if let Some(current) = current
+        .as_ref()
+        .and_then(|c| c.file_name())
+        .map(|n| n.to_string_lossy().to_string())
+    {
+        for name in names(&out.join(RUNS)) {
+            let pid = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
+            if !name.starts_with('.') && name > current && pid.is_some_and(gone) {
+                let _ = fs::remove_dir_all(out.join(RUNS).join(&name));
+            }
+        }
+    }
+}
+
+/// A run folder's as_of, from its manifest.
+fn run_as_of(dir: &Path) -> Option<AsOf> {
+    let text = fs::read_to_string(dir.join("manifest.json")).ok()?;
+    let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+    AsOf::parse(v.get("as_of")?.as_str()?).ok()
 }
 
 /// Removes run folders beyond the newest `KEEP_RUNS` (by name: publication time

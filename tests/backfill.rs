@@ -24,16 +24,18 @@ fn history(out: &Path) -> BTreeMap<String, Vec<u8>> {
     files
 }
 
-#[test]
-fn backfilled_history_is_byte_identical_to_separate_runs_at_the_same_dates() {
-    let w = Workdir::new();
-    w.generate(12, 60, 9);
-    // Few orgs make noisy days: the feed check is off for both (tested on its own).
-    let config = w.path().join("no_check.toml");
-    std::fs::write(&config, "[run]\nfeed_check_days = 0\n").unwrap();
-    let config = config.to_str().unwrap();
+/// Runs at 2026-11-05 into two folders; then backfills `dates` (every 7 days) into
+/// one and runs them one by one into the other, both with `config`; every history
+/// file must be the same bytes. Gives the backfilled folder.
+fn compare_with_separate_runs(w: &Workdir, config: &str, dates: &[&str]) -> std::path::PathBuf {
+    let config_path = w.path().join("config.toml");
+    std::fs::write(&config_path, config).unwrap();
+    let config = config_path.to_str().unwrap();
     let input = w.input();
     let (a, b) = (w.path().join("a"), w.path().join("b"));
+    for dir in [&a, &b] {
+        let _ = std::fs::remove_dir_all(dir);
+    }
     let run = |out: &Path, as_of: &str| {
         let o = w.cmd(&[
             "run",
@@ -49,17 +51,9 @@ fn backfilled_history_is_byte_identical_to_separate_runs_at_the_same_dates() {
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     };
-    // Both folders already hold an entry between the dates (11-05): the 11-09 date
-    // takes it as its previous run, not the backfilled 11-02.
+    // Both folders already hold an entry between the dates (11-05).
     run(&a, "2026-11-05");
     run(&b, "2026-11-05");
-    let dates = [
-        "2026-10-26",
-        "2026-11-02",
-        "2026-11-09",
-        "2026-11-16",
-        "2026-11-23",
-    ];
     let o = w.cmd(&[
         "backfill",
         "--quiet",
@@ -68,9 +62,9 @@ fn backfilled_history_is_byte_identical_to_separate_runs_at_the_same_dates() {
         "--out",
         a.to_str().unwrap(),
         "--from",
-        "2026-10-26",
+        dates[0],
         "--to",
-        "2026-11-23",
+        dates[dates.len() - 1],
         "--every",
         "7",
         "--config",
@@ -81,7 +75,6 @@ fn backfilled_history_is_byte_identical_to_separate_runs_at_the_same_dates() {
         run(&b, as_of);
     }
     let (backfilled, separate) = (history(&a), history(&b));
-    assert_eq!(backfilled.len(), 6 * 3, "six entries of three tables");
     assert_eq!(
         backfilled.keys().collect::<Vec<_>>(),
         separate.keys().collect::<Vec<_>>()
@@ -92,9 +85,49 @@ fn backfilled_history_is_byte_identical_to_separate_runs_at_the_same_dates() {
             "{name} differs from the separate run's"
         );
     }
+    a
+}
+
+#[test]
+fn backfilled_history_is_byte_identical_to_separate_runs_at_the_same_dates() {
+    let w = Workdir::new();
+    w.generate(12, 60, 9);
+    // Few orgs make noisy days: the feed check is off (tested on its own). The
+    // 11-09 date takes the 11-05 entry as its previous run, not the backfilled 11-02.
+    let a = compare_with_separate_runs(
+        &w,
+        "[run]\nfeed_check_days = 0\n",
+        &[
+            "2026-10-26",
+            "2026-11-02",
+            "2026-11-09",
+            "2026-11-16",
+            "2026-11-23",
+        ],
+    );
+    assert_eq!(history(&a).len(), 6 * 3, "six entries of three tables");
     // The current run is left alone: still the 11-05 run's.
     let manifest = std::fs::read_to_string(a.join("manifest.json")).unwrap();
     assert!(manifest.contains("\"as_of\": \"2026-11-05\""));
+}
+
+#[test]
+fn backfill_prunes_as_separate_runs_would_before_handing_a_date_on() {
+    let w = Workdir::new();
+    w.generate(12, 60, 9);
+    // History kept 10 days: 10-19, older than 11-05 minus 10 days, is pruned as soon
+    // as a separate run writes it, so the run of 10-26 has no previous run; the
+    // backfill must not hand it 10-19.
+    let a = compare_with_separate_runs(
+        &w,
+        "[run]\nfeed_check_days = 0\nhistory_days = 10\n",
+        &["2026-10-19", "2026-10-26", "2026-11-02", "2026-11-09"],
+    );
+    let kept: Vec<String> = history(&a)
+        .keys()
+        .map(|k| k.split('/').next().unwrap().to_string())
+        .collect();
+    assert!(!kept.iter().any(|k| k == "as_of=2026-10-19"), "{kept:?}");
 }
 
 #[test]

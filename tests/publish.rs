@@ -127,16 +127,16 @@ fn a_kill_at_any_point_of_publishing_leaves_one_run_s_tables() {
     for (point, expected) in [
         ("staged", "2026-11-20"),
         ("run_moved", "2026-11-20"),
-        ("history_written", "2026-11-20"),
         ("current_switched", "2026-11-21"),
         ("linked", "2026-11-21"),
+        ("history_written", "2026-11-21"),
     ] {
         let o = run_at(&w, "2026-11-21", &[], &[("ACCOUNT_HEALTH_FAIL_AT", point)]);
         assert!(!o.status.success(), "{point}: the run was to be killed");
         assert_eq!(published_as_of(&out), expected, "killed at {point}");
     }
-    // Killed while replacing an existing history entry (2026-11-21's, written at
-    // `history_written`): the entry is set aside, and the next run puts it back.
+    // A run killed before its switch left no history entry; one killed after it had
+    // its entry staged, put in place by the next run before it reads history.
     let o = run_at(
         &w,
         "2026-11-21",
@@ -145,11 +145,24 @@ fn a_kill_at_any_point_of_publishing_leaves_one_run_s_tables() {
     );
     assert!(!o.status.success());
     assert!(!out.join("history/as_of=2026-11-21").exists());
+    assert_eq!(published_as_of(&out), "2026-11-21");
     ok(run_at(&w, "2026-11-22", &[], &[]));
     assert_eq!(published_as_of(&out), "2026-11-22");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
+    assert_eq!(manifest["previous_run"]["as_of"], "2026-11-21");
     assert_eq!(
         names(&out.join("history")),
         ["as_of=2026-11-20", "as_of=2026-11-21", "as_of=2026-11-22"]
+    );
+    // The repaired 2026-11-21 entry is the published 2026-11-21 run's.
+    let current_run = std::fs::read_link(out.join("current")).unwrap();
+    let runs = names(&out.join("runs"));
+    let before = out.join("runs").join(&runs[runs.len() - 2]);
+    assert_ne!(out.join(&current_run), before);
+    assert_eq!(
+        std::fs::read(out.join("history/as_of=2026-11-21/health.parquet")).unwrap(),
+        std::fs::read(before.join("health.parquet")).unwrap()
     );
     // No leftovers of the killed runs anywhere.
     for dir in [out.clone(), out.join("runs"), out.join("history")] {

@@ -15,7 +15,7 @@ use polars::prelude::DataFrame;
 use rayon::prelude::*;
 
 use super::run::{
-    check_feed, day_tables, previous_run, scores_of, with_previous_score, DayTables, Previous,
+    check_feed, day_tables, read_previous, scores_of, with_previous_score, DayTables, Previous,
     PreviousParts,
 };
 use crate::cli::BackfillArgs;
@@ -44,7 +44,7 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     progress.stage("reading inputs and the events (one streaming pass)");
     let (inputs, rollup, _) = super::read_inputs(&args.input, model, &progress)?;
     std::fs::create_dir_all(&args.out)?;
-    publish::tidy(&args.out);
+    publish::tidy(&args.out, model.run.history_days);
     // Each date's metrics and scores read only the inputs and the rollup: they are
     // computed side by side. The rest reads the date before it, so it goes in order.
     progress.stage(&format!("scoring {} date(s)", dates.len()));
@@ -57,19 +57,35 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
         })
         .collect();
     progress.stage("writing history");
-    // Each date's previous run is the latest history entry before it: a date this
-    // backfill scored (handed on in memory), or an entry already in history that is
-    // later than any of those.
+    // Each date's previous run is the latest history entry before it, as separate
+    // runs in date order would see history: the entries already there and each date
+    // as it is written, less those pruned (more than `history_days` before the
+    // latest). A date this backfill scored is handed on in memory; an older entry is
+    // read from disk.
+    let days = model.run.history_days as i32;
+    let mut seen: std::collections::BTreeSet<i32> = publish::history_dates(&args.out)
+        .iter()
+        .map(|d| d.day)
+        .collect();
     let mut done: Option<(AsOf, Previous)> = None;
     let staged = std::sync::Mutex::new(Vec::with_capacity(dates.len()));
     // Each entry is written on another thread while the next date is scored.
     rayon::scope(|writes| -> Result<()> {
         for (as_of, scores) in dates.iter().zip(scores) {
-            let on_disk = publish::history_before(&args.out, as_of).map(|(d, _)| d);
-            let previous = match done.take() {
-                Some((day, tables)) if on_disk.is_none_or(|d| d.day <= day.day) => Some(tables),
-                _ => previous_run(None, &args.out, as_of)?.0,
+            let before = seen.range(..as_of.day).next_back().copied();
+            let previous = match (before, done.take()) {
+                (None, _) => None,
+                (Some(b), Some((day, tables))) if day.day == b => Some(tables),
+                (Some(b), _) => Some(read_previous(
+                    &args
+                        .out
+                        .join(publish::HISTORY)
+                        .join(publish::history_folder(&AsOf::from_day(b))),
+                )?),
             };
+            seen.insert(as_of.day);
+            let latest = seen.last().copied().unwrap_or(as_of.day);
+            seen.retain(|&d| d >= latest - days);
             let (previous_health, previous) = PreviousParts::split(previous);
             let scored = with_previous_score(scores?, previous_health)?;
             let DayTables {

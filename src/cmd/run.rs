@@ -156,7 +156,7 @@ impl Previous {
 }
 
 /// Reads an earlier run's tables from `dir`.
-fn read_previous(dir: &Path) -> Result<Previous, InputError> {
+pub(super) fn read_previous(dir: &Path) -> Result<Previous, InputError> {
     let path = dir.join("health.parquet");
     if !path.is_file() {
         return Err(InputError::BadPath {
@@ -229,6 +229,10 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         clock = Instant::now();
     };
 
+    // What a killed run left is repaired before history is read (the previous run).
+    if settings.out.is_dir() {
+        publish::tidy(&settings.out, model.run.history_days);
+    }
     progress.stage("reading inputs and the events (one streaming pass)");
     let (inputs, rollup, pass_seconds) = super::read_inputs(&settings.input, model, &progress)?;
     lap("inputs_and_events", &mut timings);
@@ -481,7 +485,7 @@ pub(super) fn day_tables(
     )?
     .collect()?;
     let alerts::Followed { indicators, alerts } =
-        alerts::follow(fired, previous.indicators.as_ref(), model, as_of)?;
+        alerts::follow(fired, previous.indicators.as_ref(), scored, model, as_of)?;
     let health = tables::health(scored, &indicators, model, as_of)?;
     let metric_scores = tables::metric_scores(scored, model)?;
     let metric_changes = match &previous.tables {

@@ -42,6 +42,10 @@ struct Fired<'a> {
     value: Expr,
     threshold: Expr,
     message: Expr,
+    /// What must hold besides the value for the indicator to stand at all (e.g.
+    /// `lost_insights`' minimum of insights started); `clear_at` keeps an indicator
+    /// only while this holds too.
+    eligible: Option<Expr>,
 }
 
 impl Fired<'_> {
@@ -71,9 +75,13 @@ impl Fired<'_> {
                         lit(true).alias(WAS_FIRING),
                     ])
                     .unique(None, UniqueKeepStrategy::First);
-                let holds = match direction {
+                let beyond = match direction {
                     Fires::Above => self.value.clone().gt_eq(lit(clear_at)),
                     Fires::Below => self.value.clone().lt_eq(lit(clear_at)),
+                };
+                let holds = match self.eligible {
+                    Some(eligible) => eligible.and(beyond),
+                    None => beyond,
                 };
                 let frame = frame.clone().join(
                     was_firing,
@@ -182,6 +190,7 @@ fn rules<'a>(
         vec![Fired {
             name,
             ind,
+            eligible: None,
             product: None,
             fires,
             value,
@@ -256,6 +265,7 @@ fn rules<'a>(
             vec![Fired {
                 name,
                 ind,
+                eligible: None,
                 product: None,
                 fires: col(IND.last_payment_status)
                     .eq(lit(ind.status.clone().unwrap_or_default()))
@@ -310,17 +320,20 @@ fn rules<'a>(
             let ratio = when(started.clone().gt(lit(0.0)))
                 .then(lit(100.0) * col(IND.insights_saved) / started.clone())
                 .otherwise(lit(NULL).cast(DataType::Float64));
-            one(
-                started
-                    .clone()
-                    .gt_eq(lit(ind.min_count.unwrap_or(0.0)))
-                    .and(ratio.clone().lt(lit(t))),
-                ratio.clone(),
-                fmt(
+            let enough = started.clone().gt_eq(lit(ind.min_count.unwrap_or(0.0)));
+            vec![Fired {
+                name,
+                ind,
+                eligible: Some(enough.clone()),
+                product: None,
+                fires: enough.and(ratio.clone().lt(lit(t))),
+                value: ratio.clone(),
+                threshold: lit(t),
+                message: fmt(
                     "Only {} of {} insights started in the last {} days were saved ({}%, threshold {}%).",
                     &[int(col(IND.insights_saved)), int(started), lit(ind.window()), num(ratio, 1), num(lit(t), 1)],
                 ),
-            )
+            }]
         }
         "renewal_upcoming" => {
             let days = col(IND.days_to_renewal);
@@ -331,6 +344,7 @@ fn rules<'a>(
             vec![Fired {
                 name,
                 ind,
+                eligible: None,
                 product: None,
                 fires: days.clone().gt_eq(lit(0.0)).and(days.clone().lt_eq(limit.clone())),
                 // The threshold is the limit that applied: 90 days for a quiet account.
@@ -357,6 +371,7 @@ fn rules<'a>(
                 Fired {
                     name,
                     ind,
+                    eligible: None,
                     product: Some(p),
                     fires,
                     value: lit(1.0),
@@ -378,6 +393,7 @@ fn rules<'a>(
                 Fired {
                     name,
                     ind,
+                    eligible: None,
                     product: Some(p),
                     fires,
                     value: visits.clone(),
