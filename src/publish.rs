@@ -48,6 +48,13 @@ const STAGING: &str = ".staging-";
 const REPLACED: &str = ".replaced-";
 const PRUNED: &str = ".pruned-";
 
+/// The folder of the run `out` publishes, resolved once: a reader of several tables
+/// reads them all from it, so a run published meanwhile cannot mix in. `out` itself
+/// when it has no `current` (an output folder of an earlier version).
+pub fn current_run(out: &Path) -> PathBuf {
+    fs::canonicalize(out.join(CURRENT)).unwrap_or_else(|_| out.to_path_buf())
+}
+
 /// A history entry's folder name.
 pub fn history_folder(as_of: &AsOf) -> String {
     format!("as_of={}", as_of.iso())

@@ -15,11 +15,13 @@ use crate::score::{category_column, weight_column};
 const WIDTH: usize = 80;
 
 pub fn run(args: ExplainArgs) -> Result<()> {
-    let mut text = explain(&args.out, &args.org_id)?;
+    // Every table of one run: the current one, resolved once.
+    let run = crate::publish::current_run(&args.out);
+    let mut text = explain(&run, &args.org_id)?;
     if let Some(since) = &args.since {
         let since = crate::time::AsOf::parse(since)?;
         text.push('\n');
-        text.push_str(&explain_since(&args.out, &args.org_id, &since)?);
+        text.push_str(&explain_since(&args.out, &run, &args.org_id, &since)?);
     }
     print!("{text}");
     Ok(())
@@ -333,9 +335,14 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
 }
 
 /// What moved the org's score between the history entry of `since` (or the latest
-/// before it) and the run in `out`, in sentences: the `metric_changes` split, the
-/// largest contributions first.
-pub fn explain_since(out: &Path, org: &str, since: &crate::time::AsOf) -> Result<String> {
+/// before it) in `out` and the run in `run`, in sentences: the `metric_changes`
+/// split, the largest contributions first.
+pub fn explain_since(
+    out: &Path,
+    run: &Path,
+    org: &str,
+    since: &crate::time::AsOf,
+) -> Result<String> {
     let entries = crate::publish::history_dates(out);
     let Some(then) = entries.iter().rev().find(|d| d.day <= since.day) else {
         return Err(InputError::Usage {
@@ -350,15 +357,15 @@ pub fn explain_since(out: &Path, org: &str, since: &crate::time::AsOf) -> Result
     let entry = out
         .join(crate::publish::HISTORY)
         .join(crate::publish::history_folder(then));
-    let model = read_model(out)?.config;
+    let model = read_model(run)?.config;
     let categories: Vec<(String, f64)> = model
         .categories
         .iter()
         .map(|(c, cat)| (c.clone(), cat.weight))
         .collect();
     let (now_health, now_scores) = (
-        rows_of(read_table(out, "health")?, org)?,
-        rows_of(read_table(out, "metric_scores")?, org)?,
+        rows_of(read_table(run, "health")?, org)?,
+        rows_of(read_table(run, "metric_scores")?, org)?,
     );
     let (then_health, then_scores) = (
         rows_of(read_table_in(&entry, "health")?, org)?,

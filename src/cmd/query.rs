@@ -63,8 +63,10 @@ pub fn run(args: QueryArgs) -> Result<()> {
             ctx.register(name, lf);
         }
     }
+    // The run's tables from one run folder, resolved once.
+    let run = crate::publish::current_run(&args.out);
     for name in OUTPUT_TABLES {
-        let path = args.out.join(format!("{name}.parquet"));
+        let path = run.join(format!("{name}.parquet"));
         if path.is_file() {
             let lf = LazyFrame::scan_parquet(
                 PlRefPath::new(path.to_string_lossy().to_string()),
