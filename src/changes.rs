@@ -27,7 +27,7 @@ pub struct RunTables<'a> {
 /// Each (org, metric)'s value, band, points, weight and share in one run.
 /// `categories` are the model's categories with the weight to use where the health
 /// table has no `<category>_weight` column (an output of an earlier version).
-fn shares(run: &RunTables, categories: &[(String, f64)]) -> PolarsResult<LazyFrame> {
+pub(crate) fn shares(run: &RunTables, categories: &[(String, f64)]) -> PolarsResult<LazyFrame> {
     let schema = run.health.schema();
     let per_category: Vec<LazyFrame> = categories
         .iter()

@@ -51,6 +51,8 @@ pub enum Command {
     Backfill(BackfillArgs),
     /// Why an account scores as it does: categories, metrics, bands, indicators.
     Explain(ExplainArgs),
+    /// The CSMs' morning brief: HTML pages and a Slack digest from a run's outputs.
+    Report(ReportArgs),
     /// Print the effective scoring model (the defaults with --config merged over them).
     Config(ConfigArgs),
     /// Run one SQL query (polars SQL) over the input tables and a run's outputs; CSV on stdout.
@@ -128,6 +130,17 @@ pub struct RunArgs {
     /// records the warning.
     #[arg(long)]
     pub allow_incomplete: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Example:\n  account-health report --out out --csm ana@posthog.com")]
+pub struct ReportArgs {
+    /// The output folder of the run to read; the pages go to OUT/report/.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Only this CSM's page and digest.
+    #[arg(long)]
+    pub csm: Option<String>,
 }
 
 #[derive(Debug, Args)]

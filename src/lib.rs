@@ -30,6 +30,7 @@ pub mod progress;
 pub mod properties;
 pub mod publish;
 pub mod quality;
+pub mod report;
 pub mod rollup_spec;
 pub mod score;
 pub mod sys;

@@ -302,6 +302,12 @@ fn place_history(out: &Path, entries: Vec<StagedEntry>, days: u32) -> Result<()>
     Ok(())
 }
 
+/// Replaces `out/<folder>` by the folder `from` (the report's pages): the old one set
+/// aside first and removed after.
+pub fn replace_folder(out: &Path, from: &Path, folder: &str) -> Result<()> {
+    put_in_place(out, from, folder)
+}
+
 /// Moves the folder `from` to `root/<folder>`, an existing entry set aside first and
 /// removed after (a kill in between leaves it to `repair`).
 fn put_in_place(root: &Path, from: &Path, folder: &str) -> Result<()> {

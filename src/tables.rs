@@ -69,6 +69,9 @@ pub fn health(
             .fill_null(lit(0))
             .cast(DataType::UInt32),
     );
+    // The account's money and renewal, for readers of this table alone (the report).
+    columns.push(col(IND.mrr).alias("mrr"));
+    columns.push(col(IND.renewal_date).alias("renewal_date"));
     scored
         .clone()
         .lazy()

@@ -33,3 +33,5 @@ mod alerts;
 mod changes;
 // History for past dates from one read: backfill.
 mod backfill;
+// The CSMs' morning brief: report.
+mod report;

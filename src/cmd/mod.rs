@@ -22,6 +22,7 @@ pub fn dispatch(cli: Cli) -> Result<()> {
         Command::Generate(args) => generate::run(args, cli.quiet),
         Command::Backfill(args) => backfill::run(args, cli.quiet),
         Command::Explain(args) => explain::run(args),
+        Command::Report(args) => crate::report::write(&args.out, args.csm.as_deref()),
         Command::Config(args) => config::run(args),
         Command::Query(args) => query::run(args),
     }

@@ -1,0 +1,318 @@
+//! `report` (issue 24): the morning brief from hand-built outputs with known
+//! accounts: the right accounts in the right sections and order, an escalated account
+//! kept out of the nudges, escaping, the digest's length, the same bytes twice.
+
+use std::path::Path;
+
+use polars::prelude::*;
+
+use crate::util::*;
+
+/// A published run in `out` made of hand-built tables (only the columns the report
+/// reads), as `run` lays it out: `out/runs/r1/`, `out/current -> runs/r1`.
+fn publish(out: &Path, health: DataFrame, indicators: DataFrame, alerts: DataFrame) {
+    let run = out.join("runs").join("r1");
+    std::fs::create_dir_all(&run).unwrap();
+    write_parquet(&run.join("health.parquet"), &health);
+    write_parquet(&run.join("indicators.parquet"), &indicators);
+    write_parquet(&run.join("alerts.parquet"), &alerts);
+    std::fs::write(
+        run.join("manifest.json"),
+        r#"{"as_of": "2026-11-23", "config": {"points": {"healthy": 10.0}, "categories": {"user_engagement": {"weight": 15.0}}}, "data_quality": {"events_of_unknown_members": 7}, "absent_tables": ["tickets"]}"#,
+    )
+    .unwrap();
+    std::os::unix::fs::symlink("runs/r1", out.join("current")).unwrap();
+}
+
+/// (org, name, csm, score, label, change, mrr, renewal date, urgent tickets)
+type Row<'a> = (
+    &'a str,
+    &'a str,
+    &'a str,
+    f64,
+    &'a str,
+    Option<f64>,
+    f64,
+    Option<&'a str>,
+    f64,
+);
+
+fn health(rows: &[Row]) -> DataFrame {
+    let renewal: Vec<Option<i32>> = rows.iter().map(|r| r.7.map(days)).collect();
+    df!(
+        "org_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "name" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        "csm" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        "health_score" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        "health_label" => rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        "health_score_change" => rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+        "mrr" => rows.iter().map(|r| r.6).collect::<Vec<_>>(),
+        "renewal_date" => renewal,
+        "urgent_tickets_unresolved" => rows.iter().map(|r| r.8).collect::<Vec<_>>(),
+        "user_engagement_score" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+    )
+    .unwrap()
+    .lazy()
+    .with_column(col("renewal_date").cast(DataType::Date))
+    .collect()
+    .unwrap()
+}
+
+/// (org, kind, message) and, for alerts, the status.
+fn rows3(rows: &[(&str, &str, &str)]) -> DataFrame {
+    df!(
+        "org_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "kind" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        "message" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+    )
+    .unwrap()
+}
+
+fn alerts(rows: &[(&str, &str, &str, &str)]) -> DataFrame {
+    df!(
+        "org_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "kind" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        "status" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        "message" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+    )
+    .unwrap()
+}
+
+/// The `data-org` values of one list (`needs` or `nudges`) of a page, in order.
+fn listed(html: &str, list: &str) -> Vec<String> {
+    let start = html
+        .find(&format!("<ul class=\"list {list}\">"))
+        .map(|i| i + 1);
+    let Some(start) = start else { return vec![] };
+    let end = start + html[start..].find("</ul>").unwrap();
+    html[start..end]
+        .split("data-org=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].to_string())
+        .collect()
+}
+
+fn fixture(w: &Workdir) {
+    let ana = "ana@posthog.com";
+    publish(
+        &w.out(),
+        health(&[
+            (
+                "a1",
+                "Acme <&> \"Q\" 'R' Zürich",
+                ana,
+                6.0,
+                "concerning",
+                Some(-1.0),
+                10.0,
+                None,
+                0.0,
+            ),
+            (
+                "a2",
+                "Small poor",
+                ana,
+                2.0,
+                "poor",
+                Some(0.0),
+                100.0,
+                None,
+                0.0,
+            ),
+            ("a3", "Big poor", ana, 3.0, "poor", None, 500.0, None, 0.0),
+            (
+                "a4",
+                "Renewing, falling",
+                ana,
+                8.0,
+                "healthy",
+                Some(-0.5),
+                50.0,
+                Some("2026-12-23"),
+                0.0,
+            ),
+            (
+                "a5",
+                "Renewing, rising",
+                ana,
+                8.0,
+                "healthy",
+                Some(0.5),
+                50.0,
+                Some("2026-12-23"),
+                0.0,
+            ),
+            (
+                "a6",
+                "Escalated",
+                ana,
+                9.0,
+                "healthy",
+                Some(0.0),
+                50.0,
+                None,
+                1.0,
+            ),
+            (
+                "a7",
+                "Growing",
+                ana,
+                9.0,
+                "healthy",
+                Some(0.0),
+                50.0,
+                None,
+                0.0,
+            ),
+            (
+                "a8",
+                "Growing but at risk",
+                ana,
+                9.0,
+                "healthy",
+                Some(0.0),
+                50.0,
+                Some("2027-06-01"),
+                0.0,
+            ),
+            (
+                "b1",
+                "Other CSM",
+                "ben@posthog.com",
+                5.0,
+                "concerning",
+                Some(0.0),
+                50.0,
+                None,
+                0.0,
+            ),
+        ]),
+        rows3(&[
+            ("a1", "risk", "Payment failed."),
+            ("a6", "opportunity", "Started using surveys."),
+            ("a7", "opportunity", "Started using <feature flags>."),
+            ("a8", "opportunity", "Started using replay."),
+            ("a8", "risk", "No insight analyzed for 9 days."),
+            ("b1", "risk", "Inactive."),
+        ]),
+        alerts(&[
+            ("a1", "risk", "new", "Payment failed."),
+            ("a8", "risk", "ongoing", "No insight analyzed for 9 days."),
+            ("b1", "risk", "new", "Inactive."),
+        ]),
+    );
+}
+
+fn report(w: &Workdir, extra: &[&str]) {
+    let out = w.out();
+    let mut args = vec!["report", "--out", out.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let o = w.cmd(&args);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+#[test]
+fn accounts_land_in_the_right_sections_in_order_and_escalated_ones_get_no_nudge() {
+    let w = Workdir::new();
+    fixture(&w);
+    report(&w, &[]);
+    let dir = w.out().join("report");
+    let ana = std::fs::read_to_string(dir.join("ana@posthog.com.html")).unwrap();
+    // New risk first; then poor by ARR, largest first; then a renewal within 60
+    // days with a falling score. a5's renewal comes with a rising score.
+    assert_eq!(listed(&ana, "needs"), ["a1", "a3", "a2", "a4"]);
+    // Opportunities: a6 has an urgent ticket open, a8 an open risk: only a7.
+    assert_eq!(listed(&ana, "nudges"), ["a7"]);
+    // Escaped, non-ASCII kept; no raw markup of a name or message.
+    assert!(ana.contains("Acme &lt;&amp;&gt; &quot;Q&quot; &#39;R&#39; Zürich"));
+    assert!(!ana.contains("<&>"));
+    assert!(ana.contains("Started using &lt;feature flags&gt;."));
+    // The renewal within 90 days is shown; the score arrow says which way it went.
+    assert!(ana.contains("renews 2026-12-23 (in 30 days)"), "{ana}");
+    assert!(ana.contains("6.0 ▼"));
+    // The doubtful data is a banner on every page.
+    assert!(ana.contains("class=\"banner\">7 events were of people who are not members"));
+    assert!(ana.contains("No tickets in this run&#39;s inputs"));
+    // Self-contained: nothing to fetch.
+    for outside in ["http://", "https://", "src=", "@import", "<script", "<link"] {
+        let only_svg_namespace = outside == "http://"
+            && ana.matches("http://").count()
+                == ana.matches("xmlns=\"http://www.w3.org/2000/svg\"").count();
+        assert!(only_svg_namespace || !ana.contains(outside), "{outside}");
+    }
+    // The index has every CSM, with a table of contents.
+    let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
+    assert!(index.contains("href=\"#csm-ana@posthog.com.html\""));
+    assert!(index.contains("<h2>ben@posthog.com</h2>"));
+    assert_eq!(listed(&index, "needs"), ["a1", "a3", "a2", "a4"]);
+    // The digest: a header and a line per account, at most 20 lines per CSM.
+    let brief = std::fs::read_to_string(dir.join("brief.md")).unwrap();
+    assert!(brief.contains("## ana@posthog.com: 4 need a human, 1 worth a nudge"));
+    assert!(brief.contains("- :seedling: *Growing*: Started using <feature flags>."));
+    for section in brief.split("\n## ").skip(1) {
+        assert!(section.lines().count() <= 20, "{section}");
+    }
+    // The same outputs, the same bytes.
+    let first: Vec<Vec<u8>> = ["index.html", "ana@posthog.com.html", "brief.md"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    report(&w, &[]);
+    let again: Vec<Vec<u8>> = ["index.html", "ana@posthog.com.html", "brief.md"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    assert!(first == again);
+}
+
+#[test]
+fn one_csm_gets_only_their_pages_and_an_unknown_one_is_a_usage_error() {
+    let w = Workdir::new();
+    fixture(&w);
+    report(&w, &["--csm", "ben@posthog.com"]);
+    let dir = w.out().join("report");
+    let mut files: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .collect();
+    files.sort();
+    assert_eq!(files, ["ben@posthog.com.html", "brief.md", "index.html"]);
+    let brief = std::fs::read_to_string(dir.join("brief.md")).unwrap();
+    assert!(!brief.contains("ana@"));
+    let o = w.cmd(&[
+        "report",
+        "--out",
+        w.out().to_str().unwrap(),
+        "--csm",
+        "nobody@x",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn a_generated_run_with_history_reports_every_account() {
+    let w = Workdir::new();
+    w.generate(20, 60, 4);
+    std::fs::write(w.path().join("c.toml"), "[run]\nfeed_check_days = 0\n").unwrap();
+    let c = w.path().join("c.toml");
+    for as_of in ["2026-11-09", "2026-11-16", "2026-11-23"] {
+        let o = w.try_run(&["--quiet", "--as-of", as_of, "--config", c.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    report(&w, &[]);
+    let index = std::fs::read_to_string(w.out().join("report/index.html")).unwrap();
+    let health = w.read("health");
+    for org in health
+        .column("org_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+    {
+        assert!(index.contains(&format!("id=\"org-{org}\"")), "{org}");
+    }
+    // Score history has three runs: a line of three points.
+    assert!(index.contains("<polyline"));
+}
