@@ -316,3 +316,153 @@ fn a_generated_run_with_history_reports_every_account() {
     // Score history has three runs: a line of three points.
     assert!(index.contains("<polyline"));
 }
+
+/// Headless Chromium (Debian package `chromium`; `.ci/run` installs it when missing),
+/// or `CHROMIUM` when set.
+fn chromium() -> std::path::PathBuf {
+    if let Ok(path) = std::env::var("CHROMIUM") {
+        return path.into();
+    }
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+        .expect("headless Chromium is needed: apt-get install chromium (.ci/run does)")
+}
+
+/// Chromium on `url` with `args`, every network request sent to `proxy` (a listener
+/// of this test: anything it receives was a request outside the file).
+fn browse(url: &str, proxy: u16, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(chromium())
+        .args([
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--disable-default-apps",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--proxy-server=http://127.0.0.1:{proxy}"))
+        .arg("--proxy-bypass-list=<-loopback>")
+        .args(args)
+        .arg(url)
+        .output()
+        .expect("runs chromium")
+}
+
+#[test]
+fn a_real_browser_renders_the_page_and_requests_nothing_outside_it() {
+    let w = Workdir::new();
+    w.generate(12, 60, 4);
+    std::fs::write(w.path().join("c.toml"), "[run]\nfeed_check_days = 0\n").unwrap();
+    let c = w.path().join("c.toml");
+    for as_of in ["2026-11-16", "2026-11-23"] {
+        let o = w.try_run(&["--quiet", "--as-of", as_of, "--config", c.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    report(&w, &[]);
+    let page = w.out().join("report/index.html");
+    let url = format!("file://{}", page.display());
+    // Every network request goes to this listener, which notes its host. Chromium
+    // itself asks Google's hosts for the time and accounts whatever the page; any
+    // other host would be the page's.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hosts = std::sync::Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let noted = hosts.clone();
+    std::thread::spawn(move || {
+        use std::io::Read;
+        for stream in listener.incoming().flatten() {
+            let mut stream = stream;
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut buf = [0u8; 512];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let line = String::from_utf8_lossy(&buf[..n])
+                .lines()
+                .next()
+                .unwrap_or("")
+                .to_string();
+            // "CONNECT host:443 ..." or "GET http://host/path ...".
+            let target = line.split_whitespace().nth(1).unwrap_or("").to_string();
+            let host = target
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .split(['/', ':'])
+                .next()
+                .unwrap_or("")
+                .to_string();
+            // (A connection closed before any request line names nothing.)
+            if !host.is_empty() {
+                noted.lock().unwrap().insert(host);
+            }
+        }
+    });
+    // The DOM as the browser built it holds every account's detail.
+    let dom = browse(&url, port, &["--dump-dom"]);
+    assert!(
+        dom.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dom.stderr)
+    );
+    let dom = String::from_utf8_lossy(&dom.stdout).to_string();
+    let health = w.read("health");
+    for org in health
+        .column("org_id")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+    {
+        assert!(
+            dom.contains(&format!("id=\"org-{org}\"")),
+            "{org} not in the DOM"
+        );
+    }
+    // Screenshots at desktop and phone width are not blank: far larger than a
+    // blank page's at the same size.
+    for (size, name) in [("1280,1600", "wide.png"), ("390,1600", "phone.png")] {
+        let shot = w.path().join(name);
+        let blank = w.path().join(format!("blank-{name}"));
+        for (target, file) in [(url.as_str(), &shot), ("about:blank", &blank)] {
+            let o = browse(
+                target,
+                port,
+                &[
+                    &format!("--window-size={size}"),
+                    &format!("--screenshot={}", file.display()),
+                ],
+            );
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+        let (page_bytes, blank_bytes) = (
+            std::fs::metadata(&shot).unwrap().len(),
+            std::fs::metadata(&blank).unwrap().len(),
+        );
+        assert!(
+            page_bytes > 10 * blank_bytes,
+            "{name}: {page_bytes} vs blank {blank_bytes}"
+        );
+    }
+    let browsers_own = |h: &str| {
+        ["google.com", "googleapis.com", "gstatic.com", "gvt1.com"]
+            .iter()
+            .any(|g| h == *g || h.ends_with(&format!(".{g}")))
+    };
+    let hosts = hosts.lock().unwrap().clone();
+    let pages: Vec<&String> = hosts.iter().filter(|h| !browsers_own(h)).collect();
+    assert!(pages.is_empty(), "the page requested {pages:?}");
+    // And the file names nothing to fetch.
+    let html = std::fs::read_to_string(&page).unwrap();
+    for outside in ["src=", "url(", "@import", "<link", "<script", "https://"] {
+        assert!(!html.contains(outside), "{outside}");
+    }
+    assert_eq!(
+        html.matches("http://").count(),
+        html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
+        "only the SVG namespace names a URL"
+    );
+}

@@ -149,10 +149,24 @@ pub fn run(out: &Path) -> Result<Report> {
         problem: "not found; the report reads a run's Parquet outputs".into(),
     })?;
     let as_of = manifest["as_of"].as_str().unwrap_or_default().to_string();
-    let categories: Vec<String> = manifest["config"]["categories"]
+    // The model's categories, in the order of their columns in `health` (the
+    // manifest's JSON object does not keep the model's order).
+    let named: Vec<String> = manifest["config"]["categories"]
         .as_object()
         .map(|m| m.keys().cloned().collect())
         .unwrap_or_default();
+    let mut categories: Vec<(usize, String)> = named
+        .into_iter()
+        .filter_map(|c| {
+            let at = health
+                .get_column_names()
+                .iter()
+                .position(|n| n.as_str() == crate::score::category_column(&c))?;
+            Some((at, c))
+        })
+        .collect();
+    categories.sort();
+    let categories: Vec<String> = categories.into_iter().map(|(_, c)| c).collect();
     let healthy = manifest["config"]["points"]["healthy"]
         .as_f64()
         .unwrap_or(10.0);

@@ -80,15 +80,15 @@ pub fn bars(values: &[(String, Option<f64>)], max: f64) -> String {
     );
     for (i, (label, v)) in values.iter().enumerate() {
         let y = PAD / 2.0 + row * i as f64;
-        let width = v.map_or(0.0, |v| (W * 0.45) * (v / max).clamp(0.0, 1.0));
+        let width = v.map_or(0.0, |v| (W * 0.3) * (v / max).clamp(0.0, 1.0));
         let _ = write!(
             s,
-            "<text x=\"0\" y=\"{:.1}\" font-size=\"10\">{}</text><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"10\" fill=\"#3b6fd4\"></rect><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"10\">{}</text>",
+            "<text x=\"0\" y=\"{:.1}\" font-size=\"9\">{}</text><rect x=\"{:.1}\" y=\"{:.1}\" width=\"{width:.1}\" height=\"10\" fill=\"#3b6fd4\"></rect><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"9\">{}</text>",
             y + 10.0,
             esc(label),
-            W * 0.5,
+            W * 0.55,
             y + 1.0,
-            W * 0.5 + width + 3.0,
+            W * 0.55 + width + 3.0,
             y + 10.0,
             v.map_or("not scored".to_string(), |v| format!("{v:.1}"))
         );
@@ -130,7 +130,8 @@ mod tests {
     #[test]
     fn bars_are_as_long_as_their_share_and_unscored_has_none() {
         let s = bars(&[("a".into(), Some(5.0)), ("b".into(), None)], 10.0);
-        assert!(s.contains("width=\"58.5\""), "{s}");
+        // Half of the 78-unit track (0.3 of the width).
+        assert!(s.contains("width=\"39.0\""), "{s}");
         assert!(s.contains("width=\"0.0\""));
         assert!(s.contains("not scored"));
     }
