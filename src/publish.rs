@@ -47,6 +47,8 @@ pub const HISTORY_TABLES: [&str; 3] = ["health", "metric_scores", "indicators"];
 const STAGING: &str = ".staging-";
 const REPLACED: &str = ".replaced-";
 const PRUNED: &str = ".pruned-";
+/// The report's staging folder in `OUT`: `<prefix><pid>`.
+pub const REPORT_STAGING: &str = ".report-staging-";
 
 /// The folder of the run `out` publishes, resolved once: a reader of several tables
 /// reads them all from it, so a run published meanwhile cannot mix in. `out` itself
@@ -300,6 +302,35 @@ fn place_history(out: &Path, entries: Vec<StagedEntry>, days: u32) -> Result<()>
         }
     }
     Ok(())
+}
+
+/// Cleans up after a killed `report`: its staging folder, and `OUT/report` set aside
+/// while being replaced (put back when nothing replaced it). Leftovers of live
+/// processes are left alone.
+pub fn tidy_swaps(out: &Path) {
+    let me = std::process::id();
+    let Ok(entries) = fs::read_dir(out) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let pid_after = |prefix: &str| {
+            name.strip_prefix(prefix)
+                .and_then(|rest| rest.split(['-', '.']).next())
+                .and_then(|p| p.parse::<u32>().ok())
+                .filter(|&p| p != me && !process_exists(p))
+        };
+        if pid_after(REPORT_STAGING).is_some() {
+            let _ = fs::remove_dir_all(entry.path());
+        } else if pid_after(REPLACED).is_some() {
+            let folder = name.splitn(3, '-').nth(2).unwrap_or_default();
+            if !folder.is_empty() && !out.join(folder).exists() {
+                let _ = fs::rename(entry.path(), out.join(folder));
+            } else {
+                let _ = fs::remove_dir_all(entry.path());
+            }
+        }
+    }
 }
 
 /// Replaces `out/<folder>` by the folder `from` (the report's pages): the old one set

@@ -217,7 +217,7 @@ fn accounts_land_in_the_right_sections_in_order_and_escalated_ones_get_no_nudge(
     fixture(&w);
     report(&w, &[]);
     let dir = w.out().join("report");
-    let ana = std::fs::read_to_string(dir.join("ana@posthog.com.html")).unwrap();
+    let ana = std::fs::read_to_string(dir.join("csm-ana@posthog.com.html")).unwrap();
     // New risk first; then poor by ARR, largest first; then a renewal within 60
     // days with a falling score. a5's renewal comes with a rising score.
     assert_eq!(listed(&ana, "needs"), ["a1", "a3", "a2", "a4"]);
@@ -242,23 +242,23 @@ fn accounts_land_in_the_right_sections_in_order_and_escalated_ones_get_no_nudge(
     }
     // The index has every CSM, with a table of contents.
     let index = std::fs::read_to_string(dir.join("index.html")).unwrap();
-    assert!(index.contains("href=\"#csm-ana@posthog.com.html\""));
+    assert!(index.contains("href=\"#csm-ana@posthog.com\""));
     assert!(index.contains("<h2>ben@posthog.com</h2>"));
     assert_eq!(listed(&index, "needs"), ["a1", "a3", "a2", "a4"]);
     // The digest: a header and a line per account, at most 20 lines per CSM.
     let brief = std::fs::read_to_string(dir.join("brief.md")).unwrap();
     assert!(brief.contains("## ana@posthog.com: 4 need a human, 1 worth a nudge"));
-    assert!(brief.contains("- :seedling: *Growing*: Started using <feature flags>."));
+    assert!(brief.contains("- :seedling: *Growing*: Started using &lt;feature flags&gt;."));
     for section in brief.split("\n## ").skip(1) {
         assert!(section.lines().count() <= 20, "{section}");
     }
     // The same outputs, the same bytes.
-    let first: Vec<Vec<u8>> = ["index.html", "ana@posthog.com.html", "brief.md"]
+    let first: Vec<Vec<u8>> = ["index.html", "csm-ana@posthog.com.html", "brief.md"]
         .iter()
         .map(|f| std::fs::read(dir.join(f)).unwrap())
         .collect();
     report(&w, &[]);
-    let again: Vec<Vec<u8>> = ["index.html", "ana@posthog.com.html", "brief.md"]
+    let again: Vec<Vec<u8>> = ["index.html", "csm-ana@posthog.com.html", "brief.md"]
         .iter()
         .map(|f| std::fs::read(dir.join(f)).unwrap())
         .collect();
@@ -266,10 +266,74 @@ fn accounts_land_in_the_right_sections_in_order_and_escalated_ones_get_no_nudge(
 }
 
 #[test]
-fn one_csm_gets_only_their_pages_and_an_unknown_one_is_a_usage_error() {
+fn one_csm_s_page_is_rewritten_alone_and_their_digest_printed() {
     let w = Workdir::new();
     fixture(&w);
-    report(&w, &["--csm", "ben@posthog.com"]);
+    report(&w, &[]);
+    let dir = w.out().join("report");
+    let index = std::fs::read(dir.join("index.html")).unwrap();
+    std::fs::write(dir.join("csm-ben@posthog.com.html"), "stale").unwrap();
+    let out = w.out();
+    let o = w.cmd(&[
+        "report",
+        "--out",
+        out.to_str().unwrap(),
+        "--csm",
+        "ben@posthog.com",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let stdout = String::from_utf8(o.stdout).unwrap();
+    assert!(
+        stdout.contains("## ben@posthog.com: 1 need a human, 0 worth a nudge"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("ana@"));
+    // Ben's page is new; the index and Ana's page are as they were.
+    let ben = std::fs::read_to_string(dir.join("csm-ben@posthog.com.html")).unwrap();
+    assert!(ben.contains("<h2>ben@posthog.com</h2>"));
+    assert_eq!(std::fs::read(dir.join("index.html")).unwrap(), index);
+    assert!(dir.join("csm-ana@posthog.com.html").exists());
+    let o = w.cmd(&[
+        "report",
+        "--out",
+        out.to_str().unwrap(),
+        "--csm",
+        "nobody@x",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn names_from_the_data_cannot_collide_break_markdown_or_exceed_the_digest() {
+    let w = Workdir::new();
+    // 25 poor accounts for one CSM named like the index page, ids that differ only
+    // in characters a file or anchor cannot hold, a name with Slack syntax and a
+    // line break; another CSM whose address needs escaping. No renewal_date column
+    // (a run from before the report): nothing breaks.
+    let mut rows: Vec<(String, String)> = (0..25)
+        .map(|i| (format!("p{i:02}"), format!("Poor {i:02}")))
+        .collect();
+    rows.push(("a.b".into(), "Dot".into()));
+    rows.push(("a_b".into(), "Underscore".into()));
+    rows.push((
+        "a b".into(),
+        "Space <!channel> *bold* [x](y)\nsecond line".into(),
+    ));
+    let n = rows.len();
+    let csm: Vec<&str> = (0..n)
+        .map(|i| if i < 25 { "index" } else { "o'neil+x@z.com" })
+        .collect();
+    let health = df!(
+        "org_id" => rows.iter().map(|r| r.0.as_str()).collect::<Vec<_>>(),
+        "name" => rows.iter().map(|r| r.1.as_str()).collect::<Vec<_>>(),
+        "csm" => csm,
+        "health_score" => vec![2.0; n],
+        "health_label" => vec!["poor"; n],
+        "mrr" => (0..n).map(|i| i as f64).collect::<Vec<_>>(),
+    )
+    .unwrap();
+    publish(&w.out(), health, rows3(&[]), alerts(&[]));
+    report(&w, &[]);
     let dir = w.out().join("report");
     let mut files: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -277,17 +341,34 @@ fn one_csm_gets_only_their_pages_and_an_unknown_one_is_a_usage_error() {
         .map(|e| e.file_name().to_string_lossy().to_string())
         .collect();
     files.sort();
-    assert_eq!(files, ["ben@posthog.com.html", "brief.md", "index.html"]);
+    assert_eq!(
+        files,
+        [
+            "brief.md",
+            "csm-index.html",
+            "csm-o_27_neil_2b_x@z.com.html",
+            "index.html"
+        ]
+    );
+    let page = std::fs::read_to_string(dir.join("csm-o_27_neil_2b_x@z.com.html")).unwrap();
+    for id in ["org-a.b", "org-a_5f_b", "org-a_20_b"] {
+        assert_eq!(page.matches(&format!("id=\"{id}\"")).count(), 1, "{id}");
+    }
     let brief = std::fs::read_to_string(dir.join("brief.md")).unwrap();
-    assert!(!brief.contains("ana@"));
-    let o = w.cmd(&[
-        "report",
-        "--out",
-        w.out().to_str().unwrap(),
-        "--csm",
-        "nobody@x",
-    ]);
-    assert_eq!(o.status.code(), Some(2));
+    // Slack syntax is escaped, the line break is a space.
+    assert!(
+        brief.contains("Space &lt;!channel&gt; \\*bold\\* \\[x\\](y) second line"),
+        "{brief}"
+    );
+    // 25 accounts: a header, 18 lines and one saying how many more.
+    let index_csm = brief
+        .split("\n## ")
+        .find(|s| s.starts_with("index:"))
+        .unwrap();
+    assert_eq!(index_csm.lines().count(), 20, "{index_csm}");
+    assert!(index_csm.contains("- ... and 7 more in csm-index.html"));
+    // Poor by ARR, largest first.
+    assert!(index_csm.lines().nth(1).unwrap().contains("*Poor 24*"));
 }
 
 #[test]
@@ -311,7 +392,7 @@ fn a_generated_run_with_history_reports_every_account() {
         .iter()
         .flatten()
     {
-        assert!(index.contains(&format!("id=\"org-{org}\"")), "{org}");
+        assert!(index.contains(&format!("data-org=\"{org}\"><h4>")), "{org}");
     }
     // Score history has three runs: a line of three points.
     assert!(index.contains("<polyline"));
@@ -418,7 +499,7 @@ fn a_real_browser_renders_the_page_and_requests_nothing_outside_it() {
         .flatten()
     {
         assert!(
-            dom.contains(&format!("id=\"org-{org}\"")),
+            dom.contains(&format!("data-org=\"{org}\"><h4>")),
             "{org} not in the DOM"
         );
     }

@@ -27,6 +27,8 @@ pub use read::{Account, Report};
 const RENEWAL_DAYS: i64 = 60;
 /// A renewal date is shown when it is within this many days.
 const SHOW_RENEWAL_DAYS: i64 = 90;
+/// A score change smaller than this is shown as steady (and is no fall).
+const STEADY: f64 = 0.005;
 /// Lines of `brief.md` per CSM.
 const BRIEF_LINES: usize = 20;
 
@@ -74,7 +76,7 @@ pub fn briefs<'a>(report: &'a Report, csm: Option<&str>) -> Vec<Brief<'a>> {
                 } else if a
                     .days_to_renewal
                     .is_some_and(|d| (0..=RENEWAL_DAYS).contains(&d))
-                    && a.change.is_some_and(|c| c < 0.0)
+                    && a.change.is_some_and(|c| c < -STEADY)
                 {
                     Some(Need::RenewalFalling)
                 } else {
@@ -91,9 +93,11 @@ pub fn briefs<'a>(report: &'a Report, csm: Option<&str>) -> Vec<Brief<'a>> {
                 }
             }
             needs.sort_by(|x, y| (&x.1, &x.2).cmp(&(&y.1, &y.2)));
+            let needing: Vec<&str> = needs.iter().map(|n| n.0.org_id.as_str()).collect();
             let nudges = accounts
                 .iter()
                 .filter(|a| !a.escalated() && !a.has_open_risk())
+                .filter(|a| !needing.contains(&a.org_id.as_str()))
                 .filter_map(|&a| {
                     let msgs: Vec<String> = a
                         .indicators
@@ -114,8 +118,9 @@ pub fn briefs<'a>(report: &'a Report, csm: Option<&str>) -> Vec<Brief<'a>> {
         .collect()
 }
 
-/// Writes `OUT/report/` for the run in `out` (only `csm`'s pages when given): into a
-/// staging folder, then swapped in for the last report.
+/// Writes `OUT/report/` for the run in `out`: into a staging folder, then swapped in
+/// for the last report. With `csm`, only that CSM's page is written (the others are
+/// kept) and their digest is printed.
 pub fn write(out: &Path, csm: Option<&str>) -> Result<()> {
     let report = read::run(out)?;
     let briefs = briefs(&report, csm);
@@ -127,7 +132,27 @@ pub fn write(out: &Path, csm: Option<&str>) -> Result<()> {
             .into());
         }
     }
-    let staging = out.join(format!(".report-staging-{}", std::process::id()));
+    crate::publish::tidy_swaps(out);
+    if csm.is_some() {
+        // One CSM: their page replaced in place (the others' pages are kept), their
+        // digest on stdout.
+        let dir = out.join("report");
+        std::fs::create_dir_all(&dir)?;
+        for b in &briefs {
+            let file = dir.join(page_file(&b.csm));
+            let tmp = dir.join(format!(".{}.tmp-{}", page_file(&b.csm), std::process::id()));
+            std::fs::write(&tmp, page(&report, std::slice::from_ref(b), true))
+                .with_context(|| format!("writing {}", tmp.display()))?;
+            std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+        }
+        print!("{}", brief_md(&report, &briefs));
+        return Ok(());
+    }
+    let staging = out.join(format!(
+        "{}{}",
+        crate::publish::REPORT_STAGING,
+        std::process::id()
+    ));
     if staging.exists() {
         std::fs::remove_dir_all(&staging)?;
     }
@@ -148,43 +173,41 @@ pub fn write(out: &Path, csm: Option<&str>) -> Result<()> {
     Ok(())
 }
 
-/// The file of a CSM's page: the address with anything but letters, digits, `.`,
-/// `-`, `_` and `@` as `_`.
-pub fn page_file(csm: &str) -> String {
-    let safe: String = csm
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '@') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("{safe}.html")
+/// `s` with every character but ASCII letters, digits, `.`, `-` and `@` written as
+/// `_<hex code>_`: one-to-one, so two different values never give one name.
+fn encoded(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '@') {
+            out.push(c);
+        } else {
+            out.push_str(&format!("_{:x}_", c as u32));
+        }
+    }
+    out
 }
 
-/// The anchor of an account's detail.
+/// The file of a CSM's page: `csm-<encoded address>.html` (never `index.html`, and
+/// no two CSMs share one).
+pub fn page_file(csm: &str) -> String {
+    format!("csm-{}.html", encoded(csm))
+}
+
+/// The anchor of a CSM's section (distinct per CSM).
+fn section_id(csm: &str) -> String {
+    format!("csm-{}", encoded(csm))
+}
+
+/// The anchor of an account's detail (distinct per org id).
 fn anchor(a: &Account) -> String {
-    let id: String = a
-        .org_id
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("org-{id}")
+    format!("org-{}", encoded(&a.org_id))
 }
 
 /// The score with an arrow against the previous run.
 fn score_text(a: &Account) -> String {
     let arrow = match a.change {
-        Some(c) if c > 0.005 => " ▲",
-        Some(c) if c < -0.005 => " ▼",
+        Some(c) if c > STEADY => " ▲",
+        Some(c) if c < -STEADY => " ▼",
         Some(_) => " →",
         None => "",
     };
@@ -196,22 +219,24 @@ fn score_text(a: &Account) -> String {
 
 /// One sentence on why the account needs a human.
 fn reason(a: &Account, need: &Need) -> String {
-    let mut s = match need {
-        Need::NewRisk => {
-            let new: Vec<&str> = a
-                .alerts
-                .iter()
-                .filter(|x| x.kind == "risk" && x.status == "new")
-                .map(|x| x.message.as_str())
-                .collect();
-            new.join(" ")
+    let new: Vec<&str> = a
+        .alerts
+        .iter()
+        .filter(|x| x.kind == "risk" && x.status == "new")
+        .map(|x| x.message.as_str())
+        .collect();
+    let s = match (need, new.split_first()) {
+        (Need::NewRisk, Some((first, []))) => first.to_string(),
+        (Need::NewRisk, Some((first, rest))) => {
+            format!("{first} (and {} more new risk(s))", rest.len())
         }
-        Need::Poor | Need::RenewalFalling => a.why.clone(),
+        _ => a.why.clone(),
     };
-    if s.is_empty() {
-        s = a.why.clone();
+    match (s.is_empty(), need) {
+        (false, _) => s,
+        (true, Need::Poor) => "Labelled poor.".into(),
+        (true, _) => "The score fell since the previous run.".into(),
     }
-    s
 }
 
 fn renewal_text(a: &Account) -> Option<String> {
@@ -259,8 +284,8 @@ fn page(report: &Report, briefs: &[Brief], own: bool) -> String {
         for b in briefs {
             let _ = writeln!(
                 h,
-                "<li><a href=\"#csm-{}\">{}</a>: {} need a human, {} worth a nudge ({} accounts)</li>",
-                esc(&page_file(&b.csm)),
+                "<li><a href=\"#{}\">{}</a>: {} need a human, {} worth a nudge ({} accounts)</li>",
+                esc(&section_id(&b.csm)),
                 esc(&b.csm),
                 b.needs.len(),
                 b.nudges.len(),
@@ -272,8 +297,8 @@ fn page(report: &Report, briefs: &[Brief], own: bool) -> String {
     for b in briefs {
         let _ = writeln!(
             h,
-            "<section id=\"csm-{}\"><h2>{}</h2>",
-            esc(&page_file(&b.csm)),
+            "<section id=\"{}\"><h2>{}</h2>",
+            esc(&section_id(&b.csm)),
             esc(&b.csm)
         );
         h.push_str("<h3>Needs a human today</h3>\n");
@@ -330,8 +355,9 @@ fn page(report: &Report, briefs: &[Brief], own: bool) -> String {
 fn detail(h: &mut String, a: &Account) {
     let _ = writeln!(
         h,
-        "<div class=\"detail\" id=\"{}\"><h4>{} <span class=\"score {}\">{}</span></h4>",
+        "<div class=\"detail\" id=\"{}\" data-org=\"{}\"><h4>{} <span class=\"score {}\">{}</span></h4>",
         anchor(a),
+        esc(&a.org_id),
         esc(&a.display_name()),
         esc(a.label.as_deref().unwrap_or("")),
         esc(&score_text(a))
@@ -393,15 +419,35 @@ fn detail(h: &mut String, a: &Account) {
 }
 
 /// `brief.md`: per CSM at most `BRIEF_LINES` lines (header, needs, nudges).
+/// Text from the data made safe for Slack's Markdown: one line, no markup, no
+/// mention or link syntax (`<!channel>`, `<url|text>`).
+pub fn md_esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\r' | '\n' | '\t' => out.push(' '),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '*' | '_' | '~' | '`' | '[' | ']' | '|' | '\\' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 fn brief_md(report: &Report, briefs: &[Brief]) -> String {
-    let mut md = format!("# Morning brief, as of {}\n", report.as_of);
+    let mut md = format!("# Morning brief, as of {}\n", md_esc(&report.as_of));
     for w in &report.warnings {
-        let _ = writeln!(md, "> {w}");
+        let _ = writeln!(md, "> {}", md_esc(w));
     }
     for b in briefs {
         let mut lines = vec![format!(
             "## {}: {} need a human, {} worth a nudge",
-            b.csm,
+            md_esc(&b.csm),
             b.needs.len(),
             b.nudges.len()
         )];
@@ -411,26 +457,31 @@ fn brief_md(report: &Report, briefs: &[Brief]) -> String {
             .map(|(a, need)| {
                 let mut l = format!(
                     "- :rotating_light: *{}* {}: {}",
-                    a.display_name(),
+                    md_esc(&a.display_name()),
                     score_text(a),
-                    reason(a, need)
+                    md_esc(&reason(a, need))
                 );
                 if let Some(r) = renewal_text(a) {
-                    let _ = write!(l, " ({r})");
+                    let _ = write!(l, " ({})", md_esc(&r));
                 }
                 l
             })
             .collect();
-        items.extend(
-            b.nudges.iter().map(|(a, msgs)| {
-                format!("- :seedling: *{}*: {}", a.display_name(), msgs.join(" "))
-            }),
-        );
+        items.extend(b.nudges.iter().map(|(a, msgs)| {
+            format!(
+                "- :seedling: *{}*: {}",
+                md_esc(&a.display_name()),
+                md_esc(&msgs.join(" "))
+            )
+        }));
         let room = BRIEF_LINES - 1;
         if items.len() > room {
             let more = items.len() - (room - 1);
             items.truncate(room - 1);
-            items.push(format!("- ... and {more} more in {}", page_file(&b.csm)));
+            items.push(format!(
+                "- ... and {more} more in {}",
+                md_esc(&page_file(&b.csm))
+            ));
         }
         lines.extend(items);
         md.push('\n');

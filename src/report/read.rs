@@ -70,7 +70,10 @@ pub struct Account {
 
 impl Account {
     pub fn csm_name(&self) -> String {
-        self.csm.clone().unwrap_or_else(|| "(no CSM)".into())
+        self.csm
+            .clone()
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or_else(|| "(no CSM)".into())
     }
     pub fn display_name(&self) -> String {
         self.name.clone().unwrap_or_else(|| self.org_id.clone())
@@ -211,7 +214,12 @@ pub fn run(out: &Path) -> Result<Report> {
 
     // Score history: every entry's health scores.
     let mut history: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
-    for d in publish::history_dates(out) {
+    let as_of_day = crate::time::AsOf::parse(&as_of).map(|a| a.day).ok();
+    // Entries up to this run's as_of (a re-run of an older date has later ones).
+    for d in publish::history_dates(out)
+        .into_iter()
+        .filter(|d| as_of_day.is_none_or(|a| d.day <= a))
+    {
         let entry = out.join(publish::HISTORY).join(publish::history_folder(&d));
         if let Some(h) = table(&entry, "health")? {
             for (o, s) in strings(&h, "org_id")
@@ -258,15 +266,19 @@ pub fn run(out: &Path) -> Result<Report> {
         numbers(&trends, "event_count_in_period_weekday_mean"),
         numbers(&trends, "active_members_weekday_mean"),
     );
-    let as_of_day = crate::time::AsOf::parse(&as_of).map(|a| a.day).ok();
-    let renewal_days = numbers(
-        &health
-            .clone()
-            .lazy()
-            .select([col_date_days("renewal_date")])
-            .collect()?,
-        "renewal_date",
-    );
+    // (`renewal_date` is in `health` since issue 24; an earlier run has none.)
+    let renewal_days = if health.schema().contains("renewal_date") {
+        numbers(
+            &health
+                .clone()
+                .lazy()
+                .select([col_date_days("renewal_date")])
+                .collect()?,
+            "renewal_date",
+        )
+    } else {
+        vec![None; health.height()]
+    };
     let cat_scores: Vec<Vec<Option<f64>>> = categories
         .iter()
         .map(|c| numbers(&health, &crate::score::category_column(c)))
