@@ -547,3 +547,94 @@ fn a_real_browser_renders_the_page_and_requests_nothing_outside_it() {
         "only the SVG namespace names a URL"
     );
 }
+
+#[test]
+fn renewal_and_frustration_limits_hold_at_their_boundaries() {
+    let w = Workdir::new();
+    let c = "c@x.com";
+    // as_of 2026-11-23: 2027-01-22 is 60 days away, 2027-01-23 61; 2027-02-21 is 90,
+    // 2027-02-22 91. Every score fell.
+    publish(
+        &w.out(),
+        health(&[
+            (
+                "r60",
+                "Sixty",
+                c,
+                8.0,
+                "healthy",
+                Some(-0.5),
+                1.0,
+                Some("2027-01-22"),
+                0.0,
+            ),
+            (
+                "r61",
+                "Sixty-one",
+                c,
+                8.0,
+                "healthy",
+                Some(-0.5),
+                1.0,
+                Some("2027-01-23"),
+                0.0,
+            ),
+            (
+                "r90",
+                "Ninety",
+                c,
+                3.0,
+                "poor",
+                Some(-0.5),
+                1.0,
+                Some("2027-02-21"),
+                0.0,
+            ),
+            (
+                "r91",
+                "Ninety-one",
+                c,
+                3.0,
+                "poor",
+                Some(-0.5),
+                1.0,
+                Some("2027-02-22"),
+                0.0,
+            ),
+            (
+                "gone",
+                "Renewed yesterday",
+                c,
+                8.0,
+                "healthy",
+                Some(-0.5),
+                1.0,
+                Some("2026-11-22"),
+                0.0,
+            ),
+        ]),
+        rows3(&[]),
+        alerts(&[]),
+    );
+    // Users of r60: 3 insights started and none saved (frustrated), 2 lost (not),
+    // 3 failed queries (frustrated).
+    let users = df!(
+        "org_id" => ["r60", "r60", "r60"],
+        "email" => ["lost3@x", "lost2@x", "failed3@x"],
+        "insights_started_7d" => [3i64, 2, 0],
+        "insights_saved_7d" => [0i64, 0, 0],
+        "queries_failed_7d" => [0i64, 0, 3],
+        "queries_completed_7d" => [0i64, 0, 1],
+    )
+    .unwrap();
+    write_parquet(&w.out().join("runs/r1/users.parquet"), &users);
+    report(&w, &[]);
+    let page = std::fs::read_to_string(w.out().join("report/csm-c@x.com.html")).unwrap();
+    // Within 60 days and falling: r60, not r61 nor one renewed yesterday; the poor
+    // ones by ARR (equal: by org_id).
+    assert_eq!(listed(&page, "needs"), ["r90", "r91", "r60"]);
+    assert!(page.contains("renews 2027-02-21 (in 90 days)"));
+    assert!(!page.contains("renews 2027-02-22"));
+    assert!(page.contains("<td>lost3@x</td>") && page.contains("<td>failed3@x</td>"));
+    assert!(!page.contains("lost2@x"));
+}
