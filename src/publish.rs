@@ -177,6 +177,38 @@ pub fn publish(p: Publication) -> Result<()> {
     Ok(())
 }
 
+/// The lock file in `OUT`: one `run`, `backfill` or `report` writes into a folder
+/// at a time.
+pub const LOCK: &str = ".lock";
+
+/// Takes `OUT/.lock` for the life of the returned file (an OS file lock: released
+/// when the process ends, however it ends). Another process holding it is a usage
+/// error naming the folder. With the lock held, leftovers of processes that are
+/// gone are safe to clean up.
+pub fn lock(out: &Path) -> Result<fs::File> {
+    fs::create_dir_all(out).with_context(|| format!("creating output folder {}", out.display()))?;
+    let path = out.join(LOCK);
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(crate::InputError::Usage {
+            problem: format!(
+                "another account-health run, backfill or report is writing into {}; try again once it has finished",
+                out.display()
+            ),
+        }
+        .into()),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(anyhow::Error::from(e).context(format!("locking {}", path.display())))
+        }
+    }
+}
+
 /// Repairs and removes what killed runs left in `out` (see `remove_abandoned`):
 /// `run` and `backfill` call it first, before they read history.
 pub fn tidy(out: &Path, history_days: u32) {

@@ -8,7 +8,7 @@ fn outputs(w: &Workdir) -> Vec<(String, Vec<u8>)> {
     let mut files: Vec<_> = std::fs::read_dir(w.out())
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| !p.is_dir())
+        .filter(|p| !p.is_dir() && p.file_name().is_some_and(|n| n != ".lock"))
         .collect();
     files.sort();
     files

@@ -62,7 +62,9 @@ fn tables_of(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8
     std::fs::read_dir(dir)
         .unwrap()
         .flatten()
-        .filter(|e| e.file_name() != "manifest.json" && !e.path().is_dir())
+        .filter(|e| {
+            e.file_name() != "manifest.json" && e.file_name() != ".lock" && !e.path().is_dir()
+        })
         .map(|e| {
             (
                 e.file_name().to_string_lossy().to_string(),

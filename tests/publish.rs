@@ -168,7 +168,7 @@ fn a_kill_at_any_point_of_publishing_leaves_one_run_s_tables() {
     for dir in [out.clone(), out.join("runs"), out.join("history")] {
         let left: Vec<String> = names(&dir)
             .into_iter()
-            .filter(|n| n.starts_with('.'))
+            .filter(|n| n.starts_with('.') && n != ".lock")
             .collect();
         assert!(left.is_empty(), "{}: {left:?}", dir.display());
     }
@@ -358,4 +358,27 @@ fn query_reads_every_history_entry_as_one_table() {
         String::from_utf8(o.stdout).unwrap(),
         "d,n\r\n2026-11-16,1\r\n2026-11-23,1\r\n"
     );
+}
+
+#[test]
+fn a_second_writer_into_the_same_folder_is_refused_while_the_first_holds_it() {
+    let w = Workdir::new();
+    input(&w);
+    w.run(&[]);
+    // This test holds the folder's lock, as a running job would.
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(w.out().join(".lock"))
+        .unwrap();
+    lock.lock().unwrap();
+    let before = std::fs::read(w.out().join("health.parquet")).unwrap();
+    let o = run_at(&w, "2026-11-24", &[], &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("is writing into"));
+    assert_eq!(
+        std::fs::read(w.out().join("health.parquet")).unwrap(),
+        before
+    );
+    drop(lock);
+    ok(run_at(&w, "2026-11-24", &[], &[]));
 }

@@ -43,7 +43,7 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     let progress = crate::progress::Progress::new(quiet);
     progress.stage("reading inputs and the events (one streaming pass)");
     let (inputs, rollup, _) = super::read_inputs(&args.input, model, &progress)?;
-    std::fs::create_dir_all(&args.out)?;
+    let _lock = publish::lock(&args.out)?;
     publish::tidy(&args.out, model.run.history_days);
     // Each date's metrics and scores read only the inputs and the rollup: they are
     // computed side by side. The rest reads the date before it, so it goes in order.

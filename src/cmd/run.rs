@@ -229,10 +229,6 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         clock = Instant::now();
     };
 
-    // What a killed run left is repaired before history is read (the previous run).
-    if settings.out.is_dir() {
-        publish::tidy(&settings.out, model.run.history_days);
-    }
     progress.stage("reading inputs and the events (one streaming pass)");
     let (inputs, rollup, pass_seconds) = super::read_inputs(&settings.input, model, &progress)?;
     lap("inputs_and_events", &mut timings);
@@ -244,6 +240,11 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     };
     progress.note(&format!("as_of {}", as_of.iso()));
     let feed = check_feed(&inputs, &rollup, &as_of, model, settings.allow_incomplete)?;
+    // One writer per output folder (taken only once the inputs are known good, so bad
+    // input writes nothing); what a killed run left is repaired before history is
+    // read for the previous run.
+    let _lock = publish::lock(&settings.out)?;
+    publish::tidy(&settings.out, model.run.history_days);
     let (previous, previous_run) =
         previous_run(settings.previous.as_deref(), &settings.out, &as_of)?;
     progress.stage("checking data quality; computing metrics, scores and indicators");

@@ -123,6 +123,7 @@ pub fn briefs<'a>(report: &'a Report, csm: Option<&str>) -> Vec<Brief<'a>> {
 /// kept) and their digest is printed.
 pub fn write(out: &Path, csm: Option<&str>) -> Result<()> {
     let report = read::run(out)?;
+    let _lock = crate::publish::lock(out)?;
     let briefs = briefs(&report, csm);
     if let Some(c) = csm {
         if briefs.is_empty() {
