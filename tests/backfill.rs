@@ -156,3 +156,16 @@ fn backfill_dates_must_make_sense() {
         assert!(!w.out().join("history").exists());
     }
 }
+
+#[test]
+fn backfill_with_clear_at_matches_separate_runs_too() {
+    // With a `clear_at`, each date's indicators read the date before's: the backfill
+    // follows them in order.
+    let w = Workdir::new();
+    w.generate(12, 60, 9);
+    compare_with_separate_runs(
+        &w,
+        "[run]\nfeed_check_days = 0\n[indicators.event_volume_drop]\nclear_at = 5.0\n[indicators.query_failure_rate_high]\nclear_at = 2.0\n",
+        &["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"],
+    );
+}

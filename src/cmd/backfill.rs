@@ -11,18 +11,17 @@
 
 use anyhow::Result;
 
-use polars::prelude::DataFrame;
 use rayon::prelude::*;
 
-use super::run::{
-    check_feed, day_tables, read_previous, scores_of, with_previous_score, DayTables, Previous,
-    PreviousParts,
-};
+use polars::prelude::*;
+
+use super::run::{check_feed, read_previous, scores_of, with_previous_score, Previous};
 use crate::cli::BackfillArgs;
 use crate::error::InputError;
 use crate::member_aggregates::MemberEvents;
 use crate::publish;
 use crate::time::AsOf;
+use crate::{alerts, indicators, tables};
 
 /// The most dates one backfill takes (a typo in `--every` should not start a
 /// thousand-year job).
@@ -57,63 +56,142 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
         })
         .collect();
     progress.stage("writing history");
+    let scores = scores.into_iter().collect::<Result<Vec<DataFrame>>>()?;
     // Each date's previous run is the latest history entry before it, as separate
     // runs in date order would see history: the entries already there and each date
     // as it is written, less those pruned (more than `history_days` before the
-    // latest). A date this backfill scored is handed on in memory; an older entry is
-    // read from disk.
+    // latest). It is the date before it in this backfill, or an entry on disk.
     let days = model.run.history_days as i32;
     let mut seen: std::collections::BTreeSet<i32> = publish::history_dates(&args.out)
         .iter()
         .map(|d| d.day)
         .collect();
-    let mut done: Option<(AsOf, Previous)> = None;
+    let mut plan = Vec::with_capacity(dates.len());
+    for (k, as_of) in dates.iter().enumerate() {
+        let before = seen.range(..as_of.day).next_back().copied();
+        plan.push(match before {
+            None => Source::Nothing,
+            Some(b) if k > 0 && dates[k - 1].day == b => Source::Date(k - 1),
+            Some(b) => Source::Disk(b),
+        });
+        seen.insert(as_of.day);
+        let latest = seen.last().copied().unwrap_or(as_of.day);
+        seen.retain(|&d| d >= latest - days);
+    }
+    let mut on_disk: std::collections::BTreeMap<i32, Previous> = Default::default();
+    for source in &plan {
+        if let Source::Disk(d) = source {
+            if !on_disk.contains_key(d) {
+                let dir = args
+                    .out
+                    .join(publish::HISTORY)
+                    .join(publish::history_folder(&AsOf::from_day(*d)));
+                on_disk.insert(*d, read_previous(&dir)?);
+            }
+        }
+    }
+    // What needs only the previous run's scores, side by side: the previous score,
+    // and (unless an indicator holds by `clear_at`, which reads the previous run's
+    // indicators) the fired indicators, `health` and `metric_scores`.
+    let sticky = model.indicators.values().any(|i| i.clear_at.is_some());
+    let part_of = |k: usize| -> Result<Part> {
+        let as_of = &dates[k];
+        let previous_health = match &plan[k] {
+            Source::Nothing => None,
+            Source::Date(j) => Some(
+                scores[*j]
+                    .clone()
+                    .lazy()
+                    .select([
+                        col("org_id").cast(DataType::String),
+                        col("health_score").cast(DataType::Float64),
+                    ])
+                    .collect()?,
+            ),
+            Source::Disk(d) => Some(on_disk[d].health.clone()),
+        };
+        let has_previous = previous_health.is_some();
+        let scored = with_previous_score(scores[k].clone(), previous_health)?;
+        let fired = if sticky {
+            None
+        } else {
+            Some(
+                indicators::compute(scored.clone().lazy(), model, as_of, has_previous, None)?
+                    .collect()?,
+            )
+        };
+        let health = match &fired {
+            Some(f) => Some(tables::health(&scored, f, model, as_of)?),
+            None => None,
+        };
+        let metric_scores = tables::metric_scores(&scored, model)?;
+        Ok(Part {
+            scored,
+            has_previous,
+            fired,
+            health,
+            metric_scores,
+        })
+    };
+
+    // Then in date order, each date's indicators against the previous run's: their
+    // lifecycle (and `clear_at`).
     let staged = std::sync::Mutex::new(Vec::with_capacity(dates.len()));
-    // Each entry is written on another thread while the next date is scored.
+    let mut last: Option<DataFrame> = None;
+    // Each entry is written on another thread while the next date is followed.
     rayon::scope(|writes| -> Result<()> {
-        for (as_of, scores) in dates.iter().zip(scores) {
-            let before = seen.range(..as_of.day).next_back().copied();
-            let previous = match (before, done.take()) {
-                (None, _) => None,
-                (Some(b), Some((day, tables))) if day.day == b => Some(tables),
-                (Some(b), _) => Some(read_previous(
-                    &args
-                        .out
-                        .join(publish::HISTORY)
-                        .join(publish::history_folder(&AsOf::from_day(b))),
-                )?),
-            };
-            seen.insert(as_of.day);
-            let latest = seen.last().copied().unwrap_or(as_of.day);
-            seen.retain(|&d| d >= latest - days);
-            let (previous_health, previous) = PreviousParts::split(previous);
-            let scored = with_previous_score(scores?, previous_health)?;
-            let DayTables {
-                health,
-                metric_scores,
-                indicators,
-                ..
-            } = day_tables(&scored, model, as_of, &previous.without_changes())?;
-            done = Some((
-                *as_of,
-                Previous::of_tables(&health, &metric_scores, &indicators, as_of)?,
-            ));
-            let (out, staged) = (&args.out, &staged);
-            writes.spawn(move |_| {
-                let entry = publish::stage_history(
-                    out,
+        // A few dates' parts at a time, so their frames are not all in memory.
+        for first in (0..dates.len()).step_by(PARTS_AT_ONCE) {
+            let batch = first..(first + PARTS_AT_ONCE).min(dates.len());
+            let parts: Vec<Result<Part>> = batch.clone().into_par_iter().map(part_of).collect();
+            for (k, part) in batch.zip(parts) {
+                let as_of = &dates[k];
+                let part = part?;
+                let previous_indicators = match &plan[k] {
+                    Source::Nothing => None,
+                    Source::Date(_) => last.take(),
+                    Source::Disk(d) => on_disk[d].indicators.clone(),
+                };
+                let fired = match part.fired {
+                    Some(f) => f,
+                    None => indicators::compute(
+                        part.scored.clone().lazy(),
+                        model,
+                        as_of,
+                        part.has_previous,
+                        previous_indicators.as_ref(),
+                    )?
+                    .collect()?,
+                };
+                let alerts::Followed { indicators, .. } = alerts::follow(
+                    fired,
+                    previous_indicators.as_ref(),
+                    &part.scored,
+                    model,
                     as_of,
-                    vec![
-                        ("health", health),
-                        ("metric_scores", metric_scores),
-                        ("indicators", indicators),
-                    ],
-                );
-                staged
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push((as_of.day, entry));
-            });
+                )?;
+                let health = match part.health {
+                    Some(h) => h,
+                    None => tables::health(&part.scored, &indicators, model, as_of)?,
+                };
+                last = Some(indicators.clone());
+                let (out, staged, metric_scores) = (&args.out, &staged, part.metric_scores);
+                writes.spawn(move |_| {
+                    let entry = publish::stage_history(
+                        out,
+                        as_of,
+                        vec![
+                            ("health", health),
+                            ("metric_scores", metric_scores),
+                            ("indicators", indicators),
+                        ],
+                    );
+                    staged
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((as_of.day, entry));
+                });
+            }
         }
         Ok(())
     })?;
@@ -132,6 +210,30 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
         dates.last().map(AsOf::iso).unwrap_or_default()
     ));
     Ok(())
+}
+
+/// Dates whose tables are made side by side before they are followed in order.
+const PARTS_AT_ONCE: usize = 8;
+
+/// Where a date's previous run comes from.
+enum Source {
+    /// No history entry before it.
+    Nothing,
+    /// The date at this index of the backfill.
+    Date(usize),
+    /// The history entry of this day, already on disk.
+    Disk(i32),
+}
+
+/// A date's tables that need only the previous run's scores.
+struct Part {
+    scored: DataFrame,
+    has_previous: bool,
+    /// The fired indicators, unless `clear_at` makes them read the previous run's.
+    fired: Option<DataFrame>,
+    /// `health`, when the fired indicators are known.
+    health: Option<DataFrame>,
+    metric_scores: DataFrame,
 }
 
 /// `from`, `from + every`, ... up to `to` at most.

@@ -120,39 +120,13 @@ pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
 /// output folder or a history entry).
 pub(super) struct Previous {
     /// `org_id` and `health_score`.
-    health: DataFrame,
+    pub(super) health: DataFrame,
     /// Every column of its health table (category scores and weights).
     health_full: DataFrame,
-    indicators: Option<DataFrame>,
+    pub(super) indicators: Option<DataFrame>,
     metric_scores: Option<DataFrame>,
     /// Its as_of, from its health table (null when it has no rows).
     as_of: Option<i32>,
-}
-
-impl Previous {
-    /// A run's tables as the next run reads them back from its history entry
-    /// (`backfill` hands them on without reading them back).
-    pub(super) fn of_tables(
-        health: &DataFrame,
-        metric_scores: &DataFrame,
-        indicators: &DataFrame,
-        as_of: &AsOf,
-    ) -> Result<Previous> {
-        Ok(Previous {
-            health: health
-                .clone()
-                .lazy()
-                .select([
-                    col("org_id").cast(DataType::String),
-                    col("health_score").cast(DataType::Float64),
-                ])
-                .collect()?,
-            health_full: health.clone(),
-            indicators: Some(indicators.clone()),
-            metric_scores: Some(metric_scores.clone()),
-            as_of: Some(as_of.day),
-        })
-    }
 }
 
 /// Reads an earlier run's tables from `dir`.
@@ -396,15 +370,6 @@ pub(super) struct PreviousParts {
 }
 
 impl PreviousParts {
-    /// The same, without what only `metric_changes` reads (history has no
-    /// `metric_changes`: `backfill` skips it).
-    pub(super) fn without_changes(self) -> PreviousParts {
-        PreviousParts {
-            tables: None,
-            ..self
-        }
-    }
-
     /// The previous run's `org_id, health_score`, and the rest.
     pub(super) fn split(previous: Option<Previous>) -> (Option<DataFrame>, PreviousParts) {
         match previous {
