@@ -26,6 +26,22 @@ pub struct Table {
     pub frame: DataFrame,
 }
 
+/// Reads the output table `<name>.parquet` of a run folder (or a history entry);
+/// `None` when it is not there (a table an earlier version did not write).
+pub fn read_table(dir: &Path, name: &str) -> Result<Option<DataFrame>, crate::InputError> {
+    let path = dir.join(format!("{name}.parquet"));
+    let Ok(file) = fs::File::open(&path) else {
+        return Ok(None);
+    };
+    ParquetReader::new(file)
+        .finish()
+        .map(Some)
+        .map_err(|e| crate::InputError::Unreadable {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })
+}
+
 /// Writes a table as RFC 4180 CSV: header row, CRLF line ends, `.` decimals, ISO dates,
 /// empty cell for null.
 pub fn write_csv(df: &mut DataFrame, path: &Path) -> Result<()> {
@@ -123,7 +139,7 @@ pub fn write_all(
     history_days: u32,
 ) -> Result<()> {
     fs::create_dir_all(out).with_context(|| format!("creating output folder {}", out.display()))?;
-    let staging = publish::prepare(out, history_days)?;
+    let staging = publish::prepare(out)?;
     let result = stage_and_publish(
         out,
         &staging,

@@ -57,6 +57,13 @@ pub fn current_run(out: &Path) -> PathBuf {
     fs::canonicalize(out.join(CURRENT)).unwrap_or_else(|_| out.to_path_buf())
 }
 
+/// Whether history keeps the entry of `day` when the latest entry is `latest`:
+/// entries more than `days` before the latest are pruned. The one rule for pruning,
+/// for the repair of a killed run, and for `backfill`'s reading of history.
+pub fn history_keeps(day: i32, latest: i32, days: u32) -> bool {
+    i64::from(day) >= i64::from(latest) - i64::from(days)
+}
+
 /// A history entry's folder name.
 pub fn history_folder(as_of: &AsOf) -> String {
     format!("as_of={}", as_of.iso())
@@ -104,12 +111,11 @@ pub struct Publication<'a> {
     pub history_days: u32,
 }
 
-/// The staging folder a run writes into, under `OUT/runs` (created empty), after
-/// leftovers of killed runs are cleaned up.
-pub fn prepare(out: &Path, history_days: u32) -> Result<PathBuf> {
+/// The staging folder a run writes into, under `OUT/runs` (created empty; the run
+/// cleaned up after killed ones with `tidy` when it took the lock).
+pub fn prepare(out: &Path) -> Result<PathBuf> {
     let runs = out.join(RUNS);
     fs::create_dir_all(&runs).with_context(|| format!("creating {}", runs.display()))?;
-    remove_abandoned(out, false, history_days);
     let staging = runs.join(format!("{STAGING}{}", std::process::id()));
     if staging.exists() {
         fs::remove_dir_all(&staging).with_context(|| format!("clearing {}", staging.display()))?;
@@ -212,7 +218,7 @@ pub fn lock(out: &Path) -> Result<fs::File> {
 /// Repairs and removes what killed runs left in `out` (see `remove_abandoned`):
 /// `run` and `backfill` call it first, before they read history.
 pub fn tidy(out: &Path, history_days: u32) {
-    remove_abandoned(out, true, history_days);
+    remove_abandoned(out, history_days);
 }
 
 /// A history entry written to its staging folder, not yet on disk for sure nor in
@@ -325,7 +331,7 @@ fn place_history(out: &Path, entries: Vec<StagedEntry>, days: u32) -> Result<()>
     let latest = dates.last().map(|d| d.day).max(newest);
     if let Some(latest) = latest {
         let pid = std::process::id();
-        for d in dates.iter().filter(|d| d.day < latest - days as i32) {
+        for d in dates.iter().filter(|d| !history_keeps(d.day, latest, days)) {
             let folder = history_folder(d);
             let doomed = root.join(format!("{PRUNED}{pid}-{folder}"));
             if fs::rename(root.join(&folder), &doomed).is_ok() {
@@ -336,33 +342,11 @@ fn place_history(out: &Path, entries: Vec<StagedEntry>, days: u32) -> Result<()>
     Ok(())
 }
 
-/// Cleans up after a killed `report`: its staging folder, and `OUT/report` set aside
-/// while being replaced (put back when nothing replaced it). Leftovers of live
-/// processes are left alone.
+/// Cleans up after a killed `report` (`clean_leftovers` of `OUT`): its staging
+/// folder, and `OUT/report` set aside while being replaced (put back when nothing
+/// replaced it).
 pub fn tidy_swaps(out: &Path) {
-    let me = std::process::id();
-    let Ok(entries) = fs::read_dir(out) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().to_string();
-        let pid_after = |prefix: &str| {
-            name.strip_prefix(prefix)
-                .and_then(|rest| rest.split(['-', '.']).next())
-                .and_then(|p| p.parse::<u32>().ok())
-                .filter(|&p| p != me && !process_exists(p))
-        };
-        if pid_after(REPORT_STAGING).is_some() {
-            let _ = fs::remove_dir_all(entry.path());
-        } else if pid_after(REPLACED).is_some() {
-            let folder = name.splitn(3, '-').nth(2).unwrap_or_default();
-            if !folder.is_empty() && !out.join(folder).exists() {
-                let _ = fs::rename(entry.path(), out.join(folder));
-            } else {
-                let _ = fs::remove_dir_all(entry.path());
-            }
-        }
-    }
+    clean_leftovers(out);
 }
 
 /// Replaces `out/<folder>` by the folder `from` (the report's pages): the old one set
@@ -392,36 +376,9 @@ fn put_in_place(root: &Path, from: &Path, folder: &str) -> Result<()> {
 /// Repairs and removes what killed runs left. First the current run's history
 /// entry: a run killed after its switch but before its entry was in place left it
 /// staged (`.staging-<pid>-as_of=<date>`, moved in) or not at all (linked from the
-/// run folder). Then entries set aside while being replaced: put back if nothing
-/// took their place, else removed. Then staging folders, temporary links, entries
-/// being pruned and run folders never published (newer than `current`). Only
-/// leftovers of processes that no longer exist are touched; at a run's start
-/// (`at_start`) its own process id counts as gone too (it has made nothing yet: in a
-/// container the job may be process 1 every night).
-fn remove_abandoned(out: &Path, at_start: bool, history_days: u32) {
-    let me = std::process::id();
-    let gone = |pid: u32| {
-        if pid == me {
-            at_start
-        } else {
-            !process_exists(pid)
-        }
-    };
-    let dead = |name: &str, prefix: &str| -> bool {
-        name.strip_prefix(prefix)
-            .and_then(|rest| rest.split(['-', '.']).next())
-            .and_then(|pid| pid.parse::<u32>().ok())
-            .is_some_and(gone)
-    };
-    let names = |dir: &Path| -> Vec<String> {
-        fs::read_dir(dir)
-            .map(|e| {
-                e.flatten()
-                    .map(|e| e.file_name().to_string_lossy().to_string())
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
+/// run folder). Then `clean_leftovers` in `OUT`, `runs/` and `history/`, and run
+/// folders never published (newer than `current`). Called with `OUT/.lock` held.
+fn remove_abandoned(out: &Path, history_days: u32) {
     let root = out.join(HISTORY);
     // The current run's entry.
     let current = fs::read_link(out.join(CURRENT)).ok().map(|r| out.join(r));
@@ -430,11 +387,10 @@ fn remove_abandoned(out: &Path, at_start: bool, history_days: u32) {
     let latest = history_dates(out).last().map_or(i32::MIN, |d| d.day);
     if let (Some(run), Some(as_of)) = (&current, &current_as_of) {
         let folder = history_folder(as_of);
-        let kept = i64::from(as_of.day) >= i64::from(latest) - i64::from(history_days);
-        if kept && !root.join(&folder).exists() {
-            let staged = names(&root)
+        if history_keeps(as_of.day, latest, history_days) && !root.join(&folder).exists() {
+            let staged = names_in(&root)
                 .into_iter()
-                .find(|n| dead(n, STAGING) && n.ends_with(&format!("-{folder}")));
+                .find(|n| left_by_gone(n, STAGING) && n.ends_with(&format!("-{folder}")));
             let _ = match staged {
                 Some(n) => {
                     fs::rename(root.join(n), root.join(&folder)).map_err(anyhow::Error::from)
@@ -444,29 +400,8 @@ fn remove_abandoned(out: &Path, at_start: bool, history_days: u32) {
             };
         }
     }
-    for name in names(&root) {
-        if dead(&name, REPLACED) {
-            let folder = name.splitn(3, '-').nth(2).unwrap_or_default();
-            let path = root.join(&name);
-            if folder.starts_with("as_of=") && !root.join(folder).exists() {
-                let _ = fs::rename(&path, root.join(folder));
-            } else {
-                let _ = fs::remove_dir_all(&path);
-            }
-        }
-    }
-    for dir in [out.to_path_buf(), out.join(RUNS), root.clone()] {
-        for name in names(&dir) {
-            let path = dir.join(&name);
-            if dead(&name, STAGING)
-                || dead(&name, PRUNED)
-                || dead(&name, crate::output::OLD_STAGING_PREFIX)
-            {
-                let _ = fs::remove_dir_all(&path);
-            } else if dead(&name, LINK_PREFIX) {
-                let _ = fs::remove_file(&path);
-            }
-        }
+    for dir in [out.to_path_buf(), out.join(RUNS), root] {
+        clean_leftovers(&dir);
     }
     // Run folders moved into `runs/` but never made current (newer than it) by a
     // process that is gone.
@@ -475,10 +410,66 @@ fn remove_abandoned(out: &Path, at_start: bool, history_days: u32) {
         .and_then(|c| c.file_name())
         .map(|n| n.to_string_lossy().to_string())
     {
-        for name in names(&out.join(RUNS)) {
+        for name in names_in(&out.join(RUNS)) {
             let pid = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
             if !name.starts_with('.') && name > current && pid.is_some_and(gone) {
                 let _ = fs::remove_dir_all(out.join(RUNS).join(&name));
+            }
+        }
+    }
+}
+
+/// Whether the process `pid` is gone. This process's own id counts as gone: the
+/// callers hold `OUT/.lock` and have made nothing yet, so a leftover with it is an
+/// earlier process's (in a container the job may be process 1 every night).
+fn gone(pid: u32) -> bool {
+    pid == std::process::id() || !process_exists(pid)
+}
+
+/// Whether `name` is `<prefix><pid>...` of a process that is gone.
+fn left_by_gone(name: &str, prefix: &str) -> bool {
+    name.strip_prefix(prefix)
+        .and_then(|rest| rest.split(['-', '.']).next())
+        .and_then(|pid| pid.parse::<u32>().ok())
+        .is_some_and(gone)
+}
+
+/// The names in a folder (none when it cannot be read).
+fn names_in(dir: &Path) -> Vec<String> {
+    fs::read_dir(dir)
+        .map(|e| {
+            e.flatten()
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Removes the leftovers of processes that are gone in `dir`: staging folders (of
+/// runs, history entries, the report, earlier versions), entries being pruned,
+/// temporary links; and a folder set aside while being replaced
+/// (`.replaced-<pid>-<name>`) is put back when nothing took its place, else removed.
+fn clean_leftovers(dir: &Path) {
+    for name in names_in(dir) {
+        let path = dir.join(&name);
+        if [
+            STAGING,
+            PRUNED,
+            REPORT_STAGING,
+            crate::output::OLD_STAGING_PREFIX,
+        ]
+        .iter()
+        .any(|p| left_by_gone(&name, p))
+        {
+            let _ = fs::remove_dir_all(&path);
+        } else if left_by_gone(&name, LINK_PREFIX) {
+            let _ = fs::remove_file(&path);
+        } else if left_by_gone(&name, REPLACED) {
+            let folder = name.splitn(3, '-').nth(2).unwrap_or_default();
+            if !folder.is_empty() && !dir.join(folder).exists() {
+                let _ = fs::rename(&path, dir.join(folder));
+            } else {
+                let _ = fs::remove_dir_all(&path);
             }
         }
     }

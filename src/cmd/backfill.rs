@@ -61,7 +61,6 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     // runs in date order would see history: the entries already there and each date
     // as it is written, less those pruned (more than `history_days` before the
     // latest). It is the date before it in this backfill, or an entry on disk.
-    let days = model.run.history_days as i32;
     let mut seen: std::collections::BTreeSet<i32> = publish::history_dates(&args.out)
         .iter()
         .map(|d| d.day)
@@ -76,7 +75,7 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
         });
         seen.insert(as_of.day);
         let latest = seen.last().copied().unwrap_or(as_of.day);
-        seen.retain(|&d| d >= latest - days);
+        seen.retain(|&d| publish::history_keeps(d, latest, model.run.history_days));
     }
     let mut on_disk: std::collections::BTreeMap<i32, Previous> = Default::default();
     for source in &plan {
