@@ -27,24 +27,14 @@ pub fn run(args: ExplainArgs) -> Result<()> {
     Ok(())
 }
 
-fn read_table(out: &Path, name: &str) -> Result<DataFrame, InputError> {
-    read_table_in(out, name)
-}
-
-fn read_table_in(out: &Path, name: &str) -> Result<DataFrame, InputError> {
-    let path = out.join(format!("{name}.parquet"));
-    let file = std::fs::File::open(&path).map_err(|_| InputError::BadPath {
-        path: path.display().to_string(),
+/// A table of a run folder (or a history entry), which must be there.
+fn read_table(dir: &Path, name: &str) -> Result<DataFrame, InputError> {
+    crate::output::read_table(dir, name)?.ok_or_else(|| InputError::BadPath {
+        path: dir.join(format!("{name}.parquet")).display().to_string(),
         problem:
             "not found; run `account-health run --out DIR` first (explain reads Parquet outputs)"
                 .into(),
-    })?;
-    ParquetReader::new(file)
-        .finish()
-        .map_err(|e| InputError::Unreadable {
-            file: path.display().to_string(),
-            reason: e.to_string(),
-        })
+    })
 }
 
 /// The part of the manifest explain needs: of the model the run used, its categories
@@ -368,8 +358,8 @@ pub fn explain_since(
         rows_of(read_table(run, "metric_scores")?, org)?,
     );
     let (then_health, then_scores) = (
-        rows_of(read_table_in(&entry, "health")?, org)?,
-        rows_of(read_table_in(&entry, "metric_scores")?, org)?,
+        rows_of(read_table(&entry, "health")?, org)?,
+        rows_of(read_table(&entry, "metric_scores")?, org)?,
     );
     let mut s = String::new();
     let (before, after) = (

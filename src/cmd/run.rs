@@ -132,28 +132,10 @@ pub(super) struct Previous {
 /// Reads an earlier run's tables from `dir`.
 pub(super) fn read_previous(dir: &Path) -> Result<Previous, InputError> {
     let path = dir.join("health.parquet");
-    if !path.is_file() {
-        return Err(InputError::BadPath {
-            path: path.display().to_string(),
-            problem: "no health.parquet of an earlier run here".into(),
-        });
-    }
-    let scan = |path: &Path| {
-        LazyFrame::scan_parquet(
-            PlRefPath::new(path.to_string_lossy().to_string()),
-            Default::default(),
-        )
-    };
-    let bad = |path: &Path| {
-        let file = path.display().to_string();
-        move |e: PolarsError| InputError::Unreadable {
-            file,
-            reason: e.to_string(),
-        }
-    };
-    let health_full = scan(&path)
-        .and_then(|lf| lf.collect())
-        .map_err(bad(&path))?;
+    let health_full = output::read_table(dir, "health")?.ok_or_else(|| InputError::BadPath {
+        path: path.display().to_string(),
+        problem: "no health.parquet of an earlier run here".into(),
+    })?;
     let health = health_full
         .clone()
         .lazy()
@@ -162,7 +144,10 @@ pub(super) fn read_previous(dir: &Path) -> Result<Previous, InputError> {
             col("health_score").cast(DataType::Float64),
         ])
         .collect()
-        .map_err(bad(&path))?;
+        .map_err(|e| InputError::Unreadable {
+            file: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
     let as_of = match health_full.column("as_of") {
         Ok(c) => c
             .cast(&DataType::Int32)
@@ -170,21 +155,11 @@ pub(super) fn read_previous(dir: &Path) -> Result<Previous, InputError> {
             .and_then(|c| c.i32().ok().and_then(|c| c.get(0))),
         Err(_) => None,
     };
-    let optional = |name: &str| -> Result<Option<DataFrame>, InputError> {
-        let path = dir.join(format!("{name}.parquet"));
-        if !path.is_file() {
-            return Ok(None);
-        }
-        scan(&path)
-            .and_then(|lf| lf.collect())
-            .map(Some)
-            .map_err(bad(&path))
-    };
     Ok(Previous {
         health,
         health_full,
-        indicators: optional("indicators")?,
-        metric_scores: optional("metric_scores")?,
+        indicators: output::read_table(dir, "indicators")?,
+        metric_scores: output::read_table(dir, "metric_scores")?,
         as_of,
     })
 }

@@ -8,6 +8,7 @@ use anyhow::Result;
 use polars::prelude::*;
 
 use crate::error::InputError;
+use crate::output::read_table;
 use crate::publish;
 
 /// Lost insights (started minus saved, 7 days) from which a user is frustrated.
@@ -91,20 +92,6 @@ impl Account {
     }
 }
 
-fn table(dir: &Path, name: &str) -> Result<Option<DataFrame>> {
-    let path = dir.join(format!("{name}.parquet"));
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let file = std::fs::File::open(&path)?;
-    Ok(Some(ParquetReader::new(file).finish().map_err(|e| {
-        InputError::Unreadable {
-            file: path.display().to_string(),
-            reason: e.to_string(),
-        }
-    })?))
-}
-
 fn strings(df: &DataFrame, c: &str) -> Vec<Option<String>> {
     match df.column(c).and_then(|c| c.cast(&DataType::String)) {
         Ok(col) => col
@@ -147,7 +134,7 @@ pub fn run(out: &Path) -> Result<Report> {
             path: manifest_path.display().to_string(),
             problem: "no run here; run `account-health run --out DIR` first".into(),
         })?;
-    let health = table(&dir, "health")?.ok_or_else(|| InputError::BadPath {
+    let health = read_table(&dir, "health")?.ok_or_else(|| InputError::BadPath {
         path: dir.join("health.parquet").display().to_string(),
         problem: "not found; the report reads a run's Parquet outputs".into(),
     })?;
@@ -205,12 +192,12 @@ pub fn run(out: &Path) -> Result<Report> {
     }
 
     let empty = DataFrame::empty();
-    let indicators = table(&dir, "indicators")?.unwrap_or_else(|| empty.clone());
-    let alerts = table(&dir, "alerts")?.unwrap_or_else(|| empty.clone());
-    let changes = table(&dir, "metric_changes")?.unwrap_or_else(|| empty.clone());
-    let scores = table(&dir, "metric_scores")?.unwrap_or_else(|| empty.clone());
-    let users = table(&dir, "users")?.unwrap_or_else(|| empty.clone());
-    let trends = table(&dir, "trends")?.unwrap_or_else(|| empty.clone());
+    let indicators = read_table(&dir, "indicators")?.unwrap_or_else(|| empty.clone());
+    let alerts = read_table(&dir, "alerts")?.unwrap_or_else(|| empty.clone());
+    let changes = read_table(&dir, "metric_changes")?.unwrap_or_else(|| empty.clone());
+    let scores = read_table(&dir, "metric_scores")?.unwrap_or_else(|| empty.clone());
+    let users = read_table(&dir, "users")?.unwrap_or_else(|| empty.clone());
+    let trends = read_table(&dir, "trends")?.unwrap_or_else(|| empty.clone());
 
     // Score history: every entry's health scores.
     let mut history: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
@@ -221,7 +208,7 @@ pub fn run(out: &Path) -> Result<Report> {
         .filter(|d| as_of_day.is_none_or(|a| d.day <= a))
     {
         let entry = out.join(publish::HISTORY).join(publish::history_folder(&d));
-        if let Some(h) = table(&entry, "health")? {
+        if let Some(h) = read_table(&entry, "health")? {
             for (o, s) in strings(&h, "org_id")
                 .into_iter()
                 .zip(numbers(&h, "health_score"))
