@@ -22,6 +22,12 @@ use crate::time::AsOf;
 /// (join keys never match on null).
 const KEY: [&str; 3] = ["org_id", "indicator", "product_key"];
 
+/// An indicator row's product as a join key: a null product (an indicator not per
+/// product) is the empty string, so that keys with no product match.
+pub fn product_key() -> Expr {
+    col("product").cast(DataType::String).fill_null(lit(""))
+}
+
 /// Today's indicators with their lifecycle, and the alerts.
 pub struct Followed {
     pub indicators: DataFrame,
@@ -44,10 +50,7 @@ fn previous_state(previous: &DataFrame) -> PolarsResult<LazyFrame> {
         col("org_id").cast(DataType::String),
         col("indicator").cast(DataType::String),
         col("product").cast(DataType::String),
-        col("product")
-            .cast(DataType::String)
-            .fill_null(lit(""))
-            .alias("product_key"),
+        product_key().alias("product_key"),
         col("kind").cast(DataType::String),
         col("value").cast(DataType::Float64),
         col("threshold").cast(DataType::Float64),
@@ -80,7 +83,7 @@ pub fn follow(
     let today = lit(as_of.day).cast(DataType::Date);
     let keyed = indicators
         .lazy()
-        .with_column(col("product").fill_null(lit("")).alias("product_key"));
+        .with_column(product_key().alias("product_key"));
     let previous = match previous {
         Some(p) => previous_state(p)?,
         None => previous_state(&crate::indicators::empty_with_lifecycle())?,
@@ -138,7 +141,7 @@ pub fn follow(
             indicators
                 .clone()
                 .lazy()
-                .with_column(col("product").fill_null(lit("")).alias("product_key")),
+                .with_column(product_key().alias("product_key")),
             key(),
             key(),
             JoinArgs::new(JoinType::Anti),

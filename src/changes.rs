@@ -293,6 +293,27 @@ mod tests {
         .unwrap()
     }
 
+    /// `metric_changes` of (health, metric_scores) now against before, with
+    /// categories `ue` (default weight 15) and `pa` (33), as of day 20,000 against
+    /// 19,999.
+    fn split(now: (&DataFrame, &DataFrame), before: (&DataFrame, &DataFrame)) -> DataFrame {
+        let categories = vec![("ue".to_string(), 15.0), ("pa".to_string(), 33.0)];
+        metric_changes(
+            &RunTables {
+                health: now.0,
+                metric_scores: now.1,
+            },
+            &RunTables {
+                health: before.0,
+                metric_scores: before.1,
+            },
+            &categories,
+            20_000,
+            Some(19_999),
+        )
+        .unwrap()
+    }
+
     fn row(df: &DataFrame, org: &str, metric: &str) -> Option<(f64, f64, f64)> {
         let orgs = df.column("org_id").unwrap().str().unwrap();
         let metrics = df.column("metric").unwrap().str().unwrap();
@@ -304,7 +325,6 @@ mod tests {
 
     #[test]
     fn contributions_add_up_to_the_change_when_a_category_becomes_scored_and_on_plan_weights() {
-        let categories = vec![("ue".to_string(), 15.0), ("pa".to_string(), 33.0)];
         // x (default weights 15 and 33): before, ue scored (m1 10, m2 0: 5), pa not
         // adopted: H0 = 5. Now m1 10, m2 5 (ue 7.5), pa scored with m3 10:
         // H1 = (15 x 7.5 + 33 x 10) / 48 = 9.21875, a change of 4.21875.
@@ -326,20 +346,7 @@ mod tests {
             ("x", [Some(10.0), Some(5.0), Some(10.0)]),
             ("y", [Some(10.0), Some(0.0), Some(10.0)]),
         ]);
-        let changes = metric_changes(
-            &RunTables {
-                health: &now_health,
-                metric_scores: &now_scores,
-            },
-            &RunTables {
-                health: &prev_health,
-                metric_scores: &prev_scores,
-            },
-            &categories,
-            20_000,
-            Some(19_999),
-        )
-        .unwrap();
+        let changes = split((&now_health, &now_scores), (&prev_health, &prev_scores));
         // x: shares now m1 15x10/(2x48) = 1.5625, m2 15x5/96 = 0.78125, m3 33x10/48
         // = 6.875; before m1 15x10/(2x15) = 5, m2 0, m3 0 (unscored). m1's points did
         // not move, but pa's weight joining the total dilutes it: -3.4375.
@@ -370,7 +377,6 @@ mod tests {
 
     #[test]
     fn a_metric_removed_since_the_previous_run_still_adds_its_lost_share() {
-        let categories = vec![("ue".to_string(), 15.0), ("pa".to_string(), 33.0)];
         // Before: ue holds m0 (10 points) and m1 (0): 5, so H0 = 5. A config then
         // removed m0: ue is m1 alone, 0, so H1 = 0. m0's share 15 x 10 / (2 x 15) = 5
         // is lost (-5); m1 keeps 0 points at a new weight (0.5 -> 1 a point).
@@ -388,20 +394,7 @@ mod tests {
             .unwrap()
         };
         let (before, now) = (ms(&[("m0", 10.0), ("m1", 0.0)]), ms(&[("m1", 0.0)]));
-        let changes = metric_changes(
-            &RunTables {
-                health: &now_health,
-                metric_scores: &now,
-            },
-            &RunTables {
-                health: &prev_health,
-                metric_scores: &before,
-            },
-            &categories,
-            20_000,
-            Some(19_999),
-        )
-        .unwrap();
+        let changes = split((&now_health, &now), (&prev_health, &before));
         assert_eq!(row(&changes, "x", "m0"), Some((0.5, 0.0, -5.0)));
         assert_eq!(row(&changes, "x", "m1"), Some((0.5, 1.0, 0.0)));
         let category = changes.column("category").unwrap().str().unwrap();
@@ -410,7 +403,6 @@ mod tests {
 
     #[test]
     fn an_org_new_since_the_previous_run_or_unscored_in_either_has_no_rows() {
-        let categories = vec![("ue".to_string(), 15.0), ("pa".to_string(), 33.0)];
         let prev_health = health(&[("x", 5.0, [Some(5.0), None], [15.0, 33.0])]);
         let prev_scores = scores(&[("x", [Some(10.0), Some(0.0), None])]);
         let now_health = df!(
@@ -423,20 +415,7 @@ mod tests {
             ("x", [None, None, None]),
             ("z", [Some(10.0), Some(10.0), None]),
         ]);
-        let changes = metric_changes(
-            &RunTables {
-                health: &now_health,
-                metric_scores: &now_scores,
-            },
-            &RunTables {
-                health: &prev_health,
-                metric_scores: &prev_scores,
-            },
-            &categories,
-            20_000,
-            Some(19_999),
-        )
-        .unwrap();
+        let changes = split((&now_health, &now_scores), (&prev_health, &prev_scores));
         assert_eq!(changes.height(), 0);
     }
 }

@@ -311,33 +311,28 @@ impl<'a> Interner<'a> {
             self.keys.push(NULL_KEY);
             return;
         };
+        let key = self.intern(value);
+        self.keys.push(key);
+    }
+
+    /// The key of `value`: its first sight's, or a new one.
+    fn intern(&mut self, value: &'a str) -> u32 {
         let values = &mut self.values;
-        let key = *self.key_of.entry(value).or_insert_with(|| {
+        *self.key_of.entry(value).or_insert_with(|| {
             values.push(value);
             (values.len() - 1) as u32
-        });
-        self.keys.push(key);
+        })
     }
 
     /// The rows of `parts`, in order, as one coded column: each part's values
     /// looked up once in the merged dictionary, not each row's.
     fn merge(parts: Vec<Interner<'a>>) -> Coded {
         let rows = parts.iter().map(|p| p.keys.len()).sum();
-        let mut key_of: PlHashMap<&str, u32> = PlHashMap::default();
-        let mut values = MutableBinaryViewArray::<str>::new();
+        let mut all = Interner::new(0);
         let mut keys: Vec<u32> = Vec::with_capacity(rows);
         let has_null = parts.iter().any(|p| p.has_null);
         for part in &parts {
-            let merged: Vec<u32> = part
-                .values
-                .iter()
-                .map(|&v| {
-                    *key_of.entry(v).or_insert_with(|| {
-                        values.push_value(v);
-                        (values.len() - 1) as u32
-                    })
-                })
-                .collect();
+            let merged: Vec<u32> = part.values.iter().map(|&v| all.intern(v)).collect();
             // A null row points at key 0, given a value below if there is none.
             keys.extend(part.keys.iter().map(|&k| match k {
                 NULL_KEY => 0,
@@ -350,7 +345,11 @@ impl<'a> Interner<'a> {
                 .flat_map(|p| p.keys.iter().map(|&k| k != NULL_KEY))
                 .collect()
         });
-        if values.len() == 0 {
+        let mut values = MutableBinaryViewArray::<str>::with_capacity(all.values.len().max(1));
+        for v in &all.values {
+            values.push_value(*v);
+        }
+        if all.values.is_empty() {
             values.push_value("");
         }
         Coded {

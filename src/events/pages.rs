@@ -168,13 +168,9 @@ impl PagesFile {
         file.read_exact(&mut bytes)?;
         let bytes = Buffer::from_vec(bytes);
         let rows = rg.num_rows();
-        let sources = match &self.strings {
-            Strings::Flat(sources) => sources,
-            Strings::Export => &EXPORT_SOURCES,
-        };
-        let names = match &self.strings {
-            Strings::Flat(_) => FLAT_COLUMNS,
-            Strings::Export => EXPORT_COLUMNS,
+        let (sources, names) = match &self.strings {
+            Strings::Flat(sources) => (sources, FLAT_COLUMNS),
+            Strings::Export => (&EXPORT_SOURCES, EXPORT_COLUMNS),
         };
         let read_strings = |k: usize| -> PolarsResult<Option<Coded>> {
             Ok(match &sources[k] {

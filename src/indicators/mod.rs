@@ -64,11 +64,9 @@ impl Fired<'_> {
                     .clone()
                     .lazy()
                     .filter(
-                        col("indicator").eq(lit(self.name.to_string())).and(
-                            col("product")
-                                .fill_null(lit(""))
-                                .eq(lit(self.product.unwrap_or(""))),
-                        ),
+                        col("indicator")
+                            .eq(lit(self.name.to_string()))
+                            .and(crate::alerts::product_key().eq(lit(self.product.unwrap_or("")))),
                     )
                     .select([
                         col("org_id").cast(DataType::String),
