@@ -7,14 +7,6 @@ use polars::prelude::*;
 
 use crate::util::*;
 
-/// `run` at `as_of` with `extra`; panics unless it succeeds.
-fn run_at(w: &Workdir, as_of: &str, extra: &[&str]) {
-    let mut args = vec!["--quiet", "--as-of", as_of];
-    args.extend_from_slice(extra);
-    let o = w.try_run(&args);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 /// Rows of a table as (org, indicator, status, first_fired) for `indicator`.
 fn states(w: &Workdir, table: &str, indicator: &str) -> Vec<(String, String, String)> {
     let df = w.read(table);
@@ -74,14 +66,14 @@ fn an_indicator_is_new_then_ongoing_then_alerted_again_past_renotify_days_then_r
     let config = w.path().join("renotify.toml");
     let config = ["--config", config.to_str().unwrap()];
     // 11-01: a renews in 44 days (fires, 0 to 60); b in 212 (does not).
-    run_at(&w, "2026-11-01", &config);
+    w.run_at("2026-11-01", &config);
     let new = vec![row("a", "new", "2026-11-01")];
     assert_eq!(states(&w, "indicators", "renewal_upcoming"), new);
     assert_eq!(states(&w, "alerts", "renewal_upcoming"), new);
     // 11-03 and 11-04: ongoing since 11-01, last alerted 11-01: 2 and 3 days ago,
     // not more than 3: no alert.
     for as_of in ["2026-11-03", "2026-11-04"] {
-        run_at(&w, as_of, &config);
+        w.run_at(as_of, &config);
         assert_eq!(
             states(&w, "indicators", "renewal_upcoming"),
             [row("a", "ongoing", "2026-11-01")],
@@ -90,7 +82,7 @@ fn an_indicator_is_new_then_ongoing_then_alerted_again_past_renotify_days_then_r
         assert_eq!(states(&w, "alerts", "renewal_upcoming"), [], "{as_of}");
     }
     // 11-05: 4 days since the last alert: told again, still ongoing since 11-01.
-    run_at(&w, "2026-11-05", &config);
+    w.run_at("2026-11-05", &config);
     assert_eq!(
         states(&w, "alerts", "renewal_upcoming"),
         [row("a", "ongoing", "2026-11-01")]
@@ -107,10 +99,10 @@ fn an_indicator_is_new_then_ongoing_then_alerted_again_past_renotify_days_then_r
         .iter()
         .any(|d| d == Some("2026-11-05")));
     // 11-06: alerted yesterday: quiet again.
-    run_at(&w, "2026-11-06", &config);
+    w.run_at("2026-11-06", &config);
     assert_eq!(states(&w, "alerts", "renewal_upcoming"), []);
     // 12-16: the renewal date has passed (-1 days): resolved, told once.
-    run_at(&w, "2026-12-16", &config);
+    w.run_at("2026-12-16", &config);
     assert_eq!(states(&w, "indicators", "renewal_upcoming"), []);
     assert_eq!(
         states(&w, "alerts", "renewal_upcoming"),
@@ -119,7 +111,7 @@ fn an_indicator_is_new_then_ongoing_then_alerted_again_past_renotify_days_then_r
     let msg = message_in(&w.read("alerts"), "renewal_upcoming");
     assert!(msg.starts_with("Resolved: Renewal on 2026-12-15"), "{msg}");
     // And not again the run after.
-    run_at(&w, "2026-12-17", &config);
+    w.run_at("2026-12-17", &config);
     assert_eq!(states(&w, "alerts", "renewal_upcoming"), []);
 }
 
@@ -128,10 +120,10 @@ fn a_renotify_days_of_zero_alerts_every_run_and_the_default_is_seven() {
     let w = Workdir::new();
     renewals(&w);
     // Default 7: alerted on 11-01, quiet on 11-08 (7 days, not more), told on 11-09.
-    run_at(&w, "2026-11-01", &[]);
-    run_at(&w, "2026-11-08", &[]);
+    w.run_at("2026-11-01", &[]);
+    w.run_at("2026-11-08", &[]);
     assert_eq!(states(&w, "alerts", "renewal_upcoming"), []);
-    run_at(&w, "2026-11-09", &[]);
+    w.run_at("2026-11-09", &[]);
     assert_eq!(
         states(&w, "alerts", "renewal_upcoming"),
         [row("a", "ongoing", "2026-11-01")]
@@ -142,7 +134,7 @@ fn a_renotify_days_of_zero_alerts_every_run_and_the_default_is_seven() {
     )
     .unwrap();
     let zero = w.path().join("zero.toml");
-    run_at(&w, "2026-11-10", &["--config", zero.to_str().unwrap()]);
+    w.run_at("2026-11-10", &["--config", zero.to_str().unwrap()]);
     assert_eq!(
         states(&w, "alerts", "renewal_upcoming"),
         [row("a", "ongoing", "2026-11-01")]
@@ -179,22 +171,22 @@ fn clear_at_keeps_a_fired_indicator_until_its_value_passes_it() {
     let fired = |w: &Workdir| states(w, "indicators", "query_failure_rate_high");
     // 8% without a previous firing: below the threshold of 10%, nothing.
     queries(&w, 2, 25);
-    run_at(&w, "2026-11-20", &config);
+    w.run_at("2026-11-20", &config);
     assert_eq!(fired(&w), []);
     // 20%: fires.
     queries(&w, 2, 10);
-    run_at(&w, "2026-11-21", &config);
+    w.run_at("2026-11-21", &config);
     assert_eq!(fired(&w), [row("a", "new", "2026-11-21")]);
     // 8%, then exactly 5%: it fired last run and the rate is not below 5%: holds.
     queries(&w, 2, 25);
-    run_at(&w, "2026-11-22", &config);
+    w.run_at("2026-11-22", &config);
     assert_eq!(fired(&w), [row("a", "ongoing", "2026-11-21")]);
     queries(&w, 1, 20);
-    run_at(&w, "2026-11-23", &config);
+    w.run_at("2026-11-23", &config);
     assert_eq!(fired(&w), [row("a", "ongoing", "2026-11-21")]);
     // 1 of 22 (4.5%): below clear_at: cleared, and the alert says resolved.
     queries(&w, 1, 22);
-    run_at(&w, "2026-11-24", &config);
+    w.run_at("2026-11-24", &config);
     assert_eq!(fired(&w), []);
     assert_eq!(
         states(&w, "alerts", "query_failure_rate_high"),

@@ -6,11 +6,6 @@ use polars::prelude::*;
 
 use crate::util::*;
 
-fn run_at(w: &Workdir, as_of: &str, config: &str) {
-    let o = w.try_run(&["--quiet", "--as-of", as_of, "--config", config]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 #[test]
 fn every_org_s_contributions_add_up_to_its_score_change() {
     let w = Workdir::new();
@@ -23,8 +18,8 @@ fn every_org_s_contributions_add_up_to_its_score_change() {
     )
     .unwrap();
     let config = config.to_str().unwrap();
-    run_at(&w, "2026-11-02", config);
-    run_at(&w, "2026-11-23", config);
+    w.run_at("2026-11-02", &["--config", config]);
+    w.run_at("2026-11-23", &["--config", config]);
     let health = w.read("health");
     let changes = w.read("metric_changes");
     assert!(changes.height() > 0);
@@ -78,17 +73,10 @@ fn explain_since_tells_the_same_split_in_sentences() {
     let config = w.path().join("no_check.toml");
     std::fs::write(&config, "[run]\nfeed_check_days = 0\n").unwrap();
     let config = config.to_str().unwrap();
-    run_at(&w, "2026-11-02", config);
-    run_at(&w, "2026-11-23", config);
+    w.run_at("2026-11-02", &["--config", config]);
+    w.run_at("2026-11-23", &["--config", config]);
     let changes = w.read("metric_changes");
-    let org = changes
-        .column("org_id")
-        .unwrap()
-        .str()
-        .unwrap()
-        .get(0)
-        .unwrap()
-        .to_string();
+    let org = strings(&changes, "org_id")[0].clone();
     let out = w.out();
     // The 11-02 entry is the latest on or before 11-05.
     let o = w.cmd(&[

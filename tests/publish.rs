@@ -6,17 +6,6 @@ use std::path::Path;
 
 use crate::util::*;
 
-/// `run` at `as_of` with `env`, whatever the outcome.
-fn run_at(w: &Workdir, as_of: &str, extra: &[&str], env: &[(&str, &str)]) -> std::process::Output {
-    let mut args = vec!["--quiet", "--as-of", as_of];
-    args.extend_from_slice(extra);
-    w.try_run_env(&args, env)
-}
-
-fn ok(o: std::process::Output) {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
 /// The as_of a run's files say, read through the paths users know: the manifest's,
 /// and each table's `as_of` column (every row), which must agree.
 fn published_as_of(out: &Path) -> String {
@@ -121,7 +110,7 @@ fn a_kill_at_any_point_of_publishing_leaves_one_run_s_tables() {
     let w = Workdir::new();
     input(&w);
     let out = w.out();
-    ok(run_at(&w, "2026-11-20", &[], &[]));
+    w.run_at("2026-11-20", &[]);
     // Killed before the switch: the last run's tables; from the switch on: the new
     // run's. Every table agrees with the manifest at every point.
     for (point, expected) in [
@@ -131,14 +120,13 @@ fn a_kill_at_any_point_of_publishing_leaves_one_run_s_tables() {
         ("linked", "2026-11-21"),
         ("history_written", "2026-11-21"),
     ] {
-        let o = run_at(&w, "2026-11-21", &[], &[("ACCOUNT_HEALTH_FAIL_AT", point)]);
+        let o = w.try_run_at("2026-11-21", &[], &[("ACCOUNT_HEALTH_FAIL_AT", point)]);
         assert!(!o.status.success(), "{point}: the run was to be killed");
         assert_eq!(published_as_of(&out), expected, "killed at {point}");
     }
     // A run killed before its switch left no history entry; one killed after it had
     // its entry staged, put in place by the next run before it reads history.
-    let o = run_at(
-        &w,
+    let o = w.try_run_at(
         "2026-11-21",
         &[],
         &[("ACCOUNT_HEALTH_FAIL_AT", "history_set_aside")],
@@ -146,7 +134,7 @@ fn a_kill_at_any_point_of_publishing_leaves_one_run_s_tables() {
     assert!(!o.status.success());
     assert!(!out.join("history/as_of=2026-11-21").exists());
     assert_eq!(published_as_of(&out), "2026-11-21");
-    ok(run_at(&w, "2026-11-22", &[], &[]));
+    w.run_at("2026-11-22", &[]);
     assert_eq!(published_as_of(&out), "2026-11-22");
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("manifest.json")).unwrap()).unwrap();
@@ -189,22 +177,15 @@ fn history_keeps_an_entry_per_as_of_and_gives_the_next_run_its_previous_score() 
     let no_check = w.path().join("no_check.toml");
     let config = ["--config", no_check.to_str().unwrap()];
     let out = w.out();
-    ok(run_at(&w, "2026-11-16", &config, &[]));
+    w.run_at("2026-11-16", &config);
     let first = read_parquet(&out.join("history/as_of=2026-11-16/health.parquet"));
-    ok(run_at(&w, "2026-11-23", &config, &[]));
+    w.run_at("2026-11-23", &config);
     // The previous score is the history entry's, org by org.
     let health = read_parquet(&out.join("health.parquet"));
-    for org in first
-        .column("org_id")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-    {
+    for org in strings(&first, "org_id") {
         assert_eq!(
-            cell_f64(&health, "org_id", org, "previous_health_score"),
-            cell_f64(&first, "org_id", org, "health_score"),
+            cell_f64(&health, "org_id", &org, "previous_health_score"),
+            cell_f64(&first, "org_id", &org, "health_score"),
             "{org}"
         );
     }
@@ -223,7 +204,7 @@ fn history_keeps_an_entry_per_as_of_and_gives_the_next_run_its_previous_score() 
     );
     // A re-run of an as_of replaces its entry, and takes the entry before it, not
     // itself, as the previous run.
-    ok(run_at(&w, "2026-11-23", &[], &[]));
+    w.run_at("2026-11-23", &[]);
     assert_eq!(
         names(&out.join("history")),
         ["as_of=2026-11-16", "as_of=2026-11-23"]
@@ -246,7 +227,7 @@ fn history_older_than_history_days_before_the_latest_as_of_is_removed() {
     let config = w.path().join("short.toml");
     let config = config.to_str().unwrap();
     for as_of in ["2026-11-01", "2026-11-04", "2026-11-08"] {
-        ok(run_at(&w, as_of, &["--config", config], &[]));
+        w.run_at(as_of, &["--config", config]);
     }
     // 2026-11-08 minus 5 days is 2026-11-03: the entry of 11-01 goes, 11-04 stays.
     assert_eq!(
@@ -254,7 +235,7 @@ fn history_older_than_history_days_before_the_latest_as_of_is_removed() {
         ["as_of=2026-11-04", "as_of=2026-11-08"]
     );
     // An earlier as_of run later does not prune the later entries.
-    ok(run_at(&w, "2026-11-05", &["--config", config], &[]));
+    w.run_at("2026-11-05", &["--config", config]);
     assert_eq!(
         names(&w.out().join("history")),
         ["as_of=2026-11-04", "as_of=2026-11-05", "as_of=2026-11-08"]
@@ -262,7 +243,7 @@ fn history_older_than_history_days_before_the_latest_as_of_is_removed() {
     // A value out of range is bad input, named.
     std::fs::write(w.path().join("bad.toml"), "[run]\nhistory_days = 0\n").unwrap();
     let bad = w.path().join("bad.toml");
-    let o = run_at(&w, "2026-11-08", &["--config", bad.to_str().unwrap()], &[]);
+    let o = w.try_run_at("2026-11-08", &["--config", bad.to_str().unwrap()], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("run.history_days"));
 }
@@ -299,7 +280,7 @@ fn a_feed_below_half_its_weekday_median_is_refused_with_exit_3_and_nothing_publi
     let before = std::fs::read(w.out().join("health.parquet")).unwrap();
     // Sunday 11-22 against the 4 Sundays before (20 each): 9 events is 45%.
     feed(&w, 9);
-    let o = run_at(&w, AS_OF, &[], &[]);
+    let o = w.try_run_at(AS_OF, &[], &[]);
     assert_eq!(
         o.status.code(),
         Some(3),
@@ -316,7 +297,7 @@ fn a_feed_below_half_its_weekday_median_is_refused_with_exit_3_and_nothing_publi
         before
     );
     // --allow-incomplete publishes, and the manifest says so.
-    ok(run_at(&w, AS_OF, &["--allow-incomplete"], &[]));
+    w.run_at(AS_OF, &["--allow-incomplete"]);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap())
             .unwrap();
@@ -324,7 +305,7 @@ fn a_feed_below_half_its_weekday_median_is_refused_with_exit_3_and_nothing_publi
     assert_eq!(manifest["feed_check"]["allowed"], true);
     // 10 events, exactly half, is not below: published, nothing to allow.
     feed(&w, 10);
-    ok(run_at(&w, AS_OF, &[], &[]));
+    w.run_at(AS_OF, &[]);
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap())
             .unwrap();
@@ -342,7 +323,7 @@ fn query_reads_every_history_entry_as_one_table() {
     let w = Workdir::new();
     input(&w);
     for as_of in ["2026-11-16", "2026-11-23"] {
-        ok(run_at(&w, as_of, &[], &[]));
+        w.run_at(as_of, &[]);
     }
     let out = w.out();
     let o = w.cmd(&[
@@ -372,7 +353,7 @@ fn a_second_writer_into_the_same_folder_is_refused_while_the_first_holds_it() {
         .unwrap();
     lock.lock().unwrap();
     let before = std::fs::read(w.out().join("health.parquet")).unwrap();
-    let o = run_at(&w, "2026-11-24", &[], &[]);
+    let o = w.try_run_at("2026-11-24", &[], &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("is writing into"));
     assert_eq!(
@@ -380,5 +361,33 @@ fn a_second_writer_into_the_same_folder_is_refused_while_the_first_holds_it() {
         before
     );
     drop(lock);
-    ok(run_at(&w, "2026-11-24", &[], &[]));
+    w.run_at("2026-11-24", &[]);
+}
+
+#[test]
+fn a_current_run_without_its_history_entry_gets_one_linked_and_nothing_else_is_lost() {
+    let w = Workdir::new();
+    input(&w);
+    w.run_at("2026-11-20", &[]);
+    w.run_at("2026-11-21", &[]);
+    // As if the 11-21 run was killed after its switch, its entry neither placed nor
+    // staged: the next run links one from the run folder, and keeps the others.
+    let history = w.out().join("history");
+    std::fs::remove_dir_all(history.join("as_of=2026-11-21")).unwrap();
+    w.run_at("2026-11-22", &[]);
+    assert_eq!(
+        names(&history),
+        ["as_of=2026-11-20", "as_of=2026-11-21", "as_of=2026-11-22"]
+    );
+    let current_before = std::fs::read(history.join("as_of=2026-11-21/health.parquet")).unwrap();
+    let runs = names(&w.out().join("runs"));
+    let run_21 = w.out().join("runs").join(&runs[runs.len() - 2]);
+    assert_eq!(
+        current_before,
+        std::fs::read(run_21.join("health.parquet")).unwrap()
+    );
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["previous_run"]["as_of"], "2026-11-21");
 }

@@ -378,20 +378,12 @@ fn a_generated_run_with_history_reports_every_account() {
     std::fs::write(w.path().join("c.toml"), "[run]\nfeed_check_days = 0\n").unwrap();
     let c = w.path().join("c.toml");
     for as_of in ["2026-11-09", "2026-11-16", "2026-11-23"] {
-        let o = w.try_run(&["--quiet", "--as-of", as_of, "--config", c.to_str().unwrap()]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        w.run_at(as_of, &["--config", c.to_str().unwrap()]);
     }
     report(&w, &[]);
     let index = std::fs::read_to_string(w.out().join("report/index.html")).unwrap();
     let health = w.read("health");
-    for org in health
-        .column("org_id")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-    {
+    for org in strings(&health, "org_id") {
         assert!(index.contains(&format!("data-org=\"{org}\"><h4>")), "{org}");
     }
     // Score history has three runs: a line of three points.
@@ -441,8 +433,7 @@ fn a_real_browser_renders_the_page_and_requests_nothing_outside_it() {
     std::fs::write(w.path().join("c.toml"), "[run]\nfeed_check_days = 0\n").unwrap();
     let c = w.path().join("c.toml");
     for as_of in ["2026-11-16", "2026-11-23"] {
-        let o = w.try_run(&["--quiet", "--as-of", as_of, "--config", c.to_str().unwrap()]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        w.run_at(as_of, &["--config", c.to_str().unwrap()]);
     }
     report(&w, &[]);
     let page = w.out().join("report/index.html");
@@ -490,14 +481,7 @@ fn a_real_browser_renders_the_page_and_requests_nothing_outside_it() {
     );
     let dom = String::from_utf8_lossy(&dom.stdout).to_string();
     let health = w.read("health");
-    for org in health
-        .column("org_id")
-        .unwrap()
-        .str()
-        .unwrap()
-        .iter()
-        .flatten()
-    {
+    for org in strings(&health, "org_id") {
         assert!(
             dom.contains(&format!("data-org=\"{org}\"><h4>")),
             "{org} not in the DOM"

@@ -86,9 +86,12 @@ impl Workdir {
 
     /// `run` over in/ into out/ at AS_OF, quietly; panics with stderr unless it succeeds.
     pub fn run(&self, extra: &[&str]) -> Output {
-        let mut args = vec!["--quiet", "--as-of", AS_OF];
-        args.extend_from_slice(extra);
-        let o = self.try_run(&args);
+        self.run_at(AS_OF, extra)
+    }
+
+    /// `run` at `as_of`, quietly, plus `extra`; panics with stderr unless it succeeds.
+    pub fn run_at(&self, as_of: &str, extra: &[&str]) -> Output {
+        let o = self.try_run_at(as_of, extra, &[]);
         assert!(
             o.status.success(),
             "run failed: {}\n{}",
@@ -96,6 +99,14 @@ impl Workdir {
             String::from_utf8_lossy(&o.stderr)
         );
         o
+    }
+
+    /// `run` at `as_of`, quietly, plus `extra`, with `env` variables set, whatever
+    /// the outcome.
+    pub fn try_run_at(&self, as_of: &str, extra: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut args = vec!["--quiet", "--as-of", as_of];
+        args.extend_from_slice(extra);
+        self.try_run_env(&args, env)
     }
 
     /// `run --input in/ --out out/` plus `extra`, whatever the outcome.
@@ -173,6 +184,18 @@ pub fn write_parquet(path: &Path, df: &DataFrame) {
 pub fn read_parquet(path: &Path) -> DataFrame {
     let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     ParquetReader::new(f).finish().unwrap()
+}
+
+/// The non-null values of a string column, in row order.
+pub fn strings(df: &DataFrame, column: &str) -> Vec<String> {
+    df.column(column)
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .flatten()
+        .map(str::to_string)
+        .collect()
 }
 
 pub fn row_of(df: &DataFrame, key: &str, value: &str) -> usize {
