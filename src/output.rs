@@ -75,16 +75,20 @@ pub fn write_csv_to(df: &mut DataFrame, w: &mut impl std::io::Write) -> Result<(
 /// Writes a table as Parquet, single-threaded so the bytes never depend on threads.
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let handle = file
-        .try_clone()
-        .with_context(|| format!("creating {}", path.display()))?;
-    ParquetWriter::new(file)
+    // Buffered: the writer issues a write per page header and footer field (some
+    // 10,000 system calls for a run's three history tables unbuffered).
+    let mut w = std::io::BufWriter::new(file);
+    ParquetWriter::new(&mut w)
         .with_compression(ParquetCompression::Zstd(None))
         .set_parallel(false)
         .finish(df)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("writing {}", path.display()))?;
-    start_writeback(&handle);
+    let file = w
+        .into_inner()
+        .map_err(|e| e.into_error())
+        .with_context(|| format!("writing {}", path.display()))?;
+    start_writeback(&file);
     Ok(())
 }
 
