@@ -15,7 +15,7 @@ use rayon::prelude::*;
 
 use polars::prelude::*;
 
-use super::run::{check_feed, read_previous, scores_of, with_previous_score, Previous};
+use super::run::{check_feed, read_previous, scores_of, with_previous_score, FeedCounts, Previous};
 use crate::cli::BackfillArgs;
 use crate::error::InputError;
 use crate::member_aggregates::MemberEvents;
@@ -47,10 +47,11 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     // Each date's metrics and scores read only the inputs and the rollup: they are
     // computed side by side. The rest reads the date before it, so it goes in order.
     progress.stage(&format!("scoring {} date(s)", dates.len()));
+    let feed_counts = FeedCounts::of(&inputs, &rollup)?;
     let scores: Vec<Result<DataFrame>> = dates
         .par_iter()
         .map(|as_of| {
-            check_feed(&inputs, &rollup, as_of, model, args.allow_incomplete)?;
+            check_feed(&feed_counts, as_of, model, args.allow_incomplete)?;
             let member_events = MemberEvents::new(&rollup, as_of)?;
             scores_of(&member_events, &inputs, model, as_of)
         })

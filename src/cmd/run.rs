@@ -188,7 +188,12 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         None => quality::default_as_of(&rollup)?,
     };
     progress.note(&format!("as_of {}", as_of.iso()));
-    let feed = check_feed(&inputs, &rollup, &as_of, model, settings.allow_incomplete)?;
+    let feed = check_feed(
+        &FeedCounts::of(&inputs, &rollup)?,
+        &as_of,
+        model,
+        settings.allow_incomplete,
+    )?;
     // One writer per output folder (taken only once the inputs are known good, so bad
     // input writes nothing); what a killed run left is repaired before history is
     // read for the previous run.
@@ -461,34 +466,50 @@ pub(super) fn day_tables(
     })
 }
 
-/// The feed check (`feed_check`) on the events the pass counted and the usage rows,
-/// per day; an incomplete feed stops the run unless `allow` (exit 3).
+/// Rows per day of the feeds the feed check judges: the events the pass counted
+/// (after the uuid dedupe) and the usage rows. The same for every as_of of a run or
+/// backfill, so counted once.
+pub(super) struct FeedCounts<'a> {
+    events: &'a std::collections::BTreeMap<i32, u64>,
+    usage: std::collections::BTreeMap<i32, u64>,
+}
+
+impl<'a> FeedCounts<'a> {
+    pub(super) fn of(
+        inputs: &crate::input::Inputs,
+        rollup: &'a crate::events::Rollup,
+    ) -> Result<Self> {
+        let usage = inputs
+            .usage
+            .clone()
+            .lazy()
+            .group_by([col("date").cast(DataType::Int32).alias("day")])
+            .agg([len().alias("rows")])
+            .collect()?;
+        let usage = usage
+            .column("day")?
+            .i32()?
+            .iter()
+            .zip(usage.column("rows")?.cast(&DataType::UInt64)?.u64()?.iter())
+            .filter_map(|(d, n)| Some((d?, n?)))
+            .collect();
+        Ok(Self {
+            events: &rollup.events_per_day,
+            usage,
+        })
+    }
+}
+
+/// The feed check (`feed_check`) of `as_of` on the feeds' `counts`; an incomplete
+/// feed stops the run unless `allow` (exit 3).
 pub(super) fn check_feed(
-    inputs: &crate::input::Inputs,
-    rollup: &crate::events::Rollup,
+    counts: &FeedCounts,
     as_of: &AsOf,
     model: &Model,
     allow: bool,
 ) -> Result<FeedCheck> {
-    let usage = inputs
-        .usage
-        .clone()
-        .lazy()
-        .group_by([col("date").cast(DataType::Int32).alias("day")])
-        .agg([len().alias("rows")])
-        .collect()?;
-    let usage_per_day: std::collections::BTreeMap<i32, u64> = usage
-        .column("day")?
-        .i32()?
-        .iter()
-        .zip(usage.column("rows")?.cast(&DataType::UInt64)?.u64()?.iter())
-        .filter_map(|(d, n)| Some((d?, n?)))
-        .collect();
     let mut check = feed_check::check(
-        &[
-            ("events", &rollup.events_per_day),
-            ("usage", &usage_per_day),
-        ],
+        &[("events", counts.events), ("usage", &counts.usage)],
         as_of,
         model.run.feed_check_days,
         model.run.min_ratio,
