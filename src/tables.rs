@@ -88,31 +88,24 @@ pub fn health(
 
 /// The `metric_scores` table: one row per org and metric, sorted by org_id, category, metric.
 /// The rows are put in that order without sorting them: the orgs are sorted once (one
-/// row each), the metrics by (category, metric) from the model, and the org-major
-/// rows are gathered from the metric-major stack (a three-key string sort of every
-/// row took most of this stage).
+/// row each, only the columns read here), the metrics by (category, metric) from the
+/// model, and the org-major rows are gathered from the metric-major stack of each
+/// column (a three-key string sort of every row took most of this stage; then a
+/// union of a plan per metric and the sort of every scored column took half of it).
 pub fn metric_scores(scored: &DataFrame, model: &Model) -> PolarsResult<DataFrame> {
+    let mut metrics: Vec<_> = model.metrics.iter().collect();
+    metrics.sort_by(|(a, ma), (b, mb)| (&ma.category, a).cmp(&(&mb.category, b)));
+    // Only the columns read here are sorted (the scored frame has hundreds).
+    let mut read = vec![col("org_id")];
+    for (name, _) in &metrics {
+        read.extend([name.as_str(), &band_column(name), &points_column(name)].map(col));
+    }
     let scored = scored
         .clone()
         .lazy()
+        .select(read)
         .sort(["org_id"], Default::default())
         .collect()?;
-    let mut metrics: Vec<_> = model.metrics.iter().collect();
-    metrics.sort_by(|(a, ma), (b, mb)| (&ma.category, a).cmp(&(&mb.category, b)));
-    let parts: Vec<LazyFrame> = metrics
-        .iter()
-        .map(|(name, m)| {
-            scored.clone().lazy().select([
-                col("org_id"),
-                lit(m.category.clone()).alias("category"),
-                lit(name.to_string()).alias("metric"),
-                col(name.as_str()).cast(DataType::Float64).alias("value"),
-                col(band_column(name)).alias("band"),
-                col(points_column(name)).alias("points"),
-            ])
-        })
-        .collect();
-    let stacked = concat(parts, UnionArgs::default())?.collect()?;
     let (orgs, per_org) = (scored.height(), metrics.len());
     let org_major = IdxCa::from_vec(
         "row".into(),
@@ -120,5 +113,49 @@ pub fn metric_scores(scored: &DataFrame, model: &Model) -> PolarsResult<DataFram
             .flat_map(|o| (0..per_org).map(move |m| (m * orgs + o) as IdxSize))
             .collect(),
     );
-    stacked.take(&org_major)
+    // A column of every metric's `column_of(metric)` stacked metric by metric, then
+    // gathered into org-major order; cast to `dtype` if given (metrics' values come in
+    // several types).
+    let stacked = |column_of: &dyn Fn(&str) -> String,
+                   dtype: Option<&DataType>,
+                   alias: &str|
+     -> PolarsResult<Column> {
+        let mut stack = Column::new_empty(alias.into(), &DataType::Null);
+        for (name, _) in &metrics {
+            let mut part = scored.column(&column_of(name))?.clone();
+            if let Some(dtype) = dtype {
+                part = part.cast(dtype)?;
+            }
+            if stack.dtype().is_null() {
+                stack = part;
+            } else {
+                stack.append(&part)?;
+            }
+        }
+        Ok(stack.take(&org_major)?.with_name(alias.into()))
+    };
+    // A column of one text per metric, repeated for each org.
+    let repeated = |alias: &str, texts: Vec<&str>| {
+        let values = (0..orgs).flat_map(|_| texts.iter().copied());
+        Column::from(StringChunked::from_iter_values(alias.into(), values).into_series())
+    };
+    DataFrame::new(
+        orgs * per_org,
+        vec![
+            scored.column("org_id")?.take(&IdxCa::from_vec(
+                "row".into(),
+                (0..orgs as IdxSize)
+                    .flat_map(|o| std::iter::repeat_n(o, per_org))
+                    .collect(),
+            ))?,
+            repeated(
+                "category",
+                metrics.iter().map(|(_, m)| m.category.as_str()).collect(),
+            ),
+            repeated("metric", metrics.iter().map(|(n, _)| n.as_str()).collect()),
+            stacked(&|n| n.to_string(), Some(&DataType::Float64), "value")?,
+            stacked(&band_column, None, "band")?,
+            stacked(&points_column, None, "points")?,
+        ],
+    )
 }
