@@ -28,7 +28,7 @@ use crate::{alerts, indicators, tables};
 const MAX_DATES: usize = 5_000;
 
 pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
-    super::set_threads(args.threads)?;
+    super::check_threads(args.threads)?;
     let dates = dates(&args.from, &args.to, args.every)?;
     if args.out.exists() && !args.out.is_dir() {
         return Err(InputError::BadPath {

@@ -16,6 +16,14 @@ use crate::error::InputError;
 use crate::time::AsOf;
 
 pub fn dispatch(cli: Cli) -> Result<()> {
+    // One pool for the whole command: polars runs its work on its own pool, so work
+    // started on rayon's global pool would add a second set of threads contending
+    // for the same cores (a 53-date backfill took 4.5 s with both, 3.5 s with one).
+    // Rayon's parallel calls made on this pool stay on it.
+    polars_core::runtime::THREAD_POOL.install(|| dispatch_in_pool(cli))
+}
+
+fn dispatch_in_pool(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run::run(args, cli.quiet),
         Command::Validate(args) => validate::run(args, cli.quiet),
@@ -92,18 +100,14 @@ fn parse_as_of(raw: Option<&str>) -> Result<Option<AsOf>, InputError> {
     raw.map(AsOf::parse).transpose()
 }
 
-/// Caps rayon's worker threads (polars' are capped by `main` through
-/// `POLARS_MAX_THREADS` before any thread exists). Must run before the first
-/// parallel call.
-pub(super) fn set_threads(threads: Option<usize>) -> Result<(), InputError> {
-    let Some(n) = threads else { return Ok(()) };
-    if n == 0 {
+/// Refuses `--threads 0`. The count itself is applied by `main`, which caps polars'
+/// pool through `POLARS_MAX_THREADS` before any thread exists; every command runs on
+/// that pool (`dispatch`).
+pub(super) fn check_threads(threads: Option<usize>) -> Result<(), InputError> {
+    if threads == Some(0) {
         return Err(InputError::Usage {
             problem: "--threads must be at least 1".into(),
         });
     }
-    let _ = rayon::ThreadPoolBuilder::new()
-        .num_threads(n)
-        .build_global();
     Ok(())
 }

@@ -34,7 +34,7 @@ pub struct RunSettings {
 
 impl RunSettings {
     pub fn from_args(args: &RunArgs) -> Result<RunSettings, InputError> {
-        super::set_threads(args.threads)?;
+        super::check_threads(args.threads)?;
         if args.out.exists() && !args.out.is_dir() {
             return Err(InputError::BadPath {
                 path: args.out.display().to_string(),
