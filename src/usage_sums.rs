@@ -47,10 +47,12 @@ impl UsageSums {
     /// of dates (`DayRuns`: an export sorted by org and date is a run per org), a sum
     /// reads only its window's stretch of each run, still in file order.
     pub fn per_org(&self, usage: &DataFrame, as_of_day: i32) -> PolarsResult<DataFrame> {
-        let usage = usage.filter(&usage.column("date")?.i32()?.lt(as_of_day))?;
+        // The rows at or after as_of are skipped where they are read, not filtered
+        // out first (a copy of every column per as_of, which backfill pays per date).
         let date = usage.column("date")?.i32()?.rechunk();
         let date = date.cont_slice()?;
-        let (org_ids, org_of_row) = org_numbers(usage.column("org_id")?.str()?);
+        let (org_ids, org_of_row) =
+            org_numbers(usage.column("org_id")?.str()?, |i| date[i] < as_of_day);
         let runs = DayRuns::of(date, (date.len() / MIN_RUN_ROWS).max(1));
         let counters: Vec<Float64Chunked> = self
             .sums
@@ -64,10 +66,11 @@ impl UsageSums {
             .map(|(s, values)| {
                 let values = values.cont_slice()?;
                 let mut sums = vec![0.0f64; org_ids.len()];
-                for span in runs.spans(date, s.days.start_day, s.days.end_day) {
+                let days = s.days.before(as_of_day);
+                for span in runs.spans(date, days.start_day, days.end_day) {
                     for i in span {
                         let day = date[i];
-                        if s.days.holds_day(day, s.weekdays_only) {
+                        if days.holds_day(day, s.weekdays_only) {
                             sums[org_of_row[i] as usize] += values[i];
                         }
                     }
@@ -85,16 +88,20 @@ impl UsageSums {
 /// binary search per run and sum would cost more than the rows it skips).
 const MIN_RUN_ROWS: usize = 8;
 
-/// Numbers the orgs of a column in order of first appearance: the org_ids, and each
-/// row's org number.
-fn org_numbers(orgs: &StringChunked) -> (Vec<&str>, Vec<u32>) {
+/// Numbers the orgs of the rows that are `counted`, in order of first appearance: the
+/// org_ids, and each row's org number (`NOT_COUNTED` for the other rows).
+fn org_numbers(orgs: &StringChunked, counted: impl Fn(usize) -> bool) -> (Vec<&str>, Vec<u32>) {
     let mut number: PlHashMap<&str, u32> = PlHashMap::new();
     let mut ids = Vec::new();
     // A row of the previous row's org needs no lookup (exports come grouped by org).
     let mut previous: Option<(&str, u32)> = None;
     let of_row = orgs
         .iter()
-        .map(|org| {
+        .enumerate()
+        .map(|(i, org)| {
+            if !counted(i) {
+                return NOT_COUNTED;
+            }
             let org = org.unwrap_or_default();
             if let Some((_, n)) = previous.filter(|&(p, _)| p == org) {
                 return n;
@@ -109,6 +116,10 @@ fn org_numbers(orgs: &StringChunked) -> (Vec<&str>, Vec<u32>) {
         .collect();
     (ids, of_row)
 }
+
+/// The org number of a row that is not counted (never read: its day is not in any
+/// sum's window, which ends by as_of).
+const NOT_COUNTED: u32 = u32::MAX;
 
 #[cfg(test)]
 mod tests {
