@@ -62,7 +62,8 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Tables: events, members, usage, accounts, role_changes, tickets, meetings, \
-payments (inputs) and health, metric_scores, indicators, users, trends (outputs).\n\n\
+payments, ingestion, sdk_releases (inputs) and health, metric_scores, indicators, \
+metric_changes, alerts, users, trends, deployment (outputs).\n\n\
 Examples:\n  account-health query at_risk_accounts            # queries/at_risk_accounts.sql\n  \
 account-health query \"SELECT csm, count(*) AS n FROM health GROUP BY csm ORDER BY csm\""
 )]

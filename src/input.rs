@@ -164,6 +164,10 @@ const ACCOUNTS: TableSpec = TableSpec {
         opt("forecasted_mrr", Kind::Number),
         opt("plan", Kind::Str),
         opt("renewal_date", Kind::Date),
+        // The deployment checks: add-ons paid for (comma-separated), and actions
+        // defined on autocapture events.
+        opt("addons", Kind::Str),
+        opt("autocapture_actions", Kind::Number),
     ],
 };
 
@@ -207,6 +211,32 @@ const PAYMENTS: TableSpec = TableSpec {
     ],
 };
 
+/// The organization's own ingested events per day, event and SDK (the deployment
+/// checks; PostHog's "Key event volume" and "Library version audit" views).
+const INGESTION: TableSpec = TableSpec {
+    name: "ingestion",
+    required: false,
+    columns: &[
+        req("org_id", Kind::Str),
+        req("date", Kind::Date),
+        req("event", Kind::Str),
+        opt("lib", Kind::Str),
+        opt("lib_version", Kind::Str),
+        req("count", Kind::Number),
+    ],
+};
+
+/// When each SDK version was released (the deployment checks).
+const SDK_RELEASES: TableSpec = TableSpec {
+    name: "sdk_releases",
+    required: false,
+    columns: &[
+        req("lib", Kind::Str),
+        req("version", Kind::Str),
+        req("released_at", Kind::Date),
+    ],
+};
+
 /// Where a table came from and how big it was, for the manifest.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct TableInfo {
@@ -232,6 +262,8 @@ pub struct Inputs {
     pub tickets: Option<DataFrame>,
     pub meetings: Option<DataFrame>,
     pub payments: Option<DataFrame>,
+    pub ingestion: Option<DataFrame>,
+    pub sdk_releases: Option<DataFrame>,
     pub tables: Vec<TableInfo>,
 }
 
@@ -404,7 +436,15 @@ pub struct OtherTables {
 }
 
 /// The optional tables, in the order they are reported.
-const OPTIONAL: [&TableSpec; 5] = [&ACCOUNTS, &ROLE_CHANGES, &TICKETS, &MEETINGS, &PAYMENTS];
+const OPTIONAL: [&TableSpec; 7] = [
+    &ACCOUNTS,
+    &ROLE_CHANGES,
+    &TICKETS,
+    &MEETINGS,
+    &PAYMENTS,
+    &INGESTION,
+    &SDK_RELEASES,
+];
 
 fn check_input_folder(dir: &Path) -> Result<(), InputError> {
     if dir.is_dir() {
@@ -435,7 +475,8 @@ pub fn load_event_tables(dir: &Path, model: &Model) -> Result<EventTables, Input
 }
 
 /// The usage and optional tables, read side by side; problems reported in table
-/// order (usage, accounts, role_changes, tickets, meetings, payments).
+/// order (usage, accounts, role_changes, tickets, meetings, payments, ingestion,
+/// sdk_releases).
 pub fn load_other_tables(dir: &Path, model: &Model) -> Result<OtherTables, InputError> {
     check_input_folder(dir)?;
     let (usage, optional) = rayon::join(
@@ -483,7 +524,10 @@ impl Inputs {
                 None => info(spec.name, false, 0, 0),
             });
         }
-        let [accounts, role_changes, tickets, meetings, payments]: [Option<DataFrame>; 5] = others
+        let [accounts, role_changes, tickets, meetings, payments, ingestion, sdk_releases]: [Option<
+            DataFrame,
+        >;
+            7] = others
             .optional
             .into_iter()
             .map(|found| found.map(|(df, _)| df))
@@ -500,6 +544,8 @@ impl Inputs {
             tickets,
             meetings,
             payments,
+            ingestion,
+            sdk_releases,
             tables,
         }
     }
@@ -1113,6 +1159,8 @@ pub fn for_sql(inputs: &Inputs) -> Vec<(&'static str, LazyFrame)> {
         (&TICKETS, &inputs.tickets),
         (&MEETINGS, &inputs.meetings),
         (&PAYMENTS, &inputs.payments),
+        (&INGESTION, &inputs.ingestion),
+        (&SDK_RELEASES, &inputs.sdk_releases),
     ];
     for (spec, df) in optional {
         if let Some(df) = df {

@@ -17,6 +17,7 @@ pub mod changes;
 pub mod cli;
 pub mod cmd;
 pub mod csv;
+pub mod deployment;
 pub mod error;
 pub mod events;
 pub mod feed_check;

@@ -299,6 +299,8 @@ fn join_accounts(frame: LazyFrame, inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
         ("forecasted_mrr", IND.forecasted_mrr),
         ("plan", IND.plan),
         ("renewal_date", "_renewal_day"),
+        ("addons", IND.addons),
+        ("autocapture_actions", IND.autocapture_actions),
     ];
     let Some(a) = &inputs.accounts else {
         let mut nulls: Vec<Expr> = vec![
@@ -308,6 +310,10 @@ fn join_accounts(frame: LazyFrame, inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
             lit(NULL).cast(DataType::Float64).alias(IND.forecasted_mrr),
             lit(NULL).cast(DataType::String).alias(IND.plan),
             lit(NULL).cast(DataType::Int32).alias("_renewal_day"),
+            lit(NULL).cast(DataType::String).alias(IND.addons),
+            lit(NULL)
+                .cast(DataType::Float64)
+                .alias(IND.autocapture_actions),
         ];
         nulls.push(lit(NULL).cast(DataType::Float64).alias(IND.days_to_renewal));
         nulls.push(lit(NULL).cast(DataType::Date).alias(IND.renewal_date));

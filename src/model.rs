@@ -35,6 +35,7 @@ pub struct Model {
     pub users: Users,
     pub trends: Trends,
     pub run: RunPolicy,
+    pub deployment: Deployment,
     pub metrics: IndexMap<String, Metric>,
     pub indicators: IndexMap<String, Indicator>,
     /// Per-segment weights: for orgs whose `accounts.plan` is the key, these category
@@ -95,6 +96,11 @@ pub struct Indicator {
     pub min_count: Option<f64>,
     pub quiet_threshold: Option<f64>,
     pub quiet_days: Option<f64>,
+    /// Event names counted in the `ingestion` table (the deployment checks), as a
+    /// share of all the org's ingested events.
+    pub ingested_events: Option<Vec<String>>,
+    /// An add-on of `accounts.addons` (the deployment checks).
+    pub addon: Option<String>,
     /// An ongoing indicator is alerted again once its last alert is more than this
     /// many days old (`alerts`); `DEFAULT_RENOTIFY_DAYS` when not set.
     pub renotify_days: Option<u32>,
@@ -175,6 +181,12 @@ pub const INDICATOR_PARAMS: &[(&str, &[&str])] = &[
         &["window_days", "lookback_days", "threshold"],
     ),
     ("health_score_drop", &["threshold"]),
+    // The deployment checks (issue 26), read from the `ingestion` table.
+    ("identify_overuse", &["ingested_events", "threshold"]),
+    ("groupidentify_overuse", &["ingested_events", "threshold"]),
+    ("autocapture_unused", &["ingested_events", "threshold"]),
+    ("sdk_outdated", &["threshold"]),
+    ("group_analytics_unused", &["addon", "counter"]),
 ];
 
 /// The indicators that read the latest instant of their `event_set` (every other
@@ -196,6 +208,8 @@ impl Indicator {
             "min_count" => self.min_count.is_some_and(f64::is_finite),
             "quiet_threshold" => self.quiet_threshold.is_some_and(f64::is_finite),
             "quiet_days" => self.quiet_days.is_some_and(f64::is_finite),
+            "ingested_events" => self.ingested_events.as_ref().is_some_and(|e| !e.is_empty()),
+            "addon" => self.addon.as_ref().is_some_and(|a| !a.is_empty()),
             _ => false,
         }
     }
@@ -317,6 +331,15 @@ pub struct RunPolicy {
     pub min_ratio: f64,
     /// A day whose weekday median is below this many rows is not judged.
     pub feed_check_min_rows: u64,
+}
+
+/// The deployment checks (issue 26): what the `ingestion` table is read over.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Deployment {
+    /// Ingestion rows (and the group-events usage counter) dated in this many days
+    /// before as_of.
+    pub window_days: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -928,6 +951,7 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
     }
     let windows = [
         ("adoption.window_days".to_string(), m.adoption.window_days),
+        ("deployment.window_days".into(), m.deployment.window_days),
         (
             "users.events_window_days".into(),
             m.users.events_window_days,

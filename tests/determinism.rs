@@ -40,8 +40,8 @@ fn same_inputs_give_the_same_bytes_at_any_thread_count() {
     let default = outputs(&w);
     assert_eq!(
         one.len(),
-        15,
-        "seven tables in two formats, and the manifest"
+        17,
+        "eight tables in two formats, and the manifest"
     );
     assert!(one == two, "1 vs 2 threads differ");
     assert!(one == default, "repeated run differs");

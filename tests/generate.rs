@@ -112,7 +112,7 @@ fn both_event_shapes_give_byte_identical_tables() {
         outs.push(out);
     }
     let (posthog, flat) = (tables_of(&outs[0]), tables_of(&outs[1]));
-    assert_eq!(posthog.len(), 14, "seven tables in two formats");
+    assert_eq!(posthog.len(), 16, "eight tables in two formats");
     for (name, bytes) in &flat {
         assert!(posthog[name] == *bytes, "{name} differs between the shapes");
     }

@@ -1,4 +1,4 @@
-use polars::prelude::IntoLazy;
+use polars::prelude::{df, DataFrame, DataType, IntoLazy};
 
 use crate::util::*;
 
@@ -512,4 +512,261 @@ fn health_score_drop_against_a_previous_run() {
         Some(2.0),
         "health_score_drop and inactive_org"
     );
+}
+
+// The deployment checks (issue 26). as_of is 2026-11-23; the window is the 30 days
+// 2026-10-24 .. 2026-11-22.
+
+/// One ingestion row: (org_id, date, event, lib, lib_version, count).
+type IngestionRow<'a> = (&'a str, &'a str, &'a str, &'a str, &'a str, f64);
+
+fn ingestion(rows: &[IngestionRow]) -> DataFrame {
+    df!(
+        "org_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "date" => rows.iter().map(|r| days(r.1)).collect::<Vec<_>>(),
+        "event" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+        "lib" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+        "lib_version" => rows.iter().map(|r| r.4).collect::<Vec<_>>(),
+        "count" => rows.iter().map(|r| r.5).collect::<Vec<_>>(),
+    )
+    .unwrap()
+    .lazy()
+    .with_column(polars::prelude::col("date").cast(DataType::Date))
+    .collect()
+    .unwrap()
+}
+
+fn sdk_releases(rows: &[(&str, &str, &str)]) -> DataFrame {
+    df!(
+        "lib" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "version" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        "released_at" => rows.iter().map(|r| days(r.2)).collect::<Vec<_>>(),
+    )
+    .unwrap()
+    .lazy()
+    .with_column(polars::prelude::col("released_at").cast(DataType::Date))
+    .collect()
+    .unwrap()
+}
+
+/// accounts with the deployment columns: (org_id, addons, autocapture_actions).
+fn deployment_accounts(rows: &[(&str, Option<&str>, Option<f64>)]) -> DataFrame {
+    df!(
+        "org_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "addons" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+        "autocapture_actions" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+    )
+    .unwrap()
+}
+
+/// An org's `total` events in the window, `n` of them `event`, on web 1.0.
+fn share_rows<'a>(org: &'a str, event: &'a str, n: f64, total: f64) -> Vec<IngestionRow<'a>> {
+    vec![
+        (org, "2026-11-01", "$pageview", "web", "1.0", total - n),
+        (org, "2026-11-02", event, "web", "1.0", n),
+    ]
+}
+
+#[test]
+fn identify_and_groupidentify_overuse_above_five_percent() {
+    let w = Workdir::new();
+    base(&w, &["a", "b", "c", "d", "e"]);
+    let mut rows = vec![
+        // a: 30 $identify + 21 $set of 1000 = 5.1%: fires.
+        ("a", "2026-11-01", "$pageview", "web", "1.0", 949.0),
+        ("a", "2026-11-02", "$identify", "web", "1.0", 30.0),
+        ("a", "2026-11-22", "$set", "web", "1.0", 21.0),
+        // b: 50 of 1000 = 5.0%, on the window's first day: not above 5.
+        ("b", "2026-11-01", "$pageview", "web", "1.0", 950.0),
+        ("b", "2026-10-24", "$identify", "web", "1.0", 50.0),
+        // c: 49 of 1000 in the window = 4.9%; the day before the window and as_of
+        // itself are not read.
+        ("c", "2026-11-01", "$pageview", "web", "1.0", 951.0),
+        ("c", "2026-11-05", "$identify", "web", "1.0", 49.0),
+        ("c", "2026-10-23", "$identify", "web", "1.0", 500.0),
+        ("c", "2026-11-23", "$identify", "web", "1.0", 500.0),
+    ];
+    // d: 51 $groupidentify of 1000: fires; e: 50: does not.
+    rows.extend(share_rows("d", "$groupidentify", 51.0, 1000.0));
+    rows.extend(share_rows("e", "$groupidentify", 50.0, 1000.0));
+    w.write("ingestion", &ingestion(&rows));
+    w.run(&[]);
+    fires_only(&w, "identify_overuse", &["a"]);
+    fires_only(&w, "groupidentify_overuse", &["d"]);
+    let f = fired(&w);
+    let a = f.iter().find(|x| x.0 == "a" && x.1 == "identify_overuse");
+    assert!(
+        (a.unwrap().3.unwrap() - 5.1).abs() < 1e-9,
+        "value: the share in %"
+    );
+    assert_eq!(
+        message(&w, "a", "identify_overuse"),
+        "5.1% of the events ingested in the last 30 days are $identify, $set (51 of 1000; \
+         threshold 5.0%): call identify once per session (on login or signup), not on every page."
+    );
+    assert!(message(&w, "d", "groupidentify_overuse")
+        .ends_with("call group identify once per group per session, not on every page."));
+    // The deployment table: one row per org with ingestion, its shares.
+    let dep = w.read("deployment");
+    assert_eq!(strings(&dep, "org_id"), ["a", "b", "c", "d", "e"]);
+    let share =
+        |c: &str| -> Vec<Option<f64>> { dep.column(c).unwrap().f64().unwrap().iter().collect() };
+    assert_eq!(share("ingested_events"), vec![Some(1000.0); 5]);
+    let identify = share("identify_pct");
+    assert!((identify[0].unwrap() - 5.1).abs() < 1e-9);
+    assert!((identify[2].unwrap() - 4.9).abs() < 1e-9);
+    assert!((share("groupidentify_pct")[3].unwrap() - 5.1).abs() < 1e-9);
+}
+
+#[test]
+fn autocapture_unused_above_half_without_actions() {
+    let w = Workdir::new();
+    base(&w, &["f", "g", "h", "i"]);
+    let mut rows = share_rows("f", "$autocapture", 501.0, 1000.0); // 50.1%, no actions: fires
+    rows.extend(share_rows("g", "$autocapture", 501.0, 1000.0)); // actions defined
+    rows.extend(share_rows("h", "$autocapture", 500.0, 1000.0)); // 50.0%: not above
+    rows.extend(share_rows("i", "$autocapture", 600.0, 1000.0)); // actions unknown
+    w.write("ingestion", &ingestion(&rows));
+    w.write(
+        "accounts",
+        &deployment_accounts(&[
+            ("f", None, Some(0.0)),
+            ("g", None, Some(3.0)),
+            ("h", None, Some(0.0)),
+            ("i", None, None),
+        ]),
+    );
+    w.run(&[]);
+    fires_only(&w, "autocapture_unused", &["f"]);
+    assert!(message(&w, "f", "autocapture_unused")
+        .ends_with("define actions on autocapture events, or turn autocapture down."));
+}
+
+#[test]
+fn sdk_outdated_when_the_main_lib_is_more_than_90_days_behind() {
+    let w = Workdir::new();
+    base(&w, &["j", "k", "l", "m", "n", "o"]);
+    w.write(
+        "sdk_releases",
+        &sdk_releases(&[
+            ("web", "1.0", "2026-06-01"),
+            ("web", "1.1", "2026-08-31"), // 91 days after 1.0
+            ("py", "2.0", "2026-06-01"),
+            ("py", "2.1", "2026-08-30"), // 90 days after 2.0
+            ("ios", "3.0", "2026-06-01"),
+            ("ios", "3.1", "2026-12-01"), // after as_of: not known yet
+        ]),
+    );
+    w.write(
+        "ingestion",
+        &ingestion(&[
+            ("j", "2026-11-01", "$pageview", "web", "1.0", 100.0), // 91 days behind: fires
+            ("k", "2026-11-01", "$pageview", "py", "2.0", 100.0),  // 90: not above
+            ("l", "2026-11-01", "$pageview", "ios", "3.0", 100.0), // latest known: 0
+            // m: the main lib is py 2.1 (600 events); web 1.0 is old but not the main one.
+            ("m", "2026-11-01", "$pageview", "py", "2.1", 600.0),
+            ("m", "2026-11-01", "$pageview", "web", "1.0", 400.0),
+            ("n", "2026-11-01", "$pageview", "web", "0.9", 100.0), // unknown version
+            // o: web's main version is 1.1 (700 events), not 1.0 (300).
+            ("o", "2026-11-01", "$pageview", "web", "1.0", 300.0),
+            ("o", "2026-11-02", "$pageview", "web", "1.1", 700.0),
+        ]),
+    );
+    w.run(&[]);
+    fires_only(&w, "sdk_outdated", &["j"]);
+    let f = fired(&w);
+    let j = f.iter().find(|x| x.0 == "j" && x.1 == "sdk_outdated");
+    assert_eq!(j.unwrap().3, Some(91.0), "value: days behind");
+    assert_eq!(
+        message(&w, "j", "sdk_outdated"),
+        "The main SDK, web 1.0, was released 91 days before web's latest release of \
+         2026-08-31 (threshold 90.0 days): update the SDKs monthly."
+    );
+    let dep = w.read("deployment");
+    assert_eq!(
+        strings(&dep, "main_lib"),
+        ["web", "py", "ios", "py", "web", "web"]
+    );
+    assert_eq!(
+        strings(&dep, "main_lib_version"),
+        ["1.0", "2.0", "3.0", "2.1", "0.9", "1.1"]
+    );
+    let behind: Vec<Option<f64>> = dep
+        .column("days_behind_latest")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect();
+    assert_eq!(
+        behind,
+        [
+            Some(91.0),
+            Some(90.0),
+            Some(0.0),
+            Some(0.0),
+            None,
+            Some(0.0)
+        ]
+    );
+    // The unknown version is counted in data quality, not fired.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["data_quality"]["sdk_versions_unknown"], 1);
+}
+
+#[test]
+fn group_analytics_unused_when_the_add_on_sends_no_group_events() {
+    let w = Workdir::new();
+    base(&w, &["p", "q", "r", "s", "t"]);
+    let groups = "event_count_with_groups_in_period";
+    w.write(
+        "usage",
+        &usage(&[
+            ("p", "2026-11-10", &[(groups, 0)]), // add-on, none sent: fires
+            ("q", "2026-11-10", &[(groups, 5)]), // sends groups
+            ("r", "2026-11-10", &[(groups, 0)]), // no add-on
+            ("s", "2026-11-10", &[(groups, 0)]), // sent only before the window: fires
+            ("s", "2026-10-23", &[(groups, 10)]),
+            ("t", "2026-11-10", &[(groups, 0)]), // another add-on's name
+        ]),
+    );
+    w.write(
+        "accounts",
+        &deployment_accounts(&[
+            ("p", Some("data_pipelines, group_analytics"), None),
+            ("q", Some("group_analytics"), None),
+            ("r", Some("data_pipelines"), None),
+            ("s", Some("group_analytics"), None),
+            ("t", Some("group_analyticsx"), None),
+        ]),
+    );
+    w.run(&[]);
+    fires_only(&w, "group_analytics_unused", &["p", "s"]);
+    assert_eq!(
+        message(&w, "p", "group_analytics_unused"),
+        "Pays for the group_analytics add-on but sent no group events in the last 30 days: \
+         remove the add-on or start sending groups."
+    );
+}
+
+#[test]
+fn group_analytics_unused_needs_the_counter_in_the_usage_export() {
+    // The counter is in no usage file: group events are unknown, nothing fires.
+    let w = Workdir::new();
+    base(&w, &["p"]);
+    w.write(
+        "accounts",
+        &deployment_accounts(&[("p", Some("group_analytics"), None)]),
+    );
+    w.run(&[]);
+    fires_only(&w, "group_analytics_unused", &[]);
+    // No ingestion table: no deployment rows, and the table is listed as absent.
+    assert_eq!(w.read("deployment").height(), 0);
+    let manifest = std::fs::read_to_string(w.out().join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let absent = manifest["absent_tables"].as_array().unwrap();
+    assert!(absent.iter().any(|t| t == "ingestion"));
+    assert!(absent.iter().any(|t| t == "sdk_releases"));
 }

@@ -122,7 +122,14 @@ fn absent_optional_tables_make_their_metrics_null_and_unscored() {
         .collect();
     assert_eq!(
         absent,
-        vec!["role_changes", "tickets", "meetings", "payments"]
+        vec![
+            "role_changes",
+            "tickets",
+            "meetings",
+            "payments",
+            "ingestion",
+            "sdk_releases"
+        ]
     );
 }
 

@@ -19,7 +19,7 @@ use crate::model::Model;
 use crate::output::write_csv_to;
 
 /// The output tables a run writes, queryable by name.
-const OUTPUT_TABLES: [&str; 7] = [
+const OUTPUT_TABLES: [&str; 8] = [
     "health",
     "metric_scores",
     "indicators",
@@ -27,6 +27,7 @@ const OUTPUT_TABLES: [&str; 7] = [
     "alerts",
     "users",
     "trends",
+    "deployment",
 ];
 
 /// SQL text and where it came from: a file, a name in queries/, or the argument itself.

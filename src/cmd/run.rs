@@ -232,9 +232,14 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         },
     );
     drop(rollup);
-    let (dq, validate_seconds) = dq?;
+    let (mut dq, validate_seconds) = dq?;
     timings.insert("validate", validate_seconds);
     let (scored, users, trends) = (scored?, users?, trends?);
+    let deployment = crate::deployment::table(&scored, model, &as_of)?;
+    dq.insert(
+        "sdk_versions_unknown".into(),
+        crate::deployment::unknown_versions(&deployment)?,
+    );
     let DayTables {
         health,
         metric_scores,
@@ -297,6 +302,10 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         Table {
             name: "trends",
             frame: trends,
+        },
+        Table {
+            name: "deployment",
+            frame: deployment,
         },
     ];
     output::write_all(

@@ -6,6 +6,7 @@
 
 use polars::prelude::*;
 
+use crate::deployment;
 use crate::input::Inputs;
 use crate::member_aggregates::{EventAggregates, RowFilter};
 use crate::metrics::{count, days_since, decrease, in_window_us, null_f64};
@@ -39,6 +40,9 @@ pub struct IndicatorColumns {
     pub insights_started: &'static str,
     pub insights_saved: &'static str,
     pub days_since_last_seen: &'static str,
+    pub addons: &'static str,
+    pub autocapture_actions: &'static str,
+    pub group_events: &'static str,
 }
 
 pub const IND: IndicatorColumns = IndicatorColumns {
@@ -65,6 +69,9 @@ pub const IND: IndicatorColumns = IndicatorColumns {
     insights_started: "_insights_started",
     insights_saved: "_insights_saved",
     days_since_last_seen: "_days_since_last_seen",
+    addons: "_addons",
+    autocapture_actions: "_autocapture_actions",
+    group_events: "_group_events",
 };
 
 /// The all-days volume decrease kept beside the weekday one for reference (SPEC 8).
@@ -161,6 +168,10 @@ pub fn event_aggregates(model: &Model, as_of: &AsOf, aggs: &mut EventAggregates)
 
 /// Usage aggregates of the weekday-only volume comparison (SPEC 8).
 pub fn usage_aggregates(model: &Model, as_of: &AsOf, sums: &mut UsageSums) {
+    if let Some(counter) = group_events_counter(model) {
+        let window = as_of.last_n_days(model.deployment.window_days);
+        sums.add(IND.group_events, counter, window, false);
+    }
     let Some(ind) = model.indicators.get("event_volume_drop") else {
         return;
     };
@@ -229,6 +240,15 @@ fn role_change_aggregates(role_changes: &DataFrame, model: &Model, as_of: &AsOf)
         .agg(aggs)
 }
 
+/// The usage counter of group events `group_analytics_unused` sums.
+fn group_events_counter(model: &Model) -> Option<&str> {
+    model
+        .indicators
+        .get("group_analytics_unused")?
+        .counter
+        .as_deref()
+}
+
 /// The per-org figures the indicators read, from the joined aggregates.
 pub fn columns(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Vec<Expr> {
     let mut cols = vec![
@@ -268,6 +288,13 @@ pub fn columns(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Vec<Expr> {
         );
         cols.push(null_f64().alias(IND.days_since_last_payment));
     }
+    // Group events are known only where the usage export has the counter at all (a
+    // counter absent from every file reads as zeros, which would say "none sent").
+    if let Some(counter) = group_events_counter(model) {
+        if !inputs.usage_counters_present.iter().any(|c| c == counter) {
+            cols.push(null_f64().alias(IND.group_events));
+        }
+    }
     if inputs.role_changes.is_some() {
         cols.push(count(IND.owners_removed.into()).alias(IND.owners_removed));
         cols.push(count(IND.owners_added.into()).alias(IND.owners_added));
@@ -282,7 +309,8 @@ pub fn columns(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Vec<Expr> {
     cols
 }
 
-/// Joins the indicators' own tables (payments, role changes) onto the per-org frame.
+/// Joins the indicators' own tables (payments, role changes, the deployment
+/// figures) onto the per-org frame.
 pub fn join_tables(
     mut frame: LazyFrame,
     inputs: &Inputs,
@@ -306,5 +334,13 @@ pub fn join_tables(
             left(),
         );
     }
-    frame
+    match &inputs.ingestion {
+        Some(ingestion) => frame.join(
+            deployment::per_org(ingestion, inputs.sdk_releases.as_ref(), model, as_of),
+            [col("org_id")],
+            [col("org_id")],
+            left(),
+        ),
+        None => frame.with_columns(deployment::null_columns(model)),
+    }
 }

@@ -10,6 +10,7 @@ use polars::prelude::*;
 
 pub mod inputs;
 
+use crate::deployment::{self, DEP};
 use crate::metrics::product_in_use;
 use crate::model::{Fires, Indicator, Model, CLEARABLE};
 use crate::time::AsOf;
@@ -174,6 +175,19 @@ fn mrr_change() -> Expr {
     when(col(IND.mrr).gt(lit(0.0)))
         .then(lit(100.0) * (col(IND.forecasted_mrr) - col(IND.mrr)) / col(IND.mrr))
         .otherwise(lit(NULL).cast(DataType::Float64))
+}
+
+/// Whether `accounts.addons` (comma-separated) holds `addon`, spaces around names
+/// ignored; false without the column.
+fn has_addon(addon: &str) -> Expr {
+    col(IND.addons)
+        .str()
+        .split(lit(","))
+        .list()
+        .eval(col("").str().strip_chars(lit(NULL)))
+        .list()
+        .contains(lit(addon.to_string()), false)
+        .fill_null(lit(false))
 }
 
 /// The rule of each indicator of SPEC 7.
@@ -411,6 +425,68 @@ fn rules<'a>(
                 }
             })
             .collect(),
+        "identify_overuse" | "groupidentify_overuse" | "autocapture_unused" => {
+            let share = col(deployment::share_column(name));
+            let mut fires = share.clone().gt(lit(t));
+            if name == "autocapture_unused" {
+                // Only when no action is defined on autocapture (unknown: not fired).
+                fires = fires.and(col(IND.autocapture_actions).eq(lit(0.0)));
+            }
+            let events = ind.ingested_events.clone().unwrap_or_default().join(", ");
+            let advice = match name {
+                "identify_overuse" => "call identify once per session (on login or signup), not on every page",
+                "groupidentify_overuse" => "call group identify once per group per session, not on every page",
+                _ => "define actions on autocapture events, or turn autocapture down",
+            };
+            one(
+                fires,
+                share.clone(),
+                fmt(
+                    "{}% of the events ingested in the last {} days are {} ({} of {}; threshold {}%): {}.",
+                    &[
+                        num(share, 1),
+                        lit(model.deployment.window_days),
+                        lit(events),
+                        int(col(deployment::share_events_column(name))),
+                        int(col(DEP.events)),
+                        num(lit(t), 1),
+                        lit(advice),
+                    ],
+                ),
+            )
+        }
+        "sdk_outdated" => one(
+            col(DEP.days_behind).gt(lit(t)),
+            col(DEP.days_behind),
+            fmt(
+                "The main SDK, {} {}, was released {} days before {}'s latest release of {} (threshold {} days): update the SDKs monthly.",
+                &[
+                    col(DEP.main_lib),
+                    col(DEP.main_lib_version),
+                    int(col(DEP.days_behind)),
+                    col(DEP.main_lib),
+                    col(DEP.latest_release).cast(DataType::String),
+                    num(lit(t), 1),
+                ],
+            ),
+        ),
+        "group_analytics_unused" => {
+            let addon = ind.addon.clone().unwrap_or_default();
+            vec![Fired {
+                name,
+                ind,
+                eligible: None,
+                product: None,
+                fires: has_addon(&addon).and(col(IND.group_events).eq(lit(0.0))),
+                value: col(IND.group_events),
+                // Fires on no group events at all: the threshold is that zero.
+                threshold: lit(0.0),
+                message: fmt(
+                    "Pays for the {} add-on but sent no group events in the last {} days: remove the add-on or start sending groups.",
+                    &[lit(addon.clone()), lit(model.deployment.window_days)],
+                ),
+            }]
+        }
         "health_score_drop" if has_previous => {
             let drop = col("previous_health_score") - col("health_score");
             one(
