@@ -43,6 +43,35 @@ fn generated_data_plants_the_situations() {
 }
 
 #[test]
+fn generated_data_plants_each_deployment_check() {
+    // accounts.deployment_scenario names the check planted in an org ("fine": none);
+    // each deployment indicator fires exactly on the orgs planted with it.
+    let w = Workdir::new();
+    w.generate(80, 60, 4);
+    w.run(&[]);
+    let accounts = read_parquet(&w.input().join("accounts.parquet"));
+    let orgs = strings(&accounts, "org_id");
+    let planted = strings(&accounts, "deployment_scenario");
+    for check in [
+        "identify_overuse",
+        "groupidentify_overuse",
+        "autocapture_unused",
+        "sdk_outdated",
+        "group_analytics_unused",
+    ] {
+        let want: Vec<String> = orgs
+            .iter()
+            .zip(&planted)
+            .filter(|(_, p)| p.as_str() == check)
+            .map(|(o, _)| o.clone())
+            .collect();
+        assert!(!want.is_empty(), "{check} planted somewhere");
+        assert_eq!(fired_for(&w, check), want, "{check}");
+    }
+    assert_eq!(w.read("deployment").height(), 80, "every org has ingestion");
+}
+
+#[test]
 fn committed_sample_data_runs_with_no_arguments() {
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let w = Workdir::new();

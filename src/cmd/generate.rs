@@ -5,7 +5,8 @@
 //! seed and arguments give the same files. Each org gets a profile (healthy, declining,
 //! quiet, ...) plus a few independent flags (ticket storm, failed payment, ...). The
 //! profile's name goes into an extra `accounts.scenario` column, so analysts can see
-//! what was planted (the job ignores extra columns).
+//! what was planted (the job ignores extra columns); the deployment checks' inputs
+//! come from `generate_deployment`, with their case in `accounts.deployment_scenario`.
 
 use std::fs;
 
@@ -182,6 +183,9 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
     let mut usage_org = vec![];
     let mut usage_day = vec![];
     let mut usage: Vec<Vec<i64>> = vec![vec![]; COUNTERS.len()];
+    // The deployment checks' inputs, from a stream of their own.
+    let mut deployment = super::generate_deployment::Plan::new(args.orgs, args.seed);
+    let mut group_events = vec![];
     let (
         mut a_org,
         mut a_name,
@@ -501,6 +505,7 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
                     0
                 });
             }
+            group_events.push(deployment.group_events(o, usage[0][usage[0].len() - 1]));
         }
 
         // Role changes.
@@ -680,7 +685,13 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
                 Column::new("forecasted_mrr".into(), a_fmrr),
                 Column::new("plan".into(), a_plan),
                 date("renewal_date", a_renewal)?,
+                Column::new("addons".into(), deployment.addons()),
+                Column::new(
+                    "autocapture_actions".into(),
+                    deployment.autocapture_actions(),
+                ),
                 Column::new("scenario".into(), a_scenario),
+                Column::new("deployment_scenario".into(), deployment.scenarios()),
             ])?
         }),
         (
@@ -726,6 +737,11 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
     for (c, values) in COUNTERS.iter().zip(usage) {
         usage_cols.push(Column::new((*c).into(), values));
     }
+    usage_cols.push(Column::new(
+        super::generate_deployment::GROUP_EVENTS_COUNTER.into(),
+        group_events,
+    ));
+    deployment.write(out, as_of)?;
     tables.push(("usage", DataFrame::new_infer_height(usage_cols)?));
     for (name, mut df) in tables {
         write_parquet(&mut df, &out.join(format!("{name}.parquet")))?;

@@ -4,6 +4,7 @@ pub mod backfill;
 pub mod config;
 pub mod explain;
 pub mod generate;
+mod generate_deployment;
 mod generate_posthog;
 pub mod query;
 pub mod run;
