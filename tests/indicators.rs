@@ -709,6 +709,29 @@ fn sdk_outdated_when_the_main_lib_is_more_than_90_days_behind() {
             Some(0.0)
         ]
     );
+    // explain tells the deployment in one sentence (wrapped at 80 columns).
+    let o = w.cmd(&["explain", "j", "--out", w.out().to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains(
+            "Deployment, last 30 days: 100 events ingested; main SDK web 1.0, 91 days behind \
+             web's latest release; identify 0.0%, group identify 0.0%, autocapture 0.0% of events."
+        ),
+        "{text}"
+    );
+    let o = w.cmd(&["explain", "n", "--out", w.out().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&o.stdout)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        text.contains("main SDK web 0.9 (not in sdk_releases)"),
+        "{text}"
+    );
     // The unknown version is counted in data quality, not fired.
     let manifest: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap())
