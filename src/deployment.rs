@@ -237,3 +237,38 @@ pub fn unknown_versions(deployment: &DataFrame) -> PolarsResult<u64> {
     let unknown = version.is_not_null() & released.is_null();
     Ok(unknown.sum().unwrap_or(0) as u64)
 }
+
+/// One sentence of row `row` of a `deployment` table, for a CSM (`explain`, the
+/// report); `window_days` as the run's model had it, when known.
+pub fn sentence(d: &DataFrame, row: usize, window_days: Option<u32>) -> PolarsResult<String> {
+    let f64_at = |c: &str| -> PolarsResult<Option<f64>> {
+        Ok(d.column(c)?.cast(&DataType::Float64)?.f64()?.get(row))
+    };
+    let str_at = |c: &str| -> PolarsResult<Option<String>> {
+        Ok(d.column(c)?.str()?.get(row).map(str::to_string))
+    };
+    let pct = |c: &str| -> PolarsResult<String> {
+        Ok(f64_at(c)?.map_or("-".into(), |v| format!("{v:.1}%")))
+    };
+    let window = window_days.map_or(String::new(), |d| format!(", last {d} days"));
+    let events = f64_at("ingested_events")?.map_or("-".into(), |n| format!("{n:.0}"));
+    let mut line = format!("Deployment{window}: {events} events ingested");
+    if let Some(lib) = str_at("main_lib")? {
+        let version = str_at("main_lib_version")?.unwrap_or_else(|| "?".into());
+        line += &format!("; main SDK {lib} {version}");
+        line += &match f64_at("days_behind_latest")? {
+            Some(days) => format!(", {days:.0} days behind {lib}'s latest release"),
+            None => " (not in sdk_releases)".into(),
+        };
+    }
+    line += &format!(
+        "; identify {}, group identify {}, autocapture {} of events",
+        pct("identify_pct")?,
+        pct("groupidentify_pct")?,
+        pct("autocapture_pct")?
+    );
+    if let Some(groups) = f64_at("group_events")? {
+        line += &format!("; {groups:.0} group events");
+    }
+    Ok(line + ".")
+}

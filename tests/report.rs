@@ -388,6 +388,11 @@ fn a_generated_run_with_history_reports_every_account() {
     }
     // Score history has three runs: a line of three points.
     assert!(index.contains("<polyline"));
+    // Every account has ingestion rows: each shows its deployment in a sentence.
+    assert_eq!(
+        index.matches("<p>Deployment, last 30 days: ").count(),
+        health.height()
+    );
 }
 
 /// Headless Chromium (Debian package `chromium`; `.ci/run` installs it when missing),

@@ -333,42 +333,12 @@ pub fn explain(out: &Path, org: &str) -> Result<String> {
     if let Some(deployment) = crate::output::read_table(out, "deployment")? {
         let d = rows_of(deployment, org)?;
         if d.height() > 0 {
-            writeln!(s, "\n{}", wrap(&deployment_line(&d, &model)?, 2))?;
+            let window = model.deployment.as_ref().map(|d| d.window_days);
+            let line = crate::deployment::sentence(&d, 0, window)?;
+            writeln!(s, "\n{}", wrap(&line, 2))?;
         }
     }
     Ok(s)
-}
-
-/// One sentence of an org's `deployment` row.
-fn deployment_line(d: &DataFrame, model: &Model) -> Result<String> {
-    let pct = |c: &str| f64_at(d, c, 0).map_or("-".into(), |v| format!("{v:.1}%"));
-    let window = match &model.deployment {
-        Some(d) => format!(", last {} days", d.window_days),
-        None => String::new(),
-    };
-    let mut line = format!(
-        "Deployment{window}: {} events ingested",
-        show(f64_at(d, "ingested_events", 0))
-    );
-    if let Some(lib) = str_at(d, "main_lib", 0) {
-        let version = str_at(d, "main_lib_version", 0).unwrap_or_else(|| "?".into());
-        write!(line, "; main SDK {lib} {version}")?;
-        match f64_at(d, "days_behind_latest", 0) {
-            Some(days) => write!(line, ", {days:.0} days behind {lib}'s latest release")?,
-            None => write!(line, " (not in sdk_releases)")?,
-        }
-    }
-    write!(
-        line,
-        "; identify {}, group identify {}, autocapture {} of events",
-        pct("identify_pct"),
-        pct("groupidentify_pct"),
-        pct("autocapture_pct")
-    )?;
-    if let Some(groups) = f64_at(d, "group_events", 0) {
-        write!(line, "; {groups:.0} group events")?;
-    }
-    Ok(line + ".")
 }
 
 /// What moved the org's score between the history entry of `since` (or the latest

@@ -401,6 +401,9 @@ fn detail(h: &mut String, a: &Account) {
         }
         h.push_str("</ul>\n");
     }
+    if let Some(d) = &a.deployment {
+        let _ = write!(h, "<p>{}</p>", esc(d));
+    }
     if !a.frustrated.is_empty() {
         h.push_str("<p>Frustrated users:</p><table><tr><th>email</th><th>insights started / saved (7d)</th><th>queries failed / completed (7d)</th></tr>");
         for u in &a.frustrated {

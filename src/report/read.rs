@@ -67,6 +67,8 @@ pub struct Account {
     /// (week_start, weekday mean of events, of active members).
     pub trends: Vec<(String, Option<f64>, Option<f64>)>,
     pub frustrated: Vec<User>,
+    /// The deployment checks' figures in one sentence, when the run has them.
+    pub deployment: Option<String>,
 }
 
 impl Account {
@@ -198,6 +200,16 @@ pub fn run(out: &Path) -> Result<Report> {
     let scores = read_table(&dir, "metric_scores")?.unwrap_or_else(|| empty.clone());
     let users = read_table(&dir, "users")?.unwrap_or_else(|| empty.clone());
     let trends = read_table(&dir, "trends")?.unwrap_or_else(|| empty.clone());
+    // The deployment checks' figures (runs before them have no such table).
+    let deployment = read_table(&dir, "deployment")?.unwrap_or_else(|| empty.clone());
+    let deployment_row: BTreeMap<String, usize> = strings(&deployment, "org_id")
+        .into_iter()
+        .enumerate()
+        .filter_map(|(r, o)| Some((o?, r)))
+        .collect();
+    let window_days = manifest["config"]["deployment"]["window_days"]
+        .as_u64()
+        .map(|d| d as u32);
 
     // Score history: every entry's health scores.
     let mut history: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
@@ -410,6 +422,10 @@ pub fn run(out: &Path) -> Result<Report> {
                 .take(FRUSTRATED_SHOWN)
                 .map(|(_, u)| u)
                 .collect(),
+            deployment: match deployment_row.get(&org) {
+                Some(&r) => Some(crate::deployment::sentence(&deployment, r, window_days)?),
+                None => None,
+            },
         });
     }
     Ok(Report {
