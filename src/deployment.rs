@@ -18,13 +18,38 @@ use crate::indicators::inputs::IND;
 use crate::model::Model;
 use crate::time::AsOf;
 
-/// The indicators that fire on a share of ingested events, and the name of that
-/// share's column in the `deployment` table.
-pub const SHARE_INDICATORS: [(&str, &str); 3] = [
-    ("identify_overuse", "identify_pct"),
-    ("groupidentify_overuse", "groupidentify_pct"),
-    ("autocapture_unused", "autocapture_pct"),
+/// An indicator that fires on a share of the org's ingested events.
+pub struct ShareCheck {
+    pub indicator: &'static str,
+    /// The share's column in the `deployment` table.
+    pub column: &'static str,
+    /// What to tell the customer (seed 001, section 10).
+    pub advice: &'static str,
+}
+
+/// The share checks; `autocapture_unused` also needs no actions on autocapture.
+pub const SHARE_INDICATORS: [ShareCheck; 3] = [
+    ShareCheck {
+        indicator: "identify_overuse",
+        column: "identify_pct",
+        advice: "call identify once per session (on login or signup), not on every page",
+    },
+    ShareCheck {
+        indicator: "groupidentify_overuse",
+        column: "groupidentify_pct",
+        advice: "call group identify once per group per session, not on every page",
+    },
+    ShareCheck {
+        indicator: "autocapture_unused",
+        column: "autocapture_pct",
+        advice: "define actions on autocapture events, or turn autocapture down",
+    },
 ];
+
+/// The share check of an indicator, if it is one.
+pub fn share_check(indicator: &str) -> Option<&'static ShareCheck> {
+    SHARE_INDICATORS.iter().find(|c| c.indicator == indicator)
+}
 
 /// The per-org columns of the deployment figures (in the scored frame).
 pub struct DeploymentColumns {
@@ -59,9 +84,9 @@ pub fn share_events_column(indicator: &str) -> String {
 fn shares(model: &Model) -> Vec<(&'static str, Vec<String>)> {
     SHARE_INDICATORS
         .iter()
-        .filter_map(|(name, _)| {
-            let events = model.indicators.get(*name)?.ingested_events.clone()?;
-            Some((*name, events))
+        .filter_map(|c| {
+            let events = model.indicators.get(c.indicator)?.ingested_events.clone()?;
+            Some((c.indicator, events))
         })
         .collect()
 }
@@ -72,7 +97,7 @@ pub fn per_org(
     releases: Option<&DataFrame>,
     model: &Model,
     as_of: &AsOf,
-) -> LazyFrame {
+) -> PolarsResult<LazyFrame> {
     let window = as_of.last_n_days(model.deployment.window_days);
     let day = col("date").cast(DataType::Int32);
     let rows = ingestion.clone().lazy().filter(
@@ -80,8 +105,11 @@ pub fn per_org(
             .gt_eq(lit(window.start_day))
             .and(day.lt(lit(window.end_day))),
     );
+    // One pass over the window's rows: per org, lib and version, the events and each
+    // share's events; everything after reads this small frame. Counts are whole
+    // numbers, so their f64 sums are exact in any order.
     let count = || col("count").fill_null(lit(0.0));
-    let mut aggs = vec![count().sum().alias(DEP.events)];
+    let mut aggs = vec![count().sum().alias("_n")];
     for (name, events) in shares(model) {
         let names = Series::new("".into(), events);
         aggs.push(
@@ -92,47 +120,55 @@ pub fn per_org(
                 .alias(share_events_column(name)),
         );
     }
-    let totals = rows.clone().group_by([col("org_id")]).agg(aggs);
+    let per_version = rows
+        .group_by([col("org_id"), col("lib"), col("lib_version")])
+        .agg(aggs)
+        .collect()?
+        .lazy();
+    let mut sums = vec![col("_n").sum().alias(DEP.events)];
+    sums.extend(shares(model).into_iter().map(|(name, _)| {
+        let c = share_events_column(name);
+        col(c.as_str()).sum().alias(c)
+    }));
     let with_shares = shares(model).into_iter().map(|(name, _)| {
         when(col(DEP.events).gt(lit(0.0)))
             .then(lit(100.0) * col(share_events_column(name)) / col(DEP.events))
             .otherwise(lit(NULL).cast(DataType::Float64))
             .alias(share_column(name))
     });
-    let totals = totals.with_columns(with_shares.collect::<Vec<_>>());
-
-    // The main lib, then its main version: most events first, ties by name.
-    let most = |keys: Vec<Expr>, name: &str| {
-        rows.clone()
-            .filter(col(name).is_not_null())
-            .group_by(keys.clone())
-            .agg([count().sum().alias("_n")])
-            .sort_by_exprs(
-                [col("org_id"), col("_n"), col(name)],
-                SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
-            )
-            .group_by([col("org_id")])
-            .agg([col(name).first()])
-    };
-    let main_lib = most(vec![col("org_id"), col("lib")], "lib")
-        .select([col("org_id"), col("lib").alias(DEP.main_lib)]);
-    let main_version = rows
+    let totals = per_version
         .clone()
-        .join(
+        .group_by([col("org_id")])
+        .agg(sums)
+        .with_columns(with_shares.collect::<Vec<_>>());
+
+    // The main lib, then its main version: most events first, ties by name (chosen
+    // inside the aggregation, not by an order a plan could lose).
+    let most = |frame: LazyFrame, key: &str, alias: &str| {
+        frame
+            .filter(col(key).is_not_null())
+            .group_by([col("org_id"), col(key)])
+            .agg([col("_n").sum()])
+            .group_by([col("org_id")])
+            .agg([col(key)
+                .sort_by(
+                    [col("_n"), col(key)],
+                    SortMultipleOptions::default().with_order_descending_multi([true, false]),
+                )
+                .first()
+                .alias(alias)])
+    };
+    let main_lib = most(per_version.clone(), "lib", DEP.main_lib);
+    let main_version = most(
+        per_version.join(
             main_lib.clone(),
             [col("org_id"), col("lib")],
             [col("org_id"), col(DEP.main_lib)],
             JoinArgs::new(JoinType::Inner),
-        )
-        .filter(col("lib_version").is_not_null())
-        .group_by([col("org_id"), col("lib_version")])
-        .agg([count().sum().alias("_n")])
-        .sort_by_exprs(
-            [col("org_id"), col("_n"), col("lib_version")],
-            SortMultipleOptions::default().with_order_descending_multi([false, true, false]),
-        )
-        .group_by([col("org_id")])
-        .agg([col("lib_version").first().alias(DEP.main_lib_version)]);
+        ),
+        "lib_version",
+        DEP.main_lib_version,
+    );
     let left = || JoinArgs::new(JoinType::Left);
     let mut frame = totals
         .join(main_lib, [col("org_id")], [col("org_id")], left())
@@ -169,12 +205,12 @@ pub fn per_org(
             lit(NULL).cast(DataType::Date).alias(DEP.latest_release),
         ]),
     };
-    frame.with_column(
+    Ok(frame.with_column(
         (col(DEP.latest_release).cast(DataType::Int32)
             - col(DEP.version_released).cast(DataType::Int32))
         .cast(DataType::Float64)
         .alias(DEP.days_behind),
-    )
+    ))
 }
 
 /// The deployment columns as nulls, for runs without an `ingestion` table.
@@ -199,7 +235,7 @@ pub fn null_columns(model: &Model) -> Vec<Expr> {
 }
 
 /// The `deployment` table: one row per org with ingestion rows in the window, sorted
-/// by org_id. A share whose indicator is not in the model is null.
+/// by org_id.
 pub fn table(scored: &DataFrame, model: &Model, as_of: &AsOf) -> PolarsResult<DataFrame> {
     let mut columns = vec![
         col("org_id"),
@@ -211,13 +247,10 @@ pub fn table(scored: &DataFrame, model: &Model, as_of: &AsOf) -> PolarsResult<Da
         col(DEP.latest_release).alias("latest_release"),
         col(DEP.days_behind).alias("days_behind_latest"),
     ];
-    let present = shares(model);
-    for (name, column) in SHARE_INDICATORS {
-        columns.push(if present.iter().any(|(n, _)| *n == name) {
-            col(share_column(name)).alias(column)
-        } else {
-            lit(NULL).cast(DataType::Float64).alias(column)
-        });
+    // Every share check is in the model (`model::INDICATOR_PARAMS`).
+    for (name, _) in shares(model) {
+        let column = share_check(name).map_or(name, |c| c.column);
+        columns.push(col(share_column(name)).alias(column));
     }
     columns.push(col(IND.group_events).alias("group_events"));
     scored
@@ -229,12 +262,13 @@ pub fn table(scored: &DataFrame, model: &Model, as_of: &AsOf) -> PolarsResult<Da
         .collect()
 }
 
-/// Orgs whose main SDK version is not in `sdk_releases` (their `sdk_outdated` cannot
-/// be judged), for data quality.
+/// Orgs with a main SDK whose version has no release in `sdk_releases` (no version
+/// in their rows, or one not listed): their `sdk_outdated` cannot be judged. For
+/// data quality, when there is an `sdk_releases` table at all.
 pub fn unknown_versions(deployment: &DataFrame) -> PolarsResult<u64> {
-    let version = deployment.column("main_lib_version")?;
+    let lib = deployment.column("main_lib")?;
     let released = deployment.column("version_released")?;
-    let unknown = version.is_not_null() & released.is_null();
+    let unknown = lib.is_not_null() & released.is_null();
     Ok(unknown.sum().unwrap_or(0) as u64)
 }
 
@@ -254,11 +288,14 @@ pub fn sentence(d: &DataFrame, row: usize, window_days: Option<u32>) -> PolarsRe
     let events = f64_at("ingested_events")?.map_or("-".into(), |n| format!("{n:.0}"));
     let mut line = format!("Deployment{window}: {events} events ingested");
     if let Some(lib) = str_at("main_lib")? {
-        let version = str_at("main_lib_version")?.unwrap_or_else(|| "?".into());
-        line += &format!("; main SDK {lib} {version}");
-        line += &match f64_at("days_behind_latest")? {
-            Some(days) => format!(", {days:.0} days behind {lib}'s latest release"),
-            None => " (not in sdk_releases)".into(),
+        line += &match str_at("main_lib_version")? {
+            None => format!("; main SDK {lib} (no version in the ingestion rows)"),
+            Some(version) => match f64_at("days_behind_latest")? {
+                Some(days) => format!(
+                    "; main SDK {lib} {version}, {days:.0} days behind {lib}'s latest release"
+                ),
+                None => format!("; main SDK {lib} {version} (not in sdk_releases)"),
+            },
         };
     }
     line += &format!(

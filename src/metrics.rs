@@ -252,7 +252,7 @@ pub fn compute(
     }
 
     frame = join_accounts(frame, inputs, as_of);
-    frame = indicator_inputs::join_tables(frame, inputs, model, as_of);
+    frame = indicator_inputs::join_tables(frame, inputs, model, as_of)?;
 
     let mut columns = Vec::new();
     for (name, m) in &model.metrics {

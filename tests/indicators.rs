@@ -645,7 +645,7 @@ fn autocapture_unused_above_half_without_actions() {
 #[test]
 fn sdk_outdated_when_the_main_lib_is_more_than_90_days_behind() {
     let w = Workdir::new();
-    base(&w, &["j", "k", "l", "m", "n", "o"]);
+    base(&w, &["j", "k", "l", "m", "n", "o", "u"]);
     w.write(
         "sdk_releases",
         &sdk_releases(&[
@@ -670,6 +670,9 @@ fn sdk_outdated_when_the_main_lib_is_more_than_90_days_behind() {
             // o: web's main version is 1.1 (700 events), not 1.0 (300).
             ("o", "2026-11-01", "$pageview", "web", "1.0", 300.0),
             ("o", "2026-11-02", "$pageview", "web", "1.1", 700.0),
+            // u: a tie between libs goes to the first by name, py (90 days: no fire).
+            ("u", "2026-11-01", "$pageview", "web", "1.0", 50.0),
+            ("u", "2026-11-01", "$pageview", "py", "2.0", 50.0),
         ]),
     );
     w.run(&[]);
@@ -685,11 +688,11 @@ fn sdk_outdated_when_the_main_lib_is_more_than_90_days_behind() {
     let dep = w.read("deployment");
     assert_eq!(
         strings(&dep, "main_lib"),
-        ["web", "py", "ios", "py", "web", "web"]
+        ["web", "py", "ios", "py", "web", "web", "py"]
     );
     assert_eq!(
         strings(&dep, "main_lib_version"),
-        ["1.0", "2.0", "3.0", "2.1", "0.9", "1.1"]
+        ["1.0", "2.0", "3.0", "2.1", "0.9", "1.1", "2.0"]
     );
     let behind: Vec<Option<f64>> = dep
         .column("days_behind_latest")
@@ -706,7 +709,8 @@ fn sdk_outdated_when_the_main_lib_is_more_than_90_days_behind() {
             Some(0.0),
             Some(0.0),
             None,
-            Some(0.0)
+            Some(0.0),
+            Some(90.0)
         ]
     );
     // explain tells the deployment in one sentence (wrapped at 80 columns).

@@ -738,7 +738,7 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
         usage_cols.push(Column::new((*c).into(), values));
     }
     usage_cols.push(Column::new(
-        super::generate_deployment::GROUP_EVENTS_COUNTER.into(),
+        deployment.group_events_counter().into(),
         group_events,
     ));
     deployment.write(out, as_of)?;

@@ -19,9 +19,6 @@ const LIBS: [&str; 4] = ["web", "posthog-python", "posthog-node", "posthog-ios"]
 /// Releases per lib (the oldest about 14 months before the latest).
 const RELEASES: i32 = 15;
 
-/// The usage counter of events sent with groups (PostHog's usage report's name).
-pub const GROUP_EVENTS_COUNTER: &str = "event_count_with_groups_in_period";
-
 /// Days of ingestion rows before as_of (the checks read 30).
 const INGESTION_DAYS: i32 = 35;
 
@@ -38,7 +35,8 @@ struct OrgDeployment {
     groupidentify_share: f64,
     autocapture_share: f64,
     autocapture_actions: f64,
-    addons: Option<&'static str>,
+    /// Pays for the group analytics add-on (another add-on beside it when `Some(true)`).
+    group_addon: Option<bool>,
     sends_groups: bool,
 }
 
@@ -46,10 +44,19 @@ struct OrgDeployment {
 pub struct Plan {
     orgs: Vec<OrgDeployment>,
     rng: ChaCha8Rng,
+    /// `group_analytics_unused`'s add-on and usage counter, as the default model names them.
+    addon: String,
+    counter: String,
 }
 
 impl Plan {
     pub fn new(orgs: usize, seed: u64) -> Plan {
+        let model = crate::model::Model::default_model();
+        let groups = &model.indicators["group_analytics_unused"];
+        let (addon, counter) = (
+            groups.addon.clone().unwrap_or_default(),
+            groups.counter.clone().unwrap_or_default(),
+        );
         // A stream apart from the other tables' (any constant other than 0 would do).
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_DE91_0E00);
         let orgs = (0..orgs)
@@ -64,7 +71,7 @@ impl Plan {
                     groupidentify_share: rng.gen_range(0.0..0.02),
                     autocapture_share: rng.gen_range(0.15..0.4),
                     autocapture_actions: rng.gen_range(0..20) as f64,
-                    addons: None,
+                    group_addon: None,
                     sends_groups: true,
                 };
                 match case {
@@ -87,21 +94,38 @@ impl Plan {
                     }
                     4 => {
                         d.scenario = "group_analytics_unused";
-                        d.addons = Some("group_analytics");
+                        d.group_addon = Some(false);
                         d.sends_groups = false;
                     }
-                    5 => d.addons = Some("group_analytics, data_pipelines"),
+                    5 => d.group_addon = Some(true),
                     _ => {}
                 }
                 d
             })
             .collect();
-        Plan { orgs, rng }
+        Plan {
+            orgs,
+            rng,
+            addon,
+            counter,
+        }
     }
 
     /// `accounts.addons` per org.
-    pub fn addons(&self) -> Vec<Option<&'static str>> {
-        self.orgs.iter().map(|o| o.addons).collect()
+    pub fn addons(&self) -> Vec<Option<String>> {
+        self.orgs
+            .iter()
+            .map(|o| match o.group_addon {
+                None => None,
+                Some(false) => Some(self.addon.clone()),
+                Some(true) => Some(format!("{}, data_pipelines", self.addon)),
+            })
+            .collect()
+    }
+
+    /// The usage counter of group events.
+    pub fn group_events_counter(&self) -> &str {
+        &self.counter
     }
 
     /// `accounts.autocapture_actions` per org.
@@ -117,8 +141,9 @@ impl Plan {
     /// The group-events counter of a usage row of org `org` with `events` events.
     pub fn group_events(&mut self, org: usize, events: i64) -> i64 {
         let d = &self.orgs[org];
-        if d.addons.is_some() && d.sends_groups {
-            (events as f64 * self.rng.gen_range(0.2..0.6)) as i64
+        if d.group_addon.is_some() && d.sends_groups {
+            // At least one a day: a sender never reads as "none sent".
+            ((events as f64 * self.rng.gen_range(0.2..0.6)) as i64).max(1)
         } else {
             0
         }

@@ -236,10 +236,12 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     timings.insert("validate", validate_seconds);
     let (scored, users, trends) = (scored?, users?, trends?);
     let deployment = crate::deployment::table(&scored, model, &as_of)?;
-    dq.insert(
-        "sdk_versions_unknown".into(),
-        crate::deployment::unknown_versions(&deployment)?,
-    );
+    if inputs.sdk_releases.is_some() {
+        dq.insert(
+            "sdk_versions_unknown".into(),
+            crate::deployment::unknown_versions(&deployment)?,
+        );
+    }
     let DayTables {
         health,
         metric_scores,

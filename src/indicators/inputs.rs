@@ -316,7 +316,7 @@ pub fn join_tables(
     inputs: &Inputs,
     model: &Model,
     as_of: &AsOf,
-) -> LazyFrame {
+) -> PolarsResult<LazyFrame> {
     let left = || JoinArgs::new(JoinType::Left);
     if let Some(p) = &inputs.payments {
         frame = frame.join(
@@ -334,13 +334,13 @@ pub fn join_tables(
             left(),
         );
     }
-    match &inputs.ingestion {
+    Ok(match &inputs.ingestion {
         Some(ingestion) => frame.join(
-            deployment::per_org(ingestion, inputs.sdk_releases.as_ref(), model, as_of),
+            deployment::per_org(ingestion, inputs.sdk_releases.as_ref(), model, as_of)?,
             [col("org_id")],
             [col("org_id")],
             left(),
         ),
         None => frame.with_columns(deployment::null_columns(model)),
-    }
+    })
 }

@@ -425,7 +425,8 @@ fn rules<'a>(
                 }
             })
             .collect(),
-        "identify_overuse" | "groupidentify_overuse" | "autocapture_unused" => {
+        _ if deployment::share_check(name).is_some() => {
+            let check = deployment::share_check(name).expect("a share check");
             let share = col(deployment::share_column(name));
             let mut fires = share.clone().gt(lit(t));
             if name == "autocapture_unused" {
@@ -433,11 +434,6 @@ fn rules<'a>(
                 fires = fires.and(col(IND.autocapture_actions).eq(lit(0.0)));
             }
             let events = ind.ingested_events.clone().unwrap_or_default().join(", ");
-            let advice = match name {
-                "identify_overuse" => "call identify once per session (on login or signup), not on every page",
-                "groupidentify_overuse" => "call group identify once per group per session, not on every page",
-                _ => "define actions on autocapture events, or turn autocapture down",
-            };
             one(
                 fires,
                 share.clone(),
@@ -450,7 +446,7 @@ fn rules<'a>(
                         int(col(deployment::share_events_column(name))),
                         int(col(DEP.events)),
                         num(lit(t), 1),
-                        lit(advice),
+                        lit(check.advice),
                     ],
                 ),
             )
