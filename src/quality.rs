@@ -140,6 +140,22 @@ pub fn measure(inputs: &Inputs, rollup: &Rollup, as_of: &AsOf) -> PolarsResult<D
             );
         }
     }
+    // The deployment checks' table: counts below 0 skew the shares; null counts read
+    // as 0; rows at or after as_of are not read.
+    if let Some(df) = &inputs.ingestion {
+        q.insert(
+            "negative_ingestion_counts".into(),
+            count_rows(df, col("count").lt(lit(0.0)))?,
+        );
+        q.insert(
+            "ingestion_rows_without_count".into(),
+            count_rows(df, col("count").is_null())?,
+        );
+        q.insert(
+            "ingestion_rows_at_or_after_as_of".into(),
+            count_rows(df, col("date").cast(DataType::Int32).gt_eq(lit(as_of.day)))?,
+        );
+    }
     Ok(q)
 }
 

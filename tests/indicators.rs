@@ -616,6 +616,14 @@ fn identify_and_groupidentify_overuse_above_five_percent() {
     assert!((identify[0].unwrap() - 5.1).abs() < 1e-9);
     assert!((identify[2].unwrap() - 4.9).abs() < 1e-9);
     assert!((share("groupidentify_pct")[3].unwrap() - 5.1).abs() < 1e-9);
+    // c's row at as_of is counted in data quality, not read.
+    let manifest: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.out().join("manifest.json")).unwrap())
+            .unwrap();
+    let dq = &manifest["data_quality"];
+    assert_eq!(dq["ingestion_rows_at_or_after_as_of"], 1);
+    assert_eq!(dq["negative_ingestion_counts"], 0);
+    assert_eq!(dq["ingestion_rows_without_count"], 0);
 }
 
 #[test]
