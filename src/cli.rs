@@ -62,7 +62,7 @@ pub enum Command {
 #[derive(Debug, Args)]
 #[command(
     after_help = "Tables: events, members, usage, accounts, role_changes, tickets, meetings, \
-payments, ingestion, sdk_releases (inputs) and health, metric_scores, indicators, \
+payments, ingestion, sdk_releases, churns (inputs) and health, metric_scores, indicators, \
 metric_changes, alerts, users, trends, deployment (outputs).\n\n\
 Examples:\n  account-health query at_risk_accounts            # queries/at_risk_accounts.sql\n  \
 account-health query \"SELECT csm, count(*) AS n FROM health GROUP BY csm ORDER BY csm\""

@@ -168,6 +168,8 @@ const ACCOUNTS: TableSpec = TableSpec {
         // defined on autocapture events.
         opt("addons", Kind::Str),
         opt("autocapture_actions", Kind::Number),
+        // The backtest's churn labels (or the `churns` table).
+        opt("churned_at", Kind::Date),
     ],
 };
 
@@ -226,6 +228,13 @@ const INGESTION: TableSpec = TableSpec {
     ],
 };
 
+/// When an org churned (the backtest's labels, beside `accounts.churned_at`).
+const CHURNS: TableSpec = TableSpec {
+    name: "churns",
+    required: false,
+    columns: &[req("org_id", Kind::Str), req("churned_at", Kind::Date)],
+};
+
 /// When each SDK version was released (the deployment checks).
 const SDK_RELEASES: TableSpec = TableSpec {
     name: "sdk_releases",
@@ -264,6 +273,7 @@ pub struct Inputs {
     pub payments: Option<DataFrame>,
     pub ingestion: Option<DataFrame>,
     pub sdk_releases: Option<DataFrame>,
+    pub churns: Option<DataFrame>,
     pub tables: Vec<TableInfo>,
 }
 
@@ -436,7 +446,7 @@ pub struct OtherTables {
 }
 
 /// The optional tables, in the order they are reported.
-const OPTIONAL: [&TableSpec; 7] = [
+const OPTIONAL: [&TableSpec; 8] = [
     &ACCOUNTS,
     &ROLE_CHANGES,
     &TICKETS,
@@ -444,6 +454,7 @@ const OPTIONAL: [&TableSpec; 7] = [
     &PAYMENTS,
     &INGESTION,
     &SDK_RELEASES,
+    &CHURNS,
 ];
 
 fn check_input_folder(dir: &Path) -> Result<(), InputError> {
@@ -476,7 +487,7 @@ pub fn load_event_tables(dir: &Path, model: &Model) -> Result<EventTables, Input
 
 /// The usage and optional tables, read side by side; problems reported in table
 /// order (usage, accounts, role_changes, tickets, meetings, payments, ingestion,
-/// sdk_releases).
+/// sdk_releases, churns).
 pub fn load_other_tables(dir: &Path, model: &Model) -> Result<OtherTables, InputError> {
     check_input_folder(dir)?;
     let (usage, optional) = rayon::join(
@@ -524,10 +535,7 @@ impl Inputs {
                 None => info(spec.name, false, 0, 0),
             });
         }
-        let [accounts, role_changes, tickets, meetings, payments, ingestion, sdk_releases]: [Option<
-            DataFrame,
-        >;
-            7] = others
+        let [accounts, role_changes, tickets, meetings, payments, ingestion, sdk_releases, churns]: [Option<DataFrame>; 8] = others
             .optional
             .into_iter()
             .map(|found| found.map(|(df, _)| df))
@@ -546,6 +554,7 @@ impl Inputs {
             payments,
             ingestion,
             sdk_releases,
+            churns,
             tables,
         }
     }
@@ -1161,6 +1170,7 @@ pub fn for_sql(inputs: &Inputs) -> Vec<(&'static str, LazyFrame)> {
         (&PAYMENTS, &inputs.payments),
         (&INGESTION, &inputs.ingestion),
         (&SDK_RELEASES, &inputs.sdk_releases),
+        (&CHURNS, &inputs.churns),
     ];
     for (spec, df) in optional {
         if let Some(df) = df {

@@ -13,6 +13,7 @@
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod alerts;
+pub mod backtest;
 pub mod changes;
 pub mod cli;
 pub mod cmd;

@@ -128,7 +128,8 @@ fn absent_optional_tables_make_their_metrics_null_and_unscored() {
             "meetings",
             "payments",
             "ingestion",
-            "sdk_releases"
+            "sdk_releases",
+            "churns"
         ]
     );
 }
