@@ -34,6 +34,7 @@ impl Cli {
         match &self.command {
             Command::Run(args) => args.threads,
             Command::Backfill(args) => args.threads,
+            Command::Backtest(args) => args.threads,
             _ => None,
         }
     }
@@ -49,6 +50,8 @@ pub enum Command {
     Generate(GenerateArgs),
     /// Fill the score history for past dates from one read of the inputs.
     Backfill(BackfillArgs),
+    /// Does the score foretell churn: AUC, lift, precision and recall per past as_of.
+    Backtest(BacktestArgs),
     /// Why an account scores as it does: categories, metrics, bands, indicators.
     Explain(ExplainArgs),
     /// The CSMs' morning brief: HTML pages and a Slack digest from a run's outputs.
@@ -171,6 +174,38 @@ pub struct BackfillArgs {
     #[arg(long)]
     pub allow_incomplete: bool,
     /// Worker threads (default: all cores). History is identical whatever the number.
+    #[arg(long)]
+    pub threads: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Churn labels: a churned_at date column in accounts, or a churns table (org_id, churned_at).\n\n\
+Example (weekly over a year, churn within 90 days):\n  account-health backtest --input exports/latest --from 2025-11-24 --to 2026-08-24 --every 7 --horizon 90"
+)]
+pub struct BacktestArgs {
+    /// Folder holding the input tables, with churn labels.
+    #[arg(long, default_value = "sample_data")]
+    pub input: PathBuf,
+    /// Where backtest.parquet and backtest.csv are written.
+    #[arg(long, default_value = "backtest")]
+    pub out: PathBuf,
+    /// The first as_of, YYYY-MM-DD.
+    #[arg(long)]
+    pub from: String,
+    /// The last as_of at most, YYYY-MM-DD.
+    #[arg(long)]
+    pub to: String,
+    /// Days between two as_of dates.
+    #[arg(long, default_value_t = 7)]
+    pub every: u32,
+    /// An account churns "soon" when it churns within this many days after as_of.
+    #[arg(long)]
+    pub horizon: u32,
+    /// A TOML file overriding any part of the scoring model.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Worker threads (default: all cores). Results are identical whatever the number.
     #[arg(long)]
     pub threads: Option<usize>,
 }

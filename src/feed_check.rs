@@ -121,12 +121,7 @@ pub fn check(
 
 /// The median of sorted values; `None` when there are none.
 fn median(sorted: &[u64]) -> Option<f64> {
-    let n = sorted.len();
-    match n {
-        0 => None,
-        _ if n % 2 == 1 => Some(sorted[n / 2] as f64),
-        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) as f64 / 2.0),
-    }
+    crate::stats::median(&sorted.iter().map(|&n| n as f64).collect::<Vec<_>>())
 }
 
 #[cfg(test)]

@@ -35,3 +35,5 @@ mod changes;
 mod backfill;
 // The CSMs' morning brief: report.
 mod report;
+// Does the score foretell churn: backtest.
+mod backtest;

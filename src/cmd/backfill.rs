@@ -237,7 +237,7 @@ struct Part {
 }
 
 /// `from`, `from + every`, ... up to `to` at most.
-fn dates(from: &str, to: &str, every: u32) -> Result<Vec<AsOf>, InputError> {
+pub(super) fn dates(from: &str, to: &str, every: u32) -> Result<Vec<AsOf>, InputError> {
     let (from, to) = (AsOf::parse(from)?, AsOf::parse(to)?);
     let usage = |problem: String| InputError::Usage { problem };
     if every == 0 {

@@ -1,6 +1,7 @@
 //! The subcommands, each a thin composition of the stages, one file each.
 
 pub mod backfill;
+pub mod backtest;
 pub mod config;
 pub mod explain;
 pub mod generate;
@@ -30,6 +31,7 @@ fn dispatch_in_pool(cli: Cli) -> Result<()> {
         Command::Validate(args) => validate::run(args, cli.quiet),
         Command::Generate(args) => generate::run(args, cli.quiet),
         Command::Backfill(args) => backfill::run(args, cli.quiet),
+        Command::Backtest(args) => backtest::run(args, cli.quiet),
         Command::Explain(args) => explain::run(args),
         Command::Report(args) => crate::report::write(&args.out, args.csm.as_deref()),
         Command::Config(args) => config::run(args),

@@ -1,0 +1,227 @@
+//! `account-health backtest --from D1 --to D2 --every DAYS --horizon DAYS`: does the
+//! health score foretell churn? Each as_of is scored exactly as `run --as-of` scores
+//! it (`scores_of`, from one read of the inputs and one events pass, as `backfill`
+//! does), and measured against the churn labels (`backtest::label`): a row per as_of
+//! in `OUT/backtest.{parquet,csv}`. The measures' rules are in `crate::backtest`.
+
+use std::collections::BTreeMap;
+
+use anyhow::Result;
+use polars::prelude::*;
+use rayon::prelude::*;
+
+use super::run::scores_of;
+use crate::backtest::{auc, churn_days, label, precision_recall, top_decile_lift};
+use crate::cli::BacktestArgs;
+use crate::error::InputError;
+use crate::member_aggregates::MemberEvents;
+use crate::time::AsOf;
+
+/// The health labels the precision and recall are of.
+const POOR: &str = "poor";
+const CONCERNING: &str = "concerning";
+
+pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
+    super::check_threads(args.threads)?;
+    let dates = super::backfill::dates(&args.from, &args.to, args.every)?;
+    if args.horizon == 0 {
+        return Err(InputError::Usage {
+            problem: "--horizon must be at least 1 day".into(),
+        }
+        .into());
+    }
+    if args.out.exists() && !args.out.is_dir() {
+        return Err(InputError::BadPath {
+            path: args.out.display().to_string(),
+            problem: "--out must be a folder; this is a file".into(),
+        }
+        .into());
+    }
+    let loaded = super::load_model(args.config.as_deref())?;
+    let model = &loaded.model;
+    let progress = crate::progress::Progress::new(quiet);
+    progress.stage("reading inputs and the events (one streaming pass)");
+    let (inputs, rollup, _) = super::read_inputs(&args.input, model, &progress)?;
+    let churned_on =
+        churn_days(inputs.accounts.as_ref(), inputs.churns.as_ref())?.ok_or_else(|| {
+            InputError::Usage {
+                problem: format!(
+                    "no churn labels in {}: give accounts a churned_at date column, or add a \
+                 churns table (org_id, churned_at)",
+                    args.input.display()
+                ),
+            }
+        })?;
+    progress.stage(&format!("scoring {} date(s)", dates.len()));
+    let scores: Vec<Result<Vec<Scored>>> = dates
+        .par_iter()
+        .map(|as_of| {
+            let member_events = MemberEvents::new(&rollup, as_of)?;
+            scored(&scores_of(&member_events, &inputs, model, as_of)?)
+        })
+        .collect();
+    let scores = scores.into_iter().collect::<Result<Vec<_>>>()?;
+    let healthy = model.points.healthy;
+    let mut rows = Rows::default();
+    // Each org's current streak of poor labels: the as_of it began.
+    let mut poor_since: BTreeMap<String, i32> = BTreeMap::new();
+    for (as_of, scored) in dates.iter().zip(&scores) {
+        for s in scored {
+            if s.label.as_deref() == Some(POOR) {
+                poor_since.entry(s.org.clone()).or_insert(as_of.day);
+            } else {
+                poor_since.remove(&s.org);
+            }
+        }
+        rows.push(
+            as_of,
+            scored,
+            &churned_on,
+            args.horizon as i32,
+            healthy,
+            &poor_since,
+        );
+    }
+    let mut table = rows.frame()?;
+    std::fs::create_dir_all(&args.out)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", args.out.display()))?;
+    // Each file written beside its final name, then renamed over it.
+    for (ext, parquet) in [("parquet", true), ("csv", false)] {
+        let path = args.out.join(format!("backtest.{ext}"));
+        let staging = args
+            .out
+            .join(format!(".backtest.{ext}.{}", std::process::id()));
+        if parquet {
+            crate::output::write_parquet(&mut table, &staging)?;
+        } else {
+            crate::output::write_csv(&mut table, &staging)?;
+        }
+        std::fs::rename(&staging, &path)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    }
+    progress.note(&format!(
+        "backtest of {} date(s) written to {}",
+        dates.len(),
+        args.out.display()
+    ));
+    Ok(())
+}
+
+/// One org's score at one as_of.
+struct Scored {
+    org: String,
+    score: Option<f64>,
+    label: Option<String>,
+}
+
+fn scored(scores: &DataFrame) -> Result<Vec<Scored>> {
+    let orgs = scores.column("org_id")?.cast(&DataType::String)?;
+    let score = scores.column("health_score")?.cast(&DataType::Float64)?;
+    let label = scores.column("health_label")?.cast(&DataType::String)?;
+    Ok(orgs
+        .str()?
+        .iter()
+        .zip(score.f64()?.iter())
+        .zip(label.str()?.iter())
+        .filter_map(|((org, score), label)| {
+            Some(Scored {
+                org: org?.to_string(),
+                score,
+                label: label.map(str::to_string),
+            })
+        })
+        .collect())
+}
+
+/// The `backtest` table's columns, a row per as_of.
+#[derive(Default)]
+struct Rows {
+    as_of: Vec<i32>,
+    accounts: Vec<u32>,
+    churned: Vec<u32>,
+    unscored: Vec<u32>,
+    auc: Vec<Option<f64>>,
+    lift: Vec<Option<f64>>,
+    precision_poor: Vec<Option<f64>>,
+    recall_poor: Vec<Option<f64>>,
+    precision_poor_or_concerning: Vec<Option<f64>>,
+    recall_poor_or_concerning: Vec<Option<f64>>,
+    median_lead_days: Vec<Option<f64>>,
+}
+
+impl Rows {
+    /// The row of one as_of: the accounts not churned by then, labelled.
+    fn push(
+        &mut self,
+        as_of: &AsOf,
+        scored: &[Scored],
+        churned_on: &BTreeMap<String, i32>,
+        horizon: i32,
+        healthy: f64,
+        poor_since: &BTreeMap<String, i32>,
+    ) {
+        let labelled: Vec<(&Scored, bool)> = scored
+            .iter()
+            .filter_map(|s| {
+                let churns = label(churned_on.get(&s.org).copied(), as_of.day, horizon)?;
+                Some((s, churns))
+            })
+            .collect();
+        let churned: Vec<bool> = labelled.iter().map(|(_, c)| *c).collect();
+        let (risk, scored_churned): (Vec<f64>, Vec<bool>) = labelled
+            .iter()
+            .filter_map(|(s, c)| Some((healthy - s.score?, *c)))
+            .unzip();
+        let flagged = |labels: &[&str]| -> Vec<bool> {
+            labelled
+                .iter()
+                .map(|(s, _)| s.label.as_deref().is_some_and(|l| labels.contains(&l)))
+                .collect()
+        };
+        let (p_poor, r_poor) = precision_recall(&flagged(&[POOR]), &churned);
+        let (p_either, r_either) = precision_recall(&flagged(&[POOR, CONCERNING]), &churned);
+        // Lead time: from the start of a churned account's poor streak to its churn.
+        let leads: Vec<f64> = labelled
+            .iter()
+            .filter(|(_, c)| *c)
+            .filter_map(|(s, _)| {
+                let since = poor_since.get(&s.org)?;
+                Some((churned_on[&s.org] - since) as f64)
+            })
+            .collect();
+        self.as_of.push(as_of.day);
+        self.accounts.push(labelled.len() as u32);
+        self.churned
+            .push(churned.iter().filter(|&&c| c).count() as u32);
+        self.unscored.push((labelled.len() - risk.len()) as u32);
+        self.auc.push(auc(&risk, &scored_churned));
+        self.lift.push(top_decile_lift(&risk, &scored_churned));
+        self.precision_poor.push(p_poor);
+        self.recall_poor.push(r_poor);
+        self.precision_poor_or_concerning.push(p_either);
+        self.recall_poor_or_concerning.push(r_either);
+        self.median_lead_days.push(crate::stats::median(&leads));
+    }
+
+    fn frame(self) -> PolarsResult<DataFrame> {
+        DataFrame::new_infer_height(vec![
+            Column::new("as_of".into(), self.as_of).cast(&DataType::Date)?,
+            Column::new("accounts".into(), self.accounts),
+            Column::new("churned".into(), self.churned),
+            Column::new("unscored".into(), self.unscored),
+            Column::new("auc".into(), self.auc),
+            Column::new("top_decile_lift".into(), self.lift),
+            Column::new("precision_poor".into(), self.precision_poor),
+            Column::new("recall_poor".into(), self.recall_poor),
+            Column::new(
+                "precision_poor_or_concerning".into(),
+                self.precision_poor_or_concerning,
+            ),
+            Column::new(
+                "recall_poor_or_concerning".into(),
+                self.recall_poor_or_concerning,
+            ),
+            Column::new("median_lead_days".into(), self.median_lead_days),
+        ])
+    }
+}

@@ -1,0 +1,149 @@
+//! `backtest`: churn labels, the accounts left out, and scores exactly as `run`'s.
+
+use polars::prelude::*;
+
+use crate::util::*;
+
+fn churns(rows: &[(&str, &str)]) -> DataFrame {
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            "org_id".into(),
+            rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "churned_at".into(),
+            rows.iter().map(|r| days(r.1)).collect::<Vec<_>>(),
+        )
+        .cast(&DataType::Date)
+        .unwrap(),
+    ])
+    .unwrap()
+}
+
+fn backtest(w: &Workdir, from: &str, to: &str, horizon: &str) -> std::process::Output {
+    let out = w.path().join("bt");
+    w.cmd(&[
+        "backtest",
+        "--quiet",
+        "--input",
+        w.input().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--from",
+        from,
+        "--to",
+        to,
+        "--horizon",
+        horizon,
+    ])
+}
+
+#[test]
+fn without_churn_labels_it_says_where_they_go_and_writes_nothing() {
+    let w = Workdir::new();
+    w.generate(6, 40, 2);
+    let o = backtest(&w, "2026-11-16", "2026-11-23", "30");
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("churned_at") && err.contains("churns table"),
+        "{err}"
+    );
+    assert!(!w.path().join("bt").exists());
+}
+
+#[test]
+fn one_date_measures_run_s_scores_against_the_labels() {
+    let w = Workdir::new();
+    w.generate(20, 60, 5);
+    // org 1 churns within 30 days of as_of; org 2 churned before as_of (left out);
+    // org 3 churns after the horizon (stayed); org 4 exactly at as_of + 30 (churned).
+    w.write(
+        "churns",
+        &churns(&[
+            ("org_00001", "2026-12-10"),
+            ("org_00002", "2026-11-01"),
+            ("org_00003", "2027-06-01"),
+            ("org_00004", "2026-12-23"),
+        ]),
+    );
+    w.run_at("2026-11-23", &["--allow-incomplete"]);
+    let o = backtest(&w, "2026-11-23", "2026-11-23", "30");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bt = read_parquet(&w.path().join("bt/backtest.parquet"));
+    assert_eq!(bt.height(), 1);
+    let u = |c: &str| {
+        bt.column(c)
+            .unwrap()
+            .cast(&DataType::Float64)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .get(0)
+    };
+
+    // The same figures from run's health table, counted here pair by pair.
+    let health = w.read("health");
+    let orgs = strings(&health, "org_id");
+    let scores: Vec<Option<f64>> = health
+        .column("health_score")
+        .unwrap()
+        .f64()
+        .unwrap()
+        .iter()
+        .collect();
+    let labels: Vec<Option<String>> = health
+        .column("health_label")
+        .unwrap()
+        .str()
+        .unwrap()
+        .iter()
+        .map(|l| l.map(String::from))
+        .collect();
+    let churned = |o: &str| o == "org_00001" || o == "org_00004";
+    let kept: Vec<usize> = (0..orgs.len())
+        .filter(|&i| orgs[i] != "org_00002")
+        .collect();
+    assert_eq!(u("accounts"), Some(19.0));
+    assert_eq!(u("churned"), Some(2.0));
+    let unscored = kept.iter().filter(|&&i| scores[i].is_none()).count();
+    assert_eq!(u("unscored"), Some(unscored as f64));
+    // AUC of 10 - score: each churned-stayed pair, the churned riskier 1, tied 0.5.
+    let (mut wins, mut pairs) = (0.0, 0.0);
+    for &p in kept
+        .iter()
+        .filter(|&&i| churned(&orgs[i]) && scores[i].is_some())
+    {
+        for &n in kept
+            .iter()
+            .filter(|&&i| !churned(&orgs[i]) && scores[i].is_some())
+        {
+            let (rp, rn) = (10.0 - scores[p].unwrap(), 10.0 - scores[n].unwrap());
+            wins += if rp > rn {
+                1.0
+            } else if rp == rn {
+                0.5
+            } else {
+                0.0
+            };
+            pairs += 1.0;
+        }
+    }
+    let auc = u("auc").unwrap();
+    assert!(
+        (auc - wins / pairs).abs() < 1e-12,
+        "{auc} vs {}",
+        wins / pairs
+    );
+    // Precision of "poor": churned among the poor (null when none is poor).
+    let poor: Vec<usize> = kept
+        .iter()
+        .copied()
+        .filter(|&i| labels[i].as_deref() == Some("poor"))
+        .collect();
+    let want = (!poor.is_empty())
+        .then(|| poor.iter().filter(|&&i| churned(&orgs[i])).count() as f64 / poor.len() as f64);
+    assert_eq!(u("precision_poor"), want);
+    // The CSV beside it.
+    assert!(w.path().join("bt/backtest.csv").exists());
+}
