@@ -461,6 +461,11 @@ pub struct Metric {
 }
 
 impl Metric {
+    /// Whether a lower value is healthier (healthy is an upper bound, `<= 5`).
+    pub fn lower_is_better(&self) -> bool {
+        self.healthy.op.is_upper_bound()
+    }
+
     /// The metric's window in days; validation guarantees it is set where needed.
     pub fn window(&self) -> u32 {
         self.window_days.unwrap_or(0)

@@ -146,4 +146,50 @@ fn one_date_measures_run_s_scores_against_the_labels() {
     assert_eq!(u("precision_poor"), want);
     // The CSV beside it.
     assert!(w.path().join("bt/backtest.csv").exists());
+
+    // Signals alone: days since last seen (higher is riskier) and a category score
+    // (higher is healthier), each AUC counted pair by pair from run's health.
+    let signals = read_parquet(&w.path().join("bt/backtest_signals.parquet"));
+    let names = strings(&signals, "signal");
+    for (signal, column, sign) in [
+        ("days_since_last_seen", "days_since_last_seen", 1.0),
+        ("user_engagement", "user_engagement_score", -1.0),
+    ] {
+        let values: Vec<Option<f64>> = health
+            .column(column)
+            .unwrap()
+            .cast(&DataType::Float64)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .iter()
+            .collect();
+        let (mut wins, mut pairs) = (0.0, 0.0);
+        for &p in kept
+            .iter()
+            .filter(|&&i| churned(&orgs[i]) && values[i].is_some())
+        {
+            for &n in kept
+                .iter()
+                .filter(|&&i| !churned(&orgs[i]) && values[i].is_some())
+            {
+                let (rp, rn) = (sign * values[p].unwrap(), sign * values[n].unwrap());
+                wins += if rp > rn {
+                    1.0
+                } else if rp == rn {
+                    0.5
+                } else {
+                    0.0
+                };
+                pairs += 1.0;
+            }
+        }
+        let row = names.iter().position(|n| n == signal).unwrap();
+        let got = signals.column("auc").unwrap().f64().unwrap().get(row);
+        let want = (pairs > 0.0).then(|| wins / pairs);
+        assert_eq!(got, want, "{signal}");
+        let covered = kept.iter().filter(|&&i| values[i].is_some()).count() as f64;
+        let coverage = signals.column("coverage").unwrap().f64().unwrap().get(row);
+        assert_eq!(coverage, Some(covered / kept.len() as f64), "{signal}");
+    }
 }

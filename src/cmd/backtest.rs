@@ -2,7 +2,9 @@
 //! health score foretell churn? Each as_of is scored exactly as `run --as-of` scores
 //! it (`scores_of`, from one read of the inputs and one events pass, as `backfill`
 //! does), and measured against the churn labels (`backtest::label`): a row per as_of
-//! in `OUT/backtest.{parquet,csv}`. The measures' rules are in `crate::backtest`.
+//! in `OUT/backtest.{parquet,csv}`, and each signal (metric, category score) weighed
+//! alone in `OUT/backtest_signals.{parquet,csv}`. The measures' rules are in
+//! `crate::backtest`.
 
 use std::collections::BTreeMap;
 
@@ -53,16 +55,19 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
             }
         })?;
     progress.stage(&format!("scoring {} date(s)", dates.len()));
+    let signals = signals(model);
     let scores: Vec<Result<Vec<Scored>>> = dates
         .par_iter()
         .map(|as_of| {
             let member_events = MemberEvents::new(&rollup, as_of)?;
-            scored(&scores_of(&member_events, &inputs, model, as_of)?)
+            scored(&scores_of(&member_events, &inputs, model, as_of)?, &signals)
         })
         .collect();
     let scores = scores.into_iter().collect::<Result<Vec<_>>>()?;
     let healthy = model.points.healthy;
     let mut rows = Rows::default();
+    // Every labelled account at every as_of, for the signals.
+    let mut all_labelled: Vec<(&Scored, bool)> = Vec::new();
     // Each org's current streak of poor labels: the as_of it began.
     let mut poor_since: BTreeMap<String, i32> = BTreeMap::new();
     for (as_of, scored) in dates.iter().zip(&scores) {
@@ -73,31 +78,34 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
                 poor_since.remove(&s.org);
             }
         }
-        rows.push(
-            as_of,
-            scored,
-            &churned_on,
-            args.horizon as i32,
-            healthy,
-            &poor_since,
-        );
+        let horizon = args.horizon as i32;
+        rows.push(as_of, scored, &churned_on, horizon, healthy, &poor_since);
+        all_labelled.extend(scored.iter().filter_map(|s| {
+            let churns = label(churned_on.get(&s.org).copied(), as_of.day, horizon)?;
+            Some((s, churns))
+        }));
     }
-    let mut table = rows.frame()?;
+    let tables = [
+        ("backtest", rows.frame()?),
+        ("backtest_signals", signals_frame(&signals, &all_labelled)?),
+    ];
     std::fs::create_dir_all(&args.out)
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", args.out.display()))?;
     // Each file written beside its final name, then renamed over it.
-    for (ext, parquet) in [("parquet", true), ("csv", false)] {
-        let path = args.out.join(format!("backtest.{ext}"));
-        let staging = args
-            .out
-            .join(format!(".backtest.{ext}.{}", std::process::id()));
-        if parquet {
-            crate::output::write_parquet(&mut table, &staging)?;
-        } else {
-            crate::output::write_csv(&mut table, &staging)?;
+    for (name, mut table) in tables {
+        for (ext, parquet) in [("parquet", true), ("csv", false)] {
+            let path = args.out.join(format!("{name}.{ext}"));
+            let staging = args
+                .out
+                .join(format!(".{name}.{ext}.{}", std::process::id()));
+            if parquet {
+                crate::output::write_parquet(&mut table, &staging)?;
+            } else {
+                crate::output::write_csv(&mut table, &staging)?;
+            }
+            std::fs::rename(&staging, &path)
+                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         }
-        std::fs::rename(&staging, &path)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     }
     progress.note(&format!(
         "backtest of {} date(s) written to {}",
@@ -107,30 +115,106 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// One org's score at one as_of.
+/// One org's score at one as_of, and its signals' risks (`signals` order).
 struct Scored {
     org: String,
     score: Option<f64>,
     label: Option<String>,
+    risks: Vec<Option<f64>>,
 }
 
-fn scored(scores: &DataFrame) -> Result<Vec<Scored>> {
+/// A signal the backtest weighs alone: a metric or a category score, with the sign
+/// that makes a higher value riskier.
+struct Signal {
+    name: String,
+    kind: &'static str,
+    column: String,
+    sign: f64,
+}
+
+/// Every metric (oriented by its bands) and every category score (higher is
+/// healthier), in the model's order.
+fn signals(model: &crate::model::Model) -> Vec<Signal> {
+    let metrics = model.metrics.iter().map(|(name, m)| Signal {
+        name: name.clone(),
+        kind: "metric",
+        column: name.clone(),
+        sign: if m.lower_is_better() { 1.0 } else { -1.0 },
+    });
+    let categories = model.categories.keys().map(|c| Signal {
+        name: c.clone(),
+        kind: "category",
+        column: crate::score::category_column(c),
+        sign: -1.0,
+    });
+    metrics.chain(categories).collect()
+}
+
+fn scored(scores: &DataFrame, signals: &[Signal]) -> Result<Vec<Scored>> {
     let orgs = scores.column("org_id")?.cast(&DataType::String)?;
     let score = scores.column("health_score")?.cast(&DataType::Float64)?;
     let label = scores.column("health_label")?.cast(&DataType::String)?;
+    let values: Vec<Column> = signals
+        .iter()
+        .map(|s| scores.column(&s.column)?.cast(&DataType::Float64))
+        .collect::<PolarsResult<_>>()?;
+    let values: Vec<&Float64Chunked> = values
+        .iter()
+        .map(|c| c.f64())
+        .collect::<PolarsResult<_>>()?;
     Ok(orgs
         .str()?
         .iter()
         .zip(score.f64()?.iter())
         .zip(label.str()?.iter())
-        .filter_map(|((org, score), label)| {
+        .enumerate()
+        .filter_map(|(row, ((org, score), label))| {
             Some(Scored {
                 org: org?.to_string(),
                 score,
                 label: label.map(str::to_string),
+                risks: values
+                    .iter()
+                    .zip(signals)
+                    .map(|(v, s)| v.get(row).map(|x| s.sign * x))
+                    .collect(),
             })
         })
         .collect())
+}
+
+/// The `backtest_signals` table: per signal, its AUC alone and its coverage over
+/// every labelled account and as_of of the backtest together.
+fn signals_frame(signals: &[Signal], labelled: &[(&Scored, bool)]) -> PolarsResult<DataFrame> {
+    let (mut auc_of, mut coverage) = (vec![], vec![]);
+    for k in 0..signals.len() {
+        let (risk, churned): (Vec<f64>, Vec<bool>) = labelled
+            .iter()
+            .filter_map(|(s, c)| Some((s.risks[k]?, *c)))
+            .unzip();
+        auc_of.push(auc(&risk, &churned));
+        coverage.push((!labelled.is_empty()).then(|| risk.len() as f64 / labelled.len() as f64));
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new(
+            "signal".into(),
+            signals.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "kind".into(),
+            signals.iter().map(|s| s.kind).collect::<Vec<_>>(),
+        ),
+        Column::new(
+            "higher_is".into(),
+            signals
+                .iter()
+                .map(|s| if s.sign > 0.0 { "riskier" } else { "healthier" })
+                .collect::<Vec<_>>(),
+        ),
+        Column::new("auc".into(), auc_of),
+        Column::new("coverage".into(), coverage),
+        Column::new("rows".into(), vec![labelled.len() as u32; signals.len()]),
+    ])
 }
 
 /// The `backtest` table's columns, a row per as_of.
