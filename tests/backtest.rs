@@ -42,6 +42,8 @@ fn backtest(w: &Workdir, from: &str, to: &str, horizon: &str) -> std::process::O
 fn without_churn_labels_it_says_where_they_go_and_writes_nothing() {
     let w = Workdir::new();
     w.generate(6, 40, 2);
+    // generate writes churn into accounts: without accounts, no labels anywhere.
+    std::fs::remove_file(w.input().join("accounts.parquet")).unwrap();
     let o = backtest(&w, "2026-11-16", "2026-11-23", "30");
     assert_eq!(o.status.code(), Some(2));
     let err = String::from_utf8_lossy(&o.stderr);
@@ -56,6 +58,8 @@ fn without_churn_labels_it_says_where_they_go_and_writes_nothing() {
 fn one_date_measures_run_s_scores_against_the_labels() {
     let w = Workdir::new();
     w.generate(20, 60, 5);
+    // The labels are only the churns table's (generate's accounts carry its own churn).
+    std::fs::remove_file(w.input().join("accounts.parquet")).unwrap();
     // org 1 churns within 30 days of as_of; org 2 churned before as_of (left out);
     // org 3 churns after the horizon (stayed); org 4 exactly at as_of + 30 (churned).
     w.write(
@@ -192,4 +196,19 @@ fn one_date_measures_run_s_scores_against_the_labels() {
         let coverage = signals.column("coverage").unwrap().f64().unwrap().get(row);
         assert_eq!(coverage, Some(covered / kept.len() as f64), "{signal}");
     }
+}
+
+#[test]
+fn generated_churn_is_foretold_by_the_score_near_the_end() {
+    // generate plants churn in declining and gone-quiet accounts in the 90 days after
+    // the data ends: a week before that, the score ranks them riskier.
+    let w = Workdir::new();
+    w.generate(60, 90, 3);
+    let o = backtest(&w, "2026-11-16", "2026-11-16", "90");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let bt = read_parquet(&w.path().join("bt/backtest.parquet"));
+    let churned = bt.column("churned").unwrap().u32().unwrap().get(0).unwrap();
+    assert!(churned >= 5, "{churned} churned");
+    let auc = bt.column("auc").unwrap().f64().unwrap().get(0).unwrap();
+    assert!(auc > 0.7, "AUC {auc}");
 }

@@ -185,6 +185,11 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
     let mut usage: Vec<Vec<i64>> = vec![vec![]; COUNTERS.len()];
     // The deployment checks' inputs, from a stream of their own.
     let mut deployment = super::generate_deployment::Plan::new(args.orgs, args.seed);
+    // Churn labels for `backtest`, from a stream of their own too: declining and
+    // gone-quiet accounts mostly churn in the 90 days after the data ends, a few
+    // others at random.
+    let mut churn_rng = ChaCha8Rng::seed_from_u64(args.seed ^ 0xC4_0277);
+    let mut a_churned: Vec<Option<i32>> = vec![];
     let mut group_events = vec![];
     let (
         mut a_org,
@@ -288,6 +293,15 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
         a_fmrr.push(fmrr);
         a_plan.push(plan.to_string());
         a_renewal.push(as_of.day + rng.gen_range(-20..300));
+        let churn_chance = match profile {
+            Profile::Declining | Profile::Quiet => 0.7,
+            _ => 0.04,
+        };
+        a_churned.push(
+            churn_rng
+                .gen_bool(churn_chance)
+                .then(|| as_of.day + churn_rng.gen_range(5..90)),
+        );
         a_scenario.push(profile.name().to_string());
 
         // Members.
@@ -601,6 +615,9 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
     let date = |name: &str, v: Vec<i32>| -> Result<Column> {
         Ok(Column::new(name.into(), v).cast(&DataType::Date)?)
     };
+    let date_opt = |name: &str, v: Vec<Option<i32>>| -> Result<Column> {
+        Ok(Column::new(name.into(), v).cast(&DataType::Date)?)
+    };
 
     if args.shape == crate::cli::EventsShapeArg::Posthog {
         // The flat shape's rows, in the flat files' order (time, org, person).
@@ -692,6 +709,7 @@ fn write(args: &GenerateArgs, as_of: &AsOf) -> Result<()> {
                 ),
                 Column::new("scenario".into(), a_scenario),
                 Column::new("deployment_scenario".into(), deployment.scenarios()),
+                date_opt("churned_at", a_churned)?,
             ])?
         }),
         (
