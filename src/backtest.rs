@@ -3,9 +3,8 @@
 //! riskier) against whether it churned within the horizon. Pure functions over
 //! slices; the accounts without a risk (unscored) are left out by the caller.
 //!
-//! Groundwork for the `backtest` command (not built yet): the labels (`churn_days`,
-//! `label`) and the measures are here, tested by hand, so that the command only
-//! gathers each date's scores (as `backfill` does) and applies them.
+//! The labels (`churn_days`, `label`) and the measures are here, tested by hand;
+//! `cmd/backtest.rs` gathers each date's scores (as `backfill` does) and applies them.
 
 use std::collections::BTreeMap;
 
@@ -81,6 +80,33 @@ pub fn auc(risk: &[f64], churned: &[bool]) -> Option<f64> {
     Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
 }
 
+/// The ROC curve: (false positive rate, true positive rate) from (0, 0) to (1, 1),
+/// a point after each group of tied risks, riskiest first. Empty without at least one
+/// account of each kind.
+pub fn roc(risk: &[f64], churned: &[bool]) -> Vec<(f64, f64)> {
+    let positives = churned.iter().filter(|&&c| c).count() as f64;
+    let negatives = churned.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return vec![];
+    }
+    let mut order: Vec<usize> = (0..risk.len()).collect();
+    order.sort_by(|&a, &b| risk[b].total_cmp(&risk[a]));
+    let mut points = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    for (k, &i) in order.iter().enumerate() {
+        if churned[i] {
+            tp += 1.0;
+        } else {
+            fp += 1.0;
+        }
+        let last_of_tie = order.get(k + 1).is_none_or(|&j| risk[j] != risk[i]);
+        if last_of_tie {
+            points.push((fp / negatives, tp / positives));
+        }
+    }
+    points
+}
+
 /// The churn rate of the riskiest tenth of the accounts (ceil(n / 10) of them) over
 /// the churn rate of all. Accounts tied at the cut count by the share of them that
 /// fits (the expected rate over every order of the ties). `None` when nobody churned
@@ -143,6 +169,20 @@ mod tests {
         // One kind only: no AUC.
         assert_eq!(auc(&[1.0, 2.0], &[true, true]), None);
         assert_eq!(auc(&[], &[]), None);
+    }
+
+    #[test]
+    fn roc_steps_over_tied_groups_worked_by_hand() {
+        // Riskiest first: 3 (churned): (0, 1/2); the tie at 2 (one of each): (1/2, 1);
+        // 1 (stayed): (1, 1). Its area is the AUC, 0.875.
+        let points = roc(&[3.0, 2.0, 2.0, 1.0], &[true, true, false, false]);
+        assert_eq!(points, [(0.0, 0.0), (0.0, 0.5), (0.5, 1.0), (1.0, 1.0)]);
+        let area: f64 = points
+            .windows(2)
+            .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
+            .sum();
+        assert_eq!(area, 0.875);
+        assert!(roc(&[1.0], &[true]).is_empty());
     }
 
     #[test]

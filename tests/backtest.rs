@@ -211,4 +211,14 @@ fn generated_churn_is_foretold_by_the_score_near_the_end() {
     assert!(churned >= 5, "{churned} churned");
     let auc = bt.column("auc").unwrap().f64().unwrap().get(0).unwrap();
     assert!(auc > 0.7, "AUC {auc}");
+    // The page: one ROC curve for the date, AUC and lift lines, nothing to fetch.
+    let page = std::fs::read_to_string(w.path().join("bt/backtest.html")).unwrap();
+    assert_eq!(page.matches("class=\"curve\"").count(), 1);
+    assert!(page.contains(&format!("2026-11-16: AUC {auc:.3}; {churned} of ")));
+    let links: Vec<&str> = page.matches("http").collect();
+    assert_eq!(
+        links.len(),
+        page.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
+        "only the SVG namespace"
+    );
 }

@@ -3,7 +3,8 @@
 //! it (`scores_of`, from one read of the inputs and one events pass, as `backfill`
 //! does), and measured against the churn labels (`backtest::label`): a row per as_of
 //! in `OUT/backtest.{parquet,csv}`, and each signal (metric, category score) weighed
-//! alone in `OUT/backtest_signals.{parquet,csv}`. The measures' rules are in
+//! alone in `OUT/backtest_signals.{parquet,csv}`; `OUT/backtest.html` draws AUC and
+//! lift over the dates and each date's ROC curve. The measures' rules are in
 //! `crate::backtest`.
 
 use std::collections::BTreeMap;
@@ -13,7 +14,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use super::run::scores_of;
-use crate::backtest::{auc, churn_days, label, precision_recall, top_decile_lift};
+use crate::backtest::{auc, churn_days, label, precision_recall, roc, top_decile_lift};
 use crate::cli::BacktestArgs;
 use crate::error::InputError;
 use crate::member_aggregates::MemberEvents;
@@ -85,6 +86,7 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
             Some((s, churns))
         }));
     }
+    let page = rows.page(args.horizon);
     let tables = [
         ("backtest", rows.frame()?),
         ("backtest_signals", signals_frame(&signals, &all_labelled)?),
@@ -107,6 +109,13 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         }
     }
+    let path = args.out.join("backtest.html");
+    let staging = args
+        .out
+        .join(format!(".backtest.html.{}", std::process::id()));
+    std::fs::write(&staging, page)
+        .and_then(|_| std::fs::rename(&staging, &path))
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
     progress.note(&format!(
         "backtest of {} date(s) written to {}",
         dates.len(),
@@ -231,6 +240,8 @@ struct Rows {
     precision_poor_or_concerning: Vec<Option<f64>>,
     recall_poor_or_concerning: Vec<Option<f64>>,
     median_lead_days: Vec<Option<f64>>,
+    /// Each as_of's ROC curve, for the page.
+    roc: Vec<Vec<(f64, f64)>>,
 }
 
 impl Rows {
@@ -279,12 +290,65 @@ impl Rows {
             .push(churned.iter().filter(|&&c| c).count() as u32);
         self.unscored.push((labelled.len() - risk.len()) as u32);
         self.auc.push(auc(&risk, &scored_churned));
+        self.roc.push(roc(&risk, &scored_churned));
         self.lift.push(top_decile_lift(&risk, &scored_churned));
         self.precision_poor.push(p_poor);
         self.recall_poor.push(r_poor);
         self.precision_poor_or_concerning.push(p_either);
         self.recall_poor_or_concerning.push(r_either);
         self.median_lead_days.push(crate::stats::median(&leads));
+    }
+
+    /// `backtest.html`: AUC and lift over the as_of dates, and each date's ROC curve,
+    /// as inline SVG (no script, font or link to load).
+    fn page(&self, horizon: u32) -> String {
+        use crate::report::html::esc;
+        use crate::report::svg;
+        use std::fmt::Write as _;
+        let dates: Vec<String> = self
+            .as_of
+            .iter()
+            .map(|&d| crate::time::iso_of_day(d))
+            .collect();
+        let series = |values: &[Option<f64>]| -> Vec<(String, f64)> {
+            dates
+                .iter()
+                .zip(values)
+                .filter_map(|(d, v)| Some((d.clone(), (*v)?)))
+                .collect()
+        };
+        let mut h = String::from(
+            "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Backtest</title>\
+             <style>body{font-family:system-ui,sans-serif;max-width:64rem;margin:1rem auto;padding:0 1rem}\
+             figure{display:inline-block;margin:.5rem}figcaption{font-size:.8rem}</style></head><body>",
+        );
+        let _ = write!(
+            h,
+            "<h1>Does the score foretell churn?</h1><p>Churn within {horizon} days after each as_of; \
+             risk is 10 minus the health score. An AUC of 0.5 is chance, 1 is perfect.</p>"
+        );
+        let _ = write!(
+            h,
+            "<h2>Over time</h2><figure>{}<figcaption>AUC per as_of (0 to 1)</figcaption></figure>\
+             <figure>{}<figcaption>Top-decile lift per as_of</figcaption></figure>",
+            svg::line(&[("AUC", &series(&self.auc))], 0.0, Some(1.0)),
+            svg::line(&[("lift", &series(&self.lift))], 0.0, None)
+        );
+        h.push_str("<h2>ROC curve per as_of</h2>");
+        for (k, date) in dates.iter().enumerate() {
+            let auc = self.auc[k].map_or("no AUC".into(), |a| format!("AUC {a:.3}"));
+            let _ = write!(
+                h,
+                "<figure>{}<figcaption>{}: {}; {} of {} churned</figcaption></figure>",
+                svg::unit_curve(date, &self.roc[k]),
+                esc(date),
+                auc,
+                self.churned[k],
+                self.accounts[k]
+            );
+        }
+        h.push_str("</body></html>\n");
+        h
     }
 
     fn frame(self) -> PolarsResult<DataFrame> {

@@ -16,9 +16,9 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-mod html;
+pub(crate) mod html;
 mod read;
-mod svg;
+pub(crate) mod svg;
 
 use html::esc;
 pub use read::{Account, Report};

@@ -1,5 +1,5 @@
 //! The report's charts as small hand-written inline SVG: a line over runs, two lines
-//! over weeks, bars of category scores. Hand-written rather than a plotting crate:
+//! over weeks, bars of category scores, and the backtest's ROC curves. Hand-written rather than a plotting crate:
 //! three fixed chart shapes of a few dozen points, whose bytes must not change from
 //! one release of a dependency to the next (pages are compared byte for byte), and
 //! no font or script to load. Coordinates are printed with one decimal.
@@ -52,6 +52,40 @@ pub fn line(series: &[(&str, &[(String, f64)])], lo: f64, hi: Option<f64>) -> St
         }
     }
     s.push_str("</svg>");
+    s
+}
+
+/// A curve of (x, y) points in the unit square over its diagonal (the ROC curve of
+/// a score against the chance line), titled `label`.
+pub fn unit_curve(label: &str, points: &[(f64, f64)]) -> String {
+    if points.is_empty() {
+        return empty();
+    }
+    let at = |(x, y): (f64, f64)| {
+        (
+            PAD + (H - 2.0 * PAD) * x.clamp(0.0, 1.0),
+            H - PAD - (H - 2.0 * PAD) * y.clamp(0.0, 1.0),
+        )
+    };
+    let mut s = open("curve");
+    let ((x0, y0), (x1, y1)) = (at((0.0, 0.0)), at((1.0, 1.0)));
+    let _ = write!(
+        s,
+        "<line x1=\"{x0:.1}\" y1=\"{y0:.1}\" x2=\"{x1:.1}\" y2=\"{y1:.1}\" stroke=\"#aaa\" stroke-dasharray=\"3 3\"></line>"
+    );
+    let xy: Vec<String> = points
+        .iter()
+        .map(|&p| {
+            let (x, y) = at(p);
+            format!("{x:.1},{y:.1}")
+        })
+        .collect();
+    let _ = write!(
+        s,
+        "<polyline fill=\"none\" stroke=\"#3b6fd4\" stroke-width=\"2\" points=\"{}\"><title>{}</title></polyline></svg>",
+        xy.join(" "),
+        esc(label)
+    );
     s
 }
 
