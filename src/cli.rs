@@ -202,6 +202,10 @@ pub struct BacktestArgs {
     /// An account churns "soon" when it churns within this many days after as_of.
     #[arg(long)]
     pub horizon: u32,
+    /// Propose category weights that raise the AUC on the earlier half of the dates,
+    /// check them on the later half, and write them to OUT/fitted_weights.toml.
+    #[arg(long)]
+    pub fit_weights: bool,
     /// A TOML file overriding any part of the scoring model.
     #[arg(long)]
     pub config: Option<PathBuf>,

@@ -161,6 +161,25 @@ fn weight_exprs(model: &Model) -> Vec<Expr> {
         .collect()
 }
 
+/// Each org's category weights (`<category>_weight`) and `health_score`, from the
+/// category score columns and `IND.plan` of `frame` (SPEC 6). The backtest's
+/// `--fit-weights` scores candidate weights through it too.
+pub fn with_health_score(frame: LazyFrame, model: &Model) -> LazyFrame {
+    let cats: Vec<Expr> = model
+        .categories
+        .keys()
+        .map(|cat| col(category_column(cat)))
+        .collect();
+    let weights: Vec<Expr> = model
+        .categories
+        .keys()
+        .map(|c| col(weight_column(c)))
+        .collect();
+    frame
+        .with_columns(weight_exprs(model))
+        .with_column(mean_of_non_null(cats, weights).alias("health_score"))
+}
+
 pub fn compute(metrics: Metrics, inputs: &Inputs, model: &Model) -> Scores {
     let mut bands = Vec::new();
     for (name, m) in &model.metrics {
@@ -196,20 +215,7 @@ pub fn compute(metrics: Metrics, inputs: &Inputs, model: &Model) -> Scores {
         })
         .collect();
     let with_categories = with_points.with_columns(categories);
-
-    let cats: Vec<Expr> = model
-        .categories
-        .keys()
-        .map(|cat| col(category_column(cat)))
-        .collect();
-    let weights: Vec<Expr> = model
-        .categories
-        .keys()
-        .map(|c| col(weight_column(c)))
-        .collect();
-    let frame = with_categories
-        .with_columns(weight_exprs(model))
-        .with_column(mean_of_non_null(cats, weights).alias("health_score"))
+    let frame = with_health_score(with_categories, model)
         .with_column(label_expr(col("health_score"), model).alias("health_label"));
     Scores { frame }
 }

@@ -222,3 +222,74 @@ fn generated_churn_is_foretold_by_the_score_near_the_end() {
         "only the SVG namespace"
     );
 }
+
+#[test]
+fn fitted_weights_are_never_worse_on_their_training_half_and_load_as_a_config() {
+    let w = Workdir::new();
+    w.generate(60, 90, 3);
+    let out = w.path().join("bt");
+    let o = w.cmd(&[
+        "backtest",
+        "--quiet",
+        "--input",
+        w.input().to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--from",
+        "2026-10-19",
+        "--to",
+        "2026-11-16",
+        "--horizon",
+        "90",
+        "--fit-weights",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(out.join("fitted_weights.toml")).unwrap();
+    // "# earlier half (...): current A, proposed B"
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("# earlier half"))
+        .unwrap();
+    let number = |key: &str| -> f64 {
+        let at = line.find(key).unwrap() + key.len();
+        line[at..]
+            .split(',')
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let (current, proposed) = (number("current "), number("proposed "));
+    assert!(proposed >= current, "{line}");
+    // Non-negative weights summing to 100.
+    let weights: Vec<f64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("weight = "))
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(weights.len(), 7);
+    assert!(weights.iter().all(|&x| x >= 0.0), "{weights:?}");
+    assert!(
+        (weights.iter().sum::<f64>() - 100.0).abs() < 1e-9,
+        "{weights:?}"
+    );
+    // The file is a config the job takes.
+    let o = w.cmd(&[
+        "backtest",
+        "--quiet",
+        "--input",
+        w.input().to_str().unwrap(),
+        "--out",
+        w.path().join("bt2").to_str().unwrap(),
+        "--from",
+        "2026-11-16",
+        "--to",
+        "2026-11-16",
+        "--horizon",
+        "90",
+        "--config",
+        out.join("fitted_weights.toml").to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}

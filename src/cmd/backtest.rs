@@ -17,7 +17,10 @@ use super::run::scores_of;
 use crate::backtest::{auc, churn_days, label, precision_recall, roc, top_decile_lift};
 use crate::cli::BacktestArgs;
 use crate::error::InputError;
+use crate::indicators::inputs::IND;
 use crate::member_aggregates::MemberEvents;
+use crate::model::Model;
+use crate::score::{category_column, with_health_score};
 use crate::time::AsOf;
 
 /// The health labels the precision and recall are of.
@@ -61,17 +64,22 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
         .par_iter()
         .map(|as_of| {
             let member_events = MemberEvents::new(&rollup, as_of)?;
-            scored(&scores_of(&member_events, &inputs, model, as_of)?, &signals)
+            scored(
+                &scores_of(&member_events, &inputs, model, as_of)?,
+                &signals,
+                model,
+            )
         })
         .collect();
     let scores = scores.into_iter().collect::<Result<Vec<_>>>()?;
     let healthy = model.points.healthy;
     let mut rows = Rows::default();
-    // Every labelled account at every as_of, for the signals.
+    // Every labelled account at every as_of, for the signals; and the date's index.
     let mut all_labelled: Vec<(&Scored, bool)> = Vec::new();
+    let mut date_of: Vec<usize> = Vec::new();
     // Each org's current streak of poor labels: the as_of it began.
     let mut poor_since: BTreeMap<String, i32> = BTreeMap::new();
-    for (as_of, scored) in dates.iter().zip(&scores) {
+    for (k, (as_of, scored)) in dates.iter().zip(&scores).enumerate() {
         for s in scored {
             if s.label.as_deref() == Some(POOR) {
                 poor_since.entry(s.org.clone()).or_insert(as_of.day);
@@ -85,6 +93,7 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
             let churns = label(churned_on.get(&s.org).copied(), as_of.day, horizon)?;
             Some((s, churns))
         }));
+        date_of.resize(all_labelled.len(), k);
     }
     let page = rows.page(args.horizon);
     let tables = [
@@ -109,6 +118,25 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
                 .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
         }
     }
+    if args.fit_weights {
+        let split = dates.len().div_ceil(2);
+        let (train, test): (Vec<_>, Vec<_>) = all_labelled
+            .iter()
+            .zip(&date_of)
+            .partition(|(_, &k)| k < split);
+        let train: Vec<(&Scored, bool)> = train.into_iter().map(|(r, _)| *r).collect();
+        let test: Vec<(&Scored, bool)> = test.into_iter().map(|(r, _)| *r).collect();
+        let fit = fit_weights(model, &train, &test)?;
+        let text = fit.config(&dates[..split], &dates[split..]);
+        let path = args.out.join("fitted_weights.toml");
+        let staging = args
+            .out
+            .join(format!(".fitted_weights.toml.{}", std::process::id()));
+        std::fs::write(&staging, &text)
+            .and_then(|_| std::fs::rename(&staging, &path))
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        progress.note(&fit.summary());
+    }
     let path = args.out.join("backtest.html");
     let staging = args
         .out
@@ -130,6 +158,9 @@ struct Scored {
     score: Option<f64>,
     label: Option<String>,
     risks: Vec<Option<f64>>,
+    /// Category scores in the model's order, and the plan (for `--fit-weights`).
+    categories: Vec<Option<f64>>,
+    plan: Option<String>,
 }
 
 /// A signal the backtest weighs alone: a metric or a category score, with the sign
@@ -159,7 +190,18 @@ fn signals(model: &crate::model::Model) -> Vec<Signal> {
     metrics.chain(categories).collect()
 }
 
-fn scored(scores: &DataFrame, signals: &[Signal]) -> Result<Vec<Scored>> {
+fn scored(scores: &DataFrame, signals: &[Signal], model: &Model) -> Result<Vec<Scored>> {
+    let categories: Vec<Column> = model
+        .categories
+        .keys()
+        .map(|c| scores.column(&category_column(c))?.cast(&DataType::Float64))
+        .collect::<PolarsResult<_>>()?;
+    let categories: Vec<&Float64Chunked> = categories
+        .iter()
+        .map(|c| c.f64())
+        .collect::<PolarsResult<_>>()?;
+    let plan = scores.column(IND.plan)?.cast(&DataType::String)?;
+    let plan = plan.str()?;
     let orgs = scores.column("org_id")?.cast(&DataType::String)?;
     let score = scores.column("health_score")?.cast(&DataType::Float64)?;
     let label = scores.column("health_label")?.cast(&DataType::String)?;
@@ -187,6 +229,8 @@ fn scored(scores: &DataFrame, signals: &[Signal]) -> Result<Vec<Scored>> {
                     .zip(signals)
                     .map(|(v, s)| v.get(row).map(|x| s.sign * x))
                     .collect(),
+                categories: categories.iter().map(|c| c.get(row)).collect(),
+                plan: plan.get(row).map(str::to_string),
             })
         })
         .collect())
@@ -371,5 +415,162 @@ impl Rows {
             ),
             Column::new("median_lead_days".into(), self.median_lead_days),
         ])
+    }
+}
+
+/// `--fit-weights`' result: the proposed category weights (summing to 100) and the
+/// pooled AUCs of the current and the proposed weights on both halves of the dates.
+struct Fit {
+    categories: Vec<String>,
+    weights: Vec<f64>,
+    train: (Option<f64>, Option<f64>),
+    test: (Option<f64>, Option<f64>),
+}
+
+/// Coordinate ascent from the current default weights: each category's weight is
+/// scaled by a few factors in turn (a zero weight is tried at 5), the weights
+/// rescaled to sum to 100, and a candidate kept only if it raises the AUC on the
+/// training rows; three rounds. Orgs on a plan with its own weights keep those
+/// (`plan_weights`), as `run` would score them. Starting from the current weights
+/// and keeping only gains, the proposal is never worse on the training half.
+fn fit_weights(model: &Model, train: &[(&Scored, bool)], test: &[(&Scored, bool)]) -> Result<Fit> {
+    let categories: Vec<String> = model.categories.keys().cloned().collect();
+    let current: Vec<f64> = model.weights_for(None);
+    let auc_with = |weights: &[f64], rows: &[(&Scored, bool)]| -> Result<Option<f64>> {
+        let mut candidate = model.clone();
+        for (c, w) in categories.iter().zip(weights) {
+            if let Some(cat) = candidate.categories.get_mut(c) {
+                cat.weight = *w;
+            }
+        }
+        let mut columns: Vec<Column> = categories
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                Column::new(
+                    category_column(c).into(),
+                    rows.iter()
+                        .map(|(s, _)| s.categories[i])
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        columns.push(Column::new(
+            IND.plan.into(),
+            rows.iter().map(|(s, _)| s.plan.clone()).collect::<Vec<_>>(),
+        ));
+        let frame = DataFrame::new(rows.len(), columns)?;
+        let scored = with_health_score(frame.lazy(), &candidate)
+            .select([col("health_score")])
+            .collect()?;
+        let (risk, churned): (Vec<f64>, Vec<bool>) = scored
+            .column("health_score")?
+            .f64()?
+            .iter()
+            .zip(rows)
+            .filter_map(|(score, (_, c))| Some((model.points.healthy - score?, *c)))
+            .unzip();
+        Ok(auc(&risk, &churned))
+    };
+    let to_hundred = |w: &[f64]| -> Option<Vec<f64>> {
+        let sum: f64 = w.iter().sum();
+        (sum > 0.0)
+            .then(|| round_to_hundred(&w.iter().map(|x| 100.0 * x / sum).collect::<Vec<_>>()))
+    };
+    let mut best = to_hundred(&current).unwrap_or_else(|| current.clone());
+    let mut best_auc = auc_with(&best, train)?;
+    for _ in 0..3 {
+        for c in 0..categories.len() {
+            for factor in [0.0, 0.5, 0.8, 1.25, 2.0] {
+                let mut w = best.clone();
+                w[c] = if w[c] == 0.0 {
+                    5.0 * factor
+                } else {
+                    w[c] * factor
+                };
+                let Some(w) = to_hundred(&w) else { continue };
+                let a = auc_with(&w, train)?;
+                if a.is_some_and(|a| best_auc.is_none_or(|b| a > b + 1e-12)) {
+                    best = w;
+                    best_auc = a;
+                }
+            }
+        }
+    }
+    Ok(Fit {
+        train: (auc_with(&current, train)?, best_auc),
+        test: (auc_with(&current, test)?, auc_with(&best, test)?),
+        categories,
+        weights: best,
+    })
+}
+
+/// Weights rounded to 2 decimals that still sum to exactly 100 (the largest takes the
+/// rounding's remainder).
+fn round_to_hundred(weights: &[f64]) -> Vec<f64> {
+    let mut rounded: Vec<f64> = weights
+        .iter()
+        .map(|w| (w * 100.0).round() / 100.0)
+        .collect();
+    if let Some(largest) = (0..rounded.len()).max_by(|&a, &b| rounded[a].total_cmp(&rounded[b])) {
+        let others: f64 = (0..rounded.len())
+            .filter(|&i| i != largest)
+            .map(|i| rounded[i])
+            .sum();
+        rounded[largest] = ((100.0 - others) * 100.0).round() / 100.0;
+    }
+    rounded
+}
+
+impl Fit {
+    fn show(auc: Option<f64>) -> String {
+        auc.map_or("none".into(), |a| format!("{a:.4}"))
+    }
+
+    fn summary(&self) -> String {
+        format!(
+            "fitted weights: AUC on the earlier half {} -> {}, on the later half {} -> {}",
+            Self::show(self.train.0),
+            Self::show(self.train.1),
+            Self::show(self.test.0),
+            Self::show(self.test.1)
+        )
+    }
+
+    /// A config file of the proposed weights, the AUCs in its header.
+    fn config(&self, train: &[AsOf], test: &[AsOf]) -> String {
+        let span = |d: &[AsOf]| match (d.first(), d.last()) {
+            (Some(a), Some(b)) => format!("{} to {}", a.iso(), b.iso()),
+            _ => "no dates".into(),
+        };
+        let mut s = format!(
+            "# Category weights proposed by `account-health backtest --fit-weights`.\n\
+             # Pass this file to --config to use them. Pooled AUC of 10 - health_score:\n\
+             # earlier half ({}): current {}, proposed {}\n\
+             # later half ({}): current {}, proposed {}\n",
+            span(train),
+            Self::show(self.train.0),
+            Self::show(self.train.1),
+            span(test),
+            Self::show(self.test.0),
+            Self::show(self.test.1)
+        );
+        for (c, w) in self.categories.iter().zip(&self.weights) {
+            s += &format!("\n[categories.{c}]\nweight = {w}\n");
+        }
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounded_weights_still_sum_to_a_hundred() {
+        let w = round_to_hundred(&[100.0 / 3.0, 100.0 / 3.0, 100.0 / 3.0]);
+        assert_eq!(w.iter().sum::<f64>(), 100.0);
+        assert_eq!(w, [33.33, 33.33, 33.34]);
+        assert_eq!(round_to_hundred(&[12.345, 87.655]), [12.35, 87.65]);
     }
 }
