@@ -80,13 +80,7 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
     // Each org's current streak of poor labels: the as_of it began.
     let mut poor_since: BTreeMap<String, i32> = BTreeMap::new();
     for (k, (as_of, scored)) in dates.iter().zip(&scores).enumerate() {
-        for s in scored {
-            if s.label.as_deref() == Some(POOR) {
-                poor_since.entry(s.org.clone()).or_insert(as_of.day);
-            } else {
-                poor_since.remove(&s.org);
-            }
-        }
+        track_poor(&mut poor_since, as_of.day, scored);
         let horizon = args.horizon as i32;
         rows.push(as_of, scored, &churned_on, horizon, healthy, &poor_since);
         all_labelled.extend(scored.iter().filter_map(|s| {
@@ -150,6 +144,18 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
         args.out.display()
     ));
     Ok(())
+}
+
+/// Each org's current run of poor labels: the as_of it began, updated with one
+/// date's labels (an org not poor, or not scored, ends its run).
+fn track_poor(poor_since: &mut BTreeMap<String, i32>, as_of_day: i32, scored: &[Scored]) {
+    for s in scored {
+        if s.label.as_deref() == Some(POOR) {
+            poor_since.entry(s.org.clone()).or_insert(as_of_day);
+        } else {
+            poor_since.remove(&s.org);
+        }
+    }
 }
 
 /// One org's score at one as_of, and its signals' risks (`signals` order).
@@ -565,6 +571,49 @@ impl Fit {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn at(org: &str, score: f64, label: &str) -> Scored {
+        Scored {
+            org: org.into(),
+            score: Some(score),
+            label: Some(label.into()),
+            risks: vec![],
+            categories: vec![],
+            plan: None,
+        }
+    }
+
+    #[test]
+    fn lead_time_runs_from_the_start_of_the_current_poor_streak_to_churn() {
+        // Day 10: a poor, b healthy, c poor. Day 17: a and b poor, c healthy (its
+        // streak ends). a churns on day 40 (lead 40 - 10 = 30), b on day 45 (45 - 17
+        // = 28), c on day 30 (not poor at day 17: no lead); horizon 30.
+        let mut poor_since = BTreeMap::new();
+        track_poor(
+            &mut poor_since,
+            10,
+            &[
+                at("a", 2.0, "poor"),
+                at("b", 8.0, "healthy"),
+                at("c", 2.0, "poor"),
+            ],
+        );
+        let day17 = [
+            at("a", 2.0, "poor"),
+            at("b", 3.0, "poor"),
+            at("c", 8.0, "healthy"),
+        ];
+        track_poor(&mut poor_since, 17, &day17);
+        let churned: BTreeMap<String, i32> =
+            [("a".into(), 40), ("b".into(), 45), ("c".into(), 30)].into();
+        let mut rows = Rows::default();
+        rows.push(&AsOf::from_day(17), &day17, &churned, 30, 10.0, &poor_since);
+        assert_eq!(rows.median_lead_days, [Some(29.0)]);
+        assert_eq!(rows.churned, [3]);
+        // Precision of poor: a and b flagged, both churned; recall 2 of 3.
+        assert_eq!(rows.precision_poor, [Some(1.0)]);
+        assert!((rows.recall_poor[0].unwrap() - 2.0 / 3.0).abs() < 1e-12);
+    }
 
     #[test]
     fn rounded_weights_still_sum_to_a_hundred() {
