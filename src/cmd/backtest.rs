@@ -23,6 +23,9 @@ use crate::model::Model;
 use crate::score::{category_column, with_health_score};
 use crate::time::AsOf;
 
+/// The longest horizon (ten years): churn dates are days in an i32.
+const MAX_HORIZON_DAYS: u32 = 3_650;
+
 /// The health labels the precision and recall are of.
 const POOR: &str = "poor";
 const CONCERNING: &str = "concerning";
@@ -30,9 +33,9 @@ const CONCERNING: &str = "concerning";
 pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
     super::check_threads(args.threads)?;
     let dates = super::backfill::dates(&args.from, &args.to, args.every)?;
-    if args.horizon == 0 {
+    if !(1..=MAX_HORIZON_DAYS).contains(&args.horizon) {
         return Err(InputError::Usage {
-            problem: "--horizon must be at least 1 day".into(),
+            problem: format!("--horizon must be 1 to {MAX_HORIZON_DAYS} days"),
         }
         .into());
     }
@@ -82,11 +85,8 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
     for (k, (as_of, scored)) in dates.iter().zip(&scores).enumerate() {
         track_poor(&mut poor_since, as_of.day, scored);
         let horizon = args.horizon as i32;
-        rows.push(as_of, scored, &churned_on, horizon, healthy, &poor_since);
-        all_labelled.extend(scored.iter().filter_map(|s| {
-            let churns = label(churned_on.get(&s.org).copied(), as_of.day, horizon)?;
-            Some((s, churns))
-        }));
+        let labelled = rows.push(as_of, scored, &churned_on, horizon, healthy, &poor_since);
+        all_labelled.extend(labelled);
         date_of.resize(all_labelled.len(), k);
     }
     let page = rows.page(args.horizon);
@@ -121,7 +121,7 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
         let train: Vec<(&Scored, bool)> = train.into_iter().map(|(r, _)| *r).collect();
         let test: Vec<(&Scored, bool)> = test.into_iter().map(|(r, _)| *r).collect();
         let fit = fit_weights(model, &train, &test)?;
-        let text = fit.config(&dates[..split], &dates[split..]);
+        let text = fit.config(&dates[..split], &dates[split..])?;
         let path = args.out.join("fitted_weights.toml");
         let staging = args
             .out
@@ -147,14 +147,16 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
 }
 
 /// Each org's current run of poor labels: the as_of it began, updated with one
-/// date's labels (an org not poor, or not scored, ends its run).
+/// date's labels (an org not poor, unscored or absent that date ends its run).
 fn track_poor(poor_since: &mut BTreeMap<String, i32>, as_of_day: i32, scored: &[Scored]) {
-    for s in scored {
-        if s.label.as_deref() == Some(POOR) {
-            poor_since.entry(s.org.clone()).or_insert(as_of_day);
-        } else {
-            poor_since.remove(&s.org);
-        }
+    let poor: std::collections::BTreeSet<&str> = scored
+        .iter()
+        .filter(|s| s.label.as_deref() == Some(POOR))
+        .map(|s| s.org.as_str())
+        .collect();
+    poor_since.retain(|org, _| poor.contains(org.as_str()));
+    for org in poor {
+        poor_since.entry(org.to_string()).or_insert(as_of_day);
     }
 }
 
@@ -295,16 +297,17 @@ struct Rows {
 }
 
 impl Rows {
-    /// The row of one as_of: the accounts not churned by then, labelled.
-    fn push(
+    /// The row of one as_of; returns the accounts it measured (those not churned by
+    /// then), labelled.
+    fn push<'a>(
         &mut self,
         as_of: &AsOf,
-        scored: &[Scored],
+        scored: &'a [Scored],
         churned_on: &BTreeMap<String, i32>,
         horizon: i32,
         healthy: f64,
         poor_since: &BTreeMap<String, i32>,
-    ) {
+    ) -> Vec<(&'a Scored, bool)> {
         let labelled: Vec<(&Scored, bool)> = scored
             .iter()
             .filter_map(|s| {
@@ -347,6 +350,7 @@ impl Rows {
         self.precision_poor_or_concerning.push(p_either);
         self.recall_poor_or_concerning.push(r_either);
         self.median_lead_days.push(crate::stats::median(&leads));
+        labelled
     }
 
     /// `backtest.html`: AUC and lift over the as_of dates, and each date's ROC curve,
@@ -429,6 +433,8 @@ impl Rows {
 struct Fit {
     categories: Vec<String>,
     weights: Vec<f64>,
+    /// The whole model the backtest ran with, the proposed weights in it.
+    model: Model,
     train: (Option<f64>, Option<f64>),
     test: (Option<f64>, Option<f64>),
 }
@@ -442,7 +448,7 @@ struct Fit {
 fn fit_weights(model: &Model, train: &[(&Scored, bool)], test: &[(&Scored, bool)]) -> Result<Fit> {
     let categories: Vec<String> = model.categories.keys().cloned().collect();
     let current: Vec<f64> = model.weights_for(None);
-    let auc_with = |weights: &[f64], rows: &[(&Scored, bool)]| -> Result<Option<f64>> {
+    let auc_with = |weights: &[f64], rows: &[(&Scored, bool)]| -> Result<(Option<f64>, usize)> {
         let mut candidate = model.clone();
         for (c, w) in categories.iter().zip(weights) {
             if let Some(cat) = candidate.categories.get_mut(c) {
@@ -476,15 +482,24 @@ fn fit_weights(model: &Model, train: &[(&Scored, bool)], test: &[(&Scored, bool)
             .zip(rows)
             .filter_map(|(score, (_, c))| Some((model.points.healthy - score?, *c)))
             .unzip();
-        Ok(auc(&risk, &churned))
+        Ok((auc(&risk, &churned), risk.len()))
     };
     let to_hundred = |w: &[f64]| -> Option<Vec<f64>> {
         let sum: f64 = w.iter().sum();
         (sum > 0.0)
             .then(|| round_to_hundred(&w.iter().map(|x| 100.0 * x / sum).collect::<Vec<_>>()))
     };
-    let mut best = to_hundred(&current).unwrap_or_else(|| current.clone());
-    let mut best_auc = auc_with(&best, train)?;
+    // From the current weights as they are; a candidate must score the same accounts
+    // (a zeroed weight can leave an org unscored, and dropping hard rows is no gain)
+    // and raise the AUC. The current weights scaled to 100 come first, kept if no worse.
+    let (current_auc, current_n) = auc_with(&current, train)?;
+    let (mut best, mut best_auc) = (current.clone(), current_auc);
+    if let Some(w) = to_hundred(&current) {
+        let (a, n) = auc_with(&w, train)?;
+        if n == current_n && a.is_some_and(|a| current_auc.is_none_or(|b| a >= b)) {
+            (best, best_auc) = (w, a);
+        }
+    }
     for _ in 0..3 {
         for c in 0..categories.len() {
             for factor in [0.0, 0.5, 0.8, 1.25, 2.0] {
@@ -495,19 +510,26 @@ fn fit_weights(model: &Model, train: &[(&Scored, bool)], test: &[(&Scored, bool)
                     w[c] * factor
                 };
                 let Some(w) = to_hundred(&w) else { continue };
-                let a = auc_with(&w, train)?;
-                if a.is_some_and(|a| best_auc.is_none_or(|b| a > b + 1e-12)) {
+                let (a, n) = auc_with(&w, train)?;
+                if n == current_n && a.is_some_and(|a| best_auc.is_none_or(|b| a > b + 1e-12)) {
                     best = w;
                     best_auc = a;
                 }
             }
         }
     }
+    let mut proposed = model.clone();
+    for (c, w) in categories.iter().zip(&best) {
+        if let Some(cat) = proposed.categories.get_mut(c) {
+            cat.weight = *w;
+        }
+    }
     Ok(Fit {
-        train: (auc_with(&current, train)?, best_auc),
-        test: (auc_with(&current, test)?, auc_with(&best, test)?),
+        train: (current_auc, best_auc),
+        test: (auc_with(&current, test)?.0, auc_with(&best, test)?.0),
         categories,
         weights: best,
+        model: proposed,
     })
 }
 
@@ -544,7 +566,9 @@ impl Fit {
     }
 
     /// A config file of the proposed weights, the AUCs in its header.
-    fn config(&self, train: &[AsOf], test: &[AsOf]) -> String {
+    /// The whole model the backtest ran with (its `--config` included), the proposed
+    /// weights in it, so that the file gives the model the AUCs describe.
+    fn config(&self, train: &[AsOf], test: &[AsOf]) -> Result<String> {
         let span = |d: &[AsOf]| match (d.first(), d.last()) {
             (Some(a), Some(b)) => format!("{} to {}", a.iso(), b.iso()),
             _ => "no dates".into(),
@@ -561,10 +585,14 @@ impl Fit {
             Self::show(self.test.0),
             Self::show(self.test.1)
         );
-        for (c, w) in self.categories.iter().zip(&self.weights) {
-            s += &format!("\n[categories.{c}]\nweight = {w}\n");
-        }
-        s
+        let proposed: Vec<String> = self
+            .categories
+            .iter()
+            .zip(&self.weights)
+            .map(|(c, w)| format!("{c} {w}"))
+            .collect();
+        s += &format!("# proposed weights: {}\n\n", proposed.join(", "));
+        Ok(s + &toml::to_string_pretty(&self.model)?)
     }
 }
 
