@@ -342,6 +342,16 @@ fn place_history(out: &Path, entries: Vec<StagedEntry>, days: u32) -> Result<()>
     Ok(())
 }
 
+/// Replaces the file at `path` in one step: `write` writes a staging file beside it
+/// (`.<name>.tmp-<pid>`), which is then renamed over it, so a reader sees the old
+/// file or the new one, never half of one.
+pub fn replace_file(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let staging = path.with_file_name(format!(".{name}.tmp-{}", std::process::id()));
+    write(&staging).with_context(|| format!("writing {}", staging.display()))?;
+    fs::rename(&staging, path).with_context(|| format!("writing {}", path.display()))
+}
+
 /// Cleans up after a killed `report` (`clean_leftovers` of `OUT`): its staging
 /// folder, and `OUT/report` set aside while being replaced (put back when nothing
 /// replaced it).

@@ -30,13 +30,7 @@ const MAX_DATES: usize = 5_000;
 pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     super::check_threads(args.threads)?;
     let dates = dates(&args.from, &args.to, args.every)?;
-    if args.out.exists() && !args.out.is_dir() {
-        return Err(InputError::BadPath {
-            path: args.out.display().to_string(),
-            problem: "--out must be a folder; this is a file".into(),
-        }
-        .into());
-    }
+    super::check_out_folder(&args.out)?;
     let loaded = super::load_model(args.config.as_deref())?;
     let model = &loaded.model;
     let progress = crate::progress::Progress::new(quiet);

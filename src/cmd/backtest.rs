@@ -20,6 +20,7 @@ use crate::error::InputError;
 use crate::indicators::inputs::IND;
 use crate::member_aggregates::MemberEvents;
 use crate::model::Model;
+use crate::publish::replace_file;
 use crate::score::{category_column, with_health_score};
 use crate::time::AsOf;
 
@@ -39,13 +40,7 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
         }
         .into());
     }
-    if args.out.exists() && !args.out.is_dir() {
-        return Err(InputError::BadPath {
-            path: args.out.display().to_string(),
-            problem: "--out must be a folder; this is a file".into(),
-        }
-        .into());
-    }
+    super::check_out_folder(&args.out)?;
     let loaded = super::load_model(args.config.as_deref())?;
     let model = &loaded.model;
     let progress = crate::progress::Progress::new(quiet);
@@ -98,19 +93,12 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
         .map_err(|e| anyhow::anyhow!("creating {}: {e}", args.out.display()))?;
     // Each file written beside its final name, then renamed over it.
     for (name, mut table) in tables {
-        for (ext, parquet) in [("parquet", true), ("csv", false)] {
-            let path = args.out.join(format!("{name}.{ext}"));
-            let staging = args
-                .out
-                .join(format!(".{name}.{ext}.{}", std::process::id()));
-            if parquet {
-                crate::output::write_parquet(&mut table, &staging)?;
-            } else {
-                crate::output::write_csv(&mut table, &staging)?;
-            }
-            std::fs::rename(&staging, &path)
-                .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-        }
+        replace_file(&args.out.join(format!("{name}.parquet")), |staging| {
+            crate::output::write_parquet(&mut table, staging)
+        })?;
+        replace_file(&args.out.join(format!("{name}.csv")), |staging| {
+            crate::output::write_csv(&mut table, staging)
+        })?;
     }
     if args.fit_weights {
         let split = dates.len().div_ceil(2);
@@ -122,22 +110,14 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
         let test: Vec<(&Scored, bool)> = test.into_iter().map(|(r, _)| *r).collect();
         let fit = fit_weights(model, &train, &test)?;
         let text = fit.config(&dates[..split], &dates[split..])?;
-        let path = args.out.join("fitted_weights.toml");
-        let staging = args
-            .out
-            .join(format!(".fitted_weights.toml.{}", std::process::id()));
-        std::fs::write(&staging, &text)
-            .and_then(|_| std::fs::rename(&staging, &path))
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        replace_file(&args.out.join("fitted_weights.toml"), |staging| {
+            Ok(std::fs::write(staging, &text)?)
+        })?;
         progress.note(&fit.summary());
     }
-    let path = args.out.join("backtest.html");
-    let staging = args
-        .out
-        .join(format!(".backtest.html.{}", std::process::id()));
-    std::fs::write(&staging, page)
-        .and_then(|_| std::fs::rename(&staging, &path))
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    replace_file(&args.out.join("backtest.html"), |staging| {
+        Ok(std::fs::write(staging, &page)?)
+    })?;
     progress.note(&format!(
         "backtest of {} date(s) written to {}",
         dates.len(),

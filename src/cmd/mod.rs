@@ -103,6 +103,17 @@ fn parse_as_of(raw: Option<&str>) -> Result<Option<AsOf>, InputError> {
     raw.map(AsOf::parse).transpose()
 }
 
+/// Refuses an `--out` that exists and is not a folder (before any work is done).
+pub(super) fn check_out_folder(out: &std::path::Path) -> Result<(), InputError> {
+    if out.exists() && !out.is_dir() {
+        return Err(InputError::BadPath {
+            path: out.display().to_string(),
+            problem: "--out must be a folder; this is a file".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Refuses `--threads 0`. The count itself is applied by `main`, which caps polars'
 /// pool through `POLARS_MAX_THREADS` before any thread exists; every command runs on
 /// that pool (`dispatch`).

@@ -35,12 +35,7 @@ pub struct RunSettings {
 impl RunSettings {
     pub fn from_args(args: &RunArgs) -> Result<RunSettings, InputError> {
         super::check_threads(args.threads)?;
-        if args.out.exists() && !args.out.is_dir() {
-            return Err(InputError::BadPath {
-                path: args.out.display().to_string(),
-                problem: "--out must be a folder; this is a file".into(),
-            });
-        }
+        super::check_out_folder(&args.out)?;
         Ok(RunSettings {
             input: args.input.clone(),
             out: args.out.clone(),

@@ -140,11 +140,12 @@ pub fn write(out: &Path, csm: Option<&str>) -> Result<()> {
         let dir = out.join("report");
         std::fs::create_dir_all(&dir)?;
         for b in &briefs {
-            let file = dir.join(page_file(&b.csm));
-            let tmp = dir.join(format!(".{}.tmp-{}", page_file(&b.csm), std::process::id()));
-            std::fs::write(&tmp, page(&report, std::slice::from_ref(b), true))
-                .with_context(|| format!("writing {}", tmp.display()))?;
-            std::fs::rename(&tmp, &file).with_context(|| format!("writing {}", file.display()))?;
+            crate::publish::replace_file(&dir.join(page_file(&b.csm)), |tmp| {
+                Ok(std::fs::write(
+                    tmp,
+                    page(&report, std::slice::from_ref(b), true),
+                )?)
+            })?;
         }
         print!("{}", brief_md(&report, &briefs));
         return Ok(());
