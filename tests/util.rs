@@ -497,3 +497,16 @@ pub fn identical_quiet_orgs(w: &Workdir, orgs: &[&str]) {
         .collect();
     w.write("usage", &usage(&rows));
 }
+
+/// A self-contained page: nothing to fetch (no source, stylesheet, script or
+/// https link), and no http URL but the SVG namespace.
+pub fn assert_fetches_nothing(html: &str) {
+    for outside in ["src=", "url(", "@import", "<link", "<script", "https://"] {
+        assert!(!html.contains(outside), "{outside}");
+    }
+    assert_eq!(
+        html.matches("http://").count(),
+        html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
+        "only the SVG namespace names a URL"
+    );
+}
