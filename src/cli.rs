@@ -60,6 +60,69 @@ pub enum Command {
     Config(ConfigArgs),
     /// Run one SQL query (polars SQL) over the input tables and a run's outputs; CSV on stdout.
     Query(QueryArgs),
+    /// Load a finished run elsewhere: PostgreSQL (for Metabase) or Vitally.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(subcommand)]
+    pub sink: Sink,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Sink {
+    /// The run's tables into PostgreSQL in one transaction: current tables replaced,
+    /// history tables (health_history, metric_scores_history, indicators_history)
+    /// gaining the run's history entries by as_of. Prints rows loaded per table.
+    Postgres(LoadPostgresArgs),
+    /// The run's accounts into Vitally as account traits ([sinks.vitally] in the
+    /// config), through the Analytics API (key in VITALLY_API_KEY) or as a CSV upload.
+    Vitally(LoadVitallyArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The URL's password is never printed. Prefer DATABASE_URL to --url: a flag shows in `ps`.\n\
+TLS: add ?sslmode=require (the server's certificate is checked against the system's roots).\n\n\
+Example (nightly, after the run):\n  DATABASE_URL=postgres://metabase@db:5432/analytics account-health load postgres --out out"
+)]
+pub struct LoadPostgresArgs {
+    /// The PostgreSQL URL, postgres://user:password@host:port/database.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub url: String,
+    /// The output folder of the run to load.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// The schema the tables go in (created if missing).
+    #[arg(long, default_value = "account_health")]
+    pub schema: String,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The API key comes from VITALLY_API_KEY only. Delivered batches are recorded in \
+OUT/sinks/vitally-delivered.tsv: a re-run sends only what was not delivered.\n\n\
+Examples:\n  VITALLY_API_KEY=... account-health load vitally --out out\n  \
+account-health load vitally --out out --csv vitally.csv"
+)]
+pub struct LoadVitallyArgs {
+    /// The output folder of the run to load.
+    #[arg(long, default_value = "out")]
+    pub out: PathBuf,
+    /// Vitally's API address; the batch endpoint is BASE/analytics/v1/batch.
+    #[arg(long, default_value = crate::sinks::vitally::DEFAULT_BASE_URL)]
+    pub base_url: String,
+    /// Print the batches that would be sent (JSON, one per line); send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Write Vitally's CSV upload to this file instead of calling the API.
+    #[arg(long)]
+    pub csv: Option<PathBuf>,
+    /// A TOML file whose [sinks.vitally] replaces the run's (default: the model the
+    /// run was made with).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -35,6 +35,7 @@ pub mod quality;
 pub mod report;
 pub mod rollup_spec;
 pub mod score;
+pub mod sinks;
 pub mod stats;
 pub mod sys;
 pub mod tables;

@@ -36,6 +36,8 @@ pub struct Model {
     pub trends: Trends,
     pub run: RunPolicy,
     pub deployment: Deployment,
+    /// Where `load` sends a finished run beyond files (issue 23).
+    pub sinks: Sinks,
     pub metrics: IndexMap<String, Metric>,
     pub indicators: IndexMap<String, Indicator>,
     /// Per-segment weights: for orgs whose `accounts.plan` is the key, these category
@@ -342,6 +344,39 @@ pub struct Deployment {
     pub window_days: u32,
 }
 
+/// The sinks `load` sends a run to (issue 23).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sinks {
+    pub vitally: VitallySink,
+}
+
+/// What `load vitally` sends, and how patiently.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VitallySink {
+    /// The account traits: columns of `health`, or one of `VITALLY_SPECIAL_TRAITS`.
+    pub traits: Vec<String>,
+    /// Messages per request; Vitally takes at most 100.
+    pub batch_size: usize,
+    /// Tries per batch (429, 5xx, timeouts) before the load gives up.
+    pub max_attempts: u32,
+    /// The wait after the first 5xx or timeout, doubled each retry.
+    pub backoff_seconds: f64,
+    /// The longest wait between two tries, whatever the service asks.
+    pub max_wait_seconds: f64,
+    /// Per request, connecting included.
+    pub timeout_seconds: f64,
+}
+
+/// Traits that are not a column of `health`: every category's score, the names of
+/// the account's fired indicators, and the run's as_of.
+pub const VITALLY_SPECIAL_TRAITS: [&str; 3] =
+    ["category_scores", "indicators", "account_health_as_of"];
+
+/// Vitally's limit on messages in one batch request.
+pub const VITALLY_MAX_BATCH: usize = 100;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Adoption {
@@ -425,6 +460,43 @@ const RESERVED_COLUMNS: &[&str] = &[
     "weekday_event_volume_drop_7d",
     "event_volume_drop_7d",
 ];
+
+/// The Vitally sink's settings: which traits (their form; whether a name is a column
+/// of `health` is checked against the table by `load vitally`) and its retry bounds.
+fn validate_vitally(v: &VitallySink) -> Result<(), (String, String)> {
+    let key = |k: &str| format!("sinks.vitally.{k}");
+    if v.traits.is_empty() {
+        return Err((key("traits"), "name at least one trait".into()));
+    }
+    for (i, t) in v.traits.iter().enumerate() {
+        check_name(key("traits"), t)?;
+        if v.traits[..i].contains(t) {
+            return Err((key("traits"), format!("{t:?} is named twice")));
+        }
+    }
+    if !(1..=VITALLY_MAX_BATCH).contains(&v.batch_size) {
+        return Err((
+            key("batch_size"),
+            format!("1 to {VITALLY_MAX_BATCH} messages (Vitally's limit)"),
+        ));
+    }
+    if !(1..=100).contains(&v.max_attempts) {
+        return Err((key("max_attempts"), "1 to 100 tries".into()));
+    }
+    for (k, value) in [
+        ("backoff_seconds", v.backoff_seconds),
+        ("max_wait_seconds", v.max_wait_seconds),
+        ("timeout_seconds", v.timeout_seconds),
+    ] {
+        if !(0.0..=3600.0).contains(&value) {
+            return Err((key(k), "0 to 3600 seconds".into()));
+        }
+    }
+    if v.timeout_seconds == 0.0 {
+        return Err((key("timeout_seconds"), "more than 0 seconds".into()));
+    }
+    Ok(())
+}
 
 /// A name that becomes part of output and internal column names: a letter, then
 /// letters, digits and single underscores (internal columns use `__` and a leading
@@ -992,6 +1064,7 @@ pub fn validate(m: &Model) -> Result<(), (String, String)> {
             "must be 0 (no check) to 28 days".into(),
         );
     }
+    validate_vitally(&m.sinks.vitally)?;
     if !(0.0..=1.0).contains(&m.run.min_ratio) {
         return err("run.min_ratio".into(), "must be 0 to 1".into());
     }

@@ -13,6 +13,19 @@ use rayon::prelude::*;
 use crate::publish;
 use crate::time::AsOf;
 
+/// The tables a run writes, by name: what `query` can read and `load postgres`
+/// replaces.
+pub const TABLE_NAMES: [&str; 8] = [
+    "health",
+    "metric_scores",
+    "indicators",
+    "metric_changes",
+    "alerts",
+    "users",
+    "trends",
+    "deployment",
+];
+
 /// Which file formats to write.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Formats {

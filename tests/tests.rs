@@ -37,3 +37,7 @@ mod backfill;
 mod report;
 // Does the score foretell churn: backtest.
 mod backtest;
+// A throwaway PostgreSQL server for the sinks' tests.
+mod pg_server;
+// Loading a run into PostgreSQL and Vitally.
+mod sinks;

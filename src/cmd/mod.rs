@@ -7,6 +7,7 @@ pub mod explain;
 pub mod generate;
 mod generate_deployment;
 mod generate_posthog;
+pub mod load;
 pub mod query;
 pub mod run;
 pub mod validate;
@@ -36,6 +37,7 @@ fn dispatch_in_pool(cli: Cli) -> Result<()> {
         Command::Report(args) => crate::report::write(&args.out, args.csm.as_deref()),
         Command::Config(args) => config::run(args),
         Command::Query(args) => query::run(args),
+        Command::Load(args) => load::run(args, cli.quiet),
     }
 }
 

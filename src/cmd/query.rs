@@ -18,18 +18,6 @@ use crate::input;
 use crate::model::Model;
 use crate::output::write_csv_to;
 
-/// The output tables a run writes, queryable by name.
-const OUTPUT_TABLES: [&str; 8] = [
-    "health",
-    "metric_scores",
-    "indicators",
-    "metric_changes",
-    "alerts",
-    "users",
-    "trends",
-    "deployment",
-];
-
 /// SQL text and where it came from: a file, a name in queries/, or the argument itself.
 fn resolve_sql(arg: &str) -> Result<(String, String), InputError> {
     let candidates = [
@@ -66,7 +54,7 @@ pub fn run(args: QueryArgs) -> Result<()> {
     }
     // The run's tables from one run folder, resolved once.
     let run = crate::publish::current_run(&args.out);
-    for name in OUTPUT_TABLES {
+    for name in crate::output::TABLE_NAMES {
         let path = run.join(format!("{name}.parquet"));
         if path.is_file() {
             let lf = LazyFrame::scan_parquet(
