@@ -299,3 +299,418 @@ fn a_wrong_postgres_password_is_refused_by_the_server_and_not_printed() {
     );
     assert!(!stderr(&o).contains(wrong), "{}", stderr(&o));
 }
+
+// ---- Vitally ------------------------------------------------------------------
+
+const KEY: &str = "test-key";
+/// `Basic base64("test-key:")`: the key as user name, an empty password.
+const AUTH: &str = "Basic dGVzdC1rZXk6";
+
+/// One request the stand-in received, and its answer.
+struct Received {
+    body: serde_json::Value,
+    status: u16,
+}
+
+/// An answer: a status and headers. Status `HANG`: no answer for 1.5 s, longer than
+/// the client waits (1 s), then the connection is dropped; the client's next try
+/// is answered as soon as the hang ends, within its own wait.
+type Answer = (u16, Vec<(&'static str, String)>);
+const HANG: u16 = 0;
+
+/// A stand-in for Vitally's Analytics API on 127.0.0.1: 401 for a wrong key or no key,
+/// 404 off the batch endpoint, otherwise what `script` says for the n-th request with
+/// the right key (counted from 0).
+struct Vitally {
+    url: String,
+    received: std::sync::Arc<std::sync::Mutex<Vec<Received>>>,
+    server: std::sync::Arc<tiny_http::Server>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Vitally {
+    fn start(mut script: impl FnMut(usize) -> Answer + Send + 'static) -> Vitally {
+        let server = std::sync::Arc::new(tiny_http::Server::http("127.0.0.1:0").unwrap());
+        let port = server.server_addr().to_ip().unwrap().port();
+        let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (s, log) = (server.clone(), received.clone());
+        let thread = std::thread::spawn(move || {
+            let mut n = 0;
+            for mut request in s.incoming_requests() {
+                let auth = request
+                    .headers()
+                    .iter()
+                    .find(|h| h.field.equiv("Authorization"))
+                    .map(|h| h.value.as_str().to_string());
+                let mut text = String::new();
+                std::io::Read::read_to_string(request.as_reader(), &mut text).unwrap();
+                let (status, headers) = if request.url() != "/analytics/v1/batch"
+                    || *request.method() != tiny_http::Method::Post
+                {
+                    (404, vec![])
+                } else if auth.as_deref() != Some(AUTH) {
+                    (401, vec![])
+                } else {
+                    n += 1;
+                    script(n - 1)
+                };
+                log.lock().unwrap().push(Received {
+                    body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+                    status,
+                });
+                if status == HANG {
+                    std::thread::sleep(std::time::Duration::from_millis(1500));
+                    continue;
+                }
+                let mut response =
+                    tiny_http::Response::from_string("{\"success\":true}").with_status_code(status);
+                for (name, value) in headers {
+                    response.add_header(
+                        tiny_http::Header::from_bytes(name.as_bytes(), value.as_bytes()).unwrap(),
+                    );
+                }
+                let _ = request.respond(response);
+            }
+        });
+        Vitally {
+            url: format!("http://127.0.0.1:{port}"),
+            received,
+            server,
+            thread: Some(thread),
+        }
+    }
+
+    /// The accountIds of the batches answered 2xx, in order.
+    fn delivered(&self) -> Vec<String> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .flat_map(|r| r.body.as_array().cloned().unwrap_or_default())
+            .map(|m| m["accountId"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn batches(&self) -> Vec<usize> {
+        self.received
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|r| r.body.as_array().map_or(0, Vec::len))
+            .collect()
+    }
+}
+
+impl Drop for Vitally {
+    fn drop(&mut self) {
+        self.server.unblock();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A config whose Vitally sink batches `batch_size` messages and retries quickly.
+fn fast_retries(w: &Workdir, batch_size: usize, max_attempts: u32) -> String {
+    let path = w.path().join("vitally.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[sinks.vitally]\nbatch_size = {batch_size}\nmax_attempts = {max_attempts}\n\
+             backoff_seconds = 0.01\nmax_wait_seconds = 2.0\ntimeout_seconds = 1.0\n"
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+fn load_vitally(w: &Workdir, base: &str, key: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["load", "vitally", "--out", "out", "--base-url", base];
+    args.extend_from_slice(extra);
+    w.cmd_env(&args, &[("VITALLY_API_KEY", key)])
+}
+
+fn orgs_of(w: &Workdir) -> Vec<String> {
+    let mut orgs = strings(&read_parquet(&w.out().join("health.parquet")), "org_id");
+    orgs.sort();
+    orgs
+}
+
+#[test]
+fn vitally_gets_every_account_exactly_once_through_a_busy_service() {
+    let w = Workdir::new();
+    w.generate(12, 60, 4);
+    w.run(&[]);
+    let config = fast_retries(&w, 5, 4);
+    // Batch 1: a 500, then a 429 asking for 1 s (Retry-After), then accepted; batch 2:
+    // a 429 with RateLimit-Reset, then accepted; batch 3: a 503, then no answer
+    // within the 1 s timeout, then accepted.
+    let v = Vitally::start(|n| match n {
+        0 => (500, vec![]),
+        1 => (429, vec![("Retry-After", "1".to_string())]),
+        3 => (429, vec![("RateLimit-Reset", "0".to_string())]),
+        5 => (503, vec![]),
+        6 => (HANG, vec![]),
+        _ => (200, vec![]),
+    });
+    let started = std::time::Instant::now();
+    let o = load_vitally(&w, &v.url, KEY, &["--config", &config]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        started.elapsed().as_secs_f64() >= 1.0,
+        "Retry-After: 1 was waited"
+    );
+    assert!(
+        stdout(&o).contains("delivered 12 accounts"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!(stdout(&o) + &stderr(&o)).contains(KEY));
+
+    let mut delivered = v.delivered();
+    delivered.sort();
+    assert_eq!(delivered, orgs_of(&w), "every account exactly once");
+    assert_eq!(
+        v.batches(),
+        vec![5, 5, 5, 5, 5, 2, 2, 2],
+        "retries resend the same batch"
+    );
+
+    // The messages: the issue's shape, traits from the run's tables.
+    let received = v.received.lock().unwrap();
+    let first = &received[2].body[0];
+    assert_eq!(first["type"], "account");
+    assert_eq!(first["timestamp"], format!("{AS_OF}T00:00:00Z"));
+    assert_eq!(first["messageId"].as_str().unwrap().len(), 32);
+    let org = first["accountId"].as_str().unwrap();
+    let traits = &first["traits"];
+    let health = read_parquet(&w.out().join("health.parquet"));
+    assert_eq!(
+        traits["health_score"].as_f64(),
+        cell_f64(&health, "org_id", org, "health_score")
+    );
+    assert_eq!(
+        traits["user_engagement_score"].as_f64(),
+        cell_f64(&health, "org_id", org, "user_engagement_score")
+    );
+    assert_eq!(traits["account_health_as_of"], AS_OF);
+    let label = strings(&health, "health_label")[row_of(&health, "org_id", org)].clone();
+    assert_eq!(traits["health_label"], label.as_str());
+    let mut fired: Vec<String> = fired(&w)
+        .into_iter()
+        .filter(|(o, ..)| o == org)
+        .map(|(_, name, ..)| name)
+        .collect();
+    fired.sort();
+    fired.dedup();
+    let sent: Vec<String> = traits["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(sent, fired);
+    assert_eq!(
+        traits["risk_count"].as_i64(),
+        cell_f64(&health, "org_id", org, "risk_count").map(|v| v as i64)
+    );
+    drop(received);
+
+    // A second load of the same run sends nothing: every batch was answered 2xx.
+    let requests = v.batches().len();
+    let o = load_vitally(&w, &v.url, KEY, &["--config", &config]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("delivered 0 accounts") && stdout(&o).contains("12 already"));
+    assert_eq!(v.batches().len(), requests);
+}
+
+#[test]
+fn when_retries_run_out_the_load_says_what_was_delivered_and_a_rerun_sends_the_rest() {
+    let w = Workdir::new();
+    w.generate(12, 60, 4);
+    w.run(&[]);
+    let config = fast_retries(&w, 5, 3);
+    // Two batches accepted, then the service is down until the test says.
+    let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let is_down = down.clone();
+    let v = Vitally::start(move |n| {
+        if n >= 2 && is_down.load(std::sync::atomic::Ordering::SeqCst) {
+            (503, vec![])
+        } else {
+            (200, vec![])
+        }
+    });
+    let o = load_vitally(&w, &v.url, KEY, &["--config", &config]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("HTTP 503, after 3 tries"), "{err}");
+    assert!(
+        err.contains("Delivered 10 of the 12 accounts left to send"),
+        "{err}"
+    );
+    assert_eq!(v.batches(), vec![5, 5, 2, 2, 2]);
+    assert_eq!(v.delivered().len(), 10);
+
+    // Back up: the re-run sends only the two accounts not delivered.
+    down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let o = load_vitally(&w, &v.url, KEY, &["--config", &config]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("delivered 2 accounts") && stdout(&o).contains("10 already"));
+    assert_eq!(v.batches(), vec![5, 5, 2, 2, 2, 2]);
+    let mut delivered = v.delivered();
+    delivered.sort();
+    assert_eq!(
+        delivered,
+        orgs_of(&w),
+        "every account exactly once over both loads"
+    );
+}
+
+#[test]
+fn a_wrong_vitally_key_is_refused_without_retrying_or_printing_it() {
+    let w = Workdir::new();
+    w.generate(4, 40, 4);
+    w.run(&[]);
+    let v = Vitally::start(|_| (200, vec![]));
+    let wrong = "wrong-key-123";
+    let o = load_vitally(&w, &v.url, wrong, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("refused the API key (HTTP 401)"), "{err}");
+    assert!(err.contains("Delivered 0 of the 4"), "{err}");
+    assert!(!err.contains(wrong), "{err}");
+    assert_eq!(v.batches().len(), 1, "a refused key is not retried");
+
+    // No key at all: a usage error before anything is sent.
+    let o = load_vitally(&w, &v.url, "", &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("VITALLY_API_KEY is not set"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(v.batches().len(), 1);
+}
+
+#[test]
+fn the_default_batch_is_at_most_100_and_a_dry_run_sends_nothing() {
+    let w = Workdir::new();
+    w.generate(130, 40, 4);
+    w.run(&[]);
+    let v = Vitally::start(|_| (200, vec![]));
+
+    let o = load_vitally(&w, &v.url, "", &["--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(v.batches().is_empty(), "a dry run sends nothing");
+    let printed: Vec<serde_json::Value> = stdout(&o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let sizes: Vec<usize> = printed
+        .iter()
+        .map(|b| b.as_array().unwrap().len())
+        .collect();
+    assert_eq!(sizes, vec![100, 30]);
+    assert!(
+        stderr(&o).contains("would POST 130 accounts in 2 batches"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = load_vitally(&w, &v.url, KEY, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(v.batches(), vec![100, 30]);
+    // What was sent is what the dry run printed: the same messages, the same ids.
+    let sent: Vec<serde_json::Value> = v
+        .received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| r.body.clone())
+        .collect();
+    assert_eq!(sent, printed);
+}
+
+#[test]
+fn vitally_traits_are_data_and_an_unknown_one_is_refused() {
+    let w = Workdir::new();
+    w.generate(4, 40, 4);
+    w.run(&[]);
+    let config = w.path().join("traits.toml");
+    std::fs::write(
+        &config,
+        "[sinks.vitally]\ntraits = [\"health_score\", \"mrr\"]\n",
+    )
+    .unwrap();
+    let o = load_vitally(
+        &w,
+        "http://127.0.0.1:9",
+        "",
+        &["--dry-run", "--config", config.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let batch: serde_json::Value =
+        serde_json::from_str(stdout(&o).lines().next().unwrap()).unwrap();
+    let keys: Vec<&String> = batch[0]["traits"].as_object().unwrap().keys().collect();
+    assert_eq!(keys, ["health_score", "mrr"]);
+
+    std::fs::write(
+        &config,
+        "[sinks.vitally]\ntraits = [\"health_score\", \"helth_label\"]\n",
+    )
+    .unwrap();
+    let o = load_vitally(
+        &w,
+        "http://127.0.0.1:9",
+        "",
+        &["--dry-run", "--config", config.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("sinks.vitally.traits") && stderr(&o).contains("helth_label"),
+        "{}",
+        stderr(&o)
+    );
+
+    std::fs::write(&config, "[sinks.vitally]\nbatch_size = 101\n").unwrap();
+    let o = load_vitally(
+        &w,
+        "http://127.0.0.1:9",
+        "",
+        &["--dry-run", "--config", config.to_str().unwrap()],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("sinks.vitally.batch_size"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn vitally_csv_upload_has_an_external_id_and_plain_cells() {
+    let w = Workdir::new();
+    w.generate(12, 60, 4);
+    w.run(&[]);
+    let o = w.cmd(&["load", "vitally", "--out", "out", "--csv", "vitally.csv"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(w.path().join("vitally.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(header[..3], ["externalId", "health_score", "health_label"]);
+    assert_eq!(header.last(), Some(&"account_health_as_of"));
+    assert!(header.contains(&"user_engagement_score") && header.contains(&"indicators"));
+    let health = read_parquet(&w.out().join("health.parquet"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 12);
+    for row in rows {
+        let cells: Vec<&str> = row.split(',').collect();
+        assert!(cells.last() == Some(&AS_OF), "{row}");
+        let score = cell_f64(&health, "org_id", cells[0], "health_score");
+        assert_eq!(cells[1].parse::<f64>().ok(), score, "{row}");
+        assert!(!cells[1].contains('e'), "plain numbers: {row}");
+        let risk = header.iter().position(|h| *h == "risk_count").unwrap();
+        assert!(cells[risk].parse::<u32>().is_ok(), "whole counts: {row}");
+    }
+}

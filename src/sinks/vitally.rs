@@ -408,7 +408,7 @@ pub fn deliver(
                 Step::Retry(wait) => {
                     if !quiet {
                         eprintln!(
-                            "vitally: {}; retrying in {:.1} s",
+                            "vitally: {}; retrying in {:.2} s",
                             redact(&describe(&answer), key),
                             wait.as_secs_f64()
                         );
