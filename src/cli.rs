@@ -114,13 +114,13 @@ pub struct LoadVitallyArgs {
     #[arg(long, default_value = crate::sinks::vitally::DEFAULT_BASE_URL)]
     pub base_url: String,
     /// Print the batches that would be sent (JSON, one per line); send nothing.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "csv")]
     pub dry_run: bool,
-    /// Write Vitally's CSV upload to this file instead of calling the API.
-    #[arg(long)]
+    /// Write Vitally's CSV upload (every account) to this file instead of calling the API.
+    #[arg(long, conflicts_with = "base_url")]
     pub csv: Option<PathBuf>,
-    /// A TOML file whose [sinks.vitally] replaces the run's (default: the model the
-    /// run was made with).
+    /// A TOML file whose [sinks.vitally] replaces the run's (default: the settings of
+    /// the model the run was made with); the categories stay the run's.
     #[arg(long)]
     pub config: Option<PathBuf>,
 }

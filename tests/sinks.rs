@@ -95,6 +95,7 @@ fn postgres_load_replaces_the_current_tables_and_upserts_history_by_as_of() {
         "health",
         "metric_scores",
         "indicators",
+        "metric_changes",
         "alerts",
         "users",
         "trends",
@@ -176,15 +177,19 @@ fn postgres_load_replaces_the_current_tables_and_upserts_history_by_as_of() {
     let o = load_postgres(&w, &pg.url(), &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("1 history entries"), "{}", stdout(&o));
+    let history = |counts: &BTreeMap<String, i64>| -> BTreeMap<String, i64> {
+        counts
+            .iter()
+            .filter(|(k, _)| k.contains("_history"))
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    };
     let after = db_counts(&mut c);
-    for (key, n) in &counts {
-        if key.starts_with(|ch: char| ch.is_alphabetic()) && key.contains("_history") {
-            assert_eq!(
-                after[key], *n,
-                "{key}: the entry's rows replaced, not added"
-            );
-        }
-    }
+    assert_eq!(
+        history(&after),
+        history(&counts),
+        "the entry's rows replaced, not added"
+    );
     // ...and the current tables are now that run's (as_of EARLIER).
     let as_of: String = c
         .query_one(
@@ -202,6 +207,65 @@ fn postgres_load_replaces_the_current_tables_and_upserts_history_by_as_of() {
 }
 
 #[test]
+fn postgres_tables_follow_the_run_and_history_outlives_the_folder() {
+    let w = two_runs();
+    let pg = PgServer::start();
+    let mut c = pg.client();
+    assert!(load_postgres(&w, &pg.url(), &[]).status.success());
+
+    // A current table whose columns changed (an older tool's) is made again.
+    c.batch_execute("ALTER TABLE account_health.health ADD COLUMN retired text")
+        .unwrap();
+    // A table the run lacks (a run from an older version) is emptied, not left stale.
+    std::fs::remove_file(w.out().join("current/deployment.parquet")).unwrap();
+    // An entry pruned from OUT/history stays in the database.
+    std::fs::remove_dir_all(w.out().join(format!("history/as_of={EARLIER}"))).unwrap();
+
+    let o = load_postgres(&w, &pg.url(), &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("deployment: 0 rows"), "{}", stdout(&o));
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM account_health.deployment"),
+        0
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(*) FROM information_schema.columns
+             WHERE table_schema = 'account_health' AND table_name = 'health' AND column_name = 'retired'"
+        ),
+        0
+    );
+    assert_eq!(
+        count(&mut c, "SELECT count(*) FROM account_health.health"),
+        12
+    );
+    assert_eq!(
+        count(
+            &mut c,
+            "SELECT count(DISTINCT as_of) FROM account_health.health_history"
+        ),
+        2
+    );
+}
+
+#[test]
+fn a_run_without_parquet_is_refused_before_the_database_is_touched() {
+    let w = Workdir::new();
+    w.generate(12, 60, 4);
+    w.run(&["--format", "csv"]);
+    let pg = PgServer::start();
+    let o = load_postgres(&w, &pg.url(), &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("health.parquet"), "{}", stderr(&o));
+    let schemas = count(
+        &mut pg.client(),
+        "SELECT count(*) FROM pg_namespace WHERE nspname = 'account_health'",
+    );
+    assert_eq!(schemas, 0, "nothing created");
+}
+
+#[test]
 fn a_failed_postgres_load_leaves_the_database_as_it_was() {
     let w = Workdir::new();
     w.generate(12, 60, 4);
@@ -212,27 +276,56 @@ fn a_failed_postgres_load_leaves_the_database_as_it_was() {
     let mut c = pg.client();
     let before = db_counts(&mut c);
 
-    // A column of indicators_history changed by hand: the next load fails when it
-    // reaches that table, after it has replaced the current tables and loaded
-    // health_history, and must undo all of it.
-    c.batch_execute(
-        "ALTER TABLE account_health.indicators_history ALTER COLUMN message TYPE integer USING NULL",
-    )
-    .unwrap();
+    let as_of = |c: &mut postgres::Client| -> String {
+        c.query_one(
+            "SELECT DISTINCT as_of::text FROM account_health.health",
+            &[],
+        )
+        .unwrap()
+        .get(0)
+    };
+    let loaded = |c: &mut postgres::Client| -> Vec<String> {
+        c.query(
+            "SELECT as_of::text || ' ' || fingerprint FROM account_health.history_loads ORDER BY 1",
+            &[],
+        )
+        .unwrap()
+        .into_iter()
+        .map(|r| r.get(0))
+        .collect()
+    };
+    let loaded_before = loaded(&mut c);
     w.run(&[]);
-    let o = load_postgres(&w, &pg.url(), &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    let err = stderr(&o);
-    assert!(
-        err.contains("indicators_history.message") && err.contains("integer"),
-        "{err}"
-    );
-    assert!(!err.contains(PASSWORD), "{err}");
-    assert_eq!(db_counts(&mut c), before, "rolled back");
-    assert_eq!(
-        count(&mut c, "SELECT count(*) FROM account_health.loads"),
-        1
-    );
+
+    // Two failures, each refused by the server: early, a check on health_history
+    // that the new as_of breaks (history is loaded first); late, after every history
+    // table and the current tables up to `trends` were replaced: `deployment` has a
+    // column the run lacks and a view on it, so it cannot be made again. Both must
+    // leave everything as it was.
+    for (setup, expect) in [
+        (
+            "ALTER TABLE account_health.health_history ADD CONSTRAINT before_the_23rd CHECK (as_of < '2026-11-20')",
+            "violates check constraint \"before_the_23rd\"",
+        ),
+        (
+            "ALTER TABLE account_health.health_history DROP CONSTRAINT before_the_23rd;
+             ALTER TABLE account_health.deployment ADD COLUMN mine text;
+             CREATE VIEW account_health.my_view AS SELECT mine FROM account_health.deployment",
+            "depend",
+        ),
+    ] {
+        c.batch_execute(setup).unwrap();
+        let o = load_postgres(&w, &pg.url(), &[]);
+        assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains(expect), "{err}");
+        assert!(err.contains("loading account_health."), "names the table: {err}");
+        assert!(!err.contains(PASSWORD), "{err}");
+        assert_eq!(db_counts(&mut c), before, "rolled back");
+        assert_eq!(as_of(&mut c), EARLIER, "the current tables are the earlier run's");
+        assert_eq!(loaded(&mut c), loaded_before);
+        assert_eq!(count(&mut c, "SELECT count(*) FROM account_health.loads"), 1);
+    }
 }
 
 #[test]
@@ -258,6 +351,22 @@ fn postgres_connection_problems_are_clear_errors_without_the_password() {
         "{err}"
     );
     assert!(!err.contains(PASSWORD), "{err}");
+
+    // A server that accepts the connection and then says nothing: the whole
+    // connection is bounded by connect_timeout, not only the TCP connect.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let url = format!("postgres://ana:{PASSWORD}@127.0.0.1:{port}/metabase?connect_timeout=2");
+    let started = std::time::Instant::now();
+    let o = load_postgres(&w, &url, &[]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(started.elapsed().as_secs_f64() < 20.0, "no hang");
+    assert!(
+        stderr(&o).contains("no answer within 2 s"),
+        "{}",
+        stderr(&o)
+    );
+    drop(silent);
 
     // A URL that does not parse is a usage error; it is not quoted back.
     let o = load_postgres(&w, &format!("postgres://ana:{PASSWORD}@db:notaport/x"), &[]);
@@ -310,6 +419,7 @@ const AUTH: &str = "Basic dGVzdC1rZXk6";
 struct Received {
     body: serde_json::Value,
     status: u16,
+    at: std::time::Instant,
 }
 
 /// An answer: a status and headers. Status `HANG`: no answer for 1.5 s, longer than
@@ -357,6 +467,7 @@ impl Vitally {
                 log.lock().unwrap().push(Received {
                     body: serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
                     status,
+                    at: std::time::Instant::now(),
                 });
                 if status == HANG {
                     std::thread::sleep(std::time::Duration::from_millis(1500));
@@ -444,22 +555,35 @@ fn vitally_gets_every_account_exactly_once_through_a_busy_service() {
     w.run(&[]);
     let config = fast_retries(&w, 5, 4);
     // Batch 1: a 500, then a 429 asking for 1 s (Retry-After), then accepted; batch 2:
-    // a 429 with RateLimit-Reset, then accepted; batch 3: a 503, then no answer
+    // a 429 asking for 1 s (RateLimit-Reset), then accepted; batch 3: a 503, then no answer
     // within the 1 s timeout, then accepted.
     let v = Vitally::start(|n| match n {
         0 => (500, vec![]),
         1 => (429, vec![("Retry-After", "1".to_string())]),
-        3 => (429, vec![("RateLimit-Reset", "0".to_string())]),
+        3 => (429, vec![("RateLimit-Reset", "1".to_string())]),
         5 => (503, vec![]),
         6 => (HANG, vec![]),
         _ => (200, vec![]),
     });
-    let started = std::time::Instant::now();
     let o = load_vitally(&w, &v.url, KEY, &["--config", &config]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // The waits the service asked for were kept: 1 s after the 429 with Retry-After
+    // (request 1 to 2), 1 s after the one with RateLimit-Reset (3 to 4); a backoff
+    // is 0.01 s.
+    let gap = |a: usize, b: usize| {
+        let r = v.received.lock().unwrap();
+        r[b].at.duration_since(r[a].at).as_secs_f64()
+    };
+    assert!(gap(1, 2) >= 1.0, "Retry-After: 1 waited ({} s)", gap(1, 2));
     assert!(
-        started.elapsed().as_secs_f64() >= 1.0,
-        "Retry-After: 1 was waited"
+        gap(3, 4) >= 1.0,
+        "RateLimit-Reset: 1 waited ({} s)",
+        gap(3, 4)
+    );
+    assert!(
+        gap(0, 1) < 0.9,
+        "a 500 waits the backoff only ({} s)",
+        gap(0, 1)
     );
     assert!(
         stdout(&o).contains("delivered 12 accounts"),

@@ -46,12 +46,9 @@ fn load_vitally(args: LoadVitallyArgs, quiet: bool) -> Result<()> {
         return Ok(());
     }
     let base_url = vitally::base_url(&args.base_url)?;
-    let mut ledger = vitally::Ledger::open(&args.out, &run.as_of.iso(), &base_url);
+    let ledger = vitally::Ledger::open(&args.out, &run.as_of.iso(), &base_url)?;
     if args.dry_run {
-        let pending: Vec<&vitally::Message> = messages
-            .iter()
-            .filter(|m| !ledger.delivered(&m.id))
-            .collect();
+        let pending = ledger.pending(&messages);
         for batch in pending.chunks(sink.batch_size) {
             let bodies: Vec<&serde_json::Value> = batch.iter().map(|m| &m.body).collect();
             println!("{}", serde_json::to_string(&bodies)?);
@@ -75,6 +72,9 @@ fn load_vitally(args: LoadVitallyArgs, quiet: bool) -> Result<()> {
         }
         .into());
     }
+    let _lock = ledger.lock()?;
+    // Read again under the lock: a load that finished meanwhile has recorded more.
+    let mut ledger = vitally::Ledger::open(&args.out, &run.as_of.iso(), &base_url)?;
     ledger.prune()?;
     let d = vitally::deliver(&messages, key.trim(), &base_url, &sink, &mut ledger, quiet)?;
     println!(
@@ -84,22 +84,15 @@ fn load_vitally(args: LoadVitallyArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// The Vitally settings and the categories: from `--config` when given (merged over
-/// the defaults, as `run` reads it), otherwise the model the run was made with, as
-/// its manifest records it (the defaults' sink for a run from before sinks existed).
+/// The Vitally settings and the run's categories. The categories always come from
+/// the run's manifest (the model the run was scored with, so `category_scores`
+/// names its columns); the settings from `[sinks.vitally]` of `--config` when given
+/// (the file merged over the defaults and checked as `run` checks it), else from
+/// the manifest (the defaults' for a run from before sinks existed).
 fn settings(
     run: &sinks::FinishedRun,
     config: Option<&std::path::Path>,
 ) -> Result<(VitallySink, Vec<String>, String), InputError> {
-    if let Some(path) = config {
-        let loaded = crate::model::load(Some(path))?;
-        let categories = loaded.model.categories.keys().cloned().collect();
-        return Ok((
-            loaded.model.sinks.vitally,
-            categories,
-            path.display().to_string(),
-        ));
-    }
     #[derive(serde::Deserialize)]
     struct Manifest {
         config: RunModel,
@@ -117,13 +110,22 @@ fn settings(
     let text = std::fs::read_to_string(&path).map_err(|e| bad(format!("cannot read: {e}")))?;
     let manifest: Manifest =
         serde_json::from_str(&text).map_err(|e| bad(format!("no usable `config`: {e}")))?;
+    let categories = manifest.config.categories.into_keys().collect();
+    if let Some(file) = config {
+        let loaded = crate::model::load(Some(file))?;
+        return Ok((
+            loaded.model.sinks.vitally,
+            categories,
+            file.display().to_string(),
+        ));
+    }
     let sink = match manifest.config.sinks {
         Some(s) => s.vitally,
         None => crate::model::Model::default_model().sinks.vitally,
     };
     Ok((
         sink,
-        manifest.config.categories.into_keys().collect(),
+        categories,
         format!("the run's model ({})", path.display()),
     ))
 }

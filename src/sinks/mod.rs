@@ -62,16 +62,18 @@ impl FinishedRun {
 
     /// A table the sink cannot do without.
     pub fn required(&self, name: &str) -> Result<DataFrame, InputError> {
-        self.table(name)?.ok_or_else(|| InputError::BadPath {
-            path: self
-                .dir
-                .join(format!("{name}.parquet"))
-                .display()
-                .to_string(),
-            problem: "not found; the run must be written with --format parquet (the default)"
-                .into(),
-        })
+        required_table(&self.dir, name)
     }
+}
+
+/// A table of a run folder or a history entry, which must be there.
+pub fn required_table(dir: &Path, name: &str) -> Result<DataFrame, InputError> {
+    crate::output::read_table(dir, name)?.ok_or_else(|| InputError::BadPath {
+        path: dir.join(format!("{name}.parquet")).display().to_string(),
+        problem: "not found; the sinks read Parquet (a run written with --format csv only \
+                  cannot be loaded)"
+            .into(),
+    })
 }
 
 /// `text` with every occurrence of `secret` replaced: a last guard on messages that

@@ -15,9 +15,13 @@
 //!   next load. Entries pruned from `OUT/history` stay in the database;
 //! - `loads` logs each load (when, which run, its as_of, rows).
 //!
-//! Rows go in with binary COPY, typed from the Parquet columns (text, double
-//! precision, bigint, date, timestamptz, boolean), so values arrive exact. Two loads
-//! into one schema take turns (a transaction-level advisory lock).
+//! History is loaded first (row locks only), the current tables last, so Metabase's
+//! readers wait only for the few statements that replace them. Rows go in with
+//! binary COPY, typed from the Parquet columns (text, double precision, bigint, date,
+//! timestamptz, boolean), so values arrive exact. Two loads into one schema take
+//! turns (a transaction-level advisory lock); a lock held elsewhere is waited for
+//! `LOCK_TIMEOUT_SECONDS`, and the whole connection must be made within the connect
+//! timeout, so nothing hangs.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -39,6 +43,9 @@ use crate::time::AsOf;
 /// (`connect_timeout`): an unreachable server is an error, not a hang.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long the load waits for a lock another session holds before it fails.
+pub const LOCK_TIMEOUT_SECONDS: u32 = 60;
+
 /// The bookkeeping tables, beside the run's.
 const LOADS: &str = "loads";
 const HISTORY_LOADS: &str = "history_loads";
@@ -55,9 +62,15 @@ impl Target {
     /// Parses a `postgres://` URL (or a key=value connection string). The error never
     /// quotes the URL, which may hold a password.
     pub fn parse(url: &str) -> Result<Target, InputError> {
-        let mut config: Config = url.parse().map_err(|e| InputError::Usage {
-            problem: format!("--url / DATABASE_URL is not a PostgreSQL connection URL: {e}"),
-        })?;
+        // The parse error names the option, never its value.
+        let mut config: Config = url
+            .parse()
+            .map_err(|e: postgres::Error| InputError::Usage {
+                problem: format!(
+                    "--url / DATABASE_URL is not a PostgreSQL connection URL: {}",
+                    error_chain(&e)
+                ),
+            })?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
@@ -101,20 +114,45 @@ impl Target {
     }
 
     /// Connects: TLS when the URL asks for it (`sslmode=require`, the server's
-    /// certificate checked against the system's roots), plain otherwise.
+    /// certificate checked against the system's roots), plain otherwise. The whole
+    /// connection (TCP, TLS, startup, authentication) must be done within the
+    /// connect timeout: the client's own timeout covers only the TCP connect, and a
+    /// server that accepts and then says nothing would otherwise hang the load.
     fn connect(&self) -> Result<Client> {
-        let client = if self.config.get_ssl_mode() == SslMode::Require {
-            self.config.connect(tls()?)
+        let limit = self
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(CONNECT_TIMEOUT);
+        let config = self.config.clone();
+        let tls = if config.get_ssl_mode() == SslMode::Require {
+            Some(tls()?)
         } else {
-            self.config.connect(NoTls)
+            None
         };
-        client.map_err(|e| {
+        let (send, receive) = std::sync::mpsc::channel();
+        // Left behind if it does not finish in time; the process ends soon after.
+        std::thread::spawn(move || {
+            let client = match tls {
+                Some(tls) => config.connect(tls),
+                None => config.connect(NoTls),
+            };
+            let _ = send.send(client);
+        });
+        let failed = |why: String| {
             anyhow::anyhow!(self.redacted(format!(
-                "cannot connect to PostgreSQL at {}: {}",
-                self.described,
-                error_chain(&e)
+                "cannot connect to PostgreSQL at {}: {why}",
+                self.described
             )))
-        })
+        };
+        match receive.recv_timeout(limit) {
+            Ok(Ok(client)) => Ok(client),
+            Ok(Err(e)) => Err(failed(error_chain(&e))),
+            Err(_) => Err(failed(format!(
+                "no answer within {} s (connect_timeout)",
+                limit.as_secs_f64()
+            ))),
+        }
     }
 
     fn redacted(&self, text: String) -> String {
@@ -161,17 +199,24 @@ pub struct Loaded {
 pub fn load(target: &Target, out: &Path, schema: &str) -> Result<Loaded> {
     check_schema(schema)?;
     let run = crate::sinks::open(out)?;
-    // Everything read before anything is sent: a bad file fails before the database
-    // is touched.
+    // The current tables are read before the database is touched: a bad or missing
+    // file fails first (a run written as CSV only has no Parquet to load).
+    run.required("health")?;
     let mut current = Vec::new();
     for name in crate::output::TABLE_NAMES {
         current.push((name, run.table(name)?));
     }
     let entries = history_entries(out, &run)?;
     let mut client = target.connect()?;
-    let loaded = in_transaction(&mut client, schema, &run, &current, &entries)
-        .map_err(|e| anyhow::anyhow!(target.redacted(format!("{e:#}"))))?;
-    Ok(loaded)
+    in_transaction(&mut client, schema, &run, &current, &entries).map_err(|e| {
+        // A bad file keeps its kind (exit 2); anything else carries the server's
+        // words, through the password guard.
+        if e.chain().any(|c| c.downcast_ref::<InputError>().is_some()) {
+            e
+        } else {
+            anyhow::anyhow!(target.redacted(format!("{e:#}")))
+        }
+    })
 }
 
 /// A history entry: its as_of, its folder and the fingerprint of its files.
@@ -236,30 +281,33 @@ fn in_transaction(
 ) -> Result<Loaded> {
     let s = ident(schema);
     let mut tx = client.transaction()?;
+    // A lock held elsewhere (a long Metabase query on a table to be emptied, another
+    // load) is waited for this long, then the load fails instead of hanging.
+    tx.batch_execute(&format!(
+        "SET LOCAL lock_timeout = '{LOCK_TIMEOUT_SECONDS}s'"
+    ))?;
     tx.execute(
         "SELECT pg_advisory_xact_lock(hashtext('account-health load ' || $1))",
         &[&schema],
     )?;
+    // CREATE SCHEMA IF NOT EXISTS needs the right to create schemas even when the
+    // schema exists: a loader owning a schema a DBA made for it has no such right.
+    let exists = !tx
+        .query("SELECT 1 FROM pg_namespace WHERE nspname = $1", &[&schema])?
+        .is_empty();
+    if !exists {
+        tx.batch_execute(&format!("CREATE SCHEMA {s}"))?;
+    }
     tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {s};
-         CREATE TABLE IF NOT EXISTS {s}.{HISTORY_LOADS} (
+        "CREATE TABLE IF NOT EXISTS {s}.{HISTORY_LOADS} (
              as_of date PRIMARY KEY, fingerprint text NOT NULL, loaded_at timestamptz NOT NULL);
          CREATE TABLE IF NOT EXISTS {s}.{LOADS} (
              loaded_at timestamptz NOT NULL, run text NOT NULL, as_of date NOT NULL,
              tables_rows bigint NOT NULL, history_entries bigint NOT NULL);"
     ))?;
-    let mut tables = Vec::new();
-    for (name, frame) in current {
-        let rows = match frame {
-            Some(frame) => replace_table(&mut tx, schema, name, frame)?,
-            None => {
-                empty_if_present(&mut tx, schema, name)?;
-                0
-            }
-        };
-        tables.push((name.to_string(), rows));
-    }
 
+    // History first: its upserts take row locks only, so Metabase keeps reading the
+    // current tables until the few statements that replace them, last.
     let loaded: std::collections::HashMap<NaiveDate, String> = tx
         .query(
             &format!("SELECT as_of, fingerprint FROM {s}.{HISTORY_LOADS}"),
@@ -275,17 +323,21 @@ fn in_transaction(
             continue;
         }
         for (i, name) in publish::HISTORY_TABLES.iter().enumerate() {
-            let Some(frame) = crate::output::read_table(&entry.dir, name)? else {
-                continue;
-            };
+            // A table missing from an entry (a run replacing it meanwhile) fails the
+            // load rather than record the entry as loaded without it.
+            let frame = crate::sinks::required_table(&entry.dir, name)?;
             let frame = with_as_of(frame, &entry.as_of)?;
             let table = format!("{name}_history");
-            ensure_history_table(&mut tx, schema, &table, &frame)?;
-            tx.execute(
-                &format!("DELETE FROM {s}.{} WHERE as_of = $1", ident(&table)),
-                &[&entry.as_of.date],
-            )?;
-            history_rows[i] += copy_rows(&mut tx, schema, &table, &frame)?;
+            (|| -> Result<()> {
+                ensure_history_table(&mut tx, schema, &table, &frame)?;
+                tx.execute(
+                    &format!("DELETE FROM {s}.{} WHERE as_of = $1", ident(&table)),
+                    &[&entry.as_of.date],
+                )?;
+                history_rows[i] += copy_rows(&mut tx, schema, &table, &frame)?;
+                Ok(())
+            })()
+            .with_context(|| format!("loading {schema}.{table} for as_of {}", entry.as_of.iso()))?;
         }
         tx.execute(
             &format!(
@@ -297,6 +349,16 @@ fn in_transaction(
             &[&entry.as_of.date, &entry.fingerprint],
         )?;
         history_entries.push(entry.as_of);
+    }
+
+    let mut tables = Vec::new();
+    for (name, frame) in current {
+        let rows = match frame {
+            Some(frame) => replace_table(&mut tx, schema, name, frame),
+            None => empty_if_present(&mut tx, schema, name).map(|()| 0),
+        }
+        .with_context(|| format!("loading {schema}.{name}"))?;
+        tables.push((name.to_string(), rows));
     }
     for (name, rows) in publish::HISTORY_TABLES.iter().zip(history_rows) {
         tables.push((format!("{name}_history"), rows));
@@ -612,12 +674,24 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_url_is_a_usage_error_that_does_not_quote_it() {
+    fn a_bad_url_is_a_usage_error_naming_the_option_not_its_value() {
         let e = Target::parse("postgres://ana:s3cr3t@db:notaport/x")
             .err()
             .unwrap();
         assert!(matches!(e, InputError::Usage { .. }));
-        assert!(!e.to_string().contains("s3cr3t"), "{e}");
+        let text = e.to_string();
+        assert!(text.contains("`port`"), "{text}");
+        assert!(
+            !text.contains("s3cr3t") && !text.contains("notaport"),
+            "{text}"
+        );
+        let e = Target::parse("postgres://ana:s3cr3t@db/x?sslrootcert=/ca.pem")
+            .err()
+            .unwrap();
+        assert!(
+            e.to_string().contains("unknown option `sslrootcert`"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -633,6 +707,41 @@ mod tests {
             "timestamp with time zone"
         );
         assert!(pg_column("t", "c", &DataType::Binary).is_err());
+    }
+
+    #[test]
+    fn values_keep_their_type_on_the_wire() {
+        let frame = df!(
+            "flag" => [Some(true), None],
+            "big" => [Some(u64::from(u32::MAX) + 1), None],
+            "day" => [Some(20415i32), None],
+        )
+        .unwrap();
+        let frame = frame
+            .lazy()
+            .with_columns([
+                col("day").cast(DataType::Date),
+                (col("day").cast(DataType::Int64) * lit(86_400_000i64))
+                    .cast(DataType::Datetime(TimeUnit::Milliseconds, None))
+                    .alias("at"),
+            ])
+            .collect()
+            .unwrap();
+        let values = |name: &str| {
+            let c = frame.column(name).unwrap();
+            Values::of("t", c, &pg_column("t", name, c.dtype()).unwrap().wire).unwrap()
+        };
+        assert!(matches!(values("flag"), Values::Bool(v) if v == [Some(true), None]));
+        assert!(matches!(values("big"), Values::Int(v) if v == [Some(4_294_967_296), None]));
+        let day = NaiveDate::from_ymd_opt(2025, 11, 23).unwrap();
+        assert!(matches!(values("day"), Values::Date(v) if v == [Some(day), None]));
+        let at = day.and_hms_opt(0, 0, 0).unwrap().and_utc();
+        assert!(matches!(values("at"), Values::Instant(v) if v == [Some(at), None]));
+        // A u64 beyond bigint is an error naming the column, not a wrapped number.
+        let huge = df!("huge" => [u64::MAX]).unwrap();
+        let c = huge.column("huge").unwrap();
+        let e = Values::of("t", c, &Type::INT8).err().unwrap();
+        assert!(e.to_string().contains("t.huge"), "{e}");
     }
 
     #[test]

@@ -97,11 +97,11 @@ fn json_value(v: AnyValue) -> Value {
             serde_json::Number::from_f64(f64::from(f)).map_or(Value::Null, Value::Number)
         }
         AnyValue::Date(d) => json!(crate::time::iso_of_day(d)),
-        v @ AnyValue::Datetime(..) => match v.extract::<i64>() {
-            Some(us) => chrono::DateTime::from_timestamp_micros(us)
-                .map_or(Value::Null, |t| json!(t.to_rfc3339())),
-            None => Value::Null,
-        },
+        AnyValue::Datetime(v, unit, _) => {
+            let us = crate::time::micros(v, unit);
+            chrono::DateTime::from_timestamp_micros(us)
+                .map_or(Value::Null, |t| json!(t.to_rfc3339()))
+        }
         other => match other.extract::<i64>() {
             Some(i) if other.is_integer() => json!(i),
             _ => json!(other.to_string()),
@@ -187,10 +187,12 @@ fn fired_indicators(run: &FinishedRun) -> Result<BTreeMap<String, Vec<String>>> 
     Ok(fired)
 }
 
-/// A deterministic id: the org, the as_of and the traits (keys sorted) hashed.
+/// A deterministic id: the org, the as_of and the traits hashed, the traits as JSON
+/// with their keys sorted (put in a BTreeMap here, whatever order `Map` keeps).
 fn message_id(org: &str, as_of: &str, traits: &serde_json::Map<String, Value>) -> String {
     use sha2::{Digest, Sha256};
-    let text = serde_json::to_string(traits).unwrap_or_default();
+    let sorted: BTreeMap<&String, &Value> = traits.iter().collect();
+    let text = serde_json::to_string(&sorted).unwrap_or_default();
     let digest = Sha256::digest(format!("{org}\0{as_of}\0{text}").as_bytes());
     format!("{digest:x}")[..32].to_string()
 }
@@ -205,9 +207,14 @@ pub struct Ledger {
 
 impl Ledger {
     /// Reads the record of this as_of and base URL.
-    pub fn open(out: &Path, as_of: &str, base_url: &str) -> Ledger {
+    pub fn open(out: &Path, as_of: &str, base_url: &str) -> Result<Ledger> {
         let path = out.join(LEDGER);
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            // Unreadable is not "nothing delivered": that would send everything again.
+            Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+        };
         let delivered = text
             .lines()
             .filter_map(|l| {
@@ -216,19 +223,53 @@ impl Ledger {
                 (day == as_of && url == base_url).then(|| id.to_string())
             })
             .collect();
-        Ledger {
+        Ok(Ledger {
             path,
             as_of: as_of.to_string(),
             base_url: base_url.to_string(),
             delivered,
+        })
+    }
+
+    /// Takes `OUT/sinks/.vitally.lock` for the life of the returned file: two loads
+    /// at once would both send what neither has recorded yet.
+    pub fn lock(&self) -> Result<std::fs::File> {
+        let dir = self.path.parent().unwrap_or(Path::new("."));
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let path = dir.join(".vitally.lock");
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("opening {}", path.display()))?;
+        match file.try_lock() {
+            Ok(()) => Ok(file),
+            Err(std::fs::TryLockError::WouldBlock) => Err(InputError::Usage {
+                problem: format!(
+                    "another `load vitally` is sending from {}; try again once it has finished",
+                    dir.display()
+                ),
+            }
+            .into()),
+            Err(std::fs::TryLockError::Error(e)) => {
+                Err(anyhow::Error::from(e).context(format!("locking {}", path.display())))
+            }
         }
+    }
+
+    /// The messages not delivered yet, in order.
+    pub fn pending<'m>(&self, messages: &'m [Message]) -> Vec<&'m Message> {
+        messages.iter().filter(|m| !self.delivered(&m.id)).collect()
     }
 
     /// Drops the lines of other as_of dates from the file: an older run's deliveries
     /// are done with, and the file stays one run's size.
     pub fn prune(&self) -> Result<()> {
-        let Ok(text) = std::fs::read_to_string(&self.path) else {
-            return Ok(());
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e).with_context(|| format!("reading {}", self.path.display())),
         };
         let kept: Vec<&str> = text
             .lines()
@@ -285,7 +326,8 @@ pub enum Answer {
 #[derive(Debug, PartialEq)]
 pub enum Step {
     Delivered,
-    Retry(Duration),
+    /// Wait, then send the batch again; why, for the progress line.
+    Retry(Duration, String),
     /// Stop: retrying cannot help (a refused key, a malformed request) or the tries
     /// are used up.
     Stop(String),
@@ -293,10 +335,11 @@ pub enum Step {
 
 /// The retry rule. `attempt` counts from 1; `now` reads an HTTP-date Retry-After.
 /// 2xx: delivered. 401 and 403: the key is refused, stop. 429: wait what the service
-/// asks (Retry-After, else RateLimit-Reset, else the backoff). 5xx and no answer:
-/// wait the backoff, doubled each try. Every wait is capped at `max_wait_seconds`;
-/// after `max_attempts` tries, stop. Any other status (400, 404, 413...): stop, the
-/// request itself is wrong.
+/// asks (Retry-After, else RateLimit-Reset, else the backoff); asked to wait longer
+/// than `max_wait_seconds`, stop (a re-run later resumes) rather than knock early.
+/// 5xx and no answer: wait the backoff, doubled each try, capped at
+/// `max_wait_seconds`. After `max_attempts` tries, stop. Any other status (400, 404,
+/// 413...): stop, the request itself is wrong.
 pub fn step(
     answer: &Answer,
     attempt: u32,
@@ -324,6 +367,13 @@ pub fn step(
                 .as_deref()
                 .and_then(|v| wait_asked(v, now))
                 .or_else(|| ratelimit_reset.as_deref().and_then(|v| wait_asked(v, now)));
+            if let Some(seconds) = asked.filter(|&s| s > sink.max_wait_seconds) {
+                return Step::Stop(format!(
+                    "Vitally is rate limiting and asks to wait {seconds:.0} s, more than \
+                     sinks.vitally.max_wait_seconds ({} s)",
+                    sink.max_wait_seconds
+                ));
+            }
             (
                 asked.unwrap_or(backoff),
                 "HTTP 429 (rate limited)".to_string(),
@@ -341,9 +391,10 @@ pub fn step(
     if attempt >= sink.max_attempts {
         return Step::Stop(format!("{what}, after {attempt} tries"));
     }
-    Step::Retry(Duration::from_secs_f64(
-        asked.clamp(0.0, sink.max_wait_seconds),
-    ))
+    Step::Retry(
+        Duration::from_secs_f64(asked.clamp(0.0, sink.max_wait_seconds)),
+        what,
+    )
 }
 
 /// A wait header's seconds: a number of seconds, or an HTTP date (Retry-After).
@@ -405,11 +456,11 @@ pub fn deliver(
                     sent += batch.len();
                     break;
                 }
-                Step::Retry(wait) => {
+                Step::Retry(wait, why) => {
                     if !quiet {
                         eprintln!(
                             "vitally: {}; retrying in {:.2} s",
-                            redact(&describe(&answer), key),
+                            redact(&why, key),
                             wait.as_secs_f64()
                         );
                     }
@@ -436,13 +487,6 @@ pub fn deliver(
         already,
         total: messages.len(),
     })
-}
-
-fn describe(answer: &Answer) -> String {
-    match answer {
-        Answer::Status { code, .. } => format!("HTTP {code}"),
-        Answer::NoAnswer(why) => why.clone(),
-    }
 }
 
 async fn post(client: &reqwest::Client, url: &str, key: &str, body: Vec<u8>) -> Answer {
@@ -576,7 +620,7 @@ mod tests {
         s.max_wait_seconds = 5.0;
         s.max_attempts = 4;
         let secs = |a, s: &VitallySink| match step(&status(503), a, s, now()) {
-            Step::Retry(d) => d.as_secs_f64(),
+            Step::Retry(d, _) => d.as_secs_f64(),
             other => panic!("{other:?}"),
         };
         assert_eq!([secs(1, &s), secs(2, &s), secs(3, &s)], [1.0, 2.0, 4.0]);
@@ -589,13 +633,13 @@ mod tests {
         let timeout = Answer::NoAnswer("no answer (timed out)".into());
         assert_eq!(
             step(&timeout, 2, &s, now()),
-            Step::Retry(Duration::from_secs(2))
+            Step::Retry(Duration::from_secs(2), "no answer (timed out)".into())
         );
         assert!(matches!(step(&timeout, 4, &s, now()), Step::Stop(_)));
     }
 
     #[test]
-    fn a_429_waits_what_the_service_asks_capped() {
+    fn a_429_waits_what_the_service_asks_up_to_the_cap() {
         let s = sink(); // backoff 1 s, cap 60 s
         let limited = |retry_after: Option<&str>, reset: Option<&str>| Answer::Status {
             code: 429,
@@ -604,7 +648,7 @@ mod tests {
             body: String::new(),
         };
         let wait = |a: Answer| match step(&a, 1, &s, now()) {
-            Step::Retry(d) => d.as_secs_f64(),
+            Step::Retry(d, _) => d.as_secs_f64(),
             other => panic!("{other:?}"),
         };
         assert_eq!(
@@ -617,7 +661,12 @@ mod tests {
             wait(limited(Some("Mon, 23 Nov 2026 10:00:12 GMT"), None)),
             12.0
         );
-        assert_eq!(wait(limited(Some("3600"), None)), 60.0, "capped");
+        assert_eq!(wait(limited(Some("60"), None)), 60.0, "at the cap: waited");
+        // Asked for longer than the cap: stop now, a later re-run resumes.
+        assert!(matches!(
+            step(&limited(Some("61"), None), 1, &s, now()),
+            Step::Stop(m) if m.contains("asks to wait 61 s")
+        ));
         assert_eq!(wait(limited(None, None)), 1.0, "no header: the backoff");
         assert_eq!(
             wait(limited(Some("soon"), None)),
