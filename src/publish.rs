@@ -193,22 +193,27 @@ pub const LOCK: &str = ".lock";
 /// gone are safe to clean up.
 pub fn lock(out: &Path) -> Result<fs::File> {
     fs::create_dir_all(out).with_context(|| format!("creating output folder {}", out.display()))?;
-    let path = out.join(LOCK);
+    lock_file(
+        &out.join(LOCK),
+        format!(
+            "another account-health run, backfill or report is writing into {}; try again once it has finished",
+            out.display()
+        ),
+    )
+}
+
+/// Takes an OS lock on the file at `path` (created if missing) for the life of the
+/// returned file; held by another process, a usage error saying `busy`.
+pub fn lock_file(path: &Path, busy: String) -> Result<fs::File> {
     let file = fs::OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
-        .open(&path)
+        .open(path)
         .with_context(|| format!("opening {}", path.display()))?;
     match file.try_lock() {
         Ok(()) => Ok(file),
-        Err(fs::TryLockError::WouldBlock) => Err(crate::InputError::Usage {
-            problem: format!(
-                "another account-health run, backfill or report is writing into {}; try again once it has finished",
-                out.display()
-            ),
-        }
-        .into()),
+        Err(fs::TryLockError::WouldBlock) => Err(crate::InputError::Usage { problem: busy }.into()),
         Err(fs::TryLockError::Error(e)) => {
             Err(anyhow::Error::from(e).context(format!("locking {}", path.display())))
         }

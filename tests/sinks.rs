@@ -18,6 +18,24 @@ fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// A generated input of `orgs` orgs over `days` days with one run published at AS_OF.
+fn one_run(orgs: usize, days: u32) -> Workdir {
+    let w = Workdir::new();
+    w.generate(orgs, days, 4);
+    w.run(&[]);
+    w
+}
+
+/// Asserts the command failed with `code` and said `needle` on stderr.
+fn assert_fails(o: &Output, code: i32, needle: &str) {
+    assert_eq!(o.status.code(), Some(code), "{}", stderr(o));
+    assert!(
+        stderr(o).contains(needle),
+        "expected {needle:?} in: {}",
+        stderr(o)
+    );
+}
+
 /// A generated input with two runs published in out/ (EARLIER, then AS_OF), so the
 /// history holds two entries.
 fn two_runs() -> Workdir {
@@ -41,16 +59,7 @@ fn count(c: &mut postgres::Client, sql: &str) -> i64 {
 /// The rows of every current table, and of each history table by as_of.
 fn db_counts(c: &mut postgres::Client) -> BTreeMap<String, i64> {
     let mut counts = BTreeMap::new();
-    for t in [
-        "health",
-        "metric_scores",
-        "indicators",
-        "metric_changes",
-        "alerts",
-        "users",
-        "trends",
-        "deployment",
-    ] {
+    for t in account_health::output::TABLE_NAMES {
         counts.insert(
             t.to_string(),
             count(c, &format!("SELECT count(*) FROM account_health.{t}")),
@@ -91,16 +100,7 @@ fn postgres_load_replaces_the_current_tables_and_upserts_history_by_as_of() {
     let mut c = pg.client();
     let counts = db_counts(&mut c);
     let run = w.out().join("current");
-    for t in [
-        "health",
-        "metric_scores",
-        "indicators",
-        "metric_changes",
-        "alerts",
-        "users",
-        "trends",
-        "deployment",
-    ] {
+    for t in account_health::output::TABLE_NAMES {
         let height = read_parquet(&run.join(format!("{t}.parquet"))).height() as i64;
         assert_eq!(counts[t], height, "{t}");
     }
@@ -256,8 +256,7 @@ fn a_run_without_parquet_is_refused_before_the_database_is_touched() {
     w.run(&["--format", "csv"]);
     let pg = PgServer::start();
     let o = load_postgres(&w, &pg.url(), &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("health.parquet"), "{}", stderr(&o));
+    assert_fails(&o, 2, "health.parquet");
     let schemas = count(
         &mut pg.client(),
         "SELECT count(*) FROM pg_namespace WHERE nspname = 'account_health'",
@@ -330,9 +329,7 @@ fn a_failed_postgres_load_leaves_the_database_as_it_was() {
 
 #[test]
 fn postgres_connection_problems_are_clear_errors_without_the_password() {
-    let w = Workdir::new();
-    w.generate(4, 40, 4);
-    w.run(&[]);
+    let w = one_run(4, 40);
 
     // Nothing listens on this port: refused at once, not a hang.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -383,29 +380,17 @@ fn postgres_connection_problems_are_clear_errors_without_the_password() {
         &["load", "postgres", "--out", "nothing-here"],
         &[("DATABASE_URL", &url)],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("nothing-here/manifest.json"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, 2, "nothing-here/manifest.json");
 }
 
 #[test]
 fn a_wrong_postgres_password_is_refused_by_the_server_and_not_printed() {
-    let w = Workdir::new();
-    w.generate(4, 40, 4);
-    w.run(&[]);
+    let w = one_run(4, 40);
     let pg = PgServer::start();
     let wrong = "not-the-Password-77";
     let url = format!("postgres://postgres:{wrong}@127.0.0.1:{}/postgres", pg.port);
     let o = load_postgres(&w, &url, &[]);
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("password authentication failed"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, 1, "password authentication failed");
     assert!(!stderr(&o).contains(wrong), "{}", stderr(&o));
 }
 
@@ -550,9 +535,7 @@ fn orgs_of(w: &Workdir) -> Vec<String> {
 
 #[test]
 fn vitally_gets_every_account_exactly_once_through_a_busy_service() {
-    let w = Workdir::new();
-    w.generate(12, 60, 4);
-    w.run(&[]);
+    let w = one_run(12, 60);
     let config = fast_retries(&w, 5, 4);
     // Batch 1: a 500, then a 429 asking for 1 s (Retry-After), then accepted; batch 2:
     // a 429 asking for 1 s (RateLimit-Reset), then accepted; batch 3: a 503, then no answer
@@ -651,9 +634,7 @@ fn vitally_gets_every_account_exactly_once_through_a_busy_service() {
 
 #[test]
 fn when_retries_run_out_the_load_says_what_was_delivered_and_a_rerun_sends_the_rest() {
-    let w = Workdir::new();
-    w.generate(12, 60, 4);
-    w.run(&[]);
+    let w = one_run(12, 60);
     let config = fast_retries(&w, 5, 3);
     // Two batches accepted, then the service is down until the test says.
     let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
@@ -693,9 +674,7 @@ fn when_retries_run_out_the_load_says_what_was_delivered_and_a_rerun_sends_the_r
 
 #[test]
 fn a_wrong_vitally_key_is_refused_without_retrying_or_printing_it() {
-    let w = Workdir::new();
-    w.generate(4, 40, 4);
-    w.run(&[]);
+    let w = one_run(4, 40);
     let v = Vitally::start(|_| (200, vec![]));
     let wrong = "wrong-key-123";
     let o = load_vitally(&w, &v.url, wrong, &[]);
@@ -708,20 +687,13 @@ fn a_wrong_vitally_key_is_refused_without_retrying_or_printing_it() {
 
     // No key at all: a usage error before anything is sent.
     let o = load_vitally(&w, &v.url, "", &[]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("VITALLY_API_KEY is not set"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, 2, "VITALLY_API_KEY is not set");
     assert_eq!(v.batches().len(), 1);
 }
 
 #[test]
 fn the_default_batch_is_at_most_100_and_a_dry_run_sends_nothing() {
-    let w = Workdir::new();
-    w.generate(130, 40, 4);
-    w.run(&[]);
+    let w = one_run(130, 40);
     let v = Vitally::start(|_| (200, vec![]));
 
     let o = load_vitally(&w, &v.url, "", &["--dry-run"]);
@@ -758,9 +730,7 @@ fn the_default_batch_is_at_most_100_and_a_dry_run_sends_nothing() {
 
 #[test]
 fn vitally_traits_are_data_and_an_unknown_one_is_refused() {
-    let w = Workdir::new();
-    w.generate(4, 40, 4);
-    w.run(&[]);
+    let w = one_run(4, 40);
     let config = w.path().join("traits.toml");
     std::fs::write(
         &config,
@@ -804,19 +774,12 @@ fn vitally_traits_are_data_and_an_unknown_one_is_refused() {
         "",
         &["--dry-run", "--config", config.to_str().unwrap()],
     );
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("sinks.vitally.batch_size"),
-        "{}",
-        stderr(&o)
-    );
+    assert_fails(&o, 2, "sinks.vitally.batch_size");
 }
 
 #[test]
 fn vitally_csv_upload_has_an_external_id_and_plain_cells() {
-    let w = Workdir::new();
-    w.generate(12, 60, 4);
-    w.run(&[]);
+    let w = one_run(12, 60);
     let o = w.cmd(&["load", "vitally", "--out", "out", "--csv", "vitally.csv"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let text = std::fs::read_to_string(w.path().join("vitally.csv")).unwrap();

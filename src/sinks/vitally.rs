@@ -236,26 +236,13 @@ impl Ledger {
     pub fn lock(&self) -> Result<std::fs::File> {
         let dir = self.path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let path = dir.join(".vitally.lock");
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening {}", path.display()))?;
-        match file.try_lock() {
-            Ok(()) => Ok(file),
-            Err(std::fs::TryLockError::WouldBlock) => Err(InputError::Usage {
-                problem: format!(
-                    "another `load vitally` is sending from {}; try again once it has finished",
-                    dir.display()
-                ),
-            }
-            .into()),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(anyhow::Error::from(e).context(format!("locking {}", path.display())))
-            }
-        }
+        crate::publish::lock_file(
+            &dir.join(".vitally.lock"),
+            format!(
+                "another `load vitally` is sending from {}; try again once it has finished",
+                dir.display()
+            ),
+        )
     }
 
     /// The messages not delivered yet, in order.
