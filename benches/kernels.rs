@@ -64,6 +64,7 @@ fn events_rollup(bencher: Bencher, orgs: usize) {
         &inputs.members,
         &spec,
         &PassProgress::hidden(),
+        &events::DaySet::default(),
     )
     .expect("rollup")
     .rows;
@@ -73,6 +74,7 @@ fn events_rollup(bencher: Bencher, orgs: usize) {
             &inputs.members,
             &spec,
             &PassProgress::hidden(),
+            &events::DaySet::default(),
         )
         .expect("rollup")
     });
@@ -88,6 +90,7 @@ fn metrics_and_scores(bencher: Bencher, orgs: usize) {
         &inputs.members,
         &spec,
         &PassProgress::hidden(),
+        &events::DaySet::default(),
     )
     .expect("rollup");
     let member_events = MemberEvents::new(&rollup, &as_of).expect("member events");

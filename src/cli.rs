@@ -62,6 +62,33 @@ pub enum Command {
     Query(QueryArgs),
     /// Load a finished run elsewhere: PostgreSQL (for Metabase) or Vitally.
     Load(LoadArgs),
+    /// Roll the events up per org, member, day and event into per-day folders, for
+    /// `run --rollups`.
+    Rollup(RollupArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Each day is written to OUT/day=YYYY-MM-DD/ (replaced whole when rolled again).\n\n\
+Example (nightly, re-rolling the last 3 days for late events):\n  \
+account-health rollup --input exports/latest --out rollups --from 2026-11-20 --to 2026-11-22"
+)]
+pub struct RollupArgs {
+    /// Folder holding the events (and the rest of the input tables).
+    #[arg(long, default_value = "sample_data")]
+    pub input: PathBuf,
+    /// The rollups folder.
+    #[arg(long, default_value = "rollups")]
+    pub out: PathBuf,
+    /// The first day to roll up, YYYY-MM-DD (default: the first day with events).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The last day to roll up, YYYY-MM-DD (default: the last day with events).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// A TOML file overriding the model: its URL sets decide which paths are kept.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -197,6 +224,10 @@ pub struct RunArgs {
     /// records the warning.
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// Per-day rollups (`account-health rollup`, or the warehouse's): the days they
+    /// hold are scored from them, only the other days from the raw events.
+    #[arg(long)]
+    pub rollups: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -468,6 +468,12 @@ fn check_input_folder(dir: &Path) -> Result<(), InputError> {
     }
 }
 
+/// The events table alone (checked, not read): what `rollup` reads.
+pub fn load_events(dir: &Path, model: &Model) -> Result<EventsScan, InputError> {
+    check_input_folder(dir)?;
+    scan_events(dir, model)
+}
+
 /// The events and members tables; a problem with the events is reported before one
 /// with the members.
 pub fn load_event_tables(dir: &Path, model: &Model) -> Result<EventTables, InputError> {

@@ -9,6 +9,7 @@ mod generate_deployment;
 mod generate_posthog;
 pub mod load;
 pub mod query;
+pub mod rollup;
 pub mod run;
 pub mod validate;
 
@@ -38,6 +39,7 @@ fn dispatch_in_pool(cli: Cli) -> Result<()> {
         Command::Config(args) => config::run(args),
         Command::Query(args) => query::run(args),
         Command::Load(args) => load::run(args, cli.quiet),
+        Command::Rollup(args) => rollup::run(args, cli.quiet),
     }
 }
 
@@ -50,6 +52,7 @@ pub fn read_inputs(
     dir: &std::path::Path,
     model: &crate::model::Model,
     progress: &crate::progress::Progress,
+    skip: &crate::events::DaySet,
 ) -> Result<(crate::input::Inputs, crate::events::Rollup, f64)> {
     use crate::{events, input};
     let spec = crate::rollup_spec::RollupSpec::of(model);
@@ -59,7 +62,7 @@ pub fn read_inputs(
             let start = std::time::Instant::now();
             let bytes = tables.events.files.iter().map(|f| f.bytes).sum();
             let pass = progress.pass(tables.events.files(), bytes);
-            let rollup = events::rollup(&tables.events, &tables.members, &spec, &pass);
+            let rollup = events::rollup(&tables.events, &tables.members, &spec, &pass, skip);
             pass.finish();
             Ok((tables, rollup, start.elapsed().as_secs_f64()))
         },

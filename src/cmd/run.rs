@@ -17,6 +17,8 @@ use crate::member_aggregates::MemberEvents;
 use crate::model::{LoadedModel, Model};
 use crate::output::{self, Formats, Table};
 use crate::quality::{self, DataQuality};
+use crate::events::day_rollups::RollupRows;
+use crate::events::DaySet;
 use crate::time::AsOf;
 use crate::{alerts, changes, indicators, metrics, publish, score, tables, trends, users};
 
@@ -30,6 +32,8 @@ pub struct RunSettings {
     pub formats: Formats,
     /// Publish even when the feed check finds the input incomplete.
     pub allow_incomplete: bool,
+    /// Per-day rollups to score from, for the days they hold (`rollup`).
+    pub rollups: Option<PathBuf>,
 }
 
 impl RunSettings {
@@ -44,6 +48,7 @@ impl RunSettings {
             previous: args.previous.clone(),
             formats: parse_formats(&args.format)?,
             allow_incomplete: args.allow_incomplete,
+            rollups: args.rollups.clone(),
         })
     }
 }
@@ -104,6 +109,22 @@ struct Manifest<'a> {
     /// Peak resident memory of the process (MiB) at the end of each stage, where the
     /// OS tells (Linux); like the timings, it varies from run to run.
     peak_memory_mib: IndexMap<&'static str, f64>,
+    /// Which days came from rollups (`--rollups`) and which from the raw events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollups: Option<RollupsUsed>,
+}
+
+/// The days a run took from rollups, and the rest from the raw events.
+#[derive(serde::Serialize)]
+struct RollupsUsed {
+    folder: String,
+    files: usize,
+    /// Days held by the rollups (first, last, count).
+    rollup_days: usize,
+    first_rollup_day: Option<String>,
+    last_rollup_day: Option<String>,
+    /// Days of the raw events read (those the rollups lack), with their events.
+    raw_days: usize,
 }
 
 pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
@@ -174,7 +195,29 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     };
 
     progress.stage("reading inputs and the events (one streaming pass)");
-    let (inputs, rollup, pass_seconds) = super::read_inputs(&settings.input, model, &progress)?;
+    let rows = match &settings.rollups {
+        Some(dir) => Some(RollupRows::read(dir, &crate::rollup_spec::RollupSpec::of(model))?),
+        None => None,
+    };
+    let held = DaySet::new(rows.iter().flat_map(|r| r.days.iter().copied()));
+    let (inputs, rollup, pass_seconds) =
+        super::read_inputs(&settings.input, model, &progress, &held)?;
+    let (rollup, rollups_used) = match (rows, &settings.rollups) {
+        (Some(rows), Some(dir)) => {
+            let raw_days = rollup.events_per_day.len();
+            let from_rollups = rows.member_days(&rollup.members, &crate::rollup_spec::RollupSpec::of(model))?;
+            let used = RollupsUsed {
+                folder: dir.display().to_string(),
+                files: rows.files,
+                rollup_days: rows.days.len(),
+                first_rollup_day: rows.days.first().map(|d| crate::time::iso_of_day(*d)),
+                last_rollup_day: rows.days.last().map(|d| crate::time::iso_of_day(*d)),
+                raw_days,
+            };
+            (rollup.with(from_rollups)?, Some(used))
+        }
+        _ => (rollup, None),
+    };
     lap("inputs_and_events", &mut timings);
     timings.insert("events_pass", pass_seconds);
 
@@ -267,6 +310,7 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
         feed_check: feed,
         timings_seconds: timings,
         peak_memory_mib: peaks,
+        rollups: rollups_used,
     };
     let manifest_json = serde_json::to_string_pretty(&manifest)? + "\n";
 

@@ -44,6 +44,9 @@ pub(super) struct ExportReader {
     /// Any other uuid text, whole.
     seen_text: PlHashSet<String>,
     pub(super) skipped: Skipped,
+    /// Days whose rows come from elsewhere (rollups): their rows are left out
+    /// uncounted, as the rollups count what was skipped of them.
+    held: super::DaySet,
 }
 
 /// Rows whose properties are read on one task.
@@ -74,12 +77,13 @@ fn bucket_of(uuid: u128) -> u64 {
 }
 
 impl ExportReader {
-    pub(super) fn new(group_type: &str) -> Self {
+    pub(super) fn new(group_type: &str, held: &super::DaySet) -> Self {
         ExportReader {
             group_type: group_type.to_string(),
             seen: PlHashMap::default(),
             seen_text: PlHashSet::default(),
             skipped: Skipped::default(),
+            held: held.clone(),
         }
     }
 
@@ -178,6 +182,8 @@ impl ExportReader {
         let n = rows.timestamp.len();
         let first = self.first_sights(&rows.uuid);
         let group_type = self.group_type.as_str();
+        let held = &self.held;
+        let rows_timestamp = rows.timestamp.values();
         let p = &rows.properties;
         let found: Vec<Option<Found>> = (0..p.values.len())
             .into_par_iter()
@@ -197,13 +203,19 @@ impl ExportReader {
                 let rows = start..(start + step).min(n);
                 let mut part = Sorted::new(rows.len());
                 for i in rows {
+                    let counted = held.is_empty()
+                        || !held.holds(
+                            rows_timestamp[i].div_euclid(crate::time::MICROS_PER_DAY) as i32,
+                        );
                     if !first[i] {
-                        part.skipped.duplicate_event_uuids += 1;
+                        part.skipped.duplicate_event_uuids += u64::from(counted);
                         continue;
                     }
                     match p.is_valid(i).then(|| found[p.key(i)].as_ref()).flatten() {
-                        None => part.skipped.events_unreadable_properties += 1,
-                        Some(Found { org: None, .. }) => part.skipped.events_without_org += 1,
+                        None => part.skipped.events_unreadable_properties += u64::from(counted),
+                        Some(Found { org: None, .. }) => {
+                            part.skipped.events_without_org += u64::from(counted)
+                        }
                         Some(Found {
                             org: Some(org),
                             url,
@@ -408,7 +420,7 @@ mod tests {
         assert_eq!(a >> 96, 0x0191f0b2);
         assert_eq!(parse_uuid("0191f0b27a3e7c4d9e1f0123456789ab"), None);
         assert_eq!(parse_uuid("0191f0b2-7a3e-7c4d-9e1f-0123456789ag"), None);
-        let mut r = ExportReader::new("organization");
+        let mut r = ExportReader::new("organization", &Default::default());
         assert!(r.first_sight("0191f0b2-7a3e-7c4d-9e1f-0123456789ab"));
         assert!(!r.first_sight("0191F0B2-7A3E-7C4D-9E1F-0123456789AB"));
         assert!(r.first_sight("not-a-uuid"));
@@ -437,7 +449,7 @@ mod tests {
             1_262_304_000_000 / 3_600_000
         );
         // A repeat is found whichever bucket, across calls and within one.
-        let mut r = ExportReader::new("organization");
+        let mut r = ExportReader::new("organization", &Default::default());
         let random = "f47ac10b-58cc-4372-a567-0e02b2c3d479";
         let uuids = Coded::from_strings(polars_arrow::array::Utf8ViewArray::from_slice_values([
             "0191f0b2-7a3e-7c4d-9e1f-0123456789ab",

@@ -41,6 +41,7 @@ use crate::progress::PassProgress;
 use crate::rollup_spec::{self, RollupSpec};
 use crate::time::MICROS_PER_DAY;
 
+pub mod day_rollups;
 mod export;
 mod member_index;
 mod memory;
@@ -48,6 +49,30 @@ mod pages;
 mod slots;
 
 pub use export::Skipped;
+
+/// Builds the per-day rollup files (`account-health rollup`) from every events file:
+/// the pass's reading, dedupe and properties parsing, into `DayRollups`; what the
+/// export reader skipped of the days kept is returned beside.
+pub fn day_rollups(
+    events: &EventsScan,
+    spec: &RollupSpec,
+    from: i32,
+    to: i32,
+    progress: &PassProgress,
+) -> Result<(day_rollups::DayRollups, Skipped), PassError> {
+    // Rows outside the days are left out, their skips uncounted.
+    let outside = if (from, to) == (i32::MIN, i32::MAX) {
+        DaySet::default()
+    } else {
+        DaySet::outside(from, to)
+    };
+    let mut run = PagesRun::starting_at(&events.files, 0, progress);
+    let mut export = export::ExportReader::new(&events.group_type, &outside);
+    let first = run.next(&mut export);
+    let mut sink = day_rollups::DayRollups::new(spec, from, to);
+    each_chunk(events, progress, &mut export, run, first, &DaySet::default(), &mut sink)?;
+    Ok((sink, export.skipped))
+}
 
 use crate::sys::prefetch;
 use member_index::MemberIndex;
@@ -81,6 +106,25 @@ pub struct Rollup {
     pub unknown_member_events: u64,
     /// Rows of export-shaped files left out (repeated uuids, no organization...).
     pub skipped: Skipped,
+}
+
+impl Rollup {
+    /// This rollup with the (member, day) rows of another over the same members
+    /// (`day_rollups`), whose days it lacks, added after its own; the totals summed.
+    pub fn with(mut self, other: Rollup) -> PolarsResult<Rollup> {
+        self.frame.vstack_mut_owned(other.frame)?;
+        self.frame.rechunk_mut();
+        self.visits.vstack_mut_owned(other.visits)?;
+        self.visits.rechunk_mut();
+        self.rows += other.rows;
+        self.latest_us = self.latest_us.max(other.latest_us);
+        self.earliest_us = self.earliest_us.into_iter().chain(other.earliest_us).min();
+        for (day, n) in other.events_per_day {
+            *self.events_per_day.entry(day).or_insert(0) += n;
+        }
+        self.unknown_member_events += other.unknown_member_events;
+        Ok(self)
+    }
 }
 
 /// The URL path (SPEC 3): scheme, host, query string and fragment removed. The same
@@ -475,6 +519,21 @@ impl Chunk {
             || [&self.event, &self.person, &self.org]
                 .iter()
                 .any(|c| c.null_count() > 0)
+    }
+
+    /// The rows `rows` (indices, in the order given).
+    fn take(&self, rows: &[u32]) -> Chunk {
+        let timestamps: Vec<i64> = rows
+            .iter()
+            .map(|&r| self.timestamp.value(r as usize))
+            .collect();
+        Chunk {
+            timestamp: PrimitiveArray::from_vec(timestamps),
+            event: self.event.take(rows),
+            person: self.person.take(rows),
+            org: self.org.take(rows),
+            url: self.url.as_ref().map(|u| u.take(rows)),
+        }
     }
 
     fn slice(&self, rows: std::ops::Range<usize>) -> Chunk {
@@ -931,21 +990,21 @@ fn file_read(progress: &PassProgress, file: &input::EventsFile) {
 }
 
 /// The events pass over every events file, with the members; `progress` is told of
-/// rows and files as they are read.
+/// rows and files as they are read. Rows of the days in `skip` are left out entirely
+/// (they come from elsewhere: rollups, `run --rollups`).
 pub fn rollup(
     events: &EventsScan,
     members: &DataFrame,
     spec: &RollupSpec,
     progress: &PassProgress,
+    skip: &DaySet,
 ) -> Result<Rollup, PassError> {
     let blame = PassError::Failed;
-    let null_found = || PassError::NullInRequired;
     let layout = Layout::new(spec);
-    let files = &events.files;
-    let mut run = PagesRun::starting_at(files, 0, progress);
-    let mut export = export::ExportReader::new(&events.group_type);
+    let mut run = PagesRun::starting_at(&events.files, 0, progress);
+    let mut export = export::ExportReader::new(&events.group_type, skip);
     // The member index is built while the first row group is read.
-    let (index, mut next) = rayon::join(
+    let (index, first) = rayon::join(
         || -> PolarsResult<_> {
             let (keys, member_of_row) = member_keys(members)?;
             let members = MemberIndex::new(&keys)?;
@@ -955,22 +1014,120 @@ pub fn rollup(
     );
     let (keys, member_of_row, members) = index.map_err(blame)?;
     let mut acc = Accumulator::new(&layout, &members);
+    each_chunk(events, progress, &mut export, run, first, skip, &mut acc)?;
+    let mut rollup = acc.finish(keys, member_of_row).map_err(blame)?;
+    rollup.rows += export.skipped.total();
+    rollup.skipped = export.skipped;
+    Ok(rollup)
+}
+
+/// What takes the pass's chunks: the (member, day) accumulator of `rollup`, or the
+/// per-day rollup files of `day_rollups`.
+trait ChunkSink: Send {
+    fn add_chunk(&mut self, chunk: &Chunk);
+    /// A required column held a null: stop.
+    fn null_in_required(&self) -> bool;
+}
+
+impl ChunkSink for Accumulator<'_> {
+    fn add_chunk(&mut self, chunk: &Chunk) {
+        self.add_in_pieces(chunk);
+    }
+    fn null_in_required(&self) -> bool {
+        self.null_in_required
+    }
+}
+
+/// Days whose rows a pass leaves out: listed days, or every day outside a range.
+#[derive(Debug, Default, Clone)]
+pub struct DaySet {
+    days: std::collections::BTreeSet<i32>,
+    /// Every day outside `from..=to` is held too.
+    outside: Option<(i32, i32)>,
+}
+
+impl DaySet {
+    pub fn new(days: impl IntoIterator<Item = i32>) -> DaySet {
+        DaySet {
+            days: days.into_iter().collect(),
+            outside: None,
+        }
+    }
+
+    /// Every day but `from..=to`.
+    pub fn outside(from: i32, to: i32) -> DaySet {
+        DaySet {
+            days: Default::default(),
+            outside: Some((from, to)),
+        }
+    }
+
+    pub fn holds(&self, day: i32) -> bool {
+        self.days.contains(&day) || self.outside.is_some_and(|(a, b)| day < a || day > b)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty() && self.outside.is_none()
+    }
+
+    /// The chunk without the rows of these days; `None` when no row is left.
+    fn without(&self, chunk: Chunk) -> Option<Chunk> {
+        // A chunk with a null timestamp goes on whole: the sink reports it.
+        if self.is_empty() || chunk.has_null_in_required() {
+            return Some(chunk);
+        }
+        let keep: Vec<u32> = chunk
+            .timestamp
+            .values()
+            .iter()
+            .enumerate()
+            .filter(|(_, &t)| !self.holds(t.div_euclid(MICROS_PER_DAY) as i32))
+            .map(|(i, _)| i as u32)
+            .collect();
+        match keep.len() {
+            0 => None,
+            n if n == chunk.len() => Some(chunk),
+            _ => Some(chunk.take(&keep)),
+        }
+    }
+}
+
+/// Every chunk of the events files, in file order, into `sink`; `first` is the first
+/// chunk of `run` (read already). Each row group is read while the one before it is
+/// added, the first of a file while the last of the file before it is, so the
+/// threads one stage leaves idle work on the other.
+fn each_chunk<'a>(
+    events: &'a EventsScan,
+    progress: &'a PassProgress,
+    export: &mut export::ExportReader,
+    mut run: PagesRun<'a>,
+    first: Option<PolarsResult<Chunk>>,
+    skip: &DaySet,
+    sink: &mut impl ChunkSink,
+) -> Result<(), PassError> {
+    let blame = PassError::Failed;
+    let files = &events.files;
+    let mut next = first;
     let mut file = 0;
     loop {
-        // Each row group is read while the one before it is added, the first of a
-        // file while the last of the file before it is, so the threads one stage
-        // leaves idle work on the other.
         while let Some(chunk) = next.take() {
             let chunk = chunk.map_err(blame)?;
-            let (read, ()) = rayon::join(|| run.next(&mut export), || acc.add_in_pieces(&chunk));
-            if acc.null_in_required {
-                return Err(null_found());
+            let (read, ()) = rayon::join(
+                || run.next(export),
+                || {
+                    if let Some(chunk) = skip.without(chunk) {
+                        sink.add_chunk(&chunk);
+                    }
+                },
+            );
+            if sink.null_in_required() {
+                return Err(PassError::NullInRequired);
             }
             next = read;
         }
         file = file.max(run.next_file);
         let Some(left_to_polars) = files.get(file) else {
-            break;
+            return Ok(());
         };
         let shape = left_to_polars.shape;
         stream_events(left_to_polars.frame.clone(), |frame| {
@@ -979,24 +1136,20 @@ pub fn rollup(
                 input::EventsShape::Flat => Chunk::from_frame(frame)?,
                 input::EventsShape::Posthog => export.chunk(frame)?,
             };
-            if let Some(chunk) = chunk {
-                acc.add_in_pieces(&chunk);
+            if let Some(chunk) = chunk.and_then(|c| skip.without(c)) {
+                sink.add_chunk(&chunk);
             }
-            Ok(!acc.null_in_required)
+            Ok(!sink.null_in_required())
         })
         .map_err(blame)?;
-        if acc.null_in_required {
-            return Err(null_found());
+        if sink.null_in_required() {
+            return Err(PassError::NullInRequired);
         }
         file_read(progress, left_to_polars);
         file += 1;
         run = PagesRun::starting_at(files, file, progress);
-        next = run.next(&mut export);
+        next = run.next(export);
     }
-    let mut rollup = acc.finish(keys, member_of_row).map_err(blame)?;
-    rollup.rows += export.skipped.total();
-    rollup.skipped = export.skipped;
-    Ok(rollup)
 }
 
 #[cfg(test)]
