@@ -41,3 +41,5 @@ mod backtest;
 mod pg_server;
 // Loading a run into PostgreSQL and Vitally.
 mod sinks;
+// Per-day rollups and runs from them.
+mod rollups;

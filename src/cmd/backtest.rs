@@ -45,7 +45,8 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
     let model = &loaded.model;
     let progress = crate::progress::Progress::new(quiet);
     progress.stage("reading inputs and the events (one streaming pass)");
-    let (inputs, rollup, _) = super::read_inputs(&args.input, model, &progress, &Default::default())?;
+    let (inputs, rollup, _) =
+        super::read_inputs(&args.input, model, &progress, &Default::default())?;
     let churned_on =
         churn_days(inputs.accounts.as_ref(), inputs.churns.as_ref())?.ok_or_else(|| {
             InputError::Usage {

@@ -13,7 +13,10 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     let model = super::load_model(args.config.as_deref())?.model;
     let day = |raw: &Option<String>| raw.as_deref().map(AsOf::parse).transpose();
     let (from, to) = (day(&args.from)?, day(&args.to)?);
-    let (from, to) = (from.map_or(i32::MIN, |d| d.day), to.map_or(i32::MAX, |d| d.day));
+    let (from, to) = (
+        from.map_or(i32::MIN, |d| d.day),
+        to.map_or(i32::MAX, |d| d.day),
+    );
     if from > to {
         return Err(crate::InputError::Usage {
             problem: "--from is after --to".into(),
@@ -38,11 +41,8 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let _lock = crate::publish::lock(&args.out)?;
-    let staging = args
-        .out
-        .join(format!(".staging-{}", std::process::id()));
-    std::fs::create_dir_all(&staging)
-        .with_context(|| format!("creating {}", staging.display()))?;
+    let staging = args.out.join(format!(".staging-{}", std::process::id()));
+    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
     let meta = rollups.meta();
     let mut rows = 0;
     let days = rollups.days();

@@ -11,14 +11,14 @@ use serde::Serialize;
 
 use crate::cli::RunArgs;
 use crate::error::{IncompleteFeed, InputError};
+use crate::events::day_rollups::RollupRows;
+use crate::events::DaySet;
 use crate::feed_check::{self, FeedCheck};
 use crate::input::TableInfo;
 use crate::member_aggregates::MemberEvents;
 use crate::model::{LoadedModel, Model};
 use crate::output::{self, Formats, Table};
 use crate::quality::{self, DataQuality};
-use crate::events::day_rollups::RollupRows;
-use crate::events::DaySet;
 use crate::time::AsOf;
 use crate::{alerts, changes, indicators, metrics, publish, score, tables, trends, users};
 
@@ -196,7 +196,10 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
 
     progress.stage("reading inputs and the events (one streaming pass)");
     let rows = match &settings.rollups {
-        Some(dir) => Some(RollupRows::read(dir, &crate::rollup_spec::RollupSpec::of(model))?),
+        Some(dir) => Some(RollupRows::read(
+            dir,
+            &crate::rollup_spec::RollupSpec::of(model),
+        )?),
         None => None,
     };
     let held = DaySet::new(rows.iter().flat_map(|r| r.days.iter().copied()));
@@ -205,7 +208,8 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     let (rollup, rollups_used) = match (rows, &settings.rollups) {
         (Some(rows), Some(dir)) => {
             let raw_days = rollup.events_per_day.len();
-            let from_rollups = rows.member_days(&rollup.members, &crate::rollup_spec::RollupSpec::of(model))?;
+            let from_rollups =
+                rows.member_days(&rollup.members, &crate::rollup_spec::RollupSpec::of(model))?;
             let used = RollupsUsed {
                 folder: dir.display().to_string(),
                 files: rows.files,

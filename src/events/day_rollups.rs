@@ -71,6 +71,9 @@ impl Interner {
 /// No path kept.
 const NO_PATH: u32 = u32::MAX;
 
+/// The ids of one rollup row's org, person, event and path (`NO_PATH`: none).
+type RowKey = (u32, u32, u32, u32);
+
 /// Count, first and last instant of one (org, person, event, path) on one day.
 #[derive(Clone, Copy)]
 struct Agg {
@@ -90,7 +93,7 @@ pub struct DayRollups {
     people: Interner,
     events: Interner,
     paths: Interner,
-    by_day: BTreeMap<i32, PlHashMap<(u32, u32, u32, u32), Agg>>,
+    by_day: BTreeMap<i32, PlHashMap<RowKey, Agg>>,
     null_in_required: bool,
 }
 
@@ -192,10 +195,18 @@ impl DayRollups {
         fn s(i: &Interner, id: u32) -> &str {
             i.values[id as usize].as_str()
         }
-        let mut rows: Vec<(&(u32, u32, u32, u32), &Agg)> = map.iter().collect();
+        let mut rows: Vec<(&RowKey, &Agg)> = map.iter().collect();
         rows.sort_unstable_by(|(a, _), (b, _)| {
-            (s(&self.orgs, a.0), s(&self.people, a.1), s(&self.events, a.2))
-                .cmp(&(s(&self.orgs, b.0), s(&self.people, b.1), s(&self.events, b.2)))
+            (
+                s(&self.orgs, a.0),
+                s(&self.people, a.1),
+                s(&self.events, a.2),
+            )
+                .cmp(&(
+                    s(&self.orgs, b.0),
+                    s(&self.people, b.1),
+                    s(&self.events, b.2),
+                ))
                 .then_with(|| path_of(&self.paths, a.3).cmp(&path_of(&self.paths, b.3)))
         });
         let n = rows.len();
@@ -245,7 +256,8 @@ fn empty_frame() -> PolarsResult<DataFrame> {
 
 /// Writes a day's rows as `path` (Parquet, zstd) with the rollup's metadata.
 pub fn write_day(frame: &mut DataFrame, path: &Path, meta: &RollupMeta) -> Result<()> {
-    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    let file =
+        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     let mut w = std::io::BufWriter::new(file);
     let meta = serde_json::to_string(meta)?;
     ParquetWriter::new(&mut w)
@@ -443,7 +455,10 @@ impl RollupRows {
         };
         let member_rows = joined.lazy().filter(col("member").is_not_null());
         let mut aggs = vec![
-            col("count").sum().cast(DataType::Int64).alias(rollup_spec::EVENTS),
+            col("count")
+                .sum()
+                .cast(DataType::Int64)
+                .alias(rollup_spec::EVENTS),
             col("last_us").max().alias(rollup_spec::LAST_INSTANT),
         ];
         for c in &spec.counts {
@@ -596,12 +611,20 @@ fn normalise(frame: DataFrame, file: &str) -> Result<DataFrame, InputError> {
             file: file.to_string(),
             reason: e.to_string(),
         })?;
-    let nulls = ["org_id", "distinct_id", "day", "event", "count", "first_us", "last_us"]
-        .into_iter()
-        .find_map(|c| {
-            let n = frame.column(c).map(|c| c.null_count()).unwrap_or(0);
-            (n > 0).then_some((c, n))
-        });
+    let nulls = [
+        "org_id",
+        "distinct_id",
+        "day",
+        "event",
+        "count",
+        "first_us",
+        "last_us",
+    ]
+    .into_iter()
+    .find_map(|c| {
+        let n = frame.column(c).map(|c| c.null_count()).unwrap_or(0);
+        (n > 0).then_some((c, n))
+    });
     if let Some((column, count)) = nulls {
         return Err(InputError::NullInRequired {
             file: file.to_string(),

@@ -203,10 +203,11 @@ impl ExportReader {
                 let rows = start..(start + step).min(n);
                 let mut part = Sorted::new(rows.len());
                 for i in rows {
-                    let counted = held.is_empty()
-                        || !held.holds(
-                            rows_timestamp[i].div_euclid(crate::time::MICROS_PER_DAY) as i32,
-                        );
+                    let counted =
+                        held.is_empty()
+                            || !held
+                                .holds(rows_timestamp[i].div_euclid(crate::time::MICROS_PER_DAY)
+                                    as i32);
                     if !first[i] {
                         part.skipped.duplicate_event_uuids += u64::from(counted);
                         continue;

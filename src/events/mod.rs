@@ -70,7 +70,15 @@ pub fn day_rollups(
     let mut export = export::ExportReader::new(&events.group_type, &outside);
     let first = run.next(&mut export);
     let mut sink = day_rollups::DayRollups::new(spec, from, to);
-    each_chunk(events, progress, &mut export, run, first, &DaySet::default(), &mut sink)?;
+    each_chunk(
+        events,
+        progress,
+        &mut export,
+        run,
+        first,
+        &DaySet::default(),
+        &mut sink,
+    )?;
     Ok((sink, export.skipped))
 }
 

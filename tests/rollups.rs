@@ -1,0 +1,304 @@
+//! Per-day rollups (issue 27): `rollup`, then `run --rollups`, gives the raw run's
+//! tables byte for byte, whether the rollups hold every day or only the older ones;
+//! late events for a rolled day count once the day is rolled again; rollups built
+//! for other path prefixes are refused.
+
+use std::path::Path;
+use std::process::Output;
+
+use polars::prelude::*;
+
+use crate::util::*;
+
+fn ok(o: Output) -> Output {
+    assert!(
+        o.status.success(),
+        "{}\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+fn rollup(w: &Workdir, extra: &[&str]) -> Output {
+    let mut args = vec!["--quiet", "rollup", "--input", "in", "--out", "r"];
+    args.extend_from_slice(extra);
+    w.cmd(&args)
+}
+
+fn run_into(w: &Workdir, out: &str, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "--quiet", "run", "--input", "in", "--out", out, "--as-of", AS_OF,
+    ];
+    args.extend_from_slice(extra);
+    w.cmd(&args)
+}
+
+/// Every output file of two runs, byte for byte.
+fn assert_same_tables(a: &Path, b: &Path) {
+    let mut names: Vec<String> = std::fs::read_dir(a.join("current"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".csv") || n.ends_with(".parquet"))
+        .collect();
+    names.sort();
+    assert_eq!(names.len(), 16, "{names:?}");
+    for name in names {
+        let x = std::fs::read(a.join("current").join(&name)).unwrap();
+        let y = std::fs::read(b.join("current").join(&name)).unwrap();
+        assert!(
+            x == y,
+            "{name} differs between {} and {}",
+            a.display(),
+            b.display()
+        );
+    }
+}
+
+fn rollup_days(w: &Workdir) -> Vec<String> {
+    let mut days: Vec<String> = std::fs::read_dir(w.path().join("r"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("day="))
+        .collect();
+    days.sort();
+    days
+}
+
+#[test]
+fn a_run_from_rollups_equals_the_raw_run_in_either_shape() {
+    for shape in ["posthog", "flat"] {
+        let w = Workdir::new();
+        if shape == "flat" {
+            w.generate_flat(12, 60, 4);
+        } else {
+            w.generate(12, 60, 4);
+        }
+        ok(run_into(&w, "raw", &[]));
+        ok(rollup(&w, &[]));
+        let days = rollup_days(&w);
+        assert!(days.len() >= 59, "{shape}: {days:?}");
+        ok(run_into(&w, "from_rollups", &["--rollups", "r"]));
+        assert_same_tables(&w.path().join("raw"), &w.path().join("from_rollups"));
+
+        // Mixed: rollups for all but the last three days, raw events for those.
+        std::fs::remove_dir_all(w.path().join("r")).unwrap();
+        ok(rollup(&w, &["--to", "2026-11-19"]));
+        assert_eq!(
+            rollup_days(&w).last().map(String::as_str),
+            Some("day=2026-11-19")
+        );
+        ok(run_into(&w, "mixed", &["--rollups", "r"]));
+        assert_same_tables(&w.path().join("raw"), &w.path().join("mixed"));
+        let manifest = std::fs::read_to_string(w.path().join("mixed/manifest.json")).unwrap();
+        assert!(
+            manifest.contains("\"last_rollup_day\": \"2026-11-19\""),
+            "{manifest}"
+        );
+        assert!(manifest.contains("\"raw_days\": 3"), "{shape}: {manifest}");
+    }
+}
+
+#[test]
+fn a_rollup_row_counts_per_org_member_day_event_and_keeps_page_paths_under_the_prefixes() {
+    let w = Workdir::new();
+    w.write(
+        "members",
+        &members(&[("a", "a1", "owner", "2026-01-01", None)]),
+    );
+    w.write(
+        "events",
+        &events(&[
+            (
+                "a",
+                "a1",
+                "$pageview",
+                "2026-11-20 09:00",
+                Some("https://posthog.com/docs/x?q=1"),
+            ),
+            (
+                "a",
+                "a1",
+                "$pageview",
+                "2026-11-20 11:00",
+                Some("https://posthog.com/docs/x#top"),
+            ),
+            (
+                "a",
+                "a1",
+                "$pageview",
+                "2026-11-20 10:00",
+                Some("https://posthog.com/pricing"),
+            ),
+            (
+                "a",
+                "a1",
+                "insight analyzed",
+                "2026-11-20 12:00",
+                Some("https://posthog.com/docs/x"),
+            ),
+            ("a", "a1", "insight analyzed", "2026-11-21 08:00", None),
+            ("b", "b1", "insight analyzed", "2026-11-21 08:30", None),
+        ]),
+    );
+    w.write(
+        "usage",
+        &usage(&[("a", "2026-11-01", &[("event_count_in_period", 1)])]),
+    );
+    ok(rollup(&w, &[]));
+    assert_eq!(rollup_days(&w), ["day=2026-11-20", "day=2026-11-21"]);
+    let day = read_parquet(&w.path().join("r/day=2026-11-20/part-0.parquet"));
+    // By hand: the two /docs/x page views are one row (query and fragment dropped),
+    // the /pricing one keeps no path (no URL set reads it), an insight event keeps
+    // no path (not a page view).
+    let rows: Vec<(String, Option<String>, i64, i64, i64)> = (0..day.height())
+        .map(|i| {
+            let get = |c: &str| day.column(c).unwrap().get(i).unwrap();
+            (
+                get("event").get_str().unwrap().to_string(),
+                get("path").get_str().map(str::to_string),
+                get("count").extract::<i64>().unwrap(),
+                get("first_us").extract::<i64>().unwrap(),
+                get("last_us").extract::<i64>().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (
+                "$pageview".into(),
+                None,
+                1,
+                us("2026-11-20 10:00"),
+                us("2026-11-20 10:00")
+            ),
+            (
+                "$pageview".into(),
+                Some("/docs/x".into()),
+                2,
+                us("2026-11-20 09:00"),
+                us("2026-11-20 11:00")
+            ),
+            (
+                "insight analyzed".into(),
+                None,
+                1,
+                us("2026-11-20 12:00"),
+                us("2026-11-20 12:00")
+            ),
+        ]
+    );
+    assert_eq!(strings(&day, "org_id"), ["a", "a", "a"]);
+    assert_eq!(strings(&day, "distinct_id"), ["a1", "a1", "a1"]);
+    // Non-members are rolled up too: membership is the run's business.
+    let next = read_parquet(&w.path().join("r/day=2026-11-21/part-0.parquet"));
+    assert_eq!(strings(&next, "org_id"), ["a", "b"]);
+}
+
+#[test]
+fn late_events_for_a_rolled_day_count_once_that_day_is_rolled_again() {
+    let w = Workdir::new();
+    w.generate_flat(12, 60, 4);
+    // The flat events are hive folders of files: a late file lands beside them.
+    let month = w.input().join("events/month=2026-11");
+    let events = read_parquet(&month.join("part-0.parquet"));
+    ok(run_into(&w, "before", &[]));
+    ok(rollup(&w, &[]));
+
+    // A late file: insight events of a member, dated two days before as_of.
+    let members = read_parquet(&w.input().join("members.parquet"));
+    let (org, person) = (
+        strings(&members, "org_id")[0].clone(),
+        strings(&members, "distinct_id")[0].clone(),
+    );
+    let late: Vec<(&str, &str, &str, &str, Option<&str>)> = (0..5)
+        .map(|_| {
+            (
+                org.as_str(),
+                person.as_str(),
+                "insight analyzed",
+                "2026-11-21 10:00",
+                None,
+            )
+        })
+        .collect();
+    write_parquet(&month.join("zz-late.parquet"), &events_like(&events, &late));
+    ok(run_into(&w, "raw_with_late", &[]));
+    let changed = std::fs::read(w.path().join("before/current/users.csv")).unwrap()
+        != std::fs::read(w.path().join("raw_with_late/current/users.csv")).unwrap();
+    assert!(changed, "the late events change the outputs");
+
+    // Rollups hold that day already: the late events are not seen...
+    ok(run_into(&w, "stale", &["--rollups", "r"]));
+    assert_same_tables(&w.path().join("before"), &w.path().join("stale"));
+    // ...until the day is rolled again.
+    ok(rollup(&w, &["--from", "2026-11-21", "--to", "2026-11-21"]));
+    ok(run_into(&w, "rerolled", &["--rollups", "r"]));
+    assert_same_tables(&w.path().join("raw_with_late"), &w.path().join("rerolled"));
+    // Rolling one day again replaced that folder alone and left nothing behind.
+    let leftovers: Vec<String> = std::fs::read_dir(w.path().join("r"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.') && n != ".lock")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+/// Rows shaped like `template` (the generated flat events' column types).
+fn events_like(template: &DataFrame, rows: &[(&str, &str, &str, &str, Option<&str>)]) -> DataFrame {
+    let mut frame = events(rows);
+    let schema = template.schema();
+    let columns: Vec<Column> = template
+        .get_column_names()
+        .iter()
+        .map(|name| {
+            let dtype = schema.get(name.as_str()).unwrap();
+            match frame.column(name.as_str()) {
+                Ok(c) => c.cast(dtype).unwrap(),
+                Err(_) => Column::full_null((*name).clone(), rows.len(), dtype),
+            }
+        })
+        .collect();
+    frame = DataFrame::new(rows.len(), columns).unwrap();
+    frame
+}
+
+#[test]
+fn rollups_built_for_other_path_prefixes_are_refused() {
+    let w = Workdir::new();
+    w.generate(12, 60, 4);
+    ok(rollup(&w, &[]));
+    let config = w.path().join("pricing.toml");
+    std::fs::write(
+        &config,
+        "[url_sets.pricing_visit]\npath_prefix = \"/pricing\"\n\n\
+         [metrics.pricing_visits_7d]\ncategory = \"product_experience\"\n\
+         measure = \"event_count\"\nevent_set = \"pricing_visit\"\nwindow_days = 7\n\
+         healthy = \"<= 20\"\npoor = \"> 100\"\n",
+    )
+    .unwrap();
+    // A model that reads /pricing: its page views' paths were not kept.
+    let mut args = vec![
+        "--quiet", "run", "--input", "in", "--out", "out", "--as-of", AS_OF,
+    ];
+    args.extend(["--rollups", "r", "--config", config.to_str().unwrap()]);
+    let o = w.cmd(&args);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("day=")
+            && err.contains("/pricing")
+            && err.contains("Roll these days up again"),
+        "{err}"
+    );
+    assert!(!w.out().join("current").exists(), "nothing published");
+}
