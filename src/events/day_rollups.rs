@@ -17,7 +17,11 @@ use anyhow::{Context, Result};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{url_path, Chunk, ChunkSink, Rollup, Skipped};
+use polars_arrow::bitmap::Bitmap;
+use rayon::prelude::*;
+
+use super::member_index::MemberIndex;
+use super::{url_path, Chunk, ChunkSink, Layout, Rollup, Skipped, NONE, NO_INSTANT};
 use crate::error::InputError;
 use crate::rollup_spec::{self, RollupSpec};
 use crate::time::{iso_of_day, MICROS_PER_DAY};
@@ -278,11 +282,11 @@ pub fn write_day(frame: &mut DataFrame, path: &Path, meta: &RollupMeta) -> Resul
         .with_context(|| format!("flushing {}", path.display()))
 }
 
-/// Rollup rows read back, and the days they hold.
+/// Rollup rows read back, file by file, and the days they hold.
 pub struct RollupRows {
-    /// `org_id`, `distinct_id`, `day` (i32 days), `event`, `path`, `count`,
-    /// `first_us`, `last_us` (i64).
-    pub frame: DataFrame,
+    /// Per file: `org_id`, `distinct_id`, `day` (i32 days), `event`, `path`,
+    /// `count`, `first_us`, `last_us` (i64).
+    pub frames: Vec<DataFrame>,
     pub days: Vec<i32>,
     /// The files read.
     pub files: usize,
@@ -338,55 +342,25 @@ impl RollupRows {
                 problem: "rollups folder not found".into(),
             });
         }
-        let (pages, prefixes) = needs(spec);
-        let mut frames = Vec::new();
+        let needed = needs(spec);
         let files = parquet_files(dir)?;
-        for path in &files {
-            let file_name = path.display().to_string();
-            let unreadable = |e: PolarsError| InputError::Unreadable {
-                file: file_name.clone(),
-                reason: e.to_string(),
-            };
-            let file = std::fs::File::open(path).map_err(|e| InputError::BadPath {
-                path: file_name.clone(),
-                problem: format!("cannot open: {e}"),
-            })?;
-            let mut reader = ParquetReader::new(file);
-            let meta = reader
-                .get_metadata()
-                .map_err(unreadable)?
-                .key_value_metadata()
-                .as_ref()
-                .and_then(|kv| kv.iter().find(|k| k.key == METADATA_KEY))
-                .and_then(|k| k.value.clone());
-            if let Some(text) = meta {
-                let meta: RollupMeta =
-                    serde_json::from_str(&text).map_err(|e| InputError::BadValue {
-                        file: file_name.clone(),
-                        column: METADATA_KEY.into(),
-                        problem: format!("unreadable rollup metadata: {e}"),
-                    })?;
-                check_built_for(&meta, &pages, &prefixes, &file_name)?;
-            }
-            let frame = reader.finish().map_err(unreadable)?;
-            frames.push(normalise(frame, &file_name)?);
-        }
-        let frame = if frames.is_empty() {
-            normalise(empty_frame().expect("an empty frame"), "")?
-        } else {
-            concat_frames(frames).map_err(|e| InputError::Unreadable {
-                file: dir.display().to_string(),
-                reason: e.to_string(),
-            })?
-        };
-        let mut days: Vec<i32> = frame
-            .column("day")
-            .and_then(|c| c.i32().map(|d| d.iter().flatten().collect()))
-            .unwrap_or_default();
-        days.sort_unstable();
+        // Files are read side by side; problems reported in file order.
+        let frames = files
+            .par_iter()
+            .map(|path| read_file(path, &needed))
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut days: Vec<i32> = frames
+            .iter()
+            .flat_map(|f| {
+                f.column("day")
+                    .and_then(|c| c.i32().map(|d| d.iter().flatten().collect::<Vec<_>>()))
+                    .unwrap_or_default()
+            })
+            .collect();
+        days.par_sort_unstable();
         days.dedup();
         Ok(RollupRows {
-            frame,
+            frames,
             days,
             files: files.len(),
         })
@@ -394,146 +368,345 @@ impl RollupRows {
 
     /// The (member, day) rows of the events pass from these rollups, for the members
     /// `keys` (the pass's member numbering: row i is member i), with the totals the
-    /// pass keeps. Grouped by polars and sorted by (member, day): row order does not
-    /// change what is computed from a rollup.
+    /// pass keeps. Each rollup row adds its count where the pass adds one per event,
+    /// and its last instant where the pass raises a latest instant, through the same
+    /// `Layout` (event classes, path classes, visit sets) and member index; rows are
+    /// in (member, day) order (row order changes nothing computed from a rollup).
     pub fn member_days(&self, keys: &DataFrame, spec: &RollupSpec) -> PolarsResult<Rollup> {
-        let rows = self.frame.clone().lazy();
-        let members = keys
-            .clone()
-            .lazy()
-            .with_row_index("member", None)
-            .with_column(col("member").cast(DataType::UInt32));
-        let joined = rows
-            .join(
-                members,
-                [col("org_id"), col("distinct_id")],
-                [col("org_id"), col("distinct_id")],
-                JoinArgs::new(JoinType::Left),
-            )
-            .collect()?;
-        let totals = joined
-            .clone()
-            .lazy()
-            .select([
-                col("count").sum().alias("rows"),
-                col("last_us").max().alias("latest"),
-                col("first_us").min().alias("earliest"),
-                col("count")
-                    .filter(col("member").is_null())
-                    .sum()
-                    .alias("unknown"),
-            ])
-            .collect()?;
-        let total = |name: &str| -> PolarsResult<Option<i64>> {
-            Ok(totals.column(name)?.cast(&DataType::Int64)?.i64()?.get(0))
-        };
-        let per_day = joined
-            .clone()
-            .lazy()
-            .group_by([col("day")])
-            .agg([col("count").sum()])
-            .collect()?;
-        let mut events_per_day = BTreeMap::new();
-        for (day, n) in per_day
-            .column("day")?
-            .i32()?
-            .iter()
-            .zip(per_day.column("count")?.i64()?.iter())
-        {
-            if let (Some(day), Some(n)) = (day, n) {
-                if n > 0 {
-                    events_per_day.insert(day, n as u64);
-                }
+        let layout = Layout::new(spec);
+        let members = MemberIndex::new(keys)?;
+        let mut per_file = self
+            .frames
+            .par_iter()
+            .map(|f| facts_of(f, &layout, &members))
+            .collect::<PolarsResult<Vec<_>>>()?;
+        // A (member, day) must be one row: files whose days are all their own are
+        // aggregated alone, side by side; files sharing a day, together.
+        let mut owners: BTreeMap<i32, usize> = BTreeMap::new();
+        for file in &per_file {
+            for &d in &file.days {
+                *owners.entry(d).or_insert(0) += 1;
             }
         }
-
-        let is_in = |events: &[String]| {
-            col("event").is_in(
-                lit(Series::new("".into(), events.to_vec())).implode(false),
-                false,
-            )
-        };
-        let member_rows = joined.lazy().filter(col("member").is_not_null());
-        let mut aggs = vec![
-            col("count")
-                .sum()
-                .cast(DataType::Int64)
-                .alias(rollup_spec::EVENTS),
-            col("last_us").max().alias(rollup_spec::LAST_INSTANT),
-        ];
-        for c in &spec.counts {
-            aggs.push(
-                col("count")
-                    .filter(is_in(&c.events))
-                    .sum()
-                    .cast(DataType::UInt32)
-                    .alias(c.column.as_str()),
-            );
-        }
-        for c in &spec.latest {
-            aggs.push(
-                col("last_us")
-                    .filter(is_in(&c.events))
-                    .max()
-                    .alias(c.column.as_str()),
-            );
-        }
-        let frame = member_rows
-            .clone()
-            .group_by([col("member"), col("day")])
-            .agg(aggs)
-            .sort(["member", "day"], Default::default())
-            .collect()?;
-
-        let visit = |v: &rollup_spec::VisitColumn| {
-            (is_in(&v.pages).and(
-                col("path")
-                    .str()
-                    .starts_with(lit(v.path_prefix.clone()))
-                    .fill_null(false),
-            ))
-            .or(is_in(&v.anywhere))
-        };
-        let visit_aggs: Vec<Expr> = spec
-            .visits
-            .iter()
-            .map(|v| {
-                col("count")
-                    .filter(visit(v))
-                    .sum()
-                    .cast(DataType::UInt32)
-                    .alias(v.column.as_str())
-            })
-            .collect();
-        let any_visit = spec
-            .visits
-            .iter()
-            .map(|v| col(v.column.as_str()).gt(lit(0u32)))
-            .reduce(|a, b| a.or(b))
-            .unwrap_or(lit(false));
-        let visits = if spec.visits.is_empty() {
-            df!("member" => Vec::<u32>::new(), "day" => Vec::<i32>::new())?
+        let disjoint = owners.values().all(|&n| n == 1);
+        let mut totals = FileFacts::default();
+        let outs: Vec<MemberDays> = if disjoint {
+            let outs = per_file
+                .par_iter_mut()
+                .map(|f| aggregate(&mut f.facts, &layout))
+                .collect();
+            for f in per_file {
+                totals.merge(f);
+            }
+            outs
         } else {
-            member_rows
-                .group_by([col("member"), col("day")])
-                .agg(visit_aggs)
-                .filter(any_visit)
-                .sort(["member", "day"], Default::default())
-                .collect()?
+            for f in per_file {
+                totals.merge(f);
+            }
+            vec![aggregate(&mut totals.facts, &layout)]
         };
+        let mut out = MemberDays::new(&layout);
+        for o in outs {
+            out.append(o);
+        }
+        let (frame, visits) = out.frames(&layout)?;
         Ok(Rollup {
             frame,
             visits,
             members: keys.clone(),
             member_of_row: Vec::new(),
-            rows: total("rows")?.unwrap_or(0) as u64,
-            latest_us: total("latest")?,
-            earliest_us: total("earliest")?,
-            events_per_day,
-            unknown_member_events: total("unknown")?.unwrap_or(0) as u64,
+            rows: totals.rows,
+            latest_us: totals.latest_us,
+            earliest_us: totals.earliest_us,
+            events_per_day: totals.events_per_day,
+            unknown_member_events: totals.unknown_member_events,
             skipped: Skipped::default(),
         })
     }
+}
+
+/// A rollup file's member rows as facts keyed by (member, day), and the totals over
+/// all its rows.
+#[derive(Default)]
+struct FileFacts {
+    facts: Vec<(u64, Fact)>,
+    days: Vec<i32>,
+    rows: u64,
+    latest_us: Option<i64>,
+    earliest_us: Option<i64>,
+    events_per_day: BTreeMap<i32, u64>,
+    unknown_member_events: u64,
+}
+
+impl FileFacts {
+    fn merge(&mut self, other: FileFacts) {
+        self.facts.extend(other.facts);
+        self.rows += other.rows;
+        self.latest_us = self.latest_us.max(other.latest_us);
+        self.earliest_us = self.earliest_us.into_iter().chain(other.earliest_us).min();
+        for (day, n) in other.events_per_day {
+            *self.events_per_day.entry(day).or_insert(0) += n;
+        }
+        self.unknown_member_events += other.unknown_member_events;
+    }
+}
+
+/// (member, day) as one sort key, in (member, day) order.
+fn sort_key(member: u32, day: i32) -> u64 {
+    (u64::from(member) << 32) | u64::from(day as u32 ^ 0x8000_0000)
+}
+
+fn from_sort_key(key: u64) -> (u32, i32) {
+    ((key >> 32) as u32, ((key as u32) ^ 0x8000_0000) as i32)
+}
+
+/// Each rollup row's member, event class and visit set, through the pass's `Layout`
+/// and member index.
+fn facts_of(f: &DataFrame, layout: &Layout, members: &MemberIndex) -> PolarsResult<FileFacts> {
+    let (orgs, people, events, paths) = (
+        f.column("org_id")?.str()?,
+        f.column("distinct_id")?.str()?,
+        f.column("event")?.str()?,
+        f.column("path")?.str()?,
+    );
+    let (days, counts, firsts, lasts) = (
+        f.column("day")?.i32()?,
+        f.column("count")?.i64()?,
+        f.column("first_us")?.i64()?,
+        f.column("last_us")?.i64()?,
+    );
+    let mut out = FileFacts {
+        facts: Vec::with_capacity(f.height()),
+        ..FileFacts::default()
+    };
+    let mut classes: PlHashMap<&str, u32> = PlHashMap::new();
+    let mut last_pair: Option<(&str, &str, u32)> = None;
+    let columns = orgs
+        .iter()
+        .zip(people.iter())
+        .zip(events.iter())
+        .zip(paths.iter())
+        .zip(days.iter())
+        .zip(counts.iter())
+        .zip(firsts.iter().zip(lasts.iter()));
+    for ((((((org, person), event), path), day), count), (first, last)) in columns {
+        // `normalise` refused nulls in every column but `path`.
+        let (org, person, event) = (org.unwrap_or(""), person.unwrap_or(""), event.unwrap_or(""));
+        let (day, count) = (day.unwrap_or(0), count.unwrap_or(0).max(0));
+        let (first, last) = (first.unwrap_or(0), last.unwrap_or(0));
+        out.rows += count as u64;
+        out.latest_us = out.latest_us.max(Some(last));
+        out.earliest_us = Some(out.earliest_us.map_or(first, |e| e.min(first)));
+        if count > 0 {
+            *out.events_per_day.entry(day).or_insert(0) += count as u64;
+        }
+        // A day's rows are sorted by org and person: one lookup per pair and day.
+        let member = match last_pair {
+            Some((o, p, m)) if o == org && p == person => m,
+            _ => {
+                let m = members.find(org, person);
+                last_pair = Some((org, person, m));
+                m
+            }
+        };
+        if member == NONE {
+            out.unknown_member_events += count as u64;
+            continue;
+        }
+        let class = *classes
+            .entry(event)
+            .or_insert_with(|| layout.class_of.get(event).map_or(NONE, |&c| c as u32));
+        let visits = layout.classes.get(class as usize).map_or(0, |c| {
+            layout.visits(c, path.map_or(0, |p| layout.path_class(p)))
+        });
+        out.facts.push((
+            sort_key(member, day),
+            Fact {
+                count: count as u32,
+                last,
+                class,
+                visits,
+            },
+        ));
+    }
+    out.days = out.events_per_day.keys().copied().collect();
+    Ok(out)
+}
+
+/// One (member, day) row per run of facts with the same key, after sorting them.
+fn aggregate(facts: &mut [(u64, Fact)], layout: &Layout) -> MemberDays {
+    facts.par_sort_unstable_by_key(|(key, _)| *key);
+    let (nc, nl, nv) = (
+        layout.counts.len(),
+        layout.latest.len(),
+        layout.visits.len(),
+    );
+    let mut out = MemberDays::new(layout);
+    let mut start = 0;
+    while start < facts.len() {
+        let key = facts[start].0;
+        let end = start + facts[start..].iter().take_while(|(k, _)| *k == key).count();
+        let run = &facts[start..end];
+        let (member, day) = from_sort_key(key);
+        out.member.push(member);
+        out.day.push(day);
+        out.n
+            .push(run.iter().map(|(_, f)| i64::from(f.count)).sum());
+        out.last
+            .push(run.iter().map(|(_, f)| f.last).max().unwrap_or(NO_INSTANT));
+        let mut counts = vec![0u32; nc];
+        let mut latest = vec![NO_INSTANT; nl];
+        let mut visits = vec![0u32; nv];
+        for (_, fact) in run {
+            if let Some(class) = layout.classes.get(fact.class as usize) {
+                for &c in &class.counts {
+                    counts[c] += fact.count;
+                }
+                for &l in &class.latest {
+                    latest[l] = latest[l].max(fact.last);
+                }
+            }
+            for &v in &layout.visit_sets[fact.visits as usize] {
+                visits[v as usize] += fact.count;
+            }
+        }
+        for (column, value) in out.counts.iter_mut().zip(counts) {
+            column.push(value);
+        }
+        for (column, value) in out.latest.iter_mut().zip(latest) {
+            column.push(value);
+        }
+        if visits.iter().any(|&v| v > 0) {
+            out.visit_member.push(member);
+            out.visit_day.push(day);
+            for (column, value) in out.visit_counts.iter_mut().zip(visits) {
+                column.push(value);
+            }
+        }
+        start = end;
+    }
+    out
+}
+
+/// What one rollup row of a member adds to its (member, day).
+#[derive(Clone, Copy)]
+struct Fact {
+    count: u32,
+    last: i64,
+    /// Index into `Layout::classes`, or `NONE`.
+    class: u32,
+    /// Index into `Layout::visit_sets` (0: no visit).
+    visits: u32,
+}
+
+/// The (member, day) rows being built, column by column.
+struct MemberDays {
+    member: Vec<u32>,
+    day: Vec<i32>,
+    n: Vec<i64>,
+    last: Vec<i64>,
+    counts: Vec<Vec<u32>>,
+    latest: Vec<Vec<i64>>,
+    visit_member: Vec<u32>,
+    visit_day: Vec<i32>,
+    visit_counts: Vec<Vec<u32>>,
+}
+
+impl MemberDays {
+    fn new(layout: &Layout) -> MemberDays {
+        MemberDays {
+            member: Vec::new(),
+            day: Vec::new(),
+            n: Vec::new(),
+            last: Vec::new(),
+            counts: vec![Vec::new(); layout.counts.len()],
+            latest: vec![Vec::new(); layout.latest.len()],
+            visit_member: Vec::new(),
+            visit_day: Vec::new(),
+            visit_counts: vec![Vec::new(); layout.visits.len()],
+        }
+    }
+
+    fn append(&mut self, other: MemberDays) {
+        self.member.extend(other.member);
+        self.day.extend(other.day);
+        self.n.extend(other.n);
+        self.last.extend(other.last);
+        for (a, b) in self.counts.iter_mut().zip(other.counts) {
+            a.extend(b);
+        }
+        for (a, b) in self.latest.iter_mut().zip(other.latest) {
+            a.extend(b);
+        }
+        self.visit_member.extend(other.visit_member);
+        self.visit_day.extend(other.visit_day);
+        for (a, b) in self.visit_counts.iter_mut().zip(other.visit_counts) {
+            a.extend(b);
+        }
+    }
+
+    /// The frames of `Rollup`: the same columns, names and types as the pass's.
+    fn frames(self, layout: &Layout) -> PolarsResult<(DataFrame, DataFrame)> {
+        let mut frame = vec![
+            UInt32Chunked::from_vec("member".into(), self.member).into_column(),
+            Int32Chunked::from_vec("day".into(), self.day).into_column(),
+            Int64Chunked::from_vec(rollup_spec::EVENTS.into(), self.n).into_column(),
+            Int64Chunked::from_vec(rollup_spec::LAST_INSTANT.into(), self.last).into_column(),
+        ];
+        for (name, values) in layout.counts.iter().zip(self.counts) {
+            frame.push(UInt32Chunked::from_vec(name.into(), values).into_column());
+        }
+        for (name, values) in layout.latest.iter().zip(self.latest) {
+            let validity = values
+                .contains(&NO_INSTANT)
+                .then(|| values.iter().map(|&t| t != NO_INSTANT).collect::<Bitmap>());
+            frame
+                .push(Int64Chunked::from_vec_validity(name.into(), values, validity).into_column());
+        }
+        let mut visits = vec![
+            UInt32Chunked::from_vec("member".into(), self.visit_member).into_column(),
+            Int32Chunked::from_vec("day".into(), self.visit_day).into_column(),
+        ];
+        for (name, values) in layout.visits.iter().zip(self.visit_counts) {
+            visits.push(UInt32Chunked::from_vec(name.into(), values).into_column());
+        }
+        Ok((
+            DataFrame::new_infer_height(frame)?,
+            DataFrame::new_infer_height(visits)?,
+        ))
+    }
+}
+
+/// One rollup file, its metadata checked against the model's needs (page events,
+/// path prefixes) and its columns normalised.
+fn read_file(path: &Path, needed: &(Vec<String>, Vec<String>)) -> Result<DataFrame, InputError> {
+    let file_name = path.display().to_string();
+    let unreadable = |e: PolarsError| InputError::Unreadable {
+        file: file_name.clone(),
+        reason: e.to_string(),
+    };
+    let file = std::fs::File::open(path).map_err(|e| InputError::BadPath {
+        path: file_name.clone(),
+        problem: format!("cannot open: {e}"),
+    })?;
+    let mut reader = ParquetReader::new(file);
+    let meta = reader
+        .get_metadata()
+        .map_err(unreadable)?
+        .key_value_metadata()
+        .as_ref()
+        .and_then(|kv| kv.iter().find(|k| k.key == METADATA_KEY))
+        .and_then(|k| k.value.clone());
+    if let Some(text) = meta {
+        let meta: RollupMeta = serde_json::from_str(&text).map_err(|e| InputError::BadValue {
+            file: file_name.clone(),
+            column: METADATA_KEY.into(),
+            problem: format!("unreadable rollup metadata: {e}"),
+        })?;
+        check_built_for(&meta, &needed.0, &needed.1, &file_name)?;
+    }
+    let frame = reader.finish().map_err(unreadable)?;
+    normalise(frame, &file_name)
 }
 
 /// A model's page events and prefixes against what a rollup file was built for:
@@ -633,14 +806,4 @@ fn normalise(frame: DataFrame, file: &str) -> Result<DataFrame, InputError> {
         });
     }
     Ok(frame)
-}
-
-fn concat_frames(frames: Vec<DataFrame>) -> PolarsResult<DataFrame> {
-    let mut iter = frames.into_iter();
-    let mut all = iter.next().expect("at least one frame");
-    for f in iter {
-        all.vstack_mut_owned(f)?;
-    }
-    all.rechunk_mut();
-    Ok(all)
 }
