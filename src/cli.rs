@@ -65,6 +65,30 @@ pub enum Command {
     /// Roll the events up per org, member, day and event into per-day folders, for
     /// `run --rollups`.
     Rollup(RollupArgs),
+    /// Print one SQL query that builds the same rollup rows where the events live.
+    RollupSql(RollupSqlArgs),
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum Dialect {
+    Clickhouse,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "Example (PostHog's events in ClickHouse, written as Parquet for run --rollups):\n  \
+account-health rollup-sql --dialect clickhouse --events \"s3('https://bucket/exports/*.parquet', 'Parquet')\""
+)]
+pub struct RollupSqlArgs {
+    /// The SQL dialect.
+    #[arg(long, value_enum)]
+    pub dialect: Dialect,
+    /// The source of PostHog's batch-export columns: a table or a table function.
+    #[arg(long, default_value = "events")]
+    pub events: String,
+    /// A TOML file overriding the model: its URL sets decide which paths are kept.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

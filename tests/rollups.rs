@@ -302,3 +302,26 @@ fn rollups_built_for_other_path_prefixes_are_refused() {
     );
     assert!(!w.out().join("current").exists(), "nothing published");
 }
+
+#[test]
+fn a_bad_rollup_file_is_refused_naming_it_and_the_column() {
+    let w = Workdir::new();
+    w.generate(12, 60, 4);
+    ok(rollup(&w, &[]));
+    // A warehouse's file without `last_us`: exit 2, naming the file and the column.
+    let day = w.path().join("r/day=2026-11-20/part-0.parquet");
+    let frame = read_parquet(&day).drop("last_us").unwrap();
+    write_parquet(&day, &frame);
+    let o = run_into(&w, "out", &["--rollups", "r"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("day=2026-11-20/part-0.parquet") && err.contains("`last_us`"),
+        "{err}"
+    );
+    assert!(!w.path().join("out/current").exists(), "nothing published");
+    // No such folder: exit 2 too.
+    let o = run_into(&w, "out", &["--rollups", "nowhere"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("rollups folder not found"));
+}

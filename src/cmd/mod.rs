@@ -40,6 +40,7 @@ fn dispatch_in_pool(cli: Cli) -> Result<()> {
         Command::Query(args) => query::run(args),
         Command::Load(args) => load::run(args, cli.quiet),
         Command::Rollup(args) => rollup::run(args, cli.quiet),
+        Command::RollupSql(args) => rollup::sql(args),
     }
 }
 

@@ -67,3 +67,20 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     ));
     Ok(())
 }
+
+/// `rollup-sql`: the warehouse's way to the same rollup rows.
+pub fn sql(args: crate::cli::RollupSqlArgs) -> Result<()> {
+    let model = super::load_model(args.config.as_deref())?.model;
+    let spec = crate::rollup_spec::RollupSpec::of(&model);
+    match args.dialect {
+        crate::cli::Dialect::Clickhouse => print!(
+            "{}",
+            crate::events::day_rollups::clickhouse_sql(
+                &spec,
+                &model.input.posthog_group_type,
+                &args.events
+            )
+        ),
+    }
+    Ok(())
+}

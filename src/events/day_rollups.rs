@@ -807,3 +807,124 @@ fn normalise(frame: DataFrame, file: &str) -> Result<DataFrame, InputError> {
     }
     Ok(frame)
 }
+
+/// A SQL string literal (ClickHouse): quotes and backslashes escaped.
+fn sql_string(s: &str) -> String {
+    format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+/// One ClickHouse SELECT that builds this module's rollup rows (with their `day`)
+/// from PostHog's batch-export columns, read from `events` (a table name or a table
+/// function): each uuid once (case-insensitive), the organization from
+/// `properties.$groups.<group_type>` (a string, or a number's text), page views'
+/// `$current_url` cut to its path by the same rule as `url_path` and kept under the
+/// model's prefixes, rows whose properties are not one JSON object or name no
+/// organization left out. Run where the events live; its rows are a valid `--rollups`
+/// folder's file.
+pub fn clickhouse_sql(spec: &RollupSpec, group_type: &str, events: &str) -> String {
+    let (pages, prefixes) = needs(spec);
+    let list = |items: &[String]| {
+        items
+            .iter()
+            .map(|s| sql_string(s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let g = sql_string(group_type);
+    // The URL path rule of `url_path`, as a regular expression (RE2).
+    let path_rule = sql_string(r"^(?:[A-Za-z][A-Za-z0-9+.\-]*://[^/?#]*)?([^?#]*)[\s\S]*$");
+    format!(
+        "-- account-health rollup rows (issue 27) from PostHog's batch-export columns.
+-- Page-view events whose path is kept: {pages_text}; path prefixes: {prefixes_text}.
+-- Write the result as Parquet (any file name) into the folder given to
+-- `account-health run --rollups`; a `day=YYYY-MM-DD` folder per day is optional.
+SELECT
+    org_id,
+    distinct_id,
+    day,
+    event,
+    path,
+    count() AS count,
+    min(us) AS first_us,
+    max(us) AS last_us
+FROM
+(
+    SELECT
+        toUnixTimestamp64Micro(toDateTime64(timestamp, 6, 'UTC')) AS us,
+        toDate(toDateTime64(timestamp, 6, 'UTC'), 'UTC') AS day,
+        event,
+        distinct_id,
+        multiIf(
+            JSONType(properties, '$groups', {g}) = 'String',
+            JSONExtractString(properties, '$groups', {g}),
+            JSONType(properties, '$groups', {g}) IN ('Int64', 'UInt64', 'Double'),
+            JSONExtractRaw(properties, '$groups', {g}),
+            NULL) AS org_id,
+        if(event IN ({pages_list}) AND JSONType(properties, '$current_url') = 'String',
+            replaceRegexpOne(JSONExtractString(properties, '$current_url'), {path_rule}, '\\\\1'),
+            NULL) AS page_path,
+        if(arrayExists(prefix -> startsWith(page_path, prefix), [{prefixes_list}]), page_path, NULL) AS path
+    FROM
+    (
+        -- Each event once: re-runs and backfills export an event again.
+        SELECT timestamp, event, distinct_id, properties
+        FROM {events}
+        LIMIT 1 BY ifNull(lower(toString(uuid)), toString(generateUUIDv4()))
+    )
+    WHERE timestamp IS NOT NULL AND event IS NOT NULL AND distinct_id IS NOT NULL
+        AND isValidJSON(properties) AND JSONType(properties) = 'Object'
+)
+WHERE org_id IS NOT NULL
+GROUP BY org_id, distinct_id, day, event, path
+SETTINGS session_timezone = 'UTC'
+",
+        pages_text = pages.join(", "),
+        prefixes_text = prefixes.join(", "),
+        pages_list = list(&pages),
+        prefixes_list = list(&prefixes),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sql_strings_are_escaped() {
+        assert_eq!(sql_string("/docs"), "'/docs'");
+        assert_eq!(sql_string(r"it's a \ path"), r"'it\'s a \\ path'");
+    }
+
+    #[test]
+    fn the_clickhouse_query_names_the_model_s_pages_prefixes_and_source() {
+        let model = crate::model::Model::default_model();
+        let spec = RollupSpec::of(&model);
+        let sql = clickhouse_sql(&spec, "organization", "file('x.parquet', 'Parquet')");
+        assert!(sql.contains("event IN ('$pageview')"), "{sql}");
+        assert!(sql.contains("'/docs', '/docs/cdp'"), "{sql}");
+        assert!(sql.contains("'/organization/billing'"), "{sql}");
+        assert!(sql.contains("FROM file('x.parquet', 'Parquet')"), "{sql}");
+        assert!(sql.contains("JSONExtractString(properties, '$groups', 'organization')"));
+    }
+
+    #[test]
+    fn a_model_needs_its_page_events_and_prefixes_kept() {
+        let meta = RollupMeta {
+            page_events: vec!["$pageview".into()],
+            path_prefixes: vec!["/docs".into()],
+        };
+        let ok = |pages: &[&str], prefixes: &[&str]| {
+            let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+            check_built_for(&meta, &s(pages), &s(prefixes), "f").is_ok()
+        };
+        assert!(ok(&["$pageview"], &["/docs"]));
+        assert!(
+            ok(&["$pageview"], &["/docs/surveys"]),
+            "under a kept prefix"
+        );
+        assert!(ok(&[], &[]));
+        assert!(!ok(&["$pageview"], &["/pricing"]));
+        assert!(!ok(&["$pageview"], &["/doc"]), "wider than what was kept");
+        assert!(!ok(&["$screen"], &["/docs"]));
+    }
+}
