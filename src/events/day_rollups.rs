@@ -890,6 +890,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_row_group_is_passed_over_only_when_every_day_it_spans_is_held() {
+        let held = crate::events::DaySet::new([10, 11, 12, 14]);
+        assert!(held.holds_all(10, 12));
+        assert!(held.holds_all(14, 14));
+        assert!(!held.holds_all(12, 14), "day 13 is not held");
+        assert!(!held.holds_all(9, 10));
+        assert!(!crate::events::DaySet::default().holds_all(10, 10));
+        let range = crate::events::DaySet::outside(100, 200);
+        assert!(range.holds_all(10, 99) && range.holds_all(201, 300));
+        assert!(!range.holds_all(99, 100) && !range.holds_all(150, 150));
+    }
+
+    #[test]
     fn sql_strings_are_escaped() {
         assert_eq!(sql_string("/docs"), "'/docs'");
         assert_eq!(sql_string(r"it's a \ path"), r"'it\'s a \\ path'");

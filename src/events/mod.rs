@@ -66,7 +66,7 @@ pub fn day_rollups(
     } else {
         DaySet::outside(from, to)
     };
-    let mut run = PagesRun::starting_at(&events.files, 0, progress);
+    let mut run = PagesRun::starting_at(&events.files, 0, progress, &outside);
     let mut export = export::ExportReader::new(&events.group_type, &outside);
     let first = run.next(&mut export);
     let mut sink = day_rollups::DayRollups::new(spec, from, to);
@@ -76,7 +76,7 @@ pub fn day_rollups(
         &mut export,
         run,
         first,
-        &DaySet::default(),
+        &outside,
         &mut sink,
     )?;
     Ok((sink, export.skipped))
@@ -904,6 +904,8 @@ fn stream_events(
 struct PagesRun<'a> {
     files: &'a [input::EventsFile],
     progress: &'a PassProgress,
+    /// Row groups whose timestamps all fall on these days are not read.
+    skip: &'a DaySet,
     /// The next file to open.
     next_file: usize,
     open: Option<pages::PagesFile>,
@@ -922,10 +924,12 @@ impl<'a> PagesRun<'a> {
         files: &'a [input::EventsFile],
         file: usize,
         progress: &'a PassProgress,
+        skip: &'a DaySet,
     ) -> Self {
         PagesRun {
             files,
             progress,
+            skip,
             next_file: file,
             open: None,
             next_group: 0,
@@ -952,9 +956,17 @@ impl<'a> PagesRun<'a> {
             }
             if let Some(file) = self.open.as_ref() {
                 if self.next_group < file.row_groups() {
-                    let groups =
-                        self.next_group..(self.next_group + GROUPS_AHEAD).min(file.row_groups());
-                    self.next_group = groups.end;
+                    let mut groups = Vec::with_capacity(GROUPS_AHEAD);
+                    while self.next_group < file.row_groups() && groups.len() < GROUPS_AHEAD {
+                        let g = self.next_group;
+                        self.next_group += 1;
+                        // Wholly on held days (rollups): its rows would all be left out.
+                        if file.days(g).is_some_and(|(a, b)| self.skip.holds_all(a, b)) {
+                            self.progress.rows(file.rows(g));
+                        } else {
+                            groups.push(g);
+                        }
+                    }
                     let decoded: Vec<_> = groups
                         .into_par_iter()
                         .map(|g| (file.rows(g), file.decode(g)))
@@ -1009,7 +1021,7 @@ pub fn rollup(
 ) -> Result<Rollup, PassError> {
     let blame = PassError::Failed;
     let layout = Layout::new(spec);
-    let mut run = PagesRun::starting_at(&events.files, 0, progress);
+    let mut run = PagesRun::starting_at(&events.files, 0, progress, skip);
     let mut export = export::ExportReader::new(&events.group_type, skip);
     // The member index is built while the first row group is read.
     let (index, first) = rayon::join(
@@ -1078,6 +1090,19 @@ impl DaySet {
         self.days.is_empty() && self.outside.is_none()
     }
 
+    /// Every day of `first..=last` is held (a row group whose timestamps all fall on
+    /// held days need not be read).
+    fn holds_all(&self, first: i32, last: i32) -> bool {
+        if self.is_empty() || first > last {
+            return false;
+        }
+        if self.outside.is_some_and(|(a, b)| last < a || first > b) {
+            return true;
+        }
+        // Longer spans than a year are read (a file not ordered by time).
+        last - first <= 366 && (first..=last).all(|d| self.holds(d))
+    }
+
     /// The chunk without the rows of these days; `None` when no row is left.
     fn without(&self, chunk: Chunk) -> Option<Chunk> {
         // A chunk with a null timestamp goes on whole: the sink reports it.
@@ -1110,7 +1135,7 @@ fn each_chunk<'a>(
     export: &mut export::ExportReader,
     mut run: PagesRun<'a>,
     first: Option<PolarsResult<Chunk>>,
-    skip: &DaySet,
+    skip: &'a DaySet,
     sink: &mut impl ChunkSink,
 ) -> Result<(), PassError> {
     let blame = PassError::Failed;
@@ -1155,7 +1180,7 @@ fn each_chunk<'a>(
         }
         file_read(progress, left_to_polars);
         file += 1;
-        run = PagesRun::starting_at(files, file, progress);
+        run = PagesRun::starting_at(files, file, progress, skip);
         next = run.next(export);
     }
 }

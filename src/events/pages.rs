@@ -156,6 +156,24 @@ impl PagesFile {
         self.metadata.row_groups[i].num_rows() as u64
     }
 
+    /// The first and last UTC day of row group `i`'s timestamps, from its
+    /// statistics; `None` when it has none, or when a timestamp may be null (a null
+    /// must reach the pass: it is bad input).
+    pub(super) fn days(&self, i: usize) -> Option<(i32, i32)> {
+        let rg = &self.metadata.row_groups[i];
+        let column = column_of(rg, "timestamp").ok()?;
+        match column.statistics(&self.metadata.footer_buf)?.ok()? {
+            polars_parquet::parquet::statistics::Statistics::Int64(s) => {
+                if s.null_count.is_none_or(|n| n > 0) {
+                    return None;
+                }
+                let day = |raw: i64| micros(raw, self.unit).div_euclid(crate::time::MICROS_PER_DAY) as i32;
+                Some((day(s.min_value?), day(s.max_value?)))
+            }
+            _ => None,
+        }
+    }
+
     /// Row group `i`'s event columns: its bytes read at once (on a handle of its
     /// own, so that row groups decode in parallel), then each column decoded on its
     /// own thread.
