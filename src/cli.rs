@@ -291,6 +291,10 @@ pub struct BackfillArgs {
     /// Write a date's history even when its feed check finds the input incomplete.
     #[arg(long)]
     pub allow_incomplete: bool,
+    /// Per-day rollups (`account-health rollup`): the days they hold are taken from
+    /// them, only the other days from the raw events.
+    #[arg(long)]
+    pub rollups: Option<PathBuf>,
     /// Worker threads (default: all cores). History is identical whatever the number.
     #[arg(long)]
     pub threads: Option<usize>,
@@ -327,6 +331,10 @@ pub struct BacktestArgs {
     /// A TOML file overriding any part of the scoring model.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Per-day rollups (`account-health rollup`): the days they hold are taken from
+    /// them, only the other days from the raw events.
+    #[arg(long)]
+    pub rollups: Option<PathBuf>,
     /// Worker threads (default: all cores). Results are identical whatever the number.
     #[arg(long)]
     pub threads: Option<usize>,

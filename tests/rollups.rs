@@ -325,3 +325,80 @@ fn a_bad_rollup_file_is_refused_naming_it_and_the_column() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("rollups folder not found"));
 }
+
+/// Every file under `OUT/history`, by relative path.
+fn history(out: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(out.join("history")).unwrap().flatten() {
+        for file in std::fs::read_dir(entry.path()).unwrap().flatten() {
+            let name = format!(
+                "{}/{}",
+                entry.file_name().to_string_lossy(),
+                file.file_name().to_string_lossy()
+            );
+            files.insert(name, std::fs::read(file.path()).unwrap());
+        }
+    }
+    files
+}
+
+#[test]
+fn backfill_and_backtest_from_rollups_equal_theirs_from_raw_events() {
+    let w = Workdir::new();
+    w.generate(12, 60, 4);
+    ok(rollup(&w, &["--to", "2026-11-10"]));
+    let backfill = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--quiet",
+            "backfill",
+            "--input",
+            "in",
+            "--out",
+            out,
+            "--from",
+            "2026-10-20",
+            "--to",
+            "2026-11-17",
+            "--every",
+            "7",
+        ];
+        args.extend_from_slice(extra);
+        ok(w.cmd(&args));
+    };
+    backfill("raw", &[]);
+    backfill("from_rollups", &["--rollups", "r"]);
+    let (raw, from_rollups) = (
+        history(&w.path().join("raw")),
+        history(&w.path().join("from_rollups")),
+    );
+    assert_eq!(raw.len(), 5 * 3, "{:?}", raw.keys());
+    assert!(raw == from_rollups, "backfilled history differs");
+
+    let backtest = |out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "--quiet",
+            "backtest",
+            "--input",
+            "in",
+            "--out",
+            out,
+            "--from",
+            "2026-10-20",
+            "--to",
+            "2026-11-17",
+            "--every",
+            "7",
+            "--horizon",
+            "30",
+        ];
+        args.extend_from_slice(extra);
+        ok(w.cmd(&args));
+    };
+    backtest("bt_raw", &[]);
+    backtest("bt_rollups", &["--rollups", "r"]);
+    for name in ["backtest.csv", "backtest_signals.csv"] {
+        let a = std::fs::read(w.path().join("bt_raw").join(name)).unwrap();
+        let b = std::fs::read(w.path().join("bt_rollups").join(name)).unwrap();
+        assert!(a == b, "{name} differs");
+    }
+}

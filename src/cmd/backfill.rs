@@ -35,8 +35,8 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     let model = &loaded.model;
     let progress = crate::progress::Progress::new(quiet);
     progress.stage("reading inputs and the events (one streaming pass)");
-    let (inputs, rollup, _) =
-        super::read_inputs(&args.input, model, &progress, &Default::default())?;
+    let (inputs, rollup, _, _) =
+        super::read_inputs_and_rollups(&args.input, model, &progress, args.rollups.as_deref())?;
     let _lock = publish::lock(&args.out)?;
     publish::tidy(&args.out, model.run.history_days);
     // Each date's metrics and scores read only the inputs and the rollup: they are

@@ -45,8 +45,8 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
     let model = &loaded.model;
     let progress = crate::progress::Progress::new(quiet);
     progress.stage("reading inputs and the events (one streaming pass)");
-    let (inputs, rollup, _) =
-        super::read_inputs(&args.input, model, &progress, &Default::default())?;
+    let (inputs, rollup, _, _) =
+        super::read_inputs_and_rollups(&args.input, model, &progress, args.rollups.as_deref())?;
     let churned_on =
         churn_days(inputs.accounts.as_ref(), inputs.churns.as_ref())?.ok_or_else(|| {
             InputError::Usage {

@@ -44,6 +44,54 @@ fn dispatch_in_pool(cli: Cli) -> Result<()> {
     }
 }
 
+/// The days a run took from rollups, and the rest from the raw events (the
+/// manifest's `rollups`).
+#[derive(serde::Serialize)]
+pub struct RollupsUsed {
+    folder: String,
+    files: usize,
+    /// Days held by the rollups, the first and the last.
+    rollup_days: usize,
+    first_rollup_day: Option<String>,
+    last_rollup_day: Option<String>,
+    /// Days of the raw events read (those the rollups lack) that had events.
+    raw_days: usize,
+}
+
+/// `read_inputs`, with the days `rollups` holds (`--rollups`) taken from them and
+/// left out of the raw events; what came from where, for the manifest.
+pub fn read_inputs_and_rollups(
+    dir: &std::path::Path,
+    model: &crate::model::Model,
+    progress: &crate::progress::Progress,
+    rollups: Option<&std::path::Path>,
+) -> Result<(
+    crate::input::Inputs,
+    crate::events::Rollup,
+    f64,
+    Option<RollupsUsed>,
+)> {
+    use crate::events::{day_rollups::RollupRows, DaySet};
+    let Some(folder) = rollups else {
+        let (inputs, rollup, seconds) = read_inputs(dir, model, progress, &DaySet::default())?;
+        return Ok((inputs, rollup, seconds, None));
+    };
+    let spec = crate::rollup_spec::RollupSpec::of(model);
+    let rows = RollupRows::read(folder, &spec)?;
+    let held = DaySet::new(rows.days.iter().copied());
+    let (inputs, rollup, seconds) = read_inputs(dir, model, progress, &held)?;
+    let used = RollupsUsed {
+        folder: folder.display().to_string(),
+        files: rows.files,
+        rollup_days: rows.days.len(),
+        first_rollup_day: rows.days.first().map(|d| crate::time::iso_of_day(*d)),
+        last_rollup_day: rows.days.last().map(|d| crate::time::iso_of_day(*d)),
+        raw_days: rollup.events_per_day.len(),
+    };
+    let from_rollups = rows.member_days(&rollup.members, &spec)?;
+    Ok((inputs, rollup.with(from_rollups)?, seconds, Some(used)))
+}
+
 /// The input tables and the events rolled up, as `run` and `validate` read them: the
 /// events and members first, then the events pass over them, while the other tables
 /// are read beside it (the pass leaves a thread idle now and then, and they fill

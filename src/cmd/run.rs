@@ -11,8 +11,6 @@ use serde::Serialize;
 
 use crate::cli::RunArgs;
 use crate::error::{IncompleteFeed, InputError};
-use crate::events::day_rollups::RollupRows;
-use crate::events::DaySet;
 use crate::feed_check::{self, FeedCheck};
 use crate::input::TableInfo;
 use crate::member_aggregates::MemberEvents;
@@ -111,20 +109,7 @@ struct Manifest<'a> {
     peak_memory_mib: IndexMap<&'static str, f64>,
     /// Which days came from rollups (`--rollups`) and which from the raw events.
     #[serde(skip_serializing_if = "Option::is_none")]
-    rollups: Option<RollupsUsed>,
-}
-
-/// The days a run took from rollups, and the rest from the raw events.
-#[derive(serde::Serialize)]
-struct RollupsUsed {
-    folder: String,
-    files: usize,
-    /// Days held by the rollups (first, last, count).
-    rollup_days: usize,
-    first_rollup_day: Option<String>,
-    last_rollup_day: Option<String>,
-    /// Days of the raw events read (those the rollups lack), with their events.
-    raw_days: usize,
+    rollups: Option<super::RollupsUsed>,
 }
 
 pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
@@ -195,33 +180,12 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     };
 
     progress.stage("reading inputs and the events (one streaming pass)");
-    let rows = match &settings.rollups {
-        Some(dir) => Some(RollupRows::read(
-            dir,
-            &crate::rollup_spec::RollupSpec::of(model),
-        )?),
-        None => None,
-    };
-    let held = DaySet::new(rows.iter().flat_map(|r| r.days.iter().copied()));
-    let (inputs, rollup, pass_seconds) =
-        super::read_inputs(&settings.input, model, &progress, &held)?;
-    let (rollup, rollups_used) = match (rows, &settings.rollups) {
-        (Some(rows), Some(dir)) => {
-            let raw_days = rollup.events_per_day.len();
-            let from_rollups =
-                rows.member_days(&rollup.members, &crate::rollup_spec::RollupSpec::of(model))?;
-            let used = RollupsUsed {
-                folder: dir.display().to_string(),
-                files: rows.files,
-                rollup_days: rows.days.len(),
-                first_rollup_day: rows.days.first().map(|d| crate::time::iso_of_day(*d)),
-                last_rollup_day: rows.days.last().map(|d| crate::time::iso_of_day(*d)),
-                raw_days,
-            };
-            (rollup.with(from_rollups)?, Some(used))
-        }
-        _ => (rollup, None),
-    };
+    let (inputs, rollup, pass_seconds, rollups_used) = super::read_inputs_and_rollups(
+        &settings.input,
+        model,
+        &progress,
+        settings.rollups.as_deref(),
+    )?;
     lap("inputs_and_events", &mut timings);
     timings.insert("events_pass", pass_seconds);
 

@@ -167,7 +167,9 @@ impl PagesFile {
                 if s.null_count.is_none_or(|n| n > 0) {
                     return None;
                 }
-                let day = |raw: i64| micros(raw, self.unit).div_euclid(crate::time::MICROS_PER_DAY) as i32;
+                let day = |raw: i64| {
+                    micros(raw, self.unit).div_euclid(crate::time::MICROS_PER_DAY) as i32
+                };
                 Some((day(s.min_value?), day(s.max_value?)))
             }
             _ => None,
