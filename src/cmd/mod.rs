@@ -82,7 +82,7 @@ pub fn read_inputs_and_rollups(
     let (inputs, rollup, seconds) = read_inputs(dir, model, progress, &held)?;
     let used = RollupsUsed {
         folder: folder.display().to_string(),
-        files: rows.files,
+        files: rows.files.len(),
         rollup_days: rows.days.len(),
         first_rollup_day: rows.days.first().map(|d| crate::time::iso_of_day(*d)),
         last_rollup_day: rows.days.last().map(|d| crate::time::iso_of_day(*d)),

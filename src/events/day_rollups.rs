@@ -282,14 +282,19 @@ pub fn write_day(frame: &mut DataFrame, path: &Path, meta: &RollupMeta) -> Resul
         .with_context(|| format!("flushing {}", path.display()))
 }
 
-/// Rollup rows read back, file by file, and the days they hold.
+/// A rollups folder, checked: its files and the days each holds. The rows are read
+/// file by file when they are turned into (member, day) rows (`member_days`), so
+/// only a few files' rows are in memory at once.
 pub struct RollupRows {
-    /// Per file: `org_id`, `distinct_id`, `day` (i32 days), `event`, `path`,
-    /// `count`, `first_us`, `last_us` (i64).
-    pub frames: Vec<DataFrame>,
+    pub files: Vec<RollupFile>,
+    /// Every day held, sorted.
     pub days: Vec<i32>,
-    /// The files read.
-    pub files: usize,
+}
+
+/// One rollup file and its days.
+pub struct RollupFile {
+    path: PathBuf,
+    days: Vec<i32>,
 }
 
 /// The Parquet files under `dir`, sorted; folders starting with `.` (a rollup being
@@ -343,27 +348,19 @@ impl RollupRows {
             });
         }
         let needed = needs(spec);
-        let files = parquet_files(dir)?;
-        // Files are read side by side; problems reported in file order.
-        let frames = files
-            .par_iter()
-            .map(|path| read_file(path, &needed))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut days: Vec<i32> = frames
-            .iter()
-            .flat_map(|f| {
-                f.column("day")
-                    .and_then(|c| c.i32().map(|d| d.iter().flatten().collect::<Vec<_>>()))
-                    .unwrap_or_default()
+        // Files are checked side by side (schema, metadata, the `day` column only);
+        // problems reported in file order.
+        let files = parquet_files(dir)?
+            .into_par_iter()
+            .map(|path| {
+                let days = file_days(&path, &needed)?;
+                Ok(RollupFile { path, days })
             })
-            .collect();
+            .collect::<Result<Vec<_>, InputError>>()?;
+        let mut days: Vec<i32> = files.iter().flat_map(|f| f.days.clone()).collect();
         days.par_sort_unstable();
         days.dedup();
-        Ok(RollupRows {
-            frames,
-            days,
-            files: files.len(),
-        })
+        Ok(RollupRows { files, days })
     }
 
     /// The (member, day) rows of the events pass from these rollups, for the members
@@ -372,39 +369,41 @@ impl RollupRows {
     /// and its last instant where the pass raises a latest instant, through the same
     /// `Layout` (event classes, path classes, visit sets) and member index; rows are
     /// in (member, day) order (row order changes nothing computed from a rollup).
-    pub fn member_days(&self, keys: &DataFrame, spec: &RollupSpec) -> PolarsResult<Rollup> {
+    pub fn member_days(&self, keys: &DataFrame, spec: &RollupSpec) -> Result<Rollup> {
         let layout = Layout::new(spec);
         let members = MemberIndex::new(keys)?;
-        let mut per_file = self
-            .frames
-            .par_iter()
-            .map(|f| facts_of(f, &layout, &members))
-            .collect::<PolarsResult<Vec<_>>>()?;
-        // A (member, day) must be one row: files whose days are all their own are
-        // aggregated alone, side by side; files sharing a day, together.
+        // A (member, day) must be one row: a file whose days are all its own is
+        // aggregated alone, as soon as it is read; files sharing a day, together.
         let mut owners: BTreeMap<i32, usize> = BTreeMap::new();
-        for file in &per_file {
+        for file in &self.files {
             for &d in &file.days {
                 *owners.entry(d).or_insert(0) += 1;
             }
         }
-        let disjoint = owners.values().all(|&n| n == 1);
+        let per_file = self
+            .files
+            .par_iter()
+            .map(|file| -> Result<(FileFacts, Option<MemberDays>)> {
+                let frame = read_file(&file.path)?;
+                let mut facts = facts_of(&frame, &layout, &members)?;
+                drop(frame);
+                if file.days.iter().all(|d| owners[d] == 1) {
+                    let out = aggregate(&mut std::mem::take(&mut facts.facts), &layout);
+                    Ok((facts, Some(out)))
+                } else {
+                    Ok((facts, None))
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
         let mut totals = FileFacts::default();
-        let outs: Vec<MemberDays> = if disjoint {
-            let outs = per_file
-                .par_iter_mut()
-                .map(|f| aggregate(&mut f.facts, &layout))
-                .collect();
-            for f in per_file {
-                totals.merge(f);
-            }
-            outs
-        } else {
-            for f in per_file {
-                totals.merge(f);
-            }
-            vec![aggregate(&mut totals.facts, &layout)]
-        };
+        let mut outs = Vec::new();
+        for (facts, out) in per_file {
+            totals.merge(facts);
+            outs.extend(out);
+        }
+        if !totals.facts.is_empty() {
+            outs.push(aggregate(&mut totals.facts, &layout));
+        }
         let mut out = MemberDays::new(&layout);
         for o in outs {
             out.append(o);
@@ -677,19 +676,21 @@ impl MemberDays {
     }
 }
 
-/// One rollup file, its metadata checked against the model's needs (page events,
-/// path prefixes) and its columns normalised.
-fn read_file(path: &Path, needed: &(Vec<String>, Vec<String>)) -> Result<DataFrame, InputError> {
+/// A rollup file's metadata checked against the model's needs (page events, path
+/// prefixes), its columns checked, and the days it holds (its `day` column alone).
+fn file_days(path: &Path, needed: &(Vec<String>, Vec<String>)) -> Result<Vec<i32>, InputError> {
     let file_name = path.display().to_string();
     let unreadable = |e: PolarsError| InputError::Unreadable {
         file: file_name.clone(),
         reason: e.to_string(),
     };
-    let file = std::fs::File::open(path).map_err(|e| InputError::BadPath {
-        path: file_name.clone(),
-        problem: format!("cannot open: {e}"),
-    })?;
-    let mut reader = ParquetReader::new(file);
+    let open = || {
+        std::fs::File::open(path).map_err(|e| InputError::BadPath {
+            path: file_name.clone(),
+            problem: format!("cannot open: {e}"),
+        })
+    };
+    let mut reader = ParquetReader::new(open()?);
     let meta = reader
         .get_metadata()
         .map_err(unreadable)?
@@ -705,7 +706,51 @@ fn read_file(path: &Path, needed: &(Vec<String>, Vec<String>)) -> Result<DataFra
         })?;
         check_built_for(&meta, &needed.0, &needed.1, &file_name)?;
     }
-    let frame = reader.finish().map_err(unreadable)?;
+    // The columns and their types, from no rows.
+    let empty = reader
+        .with_slice(Some((0, 0)))
+        .finish()
+        .map_err(unreadable)?;
+    normalise(empty, &file_name)?;
+    let days = ParquetReader::new(open()?)
+        .with_columns(Some(vec!["day".into()]))
+        .finish()
+        .map_err(unreadable)?;
+    let days = days.column("day").map_err(unreadable)?;
+    if days.null_count() > 0 {
+        return Err(InputError::NullInRequired {
+            file: file_name.clone(),
+            column: "day".into(),
+            count: days.null_count() as u64,
+        });
+    }
+    let mut days: Vec<i32> = days
+        .cast(&DataType::Int32)
+        .map_err(unreadable)?
+        .i32()
+        .map_err(unreadable)?
+        .iter()
+        .flatten()
+        .collect();
+    days.sort_unstable();
+    days.dedup();
+    Ok(days)
+}
+
+/// A rollup file's rows, normalised (its metadata and columns were checked by
+/// `file_days`).
+fn read_file(path: &Path) -> Result<DataFrame, InputError> {
+    let file_name = path.display().to_string();
+    let file = std::fs::File::open(path).map_err(|e| InputError::BadPath {
+        path: file_name.clone(),
+        problem: format!("cannot open: {e}"),
+    })?;
+    let frame = ParquetReader::new(file)
+        .finish()
+        .map_err(|e| InputError::Unreadable {
+            file: file_name.clone(),
+            reason: e.to_string(),
+        })?;
     normalise(frame, &file_name)
 }
 
