@@ -3,6 +3,7 @@
 //! rename when rolled again. `run --rollups` scores from them.
 
 use anyhow::{Context, Result};
+use rayon::prelude::*;
 
 use crate::cli::RollupArgs;
 use crate::events::day_rollups::{day_folder, write_day};
@@ -44,18 +45,26 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     let staging = args.out.join(format!(".staging-{}", std::process::id()));
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
     let meta = rollups.meta();
-    let mut rows = 0;
+    let ranks = rollups.ranks();
     let days = rollups.days();
+    // Each day's file is built and written side by side; the folders are then put
+    // in place one by one, in day order.
+    let rows: Vec<usize> = days
+        .par_iter()
+        .map(|&d| -> Result<usize> {
+            let staged = staging.join(day_folder(d));
+            std::fs::create_dir_all(&staged)
+                .with_context(|| format!("creating {}", staged.display()))?;
+            let mut frame = rollups.frame(d, &ranks)?;
+            write_day(&mut frame, &staged.join("part-0.parquet"), &meta)?;
+            Ok(frame.height())
+        })
+        .collect::<Result<_>>()?;
     for &d in &days {
         let folder = day_folder(d);
-        let staged = staging.join(&folder);
-        std::fs::create_dir_all(&staged)
-            .with_context(|| format!("creating {}", staged.display()))?;
-        let mut frame = rollups.frame(d)?;
-        rows += frame.height();
-        write_day(&mut frame, &staged.join("part-0.parquet"), &meta)?;
-        crate::publish::replace_folder(&args.out, &staged, &folder)?;
+        crate::publish::replace_folder(&args.out, &staging.join(&folder), &folder)?;
     }
+    let rows: usize = rows.iter().sum();
     let _ = std::fs::remove_dir_all(&staging);
     progress.note(&format!(
         "rolled up {} days into {} ({rows} rows); left out of export files: {} repeated uuids, {} unreadable properties, {} without organization",

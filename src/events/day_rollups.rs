@@ -192,27 +192,29 @@ impl DayRollups {
 
     /// One day's rows, sorted by org, person, event and path (so the same events
     /// give the same bytes).
-    pub fn frame(&self, day: i32) -> PolarsResult<DataFrame> {
+    pub fn frame(&self, day: i32, ranks: &Ranks) -> PolarsResult<DataFrame> {
         let Some(map) = self.by_day.get(&day) else {
             return empty_frame();
         };
         fn s(i: &Interner, id: u32) -> &str {
             i.values[id as usize].as_str()
         }
-        let mut rows: Vec<(&RowKey, &Agg)> = map.iter().collect();
-        rows.sort_unstable_by(|(a, _), (b, _)| {
+        // Sorted by the strings' ranks: the strings' order, compared as numbers.
+        let rank = |k: &RowKey| {
+            let path = if k.3 == NO_PATH {
+                0
+            } else {
+                ranks.paths[k.3 as usize] + 1
+            };
             (
-                s(&self.orgs, a.0),
-                s(&self.people, a.1),
-                s(&self.events, a.2),
+                ranks.orgs[k.0 as usize],
+                ranks.people[k.1 as usize],
+                ranks.events[k.2 as usize],
+                path,
             )
-                .cmp(&(
-                    s(&self.orgs, b.0),
-                    s(&self.people, b.1),
-                    s(&self.events, b.2),
-                ))
-                .then_with(|| path_of(&self.paths, a.3).cmp(&path_of(&self.paths, b.3)))
-        });
+        };
+        let mut rows: Vec<(&RowKey, &Agg)> = map.iter().collect();
+        rows.sort_unstable_by_key(|(k, _)| rank(k));
         let n = rows.len();
         df!(
             "org_id" => rows.iter().map(|(k, _)| s(&self.orgs, k.0)).collect::<Vec<_>>(),
@@ -229,6 +231,25 @@ impl DayRollups {
         .collect()
     }
 
+    /// Each interned string's rank in byte order, to sort rows by numbers.
+    pub fn ranks(&self) -> Ranks {
+        fn ranks_of(i: &Interner) -> Vec<u32> {
+            let mut order: Vec<u32> = (0..i.values.len() as u32).collect();
+            order.par_sort_unstable_by(|&a, &b| i.values[a as usize].cmp(&i.values[b as usize]));
+            let mut rank = vec![0u32; order.len()];
+            for (r, &id) in order.iter().enumerate() {
+                rank[id as usize] = r as u32;
+            }
+            rank
+        }
+        Ranks {
+            orgs: ranks_of(&self.orgs),
+            people: ranks_of(&self.people),
+            events: ranks_of(&self.events),
+            paths: ranks_of(&self.paths),
+        }
+    }
+
     /// The metadata of this rollup's files.
     pub fn meta(&self) -> RollupMeta {
         RollupMeta {
@@ -236,6 +257,14 @@ impl DayRollups {
             path_prefixes: self.prefixes.clone(),
         }
     }
+}
+
+/// Each interned string's rank in byte order (`DayRollups::ranks`).
+pub struct Ranks {
+    orgs: Vec<u32>,
+    people: Vec<u32>,
+    events: Vec<u32>,
+    paths: Vec<u32>,
 }
 
 fn path_of(paths: &Interner, id: u32) -> Option<&str> {
