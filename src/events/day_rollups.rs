@@ -213,8 +213,11 @@ impl DayRollups {
                 path,
             )
         };
-        let mut rows: Vec<(&RowKey, &Agg)> = map.iter().collect();
-        rows.sort_unstable_by_key(|(k, _)| rank(k));
+        // The ranks looked up once per row, not once per comparison.
+        let mut keyed: Vec<((u32, u32, u32, u32), (&RowKey, &Agg))> =
+            map.iter().map(|(k, a)| (rank(k), (k, a))).collect();
+        keyed.sort_unstable_by_key(|(r, _)| *r);
+        let rows: Vec<(&RowKey, &Agg)> = keyed.into_iter().map(|(_, row)| row).collect();
         let n = rows.len();
         df!(
             "org_id" => rows.iter().map(|(k, _)| s(&self.orgs, k.0)).collect::<Vec<_>>(),
