@@ -214,7 +214,7 @@ impl DayRollups {
             )
         };
         // The ranks looked up once per row, not once per comparison.
-        let mut keyed: Vec<((u32, u32, u32, u32), (&RowKey, &Agg))> =
+        let mut keyed: Vec<(RowKey, (&RowKey, &Agg))> =
             map.iter().map(|(k, a)| (rank(k), (k, a))).collect();
         keyed.sort_unstable_by_key(|(r, _)| *r);
         let rows: Vec<(&RowKey, &Agg)> = keyed.into_iter().map(|(_, row)| row).collect();
