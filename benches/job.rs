@@ -19,6 +19,11 @@
 //! A fourth command per round, "wide", is the job with a model that counts eight
 //! more event sets (`WIDE_MODEL`): its (member, day) slots take two cache lines
 //! instead of one, and `wide/job` is what that costs.
+//!
+//! `BENCH_ROLLUPS=1` adds the nightly run from rollups (issue 27): `rollup` of every
+//! day but the last two once (kept in `bench-data/<size>-rollups`), then `run
+//! --rollups` each round, printed with how much faster than the job it is and the
+//! rollups' size against the events'. `BENCH_BACKFILL=1` adds a 53-date backfill.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -233,6 +238,23 @@ fn events_in(out: &Path) -> usize {
     v["inputs"][0]["rows"].as_u64().unwrap_or(0) as usize
 }
 
+/// The last day the rollups of `BENCH_ROLLUPS` hold: two days before `AS_OF`.
+const ROLLED_UP_TO: &str = "2026-11-21";
+
+/// Bytes of every file under `dir`.
+fn folder_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => folder_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     for (flag, scan) in [
@@ -335,11 +357,37 @@ fn main() {
                 .args(["--from", "2025-11-24", "--to", AS_OF, "--every", "7"]);
             commands.push(b);
         }
+        // `BENCH_ROLLUPS=1`: also the nightly run from rollups of every day but the
+        // last two (issue 27; built once, by `rollup`, into bench-data/<name>-rollups).
+        let rollups = std::env::var("BENCH_ROLLUPS").is_ok();
+        let rollups_dir = data.join(format!("{name}-rollups"));
+        if rollups {
+            if !rollups_dir.exists() {
+                let status = Command::new(&bin)
+                    .args(["rollup", "--quiet", "--to", ROLLED_UP_TO, "--input"])
+                    .arg(&input)
+                    .arg("--out")
+                    .arg(&rollups_dir)
+                    .status()
+                    .expect("runs rollup");
+                assert!(status.success());
+            }
+            let mut nightly = Command::new(&bin);
+            nightly
+                .args(["run", "--quiet", "--as-of", AS_OF, "--input"])
+                .arg(&input)
+                .arg("--out")
+                .arg(data.join(format!("{name}-rollups-out")))
+                .arg("--rollups")
+                .arg(&rollups_dir);
+            commands.push(nightly);
+        }
         let measured = measure(&mut commands);
         let (job, scan, stream) = (&measured[0], &measured[1], &measured[2]);
-        let (wide_s, wide_ratio) = measured
-            .get(3)
-            .map_or((f64::NAN, f64::NAN), |wide| (wide.wall(), ratio(wide, job)));
+        // Commands after the first three: wide (flat only), backfill, nightly.
+        let wide = (shape == "flat").then(|| &measured[3]);
+        let (wide_s, wide_ratio) =
+            wide.map_or((f64::NAN, f64::NAN), |wide| (wide.wall(), ratio(wide, job)));
         let events = events_in(&out);
         println!(
             "{:>14} {:>12} {:>8.2} {:>12.0} {:>8.0} {:>8.2} {:>9.0} {:>8.2} {:>10.2} {:>8.2} {:>12.0} {:>8.2} {:>9.2}",
@@ -357,8 +405,20 @@ fn main() {
             wide_s,
             wide_ratio
         );
+        if rollups {
+            let r = &measured[measured.len() - 1];
+            println!(
+                "{:>14} run from rollups (all days but the last two): {:.2} s, {:.0} MiB, {:.2}x faster than the job; rollups {:.0} MB, events {:.0} MB",
+                name,
+                r.wall(),
+                r.mib,
+                job.wall() / r.wall(),
+                folder_bytes(&rollups_dir) as f64 / 1e6,
+                folder_bytes(&input.join("events")) as f64 / 1e6,
+            );
+        }
         if backfill {
-            let b = &measured[measured.len() - 1];
+            let b = &measured[measured.len() - 1 - usize::from(rollups)];
             println!(
                 "{:>14} backfill of 53 weekly dates: {:.2} s, {:.0} MiB, {:.2}x the job",
                 name,
