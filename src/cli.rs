@@ -86,6 +86,13 @@ pub struct RollupSqlArgs {
     /// The source of PostHog's batch-export columns: a table or a table function.
     #[arg(long, default_value = "events")]
     pub events: String,
+    /// The first day to roll up, YYYY-MM-DD (with --to): the rows of one run of the
+    /// query must not overlap another file's days, or they are added together.
+    #[arg(long)]
+    pub from: Option<String>,
+    /// The last day to roll up, YYYY-MM-DD (with --from).
+    #[arg(long)]
+    pub to: Option<String>,
     /// A TOML file overriding the model: its URL sets decide which paths are kept.
     #[arg(long)]
     pub config: Option<PathBuf>,

@@ -320,6 +320,31 @@ fn a_bad_rollup_file_is_refused_naming_it_and_the_column() {
         "{err}"
     );
     assert!(!w.path().join("out/current").exists(), "nothing published");
+    // A row of no events, or whose instants are not on its day: exit 2, naming the
+    // column, never a score built on it.
+    ok(rollup(&w, &["--from", "2026-11-20", "--to", "2026-11-20"]));
+    let good = read_parquet(&day);
+    for (column, value) in [("count", 0i64), ("first_us", 0)] {
+        let mut frame = good.clone();
+        let n = frame.height();
+        let mut values: Vec<i64> = frame
+            .column(column)
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        values[n - 1] = value;
+        frame
+            .with_column(Column::new(column.into(), values))
+            .unwrap();
+        write_parquet(&day, &frame);
+        let o = run_into(&w, "out", &["--rollups", "r"]);
+        assert_eq!(o.status.code(), Some(2), "{column}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains(&format!("`{column}`")), "{err}");
+    }
     // No such folder: exit 2 too.
     let o = run_into(&w, "out", &["--rollups", "nowhere"]);
     assert_eq!(o.status.code(), Some(2));

@@ -42,6 +42,9 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let _lock = crate::publish::lock(&args.out)?;
+    // A killed rollup's leftovers: a day set aside while being replaced is put back
+    // when nothing took its place; staging folders are removed.
+    crate::publish::tidy_swaps(&args.out);
     let staging = args.out.join(format!(".staging-{}", std::process::id()));
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
     let meta = rollups.meta();
@@ -64,6 +67,18 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
         let folder = day_folder(d);
         crate::publish::replace_folder(&args.out, &staging.join(&folder), &folder)?;
     }
+    // A day of --from..--to rolled again with no events left (its events moved or
+    // were removed) must not keep its old rows.
+    if let (Some(from), Some(to)) = (args.from.as_ref(), args.to.as_ref()) {
+        let (from, to) = (AsOf::parse(from)?.day, AsOf::parse(to)?.day);
+        for d in from..=to {
+            let old = args.out.join(day_folder(d));
+            if !days.contains(&d) && old.is_dir() {
+                std::fs::remove_dir_all(&old)
+                    .with_context(|| format!("removing {}", old.display()))?;
+            }
+        }
+    }
     let rows: usize = rows.iter().sum();
     let _ = std::fs::remove_dir_all(&staging);
     progress.note(&format!(
@@ -81,13 +96,25 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
 pub fn sql(args: crate::cli::RollupSqlArgs) -> Result<()> {
     let model = super::load_model(args.config.as_deref())?.model;
     let spec = crate::rollup_spec::RollupSpec::of(&model);
+    let day = |raw: &Option<String>| raw.as_deref().map(AsOf::parse).transpose();
+    let days = match (day(&args.from)?, day(&args.to)?) {
+        (Some(from), Some(to)) if from.day <= to.day => Some((from.day, to.day)),
+        (None, None) => None,
+        _ => {
+            return Err(crate::InputError::Usage {
+                problem: "--from and --to go together, --from not after --to".into(),
+            }
+            .into())
+        }
+    };
     match args.dialect {
         crate::cli::Dialect::Clickhouse => print!(
             "{}",
             crate::events::day_rollups::clickhouse_sql(
                 &spec,
                 &model.input.posthog_group_type,
-                &args.events
+                &args.events,
+                days
             )
         ),
     }

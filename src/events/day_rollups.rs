@@ -417,7 +417,7 @@ impl RollupRows {
             .par_iter()
             .map(|file| -> Result<(FileFacts, Option<MemberDays>)> {
                 let frame = read_file(&file.path)?;
-                let mut facts = facts_of(&frame, &layout, &members)?;
+                let mut facts = facts_of(&frame, &layout, &members, &file.path)?;
                 drop(frame);
                 if file.days.iter().all(|d| owners[d] == 1) {
                     let out = aggregate(&mut std::mem::take(&mut facts.facts), &layout);
@@ -493,7 +493,17 @@ fn from_sort_key(key: u64) -> (u32, i32) {
 
 /// Each rollup row's member, event class and visit set, through the pass's `Layout`
 /// and member index.
-fn facts_of(f: &DataFrame, layout: &Layout, members: &MemberIndex) -> PolarsResult<FileFacts> {
+fn facts_of(
+    f: &DataFrame,
+    layout: &Layout,
+    members: &MemberIndex,
+    file: &Path,
+) -> Result<FileFacts> {
+    let bad = |column: &str, problem: String| InputError::BadValue {
+        file: file.display().to_string(),
+        column: column.to_string(),
+        problem,
+    };
     let (orgs, people, events, paths) = (
         f.column("org_id")?.str()?,
         f.column("distinct_id")?.str()?,
@@ -523,8 +533,30 @@ fn facts_of(f: &DataFrame, layout: &Layout, members: &MemberIndex) -> PolarsResu
     for ((((((org, person), event), path), day), count), (first, last)) in columns {
         // `normalise` refused nulls in every column but `path`.
         let (org, person, event) = (org.unwrap_or(""), person.unwrap_or(""), event.unwrap_or(""));
-        let (day, count) = (day.unwrap_or(0), count.unwrap_or(0).max(0));
+        let (day, count) = (day.unwrap_or(0), count.unwrap_or(0));
         let (first, last) = (first.unwrap_or(0), last.unwrap_or(0));
+        // A row a warehouse (or a hand) wrote wrong is bad input, not a wrong score.
+        if !(1..=i64::from(u32::MAX)).contains(&count) {
+            return Err(bad(
+                "count",
+                format!("{count} events in one row; expected 1 to {}", u32::MAX),
+            )
+            .into());
+        }
+        if !(crate::time::instant_in_range(first) && crate::time::instant_in_range(last)) {
+            return Err(bad("first_us", "an instant outside the supported range".into()).into());
+        }
+        let day_of = |us: i64| us.div_euclid(MICROS_PER_DAY) as i32;
+        if first > last || day_of(first) != day || day_of(last) != day {
+            return Err(bad(
+                "first_us",
+                format!(
+                    "first_us {first} and last_us {last} must be in order and on the row's day {}",
+                    iso_of_day(day)
+                ),
+            )
+            .into());
+        }
         out.rows += count as u64;
         out.latest_us = out.latest_us.max(Some(last));
         out.earliest_us = Some(out.earliest_us.map_or(first, |e| e.min(first)));
@@ -885,6 +917,15 @@ fn normalise(frame: DataFrame, file: &str) -> Result<DataFrame, InputError> {
     Ok(frame)
 }
 
+/// SQL string literals, comma-separated.
+fn list(items: &[String]) -> String {
+    items
+        .iter()
+        .map(|s| sql_string(s))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// A SQL string literal (ClickHouse): quotes and backslashes escaped.
 fn sql_string(s: &str) -> String {
     format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"))
@@ -898,14 +939,34 @@ fn sql_string(s: &str) -> String {
 /// model's prefixes, rows whose properties are not one JSON object or name no
 /// organization left out. Run where the events live; its rows are a valid `--rollups`
 /// folder's file.
-pub fn clickhouse_sql(spec: &RollupSpec, group_type: &str, events: &str) -> String {
+pub fn clickhouse_sql(
+    spec: &RollupSpec,
+    group_type: &str,
+    events: &str,
+    days: Option<(i32, i32)>,
+) -> String {
     let (pages, prefixes) = needs(spec);
-    let list = |items: &[String]| {
-        items
-            .iter()
-            .map(|s| sql_string(s))
-            .collect::<Vec<_>>()
-            .join(", ")
+    // Only the days asked for: files of overlapping days would be added together.
+    let day_filter = days.map_or(String::new(), |(from, to)| {
+        format!(
+            "\n    AND toDate(toDateTime64(timestamp, 6, 'UTC'), 'UTC') BETWEEN '{}' AND '{}'",
+            iso_of_day(from),
+            iso_of_day(to)
+        )
+    });
+    // A model without page views or prefixes keeps no path (and `IN ()` is no SQL).
+    let is_page = if pages.is_empty() {
+        "false".to_string()
+    } else {
+        format!("event IN ({})", list(&pages))
+    };
+    let under_prefix = if prefixes.is_empty() {
+        "false".to_string()
+    } else {
+        format!(
+            "arrayExists(prefix -> startsWith(page_path, prefix), [{}])",
+            list(&prefixes)
+        )
     };
     let g = sql_string(group_type);
     // The URL path rule of `url_path`, as a regular expression (RE2).
@@ -937,10 +998,10 @@ FROM
             JSONType(properties, '$groups', {g}) IN ('Int64', 'UInt64', 'Double'),
             JSONExtractRaw(properties, '$groups', {g}),
             NULL) AS org_id,
-        if(event IN ({pages_list}) AND JSONType(properties, '$current_url') = 'String',
+        if({is_page} AND JSONType(properties, '$current_url') = 'String',
             replaceRegexpOne(JSONExtractString(properties, '$current_url'), {path_rule}, '\\\\1'),
             NULL) AS page_path,
-        if(arrayExists(prefix -> startsWith(page_path, prefix), [{prefixes_list}]), page_path, NULL) AS path
+        if({under_prefix}, page_path, NULL) AS path
     FROM
     (
         -- Each event once: re-runs and backfills export an event again.
@@ -949,7 +1010,7 @@ FROM
         LIMIT 1 BY ifNull(lower(toString(uuid)), toString(generateUUIDv4()))
     )
     WHERE timestamp IS NOT NULL AND event IS NOT NULL AND distinct_id IS NOT NULL
-        AND isValidJSON(properties) AND JSONType(properties) = 'Object'
+        AND isValidJSON(properties) AND JSONType(properties) = 'Object'{day_filter}
 )
 WHERE org_id IS NOT NULL
 GROUP BY org_id, distinct_id, day, event, path
@@ -957,8 +1018,6 @@ SETTINGS session_timezone = 'UTC'
 ",
         pages_text = pages.join(", "),
         prefixes_text = prefixes.join(", "),
-        pages_list = list(&pages),
-        prefixes_list = list(&prefixes),
     )
 }
 
@@ -989,12 +1048,18 @@ mod tests {
     fn the_clickhouse_query_names_the_model_s_pages_prefixes_and_source() {
         let model = crate::model::Model::default_model();
         let spec = RollupSpec::of(&model);
-        let sql = clickhouse_sql(&spec, "organization", "file('x.parquet', 'Parquet')");
+        let sql = clickhouse_sql(&spec, "organization", "file('x.parquet', 'Parquet')", None);
         assert!(sql.contains("event IN ('$pageview')"), "{sql}");
         assert!(sql.contains("'/docs', '/docs/cdp'"), "{sql}");
         assert!(sql.contains("'/organization/billing'"), "{sql}");
         assert!(sql.contains("FROM file('x.parquet', 'Parquet')"), "{sql}");
         assert!(sql.contains("JSONExtractString(properties, '$groups', 'organization')"));
+        assert!(!sql.contains("BETWEEN"));
+        let days = clickhouse_sql(&spec, "organization", "events", Some((20410, 20412)));
+        assert!(
+            days.contains("BETWEEN '2025-11-18' AND '2025-11-20'"),
+            "{days}"
+        );
     }
 
     #[test]

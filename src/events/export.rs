@@ -44,8 +44,9 @@ pub(super) struct ExportReader {
     /// Any other uuid text, whole.
     seen_text: PlHashSet<String>,
     pub(super) skipped: Skipped,
-    /// Days whose rows come from elsewhere (rollups): their rows are left out
-    /// uncounted, as the rollups count what was skipped of them.
+    /// Days whose rows come from elsewhere (rollups): their rows are left out, and
+    /// what is skipped of them is not counted (the run's data-quality counts cover
+    /// the raw days it reads).
     held: super::DaySet,
 }
 
