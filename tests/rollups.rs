@@ -427,3 +427,26 @@ fn backfill_and_backtest_from_rollups_equal_theirs_from_raw_events() {
         assert!(a == b, "{name} differs");
     }
 }
+
+#[test]
+fn a_day_split_over_several_files_counts_once() {
+    // A warehouse may write one day's rows in several files: the (member, day) rows
+    // are then summed over the files, as one.
+    let w = Workdir::new();
+    w.generate(12, 60, 4);
+    ok(run_into(&w, "raw", &[]));
+    ok(rollup(&w, &[]));
+    let day = w.path().join("r/day=2026-11-20");
+    let frame = read_parquet(&day.join("part-0.parquet"));
+    let half = frame.height() / 2;
+    // Split in the middle of a (member, day): the first rows of the second part may
+    // share an org and person with the last of the first.
+    write_parquet(&day.join("part-0.parquet"), &frame.slice(0, half));
+    std::fs::create_dir_all(w.path().join("r/extra")).unwrap();
+    write_parquet(
+        &w.path().join("r/extra/part-1.parquet"),
+        &frame.slice(half as i64, frame.height() - half),
+    );
+    ok(run_into(&w, "split", &["--rollups", "r"]));
+    assert_same_tables(&w.path().join("raw"), &w.path().join("split"));
+}
