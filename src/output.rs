@@ -87,22 +87,32 @@ pub fn write_csv_to(df: &mut DataFrame, w: &mut impl std::io::Write) -> Result<(
 
 /// Writes a table as Parquet, single-threaded so the bytes never depend on threads.
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<()> {
+    let file = write_parquet_with(df, path, None)?;
+    start_writeback(&file);
+    Ok(())
+}
+
+/// The tool's Parquet (zstd, single-threaded) with key-value `metadata`; gives the
+/// written file, for the caller to flush as it needs.
+pub fn write_parquet_with(
+    df: &mut DataFrame,
+    path: &Path,
+    metadata: Option<KeyValueMetadata>,
+) -> Result<fs::File> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     // Buffered: the writer issues a write per page header and footer field (some
     // 10,000 system calls for a run's three history tables unbuffered).
     let mut w = std::io::BufWriter::new(file);
     ParquetWriter::new(&mut w)
         .with_compression(ParquetCompression::Zstd(None))
+        .with_key_value_metadata(metadata)
         .set_parallel(false)
         .finish(df)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("writing {}", path.display()))?;
-    let file = w
-        .into_inner()
+    w.into_inner()
         .map_err(|e| e.into_error())
-        .with_context(|| format!("writing {}", path.display()))?;
-    start_writeback(&file);
-    Ok(())
+        .with_context(|| format!("writing {}", path.display()))
 }
 
 /// Writes the files (frame, path, is Parquet) on every thread, the largest first

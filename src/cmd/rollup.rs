@@ -10,14 +10,15 @@ use crate::events::day_rollups::{day_folder, write_day};
 use crate::events::{self, PassError};
 use crate::time::AsOf;
 
+/// A `--from`/`--to` day, as days since the epoch.
+fn day(raw: &Option<String>) -> Result<Option<i32>, crate::InputError> {
+    Ok(raw.as_deref().map(AsOf::parse).transpose()?.map(|d| d.day))
+}
+
 pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     let model = super::load_model(args.config.as_deref())?.model;
-    let day = |raw: &Option<String>| raw.as_deref().map(AsOf::parse).transpose();
-    let (from, to) = (day(&args.from)?, day(&args.to)?);
-    let (from, to) = (
-        from.map_or(i32::MIN, |d| d.day),
-        to.map_or(i32::MAX, |d| d.day),
-    );
+    let (given_from, given_to) = (day(&args.from)?, day(&args.to)?);
+    let (from, to) = (given_from.unwrap_or(i32::MIN), given_to.unwrap_or(i32::MAX));
     if from > to {
         return Err(crate::InputError::Usage {
             problem: "--from is after --to".into(),
@@ -69,8 +70,7 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     }
     // A day of --from..--to rolled again with no events left (its events moved or
     // were removed) must not keep its old rows.
-    if let (Some(from), Some(to)) = (args.from.as_ref(), args.to.as_ref()) {
-        let (from, to) = (AsOf::parse(from)?.day, AsOf::parse(to)?.day);
+    if let (Some(from), Some(to)) = (given_from, given_to) {
         for d in from..=to {
             let old = args.out.join(day_folder(d));
             if !days.contains(&d) && old.is_dir() {
@@ -96,9 +96,8 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
 pub fn sql(args: crate::cli::RollupSqlArgs) -> Result<()> {
     let model = super::load_model(args.config.as_deref())?.model;
     let spec = crate::rollup_spec::RollupSpec::of(&model);
-    let day = |raw: &Option<String>| raw.as_deref().map(AsOf::parse).transpose();
     let days = match (day(&args.from)?, day(&args.to)?) {
-        (Some(from), Some(to)) if from.day <= to.day => Some((from.day, to.day)),
+        (Some(from), Some(to)) if from <= to => Some((from, to)),
         (None, None) => None,
         _ => {
             return Err(crate::InputError::Usage {

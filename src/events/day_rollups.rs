@@ -21,7 +21,7 @@ use polars_arrow::bitmap::Bitmap;
 use rayon::prelude::*;
 
 use super::member_index::MemberIndex;
-use super::{url_path, Chunk, ChunkSink, Layout, Rollup, Skipped, NONE, NO_INSTANT};
+use super::{url_path, Chunk, ChunkSink, Layout, Rollup, Skipped, Totals, NONE, NO_INSTANT};
 use crate::error::InputError;
 use crate::rollup_spec::{self, RollupSpec};
 use crate::time::{iso_of_day, MICROS_PER_DAY};
@@ -91,8 +91,6 @@ struct Agg {
 pub struct DayRollups {
     page_events: Vec<String>,
     prefixes: Vec<String>,
-    /// Days kept, inclusive; rows of other days are left out.
-    days: (i32, i32),
     orgs: Interner,
     people: Interner,
     events: Interner,
@@ -133,9 +131,6 @@ impl ChunkSink for DayRollups {
         let timestamps = c.timestamp.values();
         for (i, &t) in timestamps.iter().enumerate() {
             let day = t.div_euclid(MICROS_PER_DAY) as i32;
-            if day < self.days.0 || day > self.days.1 {
-                continue;
-            }
             let pk = c.person.key(i);
             if people[pk] == NO_PATH {
                 people[pk] = self.people.id(c.person.value(pk));
@@ -169,13 +164,12 @@ impl ChunkSink for DayRollups {
 }
 
 impl DayRollups {
-    /// Rollups of the days `from..=to` (days since the epoch) for a model's visits.
-    pub fn new(spec: &RollupSpec, from: i32, to: i32) -> DayRollups {
+    /// Rollups for a model's visits (the pass gives only the days asked for).
+    pub fn new(spec: &RollupSpec) -> DayRollups {
         let (page_events, prefixes) = needs(spec);
         DayRollups {
             page_events,
             prefixes,
-            days: (from, to),
             orgs: Interner::default(),
             people: Interner::default(),
             events: Interner::default(),
@@ -292,25 +286,12 @@ fn empty_frame() -> PolarsResult<DataFrame> {
 
 /// Writes a day's rows as `path` (Parquet, zstd) with the rollup's metadata.
 pub fn write_day(frame: &mut DataFrame, path: &Path, meta: &RollupMeta) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let mut w = std::io::BufWriter::new(file);
-    let meta = serde_json::to_string(meta)?;
-    ParquetWriter::new(&mut w)
-        .with_compression(ParquetCompression::Zstd(None))
-        .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
-            METADATA_KEY.to_string(),
-            meta,
-        )])))
-        .set_parallel(false)
-        .finish(frame)
-        .map_err(anyhow::Error::from)
-        .with_context(|| format!("writing {}", path.display()))?;
-    let file = w
-        .into_inner()
-        .map_err(|e| e.into_error())
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.sync_all()
+    let metadata = KeyValueMetadata::from_static(vec![(
+        METADATA_KEY.to_string(),
+        serde_json::to_string(meta)?,
+    )]);
+    crate::output::write_parquet_with(frame, path, Some(metadata))?
+        .sync_all()
         .with_context(|| format!("flushing {}", path.display()))
 }
 
@@ -427,14 +408,15 @@ impl RollupRows {
                 }
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut totals = FileFacts::default();
+        // What files sharing a day left unaggregated, and every file's totals.
+        let mut pooled = FileFacts::default();
         let mut outs = Vec::new();
         for (facts, out) in per_file {
-            totals.merge(facts);
+            pooled.merge(facts);
             outs.extend(out);
         }
-        if !totals.facts.is_empty() {
-            outs.push(aggregate(&mut totals.facts, &layout));
+        if !pooled.facts.is_empty() {
+            outs.push(aggregate(&mut pooled.facts, &layout));
         }
         let mut out = MemberDays::new(&layout);
         for o in outs {
@@ -446,11 +428,11 @@ impl RollupRows {
             visits,
             members: keys.clone(),
             member_of_row: Vec::new(),
-            rows: totals.rows,
-            latest_us: totals.latest_us,
-            earliest_us: totals.earliest_us,
-            events_per_day: totals.events_per_day,
-            unknown_member_events: totals.unknown_member_events,
+            rows: pooled.totals.rows,
+            latest_us: pooled.totals.latest_us,
+            earliest_us: pooled.totals.earliest_us,
+            events_per_day: pooled.totals.events_per_day,
+            unknown_member_events: pooled.totals.unknown_member_events,
             skipped: Skipped::default(),
         })
     }
@@ -461,24 +443,14 @@ impl RollupRows {
 #[derive(Default)]
 struct FileFacts {
     facts: Vec<(u64, Fact)>,
-    days: Vec<i32>,
-    rows: u64,
-    latest_us: Option<i64>,
-    earliest_us: Option<i64>,
-    events_per_day: BTreeMap<i32, u64>,
-    unknown_member_events: u64,
+    /// The pass's counts over every row, members or not.
+    totals: Totals,
 }
 
 impl FileFacts {
     fn merge(&mut self, other: FileFacts) {
         self.facts.extend(other.facts);
-        self.rows += other.rows;
-        self.latest_us = self.latest_us.max(other.latest_us);
-        self.earliest_us = self.earliest_us.into_iter().chain(other.earliest_us).min();
-        for (day, n) in other.events_per_day {
-            *self.events_per_day.entry(day).or_insert(0) += n;
-        }
-        self.unknown_member_events += other.unknown_member_events;
+        self.totals.merge(other.totals);
     }
 }
 
@@ -557,12 +529,11 @@ fn facts_of(
             )
             .into());
         }
-        out.rows += count as u64;
-        out.latest_us = out.latest_us.max(Some(last));
-        out.earliest_us = Some(out.earliest_us.map_or(first, |e| e.min(first)));
-        if count > 0 {
-            *out.events_per_day.entry(day).or_insert(0) += count as u64;
-        }
+        let totals = &mut out.totals;
+        totals.rows += count as u64;
+        totals.latest_us = totals.latest_us.max(Some(last));
+        totals.earliest_us = Some(totals.earliest_us.map_or(first, |e| e.min(first)));
+        totals.add_events_of_day(day, count as u64);
         // A day's rows are sorted by org and person: one lookup per pair and day.
         let member = match last_pair {
             Some((o, p, m)) if o == org && p == person => m,
@@ -573,7 +544,7 @@ fn facts_of(
             }
         };
         if member == NONE {
-            out.unknown_member_events += count as u64;
+            out.totals.unknown_member_events += count as u64;
             continue;
         }
         let class = *classes
@@ -592,7 +563,6 @@ fn facts_of(
             },
         ));
     }
-    out.days = out.events_per_day.keys().copied().collect();
     Ok(out)
 }
 
@@ -662,17 +632,20 @@ struct Fact {
     visits: u32,
 }
 
-/// The (member, day) rows being built, column by column.
-struct MemberDays {
-    member: Vec<u32>,
-    day: Vec<i32>,
-    n: Vec<i64>,
-    last: Vec<i64>,
-    counts: Vec<Vec<u32>>,
-    latest: Vec<Vec<i64>>,
-    visit_member: Vec<u32>,
-    visit_day: Vec<i32>,
-    visit_counts: Vec<Vec<u32>>,
+/// The (member, day) rows of `Rollup`, column by column: built here from rollup
+/// files, and by the events pass (`Accumulator::finish`); `frames` is the one home of
+/// the rollup frames' columns, names and types.
+pub(super) struct MemberDays {
+    pub(super) member: Vec<u32>,
+    pub(super) day: Vec<i32>,
+    pub(super) n: Vec<i64>,
+    pub(super) last: Vec<i64>,
+    pub(super) counts: Vec<Vec<u32>>,
+    /// `NO_INSTANT` where a set has no latest instant (a null in the frame).
+    pub(super) latest: Vec<Vec<i64>>,
+    pub(super) visit_member: Vec<u32>,
+    pub(super) visit_day: Vec<i32>,
+    pub(super) visit_counts: Vec<Vec<u32>>,
 }
 
 impl MemberDays {
@@ -708,8 +681,8 @@ impl MemberDays {
         }
     }
 
-    /// The frames of `Rollup`: the same columns, names and types as the pass's.
-    fn frames(self, layout: &Layout) -> PolarsResult<(DataFrame, DataFrame)> {
+    /// The frames of `Rollup`: the (member, day) rows and the visit rows.
+    pub(super) fn frames(self, layout: &Layout) -> PolarsResult<(DataFrame, DataFrame)> {
         let mut frame = vec![
             UInt32Chunked::from_vec("member".into(), self.member).into_column(),
             Int32Chunked::from_vec("day".into(), self.day).into_column(),
@@ -719,13 +692,19 @@ impl MemberDays {
         for (name, values) in layout.counts.iter().zip(self.counts) {
             frame.push(UInt32Chunked::from_vec(name.into(), values).into_column());
         }
-        for (name, values) in layout.latest.iter().zip(self.latest) {
-            let validity = values
-                .contains(&NO_INSTANT)
-                .then(|| values.iter().map(|&t| t != NO_INSTANT).collect::<Bitmap>());
-            frame
-                .push(Int64Chunked::from_vec_validity(name.into(), values, validity).into_column());
-        }
+        // Each latest-instant column keeps its values; `NO_INSTANT` becomes a null bit.
+        let latest: Vec<Column> = layout
+            .latest
+            .par_iter()
+            .zip(self.latest)
+            .map(|(name, values)| {
+                let validity = values
+                    .contains(&NO_INSTANT)
+                    .then(|| values.iter().map(|&t| t != NO_INSTANT).collect::<Bitmap>());
+                Int64Chunked::from_vec_validity(name.into(), values, validity).into_column()
+            })
+            .collect();
+        frame.extend(latest);
         let mut visits = vec![
             UInt32Chunked::from_vec("member".into(), self.visit_member).into_column(),
             Int32Chunked::from_vec("day".into(), self.visit_day).into_column(),

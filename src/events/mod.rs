@@ -38,7 +38,7 @@ use rayon::prelude::*;
 
 use crate::input::{self, EventsScan};
 use crate::progress::PassProgress;
-use crate::rollup_spec::{self, RollupSpec};
+use crate::rollup_spec::RollupSpec;
 use crate::time::MICROS_PER_DAY;
 
 pub mod day_rollups;
@@ -69,7 +69,7 @@ pub fn day_rollups(
     let mut run = PagesRun::starting_at(&events.files, 0, progress, &outside);
     let mut export = export::ExportReader::new(&events.group_type, &outside);
     let first = run.next(&mut export);
-    let mut sink = day_rollups::DayRollups::new(spec, from, to);
+    let mut sink = day_rollups::DayRollups::new(spec);
     each_chunk(
         events,
         progress,
@@ -802,42 +802,21 @@ impl<'a> Accumulator<'a> {
             .for_each(|(p, (days, visits))| p.write_into(days, visits));
 
         let mut instants = days.instants.into_iter();
-        let mut frame = vec![
-            UInt32Chunked::from_vec("member".into(), days.member).into_column(),
-            Int32Chunked::from_vec("day".into(), days.day).into_column(),
-            Int64Chunked::from_vec(rollup_spec::EVENTS.into(), days.n).into_column(),
-            Int64Chunked::from_vec(
-                rollup_spec::LAST_INSTANT.into(),
-                instants.next().unwrap_or_default(),
-            )
-            .into_column(),
-        ];
-        for (name, values) in layout.counts.iter().zip(days.counts) {
-            frame.push(UInt32Chunked::from_vec(name.into(), values).into_column());
-        }
-        // Each latest-instant column keeps its values; `NO_INSTANT` becomes a null bit.
-        let latest: Vec<Column> = layout
-            .latest
-            .par_iter()
-            .zip(instants.collect::<Vec<_>>())
-            .map(|(name, values)| {
-                let validity = values
-                    .contains(&NO_INSTANT)
-                    .then(|| values.iter().map(|&t| t != NO_INSTANT).collect::<Bitmap>());
-                Int64Chunked::from_vec_validity(name.into(), values, validity).into_column()
-            })
-            .collect();
-        frame.extend(latest);
-        let mut visit_frame = vec![
-            UInt32Chunked::from_vec("member".into(), visits.member).into_column(),
-            Int32Chunked::from_vec("day".into(), visits.day).into_column(),
-        ];
-        for (name, values) in layout.visits.iter().zip(visits.counts) {
-            visit_frame.push(UInt32Chunked::from_vec(name.into(), values).into_column());
-        }
+        let columns = day_rollups::MemberDays {
+            member: days.member,
+            day: days.day,
+            n: days.n,
+            last: instants.next().unwrap_or_default(),
+            counts: days.counts,
+            latest: instants.collect(),
+            visit_member: visits.member,
+            visit_day: visits.day,
+            visit_counts: visits.counts,
+        };
+        let (frame, visits) = columns.frames(layout)?;
         Ok(Rollup {
-            frame: DataFrame::new_infer_height(frame)?,
-            visits: DataFrame::new_infer_height(visit_frame)?,
+            frame,
+            visits,
             members: keys,
             member_of_row,
             rows: self.totals.rows,
@@ -961,7 +940,10 @@ impl<'a> PagesRun<'a> {
                         let g = self.next_group;
                         self.next_group += 1;
                         // Wholly on held days (rollups): its rows would all be left out.
-                        if file.days(g).is_some_and(|(a, b)| self.skip.holds_all(a, b)) {
+                        // (Statistics read only when some day is held.)
+                        let held = !self.skip.is_empty()
+                            && file.days(g).is_some_and(|(a, b)| self.skip.holds_all(a, b));
+                        if held {
                             self.progress.rows(file.rows(g));
                         } else {
                             groups.push(g);

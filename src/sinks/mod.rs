@@ -87,19 +87,12 @@ pub fn redact(text: &str, secret: &str) -> String {
     }
 }
 
-/// An error and its sources, one line: a library's top message ("db error") often
-/// leaves the useful part (the server's words) to its source.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
+/// An error and its sources on one line ("db error: FATAL: ..."), as anyhow's
+/// alternate form writes them: a library's top message often leaves the useful
+/// part (the server's words) to its source.
+pub fn error_chain(e: impl std::error::Error + Send + Sync + 'static) -> String {
+    format!("{:#}", anyhow::Error::new(e))
 }
-
 #[cfg(test)]
 mod tests {
     use super::redact;

@@ -68,7 +68,7 @@ impl Target {
             .map_err(|e: postgres::Error| InputError::Usage {
                 problem: format!(
                     "--url / DATABASE_URL is not a PostgreSQL connection URL: {}",
-                    error_chain(&e)
+                    error_chain(e)
                 ),
             })?;
         if config.get_connect_timeout().is_none() {
@@ -147,7 +147,7 @@ impl Target {
         };
         match receive.recv_timeout(limit) {
             Ok(Ok(client)) => Ok(client),
-            Ok(Err(e)) => Err(failed(error_chain(&e))),
+            Ok(Err(e)) => Err(failed(error_chain(e))),
             Err(_) => Err(failed(format!(
                 "no answer within {} s (connect_timeout)",
                 limit.as_secs_f64()

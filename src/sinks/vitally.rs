@@ -487,7 +487,7 @@ async fn post(client: &reqwest::Client, url: &str, key: &str, body: Vec<u8>) -> 
     let response = match response {
         Ok(r) => r,
         Err(e) if e.is_timeout() => return Answer::NoAnswer("no answer (timed out)".into()),
-        Err(e) => return Answer::NoAnswer(format!("no answer ({})", error_chain(&e))),
+        Err(e) => return Answer::NoAnswer(format!("no answer ({})", error_chain(e))),
     };
     let header = |name: &str| {
         response
