@@ -129,10 +129,20 @@ pub fn micros(raw: i64, unit: polars::prelude::TimeUnit) -> i64 {
 /// Whether an instant's day, and the day after it (a default as_of), are dates chrono
 /// can hold (years -262143 to 262142).
 pub fn instant_in_range(us: i64) -> bool {
-    let day = us.div_euclid(MICROS_PER_DAY);
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
-    let first = (NaiveDate::MIN - epoch).num_days();
-    let last = (NaiveDate::MAX - epoch).num_days();
+    day_in_range(us.div_euclid(MICROS_PER_DAY))
+}
+
+/// Whether a day count since the epoch is one a date can hold (`instant_in_range`).
+pub fn day_in_range(day: i64) -> bool {
+    // Worked out once: rollups check a day per row.
+    static DAYS: std::sync::LazyLock<(i64, i64)> = std::sync::LazyLock::new(|| {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
+        (
+            (NaiveDate::MIN - epoch).num_days(),
+            (NaiveDate::MAX - epoch).num_days(),
+        )
+    });
+    let (first, last) = *DAYS;
     day >= first && day < last
 }
 

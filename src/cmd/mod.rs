@@ -71,37 +71,45 @@ pub fn read_inputs_and_rollups(
     f64,
     Option<RollupsUsed>,
 )> {
-    use crate::events::{day_rollups::RollupRows, DaySet};
+    use crate::events::{rollup_files::RollupFiles, DaySet};
     let Some(folder) = rollups else {
-        let (inputs, rollup, seconds) = read_inputs(dir, model, progress, &DaySet::default())?;
+        let (inputs, rollup, seconds) = read_inputs(dir, model, progress, None)?;
         return Ok((inputs, rollup, seconds, None));
     };
     let spec = crate::rollup_spec::RollupSpec::of(model);
-    let rows = RollupRows::read(folder, &spec)?;
-    let held = DaySet::new(rows.days.iter().copied());
-    let (inputs, rollup, seconds) = read_inputs(dir, model, progress, &held)?;
+    let files = RollupFiles::read(folder, &spec)?;
+    let held = DaySet::new(files.days.iter().copied());
+    let (inputs, rollup, seconds) = read_inputs(dir, model, progress, Some((&held, &files)))?;
     let used = RollupsUsed {
         folder: folder.display().to_string(),
-        files: rows.files.len(),
-        rollup_days: rows.days.len(),
-        first_rollup_day: rows.days.first().map(|d| crate::time::iso_of_day(*d)),
-        last_rollup_day: rows.days.last().map(|d| crate::time::iso_of_day(*d)),
-        raw_days: rollup.events_per_day.len(),
+        files: files.files.len(),
+        rollup_days: files.days.len(),
+        first_rollup_day: files.days.first().map(|d| crate::time::iso_of_day(*d)),
+        last_rollup_day: files.days.last().map(|d| crate::time::iso_of_day(*d)),
+        // The raw events' days are those the rollups do not hold.
+        raw_days: rollup
+            .events_per_day
+            .keys()
+            .filter(|&&d| !held.holds(d))
+            .count(),
     };
-    let from_rollups = rows.member_days(&rollup.members, &spec)?;
-    Ok((inputs, rollup.with(from_rollups)?, seconds, Some(used)))
+    Ok((inputs, rollup, seconds, Some(used)))
 }
 
 /// The input tables and the events rolled up, as `run` and `validate` read them: the
 /// events and members first, then the events pass over them, while the other tables
 /// are read beside it (the pass leaves a thread idle now and then, and they fill
 /// it). Problems are reported in table order (events, members, usage, the optional
-/// tables), then the pass's own; the pass's time is returned apart.
+/// tables), then the pass's own; the pass's time is returned apart. With `rollups`,
+/// the events of the days they hold are left out and their rows added instead.
 pub fn read_inputs(
     dir: &std::path::Path,
     model: &crate::model::Model,
     progress: &crate::progress::Progress,
-    skip: &crate::events::DaySet,
+    rollups: Option<(
+        &crate::events::DaySet,
+        &crate::events::rollup_files::RollupFiles,
+    )>,
 ) -> Result<(crate::input::Inputs, crate::events::Rollup, f64)> {
     use crate::{events, input};
     let spec = crate::rollup_spec::RollupSpec::of(model);
@@ -111,7 +119,16 @@ pub fn read_inputs(
             let start = std::time::Instant::now();
             let bytes = tables.events.files.iter().map(|f| f.bytes).sum();
             let pass = progress.pass(tables.events.files(), bytes);
-            let rollup = events::rollup(&tables.events, &tables.members, &spec, &pass, skip);
+            let no_days = events::DaySet::default();
+            let skip = rollups.map_or(&no_days, |(held, _)| held);
+            let rollup = events::rollup(
+                &tables.events,
+                &tables.members,
+                &spec,
+                &pass,
+                skip,
+                rollups.map(|(_, files)| files),
+            );
             pass.finish();
             Ok((tables, rollup, start.elapsed().as_secs_f64()))
         },
@@ -119,11 +136,10 @@ pub fn read_inputs(
     );
     let (tables, rollup, pass_seconds) = first?;
     let mut inputs = input::Inputs::assemble(tables, others?);
-    let rollup = rollup.map_err(|e| {
-        inputs.events.blame(match e {
-            events::PassError::Failed(e) => Some(e),
-            events::PassError::NullInRequired => None,
-        })
+    let rollup = rollup.map_err(|e| match e {
+        events::PassError::Failed(e) => inputs.events.blame(Some(e)),
+        events::PassError::NullInRequired => inputs.events.blame(None),
+        events::PassError::BadRollup(e) => e.into(),
     })?;
     let out_of_range = [rollup.earliest_us, rollup.latest_us]
         .into_iter()

@@ -33,11 +33,10 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     let pass = progress.pass(events.files(), bytes);
     let rolled = events::day_rollups(&events, &spec, from, to, &pass);
     pass.finish();
-    let (rollups, skipped) = rolled.map_err(|e| {
-        events.blame(match e {
-            PassError::Failed(e) => Some(e),
-            PassError::NullInRequired => None,
-        })
+    let (rollups, skipped) = rolled.map_err(|e| match e {
+        PassError::Failed(e) => events.blame(Some(e)),
+        PassError::NullInRequired => events.blame(None),
+        PassError::BadRollup(e) => e.into(),
     })?;
 
     std::fs::create_dir_all(&args.out)

@@ -11,8 +11,7 @@ pub fn run(args: ValidateArgs, quiet: bool) -> Result<()> {
     let as_of = super::parse_as_of(args.as_of.as_deref())?;
     let model = super::load_model(args.config.as_deref())?;
     progress.stage("reading inputs and the events");
-    let (inputs, rollup, _) =
-        super::read_inputs(&args.input, &model.model, &progress, &Default::default())?;
+    let (inputs, rollup, _) = super::read_inputs(&args.input, &model.model, &progress, None)?;
     let as_of = match as_of {
         Some(a) => a,
         None => quality::default_as_of(&rollup)?,

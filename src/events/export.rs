@@ -265,6 +265,8 @@ impl ExportReader {
             person: take(rows.person),
             org: Interner::merge(orgs),
             url: Some(Interner::merge(urls)),
+            weight: None,
+            first: None,
         }))
     }
 }

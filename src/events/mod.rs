@@ -46,6 +46,7 @@ mod export;
 mod member_index;
 mod memory;
 mod pages;
+pub mod rollup_files;
 mod slots;
 
 pub use export::Skipped;
@@ -114,25 +115,6 @@ pub struct Rollup {
     pub unknown_member_events: u64,
     /// Rows of export-shaped files left out (repeated uuids, no organization...).
     pub skipped: Skipped,
-}
-
-impl Rollup {
-    /// This rollup with the (member, day) rows of another over the same members
-    /// (`day_rollups`), whose days it lacks, added after its own; the totals summed.
-    pub fn with(mut self, other: Rollup) -> PolarsResult<Rollup> {
-        self.frame.vstack_mut_owned(other.frame)?;
-        self.frame.rechunk_mut();
-        self.visits.vstack_mut_owned(other.visits)?;
-        self.visits.rechunk_mut();
-        self.rows += other.rows;
-        self.latest_us = self.latest_us.max(other.latest_us);
-        self.earliest_us = self.earliest_us.into_iter().chain(other.earliest_us).min();
-        for (day, n) in other.events_per_day {
-            *self.events_per_day.entry(day).or_insert(0) += n;
-        }
-        self.unknown_member_events += other.unknown_member_events;
-        Ok(self)
-    }
 }
 
 /// The URL path (SPEC 3): scheme, host, query string and fragment removed. The same
@@ -347,14 +329,16 @@ const NONE: u32 = u32::MAX;
 /// there are; fixed, so the rollup's row order does not depend on `--threads`.
 const PARTITIONS: usize = 8;
 
-/// What the first phase finds out about one member event, all the second phase needs.
+/// What the first phase finds out about one member row, all the second phase needs.
+/// Its day is `t`'s (worked out again in phase two: a 24-byte row).
 #[derive(Clone, Copy)]
 struct MemberRow {
     t: i64,
     /// The row's visit set (an index into `Layout::visit_sets`; 0: no visit).
     visits: u32,
     member: u32,
-    day: i32,
+    /// The events the row stands for: 1 for an event, a rollup row's count.
+    weight: u32,
     /// Index into `Layout::classes`, or `NONE` for a name the model does not mention.
     class: u32,
 }
@@ -485,15 +469,23 @@ fn timestamp_column(frame: &DataFrame) -> PolarsResult<Option<PrimitiveArray<i64
     Ok(array)
 }
 
-/// The event columns of one chunk of rows, as the pass reads them.
+/// The event columns of one chunk of rows, as the pass reads them. A row is one
+/// event, or a rollup row standing for `weight` events of one (org, person, event,
+/// path) on one day (`rollup_files`: `timestamp` its last instant, `first` its
+/// first).
 pub(super) struct Chunk {
     /// Microseconds since the epoch, UTC.
     timestamp: PrimitiveArray<i64>,
     event: Coded,
     person: Coded,
     org: Coded,
-    /// `None` when the file has no `current_url` (every row null).
+    /// `None` when the file has no `current_url` (every row null). A rollup's
+    /// `path` (a path is its own `url_path`).
     url: Option<Coded>,
+    /// Events per row; `None`: one each.
+    weight: Option<Buffer<u32>>,
+    /// Each row's earliest instant; `None`: `timestamp`.
+    first: Option<Buffer<i64>>,
 }
 
 impl Chunk {
@@ -514,6 +506,8 @@ impl Chunk {
             person,
             org,
             url: Some(url),
+            weight: None,
+            first: None,
         }))
     }
 
@@ -535,12 +529,17 @@ impl Chunk {
             .iter()
             .map(|&r| self.timestamp.value(r as usize))
             .collect();
+        fn take<T: Copy>(values: &Buffer<T>, rows: &[u32]) -> Buffer<T> {
+            rows.iter().map(|&r| values[r as usize]).collect()
+        }
         Chunk {
             timestamp: PrimitiveArray::from_vec(timestamps),
             event: self.event.take(rows),
             person: self.person.take(rows),
             org: self.org.take(rows),
             url: self.url.as_ref().map(|u| u.take(rows)),
+            weight: self.weight.as_ref().map(|w| take(w, rows)),
+            first: self.first.as_ref().map(|f| take(f, rows)),
         }
     }
 
@@ -550,7 +549,9 @@ impl Chunk {
             event: self.event.slice(rows.clone()),
             person: self.person.slice(rows.clone()),
             org: self.org.slice(rows.clone()),
-            url: self.url.as_ref().map(|u| u.slice(rows)),
+            url: self.url.as_ref().map(|u| u.slice(rows.clone())),
+            weight: self.weight.clone().map(|w| w.sliced(rows.clone())),
+            first: self.first.clone().map(|f| f.sliced(rows)),
         }
     }
 }
@@ -643,10 +644,15 @@ fn member_rows(
         part.clear();
     }
     let timestamps = c.timestamp.values();
+    let firsts = c.first.as_deref().unwrap_or(timestamps);
+    let weight = |i: usize| c.weight.as_ref().map_or(1, |w| w[i]);
     let mut totals = Totals {
-        rows: rows.len() as u64,
+        rows: match &c.weight {
+            None => rows.len() as u64,
+            Some(w) => w[rows.clone()].iter().map(|&w| u64::from(w)).sum(),
+        },
         latest_us: timestamps[rows.clone()].iter().copied().max(),
-        earliest_us: timestamps[rows.clone()].iter().copied().min(),
+        earliest_us: firsts[rows.clone()].iter().copied().min(),
         ..Totals::default()
     };
     // Events per day, counted in runs: a time-ordered export changes day rarely.
@@ -664,7 +670,8 @@ fn member_rows(
             totals.add_events_of_day(run.0, run.1);
             run = (day, 0);
         }
-        run.1 += 1;
+        let weight = weight(i);
+        run.1 += u64::from(weight);
         let (person, org) = (c.person.key(i), c.org.key(i));
         let (first_org, member) = facts.person[person];
         let member = if first_org as usize == org {
@@ -673,7 +680,7 @@ fn member_rows(
             members.find(c.org.value(org), c.person.value(person))
         };
         if member == NONE {
-            totals.unknown_member_events += 1;
+            totals.unknown_member_events += u64::from(weight);
             continue;
         }
         let class = facts.class[c.event.key(i)];
@@ -685,7 +692,7 @@ fn member_rows(
             t,
             visits,
             member,
-            day,
+            weight,
             class,
         });
     }
@@ -802,7 +809,7 @@ impl<'a> Accumulator<'a> {
             .for_each(|(p, (days, visits))| p.write_into(days, visits));
 
         let mut instants = days.instants.into_iter();
-        let columns = day_rollups::MemberDays {
+        let columns = MemberDays {
             member: days.member,
             day: days.day,
             n: days.n,
@@ -826,6 +833,61 @@ impl<'a> Accumulator<'a> {
             unknown_member_events: self.totals.unknown_member_events,
             skipped: Skipped::default(),
         })
+    }
+}
+
+/// The (member, day) rows of `Rollup`, column by column, as the partitions wrote them
+/// (`Accumulator::finish`); `frames` makes them the rollup's frames.
+struct MemberDays {
+    member: Vec<u32>,
+    day: Vec<i32>,
+    n: Vec<i64>,
+    last: Vec<i64>,
+    counts: Vec<Vec<u32>>,
+    /// `NO_INSTANT` where a set has no latest instant (a null in the frame).
+    latest: Vec<Vec<i64>>,
+    visit_member: Vec<u32>,
+    visit_day: Vec<i32>,
+    visit_counts: Vec<Vec<u32>>,
+}
+
+impl MemberDays {
+    /// The frames of `Rollup`: the (member, day) rows and the visit rows.
+    fn frames(self, layout: &Layout) -> PolarsResult<(DataFrame, DataFrame)> {
+        let mut frame = vec![
+            UInt32Chunked::from_vec("member".into(), self.member).into_column(),
+            Int32Chunked::from_vec("day".into(), self.day).into_column(),
+            Int64Chunked::from_vec(crate::rollup_spec::EVENTS.into(), self.n).into_column(),
+            Int64Chunked::from_vec(crate::rollup_spec::LAST_INSTANT.into(), self.last)
+                .into_column(),
+        ];
+        for (name, values) in layout.counts.iter().zip(self.counts) {
+            frame.push(UInt32Chunked::from_vec(name.into(), values).into_column());
+        }
+        // Each latest-instant column keeps its values; `NO_INSTANT` becomes a null bit.
+        let latest: Vec<Column> = layout
+            .latest
+            .par_iter()
+            .zip(self.latest)
+            .map(|(name, values)| {
+                let validity = values
+                    .contains(&NO_INSTANT)
+                    .then(|| values.iter().map(|&t| t != NO_INSTANT).collect::<Bitmap>());
+                Int64Chunked::from_vec_validity(name.into(), values, validity).into_column()
+            })
+            .collect();
+        frame.extend(latest);
+        let mut visits = vec![
+            UInt32Chunked::from_vec("member".into(), self.visit_member).into_column(),
+            Int32Chunked::from_vec("day".into(), self.visit_day).into_column(),
+        ];
+        for (name, values) in layout.visits.iter().zip(self.visit_counts) {
+            visits.push(UInt32Chunked::from_vec(name.into(), values).into_column());
+        }
+        Ok((
+            DataFrame::new_infer_height(frame)?,
+            DataFrame::new_infer_height(visits)?,
+        ))
     }
 }
 
@@ -984,6 +1046,8 @@ pub enum PassError {
     NullInRequired,
     /// Reading or decoding failed.
     Failed(PolarsError),
+    /// A rollup file (`run --rollups`) is bad input, named.
+    BadRollup(crate::error::InputError),
 }
 
 /// Tells the progress a file was read whole.
@@ -992,14 +1056,15 @@ fn file_read(progress: &PassProgress, file: &input::EventsFile) {
 }
 
 /// The events pass over every events file, with the members; `progress` is told of
-/// rows and files as they are read. Rows of the days in `skip` are left out entirely
-/// (they come from elsewhere: rollups, `run --rollups`).
+/// rows and files as they are read. Rows of the days in `skip` are left out entirely:
+/// they come from `rollups` (`run --rollups`), whose rows are added after the events'.
 pub fn rollup(
     events: &EventsScan,
     members: &DataFrame,
     spec: &RollupSpec,
     progress: &PassProgress,
     skip: &DaySet,
+    rollups: Option<&rollup_files::RollupFiles>,
 ) -> Result<Rollup, PassError> {
     let blame = PassError::Failed;
     let layout = Layout::new(spec);
@@ -1017,6 +1082,9 @@ pub fn rollup(
     let (keys, member_of_row, members) = index.map_err(blame)?;
     let mut acc = Accumulator::new(&layout, &members);
     each_chunk(events, progress, &mut export, run, first, skip, &mut acc)?;
+    if let Some(rollups) = rollups {
+        rollups.add_to(&mut acc).map_err(PassError::BadRollup)?;
+    }
     let mut rollup = acc.finish(keys, member_of_row).map_err(blame)?;
     rollup.rows += export.skipped.total();
     rollup.skipped = export.skipped;
@@ -1178,6 +1246,19 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_row_group_is_passed_over_only_when_every_day_it_spans_is_held() {
+        let held = crate::events::DaySet::new([10, 11, 12, 14]);
+        assert!(held.holds_all(10, 12));
+        assert!(held.holds_all(14, 14));
+        assert!(!held.holds_all(12, 14), "day 13 is not held");
+        assert!(!held.holds_all(9, 10));
+        assert!(!crate::events::DaySet::default().holds_all(10, 10));
+        let range = crate::events::DaySet::outside(100, 200);
+        assert!(range.holds_all(10, 99) && range.holds_all(201, 300));
+        assert!(!range.holds_all(99, 100) && !range.holds_all(150, 150));
+    }
 
     #[test]
     fn member_keys_are_the_distinct_pairs_in_polars_order() {

@@ -181,12 +181,7 @@ impl PagesFile {
     /// own thread.
     pub(super) fn decode(&self, i: usize) -> PolarsResult<Decoded> {
         let rg = &self.metadata.row_groups[i];
-        let range = rg.full_byte_range();
-        let mut bytes = vec![0u8; (range.end - range.start) as usize];
-        let mut file = File::open(&self.path)?;
-        file.seek(SeekFrom::Start(range.start))?;
-        file.read_exact(&mut bytes)?;
-        let bytes = Buffer::from_vec(bytes);
+        let (bytes, base) = read_row_group(&self.path, rg)?;
         let rows = rg.num_rows();
         let (sources, names) = match &self.strings {
             Strings::Flat(sources) => (sources, FLAT_COLUMNS),
@@ -194,7 +189,7 @@ impl PagesFile {
         };
         let read_strings = |k: usize| -> PolarsResult<Option<Coded>> {
             Ok(match &sources[k] {
-                StrSource::Stored => Some(read_strings(&bytes, range.start, rg, names[k])?),
+                StrSource::Stored => Some(read_strings(&bytes, base, rg, names[k])?),
                 StrSource::Constant(v) => Some(Coded::constant(v, rows)),
                 StrSource::Absent => None,
             })
@@ -202,7 +197,7 @@ impl PagesFile {
         let ((timestamp, first), ((second, third), fourth)) = rayon::join(
             || {
                 rayon::join(
-                    || self.read_timestamps(&bytes, range.start, rg),
+                    || self.read_timestamps(&bytes, base, rg),
                     || read_strings(0),
                 )
             },
@@ -224,6 +219,8 @@ impl PagesFile {
                 person,
                 org: required(third, 2)?,
                 url: fourth?,
+                weight: None,
+                first: None,
             }),
             Strings::Export => Decoded::Export(ExportRows {
                 timestamp,
@@ -263,7 +260,24 @@ impl PagesFile {
     }
 }
 
-fn column_of<'a>(rg: &'a RowGroupMetadata, name: &str) -> PolarsResult<&'a ColumnChunkMetadata> {
+/// A row group's bytes, read at once on a handle of its own (so that row groups
+/// decode in parallel), and where they start in the file.
+pub(super) fn read_row_group(
+    path: &std::path::Path,
+    rg: &RowGroupMetadata,
+) -> PolarsResult<(Buffer<u8>, u64)> {
+    let range = rg.full_byte_range();
+    let mut bytes = vec![0u8; (range.end - range.start) as usize];
+    let mut file = File::open(path)?;
+    file.seek(SeekFrom::Start(range.start))?;
+    file.read_exact(&mut bytes)?;
+    Ok((Buffer::from_vec(bytes), range.start))
+}
+
+pub(super) fn column_of<'a>(
+    rg: &'a RowGroupMetadata,
+    name: &str,
+) -> PolarsResult<&'a ColumnChunkMetadata> {
     rg.columns_under_root_iter(name)
         .and_then(|mut c| c.next())
         .ok_or_else(|| polars_err!(ColumnNotFound: "{name}"))
@@ -271,7 +285,7 @@ fn column_of<'a>(rg: &'a RowGroupMetadata, name: &str) -> PolarsResult<&'a Colum
 
 /// One column chunk of a row group whose bytes start at `base` in the file, decoded
 /// into one array of `field`'s type.
-fn decode(
+pub(super) fn decode(
     bytes: &Buffer<u8>,
     base: u64,
     column: &ColumnChunkMetadata,
@@ -301,7 +315,7 @@ fn decode(
 
 /// A string column of a row group, with its dictionary indices when every page of it
 /// is dictionary-encoded (the usual case), else one index per row.
-fn read_strings(
+pub(super) fn read_strings(
     bytes: &Buffer<u8>,
     base: u64,
     rg: &RowGroupMetadata,

@@ -6,6 +6,7 @@ use polars::prelude::*;
 use super::memory::Pages;
 use super::{Layout, MemberRow, NONE, NO_INSTANT, PARTITIONS};
 use crate::sys::prefetch;
+use crate::time::MICROS_PER_DAY;
 
 /// Rows whose slots are prefetched together in phase two.
 const SLOT_BLOCK: usize = 16;
@@ -307,7 +308,7 @@ impl Partition {
     /// The slots of a block of rows, opened where new, their lines prefetched.
     fn find_slots(&mut self, rows: &[MemberRow], slots: &mut [usize; SLOT_BLOCK]) {
         for (s, r) in slots.iter_mut().zip(rows) {
-            *s = self.slot(r.member, r.day);
+            *s = self.slot(r.member, r.t.div_euclid(MICROS_PER_DAY) as i32);
             for line in self.lines.get(*s) {
                 prefetch(line);
             }
@@ -319,11 +320,11 @@ impl Partition {
         let shape = self.shape;
         for (&s, r) in slots.iter().zip(rows) {
             let w = words_mut(self.lines.get_mut(s));
-            w[shape.n_at] += 1;
+            w[shape.n_at] += r.weight;
             raise_instant(w, 0, r.t);
             if let Some(class) = layout.classes.get(r.class as usize) {
                 for &c in &class.counts {
-                    w[shape.n_at + 1 + c] += 1;
+                    w[shape.n_at + 1 + c] += r.weight;
                 }
                 for &l in &class.latest {
                     raise_instant(w, 1 + l, r.t);
@@ -339,7 +340,7 @@ impl Partition {
                 let row = w[shape.visit_row_at] as usize;
                 let counts = &mut self.visit_counts[row * self.visit_width..];
                 for &c in &layout.visit_sets[r.visits as usize] {
-                    counts[c as usize] += 1;
+                    counts[c as usize] += r.weight;
                 }
             }
         }
@@ -479,15 +480,20 @@ mod tests {
     const DOCS: u32 = 0;
     const BILLING: u32 = 1;
 
+    /// An instant `us` microseconds into `day`.
+    fn at(day: i32, us: i64) -> i64 {
+        i64::from(day) * MICROS_PER_DAY + us
+    }
+
     #[test]
     fn a_member_day_seen_again_after_other_days_adds_to_its_first_slot() {
         let layout = Layout::of_default_model();
         let mut part = Partition::new(&layout, 8);
-        let row = |day, t| MemberRow {
-            t,
+        let row = |day, us| MemberRow {
+            t: at(day, us),
             visits: 0,
             member: 0,
-            day,
+            weight: 1,
             class: NONE,
         };
         // Day 5, then day 3, then day 5 again (found through the map, not the
@@ -497,8 +503,8 @@ mod tests {
         assert_eq!(part.day, vec![5, 3]);
         let n = |slot: usize| part.slot_words(slot)[part.shape.n_at];
         let last = |slot: usize| instant(part.slot_words(slot), 0);
-        assert_eq!((n(0), last(0)), (2, 55));
-        assert_eq!((n(1), last(1)), (2, 31));
+        assert_eq!((n(0), last(0)), (2, at(5, 55)));
+        assert_eq!((n(1), last(1)), (2, at(3, 31)));
     }
 
     #[test]
@@ -507,10 +513,10 @@ mod tests {
         let mut part = Partition::new(&layout, 16);
         // Members 0 and 8 share partition 0.
         let row = |member, day| MemberRow {
-            t: i64::from(day),
+            t: at(day, 0),
             visits: 0,
             member,
-            day,
+            weight: 1,
             class: NONE,
         };
         let rows = [
@@ -562,10 +568,13 @@ mod tests {
         };
         let rows: Vec<MemberRow> = (0..5 * SLOT_BLOCK as u32 + 7)
             .map(|i| MemberRow {
-                t: i64::from(i) * 1000 + i64::from(i % 7),
+                t: at(
+                    10 + (i * 11 % 4) as i32,
+                    i64::from(i) * 1000 + i64::from(i % 7),
+                ),
                 visits: if i.is_multiple_of(5) { docs } else { 0 },
                 member: (i * 7 % 13) * PARTITIONS as u32,
-                day: 10 + (i * 11 % 4) as i32,
+                weight: 1 + i % 3,
                 class: class(i),
             })
             .collect();
@@ -659,11 +668,11 @@ mod tests {
         );
         let mut part = Partition::new(&layout, 16);
         let saved = layout.class_of["insight saved"] as u32;
-        let row = |member, day, t, visits| MemberRow {
-            t,
+        let row = |member, day, us, visits| MemberRow {
+            t: at(day, us),
             visits,
             member,
-            day,
+            weight: 1,
             class: saved,
         };
         let rows = [
@@ -681,7 +690,7 @@ mod tests {
         part.write_into(day_stretch, visit_stretch);
         assert_eq!(days.member, vec![0, 8]);
         assert_eq!(days.n, vec![2, 1]);
-        assert_eq!(days.instants[0], vec![12, 11]);
+        assert_eq!(days.instants[0], vec![at(1, 12), at(1, 11)]);
         let saved_column = layout
             .counts
             .iter()
@@ -704,10 +713,10 @@ mod tests {
         let mut part = Partition::new(&layout, 8);
         let pageview = layout.class_of["$pageview"] as u32;
         let row = |day, visits| MemberRow {
-            t: i64::from(day),
+            t: at(day, 0),
             visits,
             member: 0,
-            day,
+            weight: 1,
             class: pageview,
         };
         // Day 1: no visit; day 2: docs twice and billing once (one row); day 1 again
@@ -722,5 +731,33 @@ mod tests {
         assert_eq!(counts(1), vec![0, 1]);
         assert_eq!(part.slot_words(0)[part.shape.n_at], 2);
         assert_eq!(part.slot_words(1)[part.shape.n_at], 2);
+    }
+
+    #[test]
+    fn a_weighted_row_adds_its_weight_where_an_event_adds_one() {
+        // A rollup row of 3 events counts as 3 rows of one: in `n`, the event's
+        // counted sets and its visits; its instant is raised once.
+        let mut layout = Layout::of_default_model();
+        let docs = visit_set(&mut layout, &[DOCS]);
+        let pageview = layout.class_of["$pageview"] as u32;
+        let row = |us, weight| MemberRow {
+            t: at(4, us),
+            visits: docs,
+            member: 0,
+            weight,
+            class: pageview,
+        };
+        let mut weighted = Partition::new(&layout, 8);
+        weighted.add(&[row(7, 3), row(9, 2)], &layout);
+        let mut single = Partition::new(&layout, 8);
+        single.add(
+            &[row(5, 1), row(7, 1), row(6, 1), row(9, 1), row(8, 1)],
+            &layout,
+        );
+        assert_eq!(weighted.slot_words(0)[weighted.shape.n_at], 5);
+        assert_eq!(instant(weighted.slot_words(0), 0), at(4, 9));
+        assert_eq!(weighted.slot_words(0), single.slot_words(0));
+        assert_eq!(weighted.visit_counts, single.visit_counts);
+        assert_eq!(weighted.visit_counts[DOCS as usize], 5);
     }
 }
