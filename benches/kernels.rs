@@ -65,6 +65,7 @@ fn events_rollup(bencher: Bencher, orgs: usize) {
         &spec,
         &PassProgress::hidden(),
         &events::DaySet::default(),
+        None,
     )
     .expect("rollup")
     .rows;
@@ -75,6 +76,7 @@ fn events_rollup(bencher: Bencher, orgs: usize) {
             &spec,
             &PassProgress::hidden(),
             &events::DaySet::default(),
+            None,
         )
         .expect("rollup")
     });
@@ -91,6 +93,7 @@ fn metrics_and_scores(bencher: Bencher, orgs: usize) {
         &spec,
         &PassProgress::hidden(),
         &events::DaySet::default(),
+        None,
     )
     .expect("rollup");
     let member_events = MemberEvents::new(&rollup, &as_of).expect("member events");

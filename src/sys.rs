@@ -69,3 +69,19 @@ pub fn start_writeback(file: &std::fs::File) {
     #[cfg(not(target_os = "linux"))]
     let _ = file;
 }
+
+/// Asks the kernel to start reading a file into the page cache, without waiting (so
+/// that a file read later is read from memory). Only a hint: a failure is ignored.
+pub fn read_ahead(path: &std::path::Path) {
+    #[cfg(target_os = "linux")]
+    if let Ok(file) = std::fs::File::open(path) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor, borrowed for the call; the call only
+        // schedules reads of the file into the page cache.
+        unsafe {
+            libc::posix_fadvise(file.as_raw_fd(), 0, 0, libc::POSIX_FADV_WILLNEED);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = path;
+}

@@ -10,6 +10,7 @@
 //! the pass, so a run scores from rollups exactly as from the raw events.
 
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -82,21 +83,89 @@ struct Agg {
     last: i64,
 }
 
-/// The rollups being built from the pass's chunks: one map per day, so a
-/// time-ordered export works in one day's entries at a time.
+/// Person shards of the rollup being built: a person's rows all go to the shard of
+/// its `distinct_id`'s hash, so the shards fill side by side, each on one thread.
+/// (The files are sorted by the strings, so they do not depend on the sharding or on
+/// `--threads`.)
+const SHARDS: usize = 16;
+
+/// One shard: its people, and per day the rows of its people.
+#[derive(Default)]
+struct Shard {
+    /// A person's id is `local * SHARDS + shard`, its local number here.
+    people: Interner,
+    /// Per day, in the order first met: the rows of that day (`day_index`).
+    days: Vec<PlHashMap<RowKey, Agg>>,
+    day_index: BTreeMap<i32, usize>,
+}
+
+impl Shard {
+    /// Adds one chunk's rows of this shard, in row order.
+    fn add(&mut self, rows: &[Staged]) {
+        let mut recent: Option<(i32, usize)> = None;
+        for r in rows {
+            let index = match recent {
+                Some((day, index)) if day == r.day => index,
+                _ => {
+                    let next = self.days.len();
+                    let index = *self.day_index.entry(r.day).or_insert(next);
+                    if index == next {
+                        self.days.push(PlHashMap::default());
+                    }
+                    recent = Some((r.day, index));
+                    index
+                }
+            };
+            self.days[index]
+                .entry(r.key)
+                .and_modify(|a| {
+                    a.count += 1;
+                    a.first = a.first.min(r.t);
+                    a.last = a.last.max(r.t);
+                })
+                .or_insert(Agg {
+                    count: 1,
+                    first: r.t,
+                    last: r.t,
+                });
+        }
+    }
+
+    /// Its rows of a day.
+    fn day(&self, day: i32) -> Option<&PlHashMap<RowKey, Agg>> {
+        self.day_index.get(&day).map(|&i| &self.days[i])
+    }
+}
+
+/// One event of a chunk, as its shard adds it.
+#[derive(Clone, Copy)]
+struct Staged {
+    key: RowKey,
+    day: i32,
+    t: i64,
+}
+
+/// Rows per parallel task of the staging step.
+const ROWS_PER_TASK: usize = 16 * 1024;
+
+/// The rollups being built from the pass's chunks: the rows of each shard's people,
+/// one map per day, so a time-ordered export works in one day's entries at a time.
 pub struct DayRollups {
     page_events: Vec<String>,
     prefixes: Vec<String>,
     orgs: Interner,
-    people: Interner,
     events: Interner,
     paths: Interner,
-    by_day: BTreeMap<i32, PlHashMap<RowKey, Agg>>,
+    shards: Vec<Shard>,
+    /// Per row range of a chunk, per shard: its events; kept from chunk to chunk.
+    staged: Vec<Vec<Vec<Staged>>>,
     null_in_required: bool,
 }
 
 impl ChunkSink for DayRollups {
     fn add_chunk(&mut self, c: &Chunk) {
+        // Built from events, never from rollups' weighted rows.
+        assert!(c.weight.is_none(), "rollups are built from events");
         if c.has_null_in_required() {
             self.null_in_required = true;
             return;
@@ -123,37 +192,48 @@ impl ChunkSink for DayRollups {
                 })
                 .collect()
         });
-        let mut people: Vec<u32> = vec![NO_PATH; c.person.values.len()];
+        let people = self.person_ids(&c.person);
+        // Each row's event staged for its person's shard (row ranges side by side),
+        // then each shard adds its rows, range by range in row order.
         let timestamps = c.timestamp.values();
-        let firsts = c.first.as_deref().unwrap_or(timestamps);
-        for (i, &t) in timestamps.iter().enumerate() {
-            let (count, first) = (c.weight.as_ref().map_or(1, |w| i64::from(w[i])), firsts[i]);
-            let day = t.div_euclid(MICROS_PER_DAY) as i32;
-            let pk = c.person.key(i);
-            if people[pk] == NO_PATH {
-                people[pk] = self.people.id(c.person.value(pk));
-            }
-            let ek = c.event.key(i);
-            let path = match &c.url {
-                Some(u) if page[ek] && u.is_valid(i) => paths[u.key(i)],
-                _ => NO_PATH,
-            };
-            let key = (orgs[c.org.key(i)], people[pk], events[ek], path);
-            self.by_day
-                .entry(day)
-                .or_default()
-                .entry(key)
-                .and_modify(|a| {
-                    a.count += count;
-                    a.first = a.first.min(first);
-                    a.last = a.last.max(t);
-                })
-                .or_insert(Agg {
-                    count,
-                    first,
-                    last: t,
-                });
-        }
+        let ranges: Vec<std::ops::Range<usize>> = (0..timestamps.len())
+            .step_by(ROWS_PER_TASK)
+            .map(|s| s..(s + ROWS_PER_TASK).min(timestamps.len()))
+            .collect();
+        self.staged
+            .resize_with(ranges.len(), || vec![Vec::new(); SHARDS]);
+        ranges
+            .into_par_iter()
+            .zip(self.staged.par_iter_mut())
+            .for_each(|(range, staged)| {
+                for shard in staged.iter_mut() {
+                    shard.clear();
+                }
+                for i in range {
+                    let t = timestamps[i];
+                    let pk = c.person.key(i);
+                    let ek = c.event.key(i);
+                    let path = match &c.url {
+                        Some(u) if page[ek] && u.is_valid(i) => paths[u.key(i)],
+                        _ => NO_PATH,
+                    };
+                    let person = people[pk];
+                    staged[person as usize % SHARDS].push(Staged {
+                        key: (orgs[c.org.key(i)], person, events[ek], path),
+                        day: t.div_euclid(MICROS_PER_DAY) as i32,
+                        t,
+                    });
+                }
+            });
+        let staged = &self.staged;
+        self.shards
+            .par_iter_mut()
+            .enumerate()
+            .for_each(|(s, shard)| {
+                for range in staged {
+                    shard.add(&range[s]);
+                }
+            });
     }
 
     fn null_in_required(&self) -> bool {
@@ -169,25 +249,68 @@ impl DayRollups {
             page_events,
             prefixes,
             orgs: Interner::default(),
-            people: Interner::default(),
             events: Interner::default(),
             paths: Interner::default(),
-            by_day: BTreeMap::new(),
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            staged: Vec::new(),
             null_in_required: false,
         }
     }
 
+    /// The id of each person key of a chunk: each key's shard from its string's
+    /// hash, then every shard numbers its keys side by side.
+    fn person_ids(&mut self, people: &super::Coded) -> Vec<u32> {
+        let hasher = PlFixedStateQuality::default();
+        let shard_of: Vec<u8> = (0..people.values.len())
+            .into_par_iter()
+            .with_min_len(4096)
+            .map(|k| (hasher.hash_one(people.value(k)) % SHARDS as u64) as u8)
+            .collect();
+        let mut keys: Vec<Vec<u32>> = vec![Vec::new(); SHARDS];
+        for (k, &s) in shard_of.iter().enumerate() {
+            keys[s as usize].push(k as u32);
+        }
+        let numbered: Vec<Vec<u32>> = self
+            .shards
+            .par_iter_mut()
+            .zip(&keys)
+            .enumerate()
+            .map(|(s, (shard, keys))| {
+                keys.iter()
+                    .map(|&k| shard.people.id(people.value(k as usize)) * SHARDS as u32 + s as u32)
+                    .collect()
+            })
+            .collect();
+        let mut ids = vec![0u32; people.values.len()];
+        for (keys, numbered) in keys.iter().zip(numbered) {
+            for (&k, id) in keys.iter().zip(numbered) {
+                ids[k as usize] = id;
+            }
+        }
+        ids
+    }
+
     /// The days that have rows, in order.
     pub fn days(&self) -> Vec<i32> {
-        self.by_day.keys().copied().collect()
+        let mut days: Vec<i32> = self
+            .shards
+            .iter()
+            .flat_map(|s| s.day_index.keys().copied())
+            .collect();
+        days.sort_unstable();
+        days.dedup();
+        days
+    }
+
+    /// A person's `distinct_id`.
+    fn person(&self, id: u32) -> &str {
+        let shard = &self.shards[id as usize % SHARDS];
+        shard.people.values[id as usize / SHARDS].as_str()
     }
 
     /// One day's rows, sorted by org, person, event and path (so the same events
     /// give the same bytes).
     pub fn frame(&self, day: i32, ranks: &Ranks) -> PolarsResult<DataFrame> {
-        let Some(map) = self.by_day.get(&day) else {
-            return empty_frame();
-        };
         fn s(i: &Interner, id: u32) -> &str {
             i.values[id as usize].as_str()
         }
@@ -206,14 +329,22 @@ impl DayRollups {
             )
         };
         // The ranks looked up once per row, not once per comparison.
-        let mut keyed: Vec<(RowKey, (&RowKey, &Agg))> =
-            map.iter().map(|(k, a)| (rank(k), (k, a))).collect();
+        let mut keyed: Vec<(RowKey, (&RowKey, &Agg))> = self
+            .shards
+            .iter()
+            .filter_map(|shard| shard.day(day))
+            .flatten()
+            .map(|(k, a)| (rank(k), (k, a)))
+            .collect();
+        if keyed.is_empty() {
+            return empty_frame();
+        }
         keyed.sort_unstable_by_key(|(r, _)| *r);
         let rows: Vec<(&RowKey, &Agg)> = keyed.into_iter().map(|(_, row)| row).collect();
         let n = rows.len();
         df!(
             "org_id" => rows.iter().map(|(k, _)| s(&self.orgs, k.0)).collect::<Vec<_>>(),
-            "distinct_id" => rows.iter().map(|(k, _)| s(&self.people, k.1)).collect::<Vec<_>>(),
+            "distinct_id" => rows.iter().map(|(k, _)| self.person(k.1)).collect::<Vec<_>>(),
             "day" => vec![day; n],
             "event" => rows.iter().map(|(k, _)| s(&self.events, k.2)).collect::<Vec<_>>(),
             "path" => rows.iter().map(|(k, _)| path_of(&self.paths, k.3)).collect::<Vec<_>>(),
@@ -228,20 +359,45 @@ impl DayRollups {
 
     /// Each interned string's rank in byte order, to sort rows by numbers.
     pub fn ranks(&self) -> Ranks {
-        fn ranks_of(i: &Interner) -> Vec<u32> {
-            let mut order: Vec<u32> = (0..i.values.len() as u32).collect();
-            order.par_sort_unstable_by(|&a, &b| i.values[a as usize].cmp(&i.values[b as usize]));
-            let mut rank = vec![0u32; order.len()];
-            for (r, &id) in order.iter().enumerate() {
+        fn ranks_of<'a>(strings: &[(u32, &'a str)], ids: usize) -> Vec<u32> {
+            let mut order: Vec<(u32, &'a str)> = strings.to_vec();
+            order.par_sort_unstable_by(|a, b| a.1.cmp(b.1));
+            let mut rank = vec![0u32; ids];
+            for (r, &(id, _)) in order.iter().enumerate() {
                 rank[id as usize] = r as u32;
             }
             rank
         }
+        fn numbered(i: &Interner) -> Vec<(u32, &str)> {
+            i.values
+                .iter()
+                .enumerate()
+                .map(|(id, v)| (id as u32, v.as_str()))
+                .collect()
+        }
+        let people: Vec<(u32, &str)> = self
+            .shards
+            .iter()
+            .enumerate()
+            .flat_map(|(s, shard)| {
+                shard
+                    .people
+                    .values
+                    .iter()
+                    .enumerate()
+                    .map(move |(local, v)| ((local * SHARDS + s) as u32, v.as_str()))
+            })
+            .collect();
+        let person_ids = people
+            .iter()
+            .map(|&(id, _)| id as usize + 1)
+            .max()
+            .unwrap_or(0);
         Ranks {
-            orgs: ranks_of(&self.orgs),
-            people: ranks_of(&self.people),
-            events: ranks_of(&self.events),
-            paths: ranks_of(&self.paths),
+            orgs: ranks_of(&numbered(&self.orgs), self.orgs.values.len()),
+            people: ranks_of(&people, person_ids),
+            events: ranks_of(&numbered(&self.events), self.events.values.len()),
+            paths: ranks_of(&numbered(&self.paths), self.paths.values.len()),
         }
     }
 
