@@ -28,6 +28,14 @@ import pyarrow.parquet as pq
 ROW_GROUP = 262_144
 
 
+def plain_strings(table):
+    """The table with string views as plain strings (pyarrow sorts and takes those)."""
+    schema = pa.schema(
+        [f.with_type(pa.string()) if f.type == pa.string_view() else f for f in table.schema]
+    )
+    return table.cast(schema)
+
+
 def renamed(table, copy, columns=("org_id", "distinct_id")):
     suffix = f"_c{copy}"
     for name in columns:
@@ -68,7 +76,7 @@ def main():
     src, dst, copies = sys.argv[1], sys.argv[2], int(sys.argv[3])
     os.makedirs(os.path.join(dst, "events"), exist_ok=True)
     for path in sorted(glob.glob(os.path.join(src, "*.parquet"))):
-        table = pq.read_table(path)
+        table = plain_strings(pq.read_table(path))
         out = pa.concat_tables([renamed(table, c) for c in range(copies)])
         pq.write_table(out, os.path.join(dst, os.path.basename(path)), compression="zstd")
     writers = {}
@@ -78,7 +86,7 @@ def main():
     for path in files:
         source = pq.ParquetFile(path)
         for g in range(source.num_row_groups):
-            group = source.read_row_group(g)
+            group = plain_strings(source.read_row_group(g))
             merged = pa.concat_tables([events_copy(group, c) for c in range(copies)])
             merged = merged.sort_by("_inserted_at")
             days = pc.floor_temporal(merged.column("_inserted_at"), unit="day")
