@@ -28,25 +28,83 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     let progress = crate::progress::Progress::new(quiet);
     let events = crate::input::load_events(&args.input, &model)?;
     let spec = crate::rollup_spec::RollupSpec::of(&model);
-    progress.stage("rolling up the events (one streaming pass)");
-    let bytes = events.files.iter().map(|f| f.bytes).sum();
-    let pass = progress.pass(events.files(), bytes);
-    let rolled = events::day_rollups(&events, &spec, from, to, &pass);
-    pass.finish();
-    let (rollups, skipped) = rolled.map_err(|e| match e {
-        PassError::Failed(e) => events.blame(Some(e)),
-        PassError::NullInRequired => events.blame(None),
-        PassError::BadRollup(e) => e.into(),
-    })?;
 
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let _lock = crate::publish::lock(&args.out)?;
     // A killed rollup's leftovers: a day set aside while being replaced is put back
-    // when nothing took its place; staging folders are removed.
+    // when nothing took its place; staging folders (with their spill files) are
+    // removed.
     crate::publish::tidy_swaps(&args.out);
     let staging = args.out.join(format!(".staging-{}", std::process::id()));
-    std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
+    let spill = staging.join("spill");
+    std::fs::create_dir_all(&spill).with_context(|| format!("creating {}", spill.display()))?;
+    let written = roll_and_stage(&args, &events, &spec, from, to, &staging, &progress);
+    let _ = std::fs::remove_dir_all(&spill);
+    let (days, rows, skipped) = match written {
+        Ok(written) => written,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&staging);
+            return Err(e);
+        }
+    };
+    for &d in &days {
+        let folder = day_folder(d);
+        crate::publish::replace_folder(&args.out, &staging.join(&folder), &folder)?;
+    }
+    // A day of --from..--to rolled again with no events left (its events moved or
+    // were removed) must not keep its old rows.
+    if let (Some(from), Some(to)) = (given_from, given_to) {
+        for d in from..=to {
+            let old = args.out.join(day_folder(d));
+            if !days.contains(&d) && old.is_dir() {
+                std::fs::remove_dir_all(&old)
+                    .with_context(|| format!("removing {}", old.display()))?;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&staging);
+    progress.note(&format!(
+        "rolled up {} days into {} ({rows} rows); left out of export files: {} repeated uuids, {} unreadable properties, {} without organization",
+        days.len(),
+        args.out.display(),
+        skipped.duplicate_event_uuids,
+        skipped.events_unreadable_properties,
+        skipped.events_without_org
+    ));
+    Ok(())
+}
+
+/// The events of `from..=to` rolled up (spilling into `staging/spill`) and each
+/// day's file written into `staging`: the days, their rows, and what the export
+/// reader left out.
+fn roll_and_stage(
+    args: &RollupArgs,
+    events: &crate::input::EventsScan,
+    spec: &crate::rollup_spec::RollupSpec,
+    from: i32,
+    to: i32,
+    staging: &std::path::Path,
+    progress: &crate::progress::Progress,
+) -> Result<(Vec<i32>, usize, events::Skipped)> {
+    progress.stage("rolling up the events (one streaming pass)");
+    let bytes = events.files.iter().map(|f| f.bytes).sum();
+    let pass = progress.pass(events.files(), bytes);
+    let spill = staging.join("spill");
+    let rolled = events::day_rollups(events, spec, from, to, &pass, Some(spill.clone()));
+    pass.finish();
+    let (mut rollups, skipped) = rolled.map_err(|e| match e {
+        PassError::Failed(e) => events.blame(Some(e)),
+        PassError::NullInRequired => events.blame(None),
+        PassError::BadRollup(e) => e.into(),
+    })?;
+    if let Some(e) = rollups.spill_error() {
+        return Err(anyhow::Error::from(e).context(format!(
+            "spilling rollup rows into {} (for {})",
+            spill.display(),
+            args.out.display()
+        )));
+    }
     let meta = rollups.meta();
     let ranks = rollups.ranks();
     let days = rollups.days();
@@ -63,32 +121,7 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
             Ok(frame.height())
         })
         .collect::<Result<_>>()?;
-    for &d in &days {
-        let folder = day_folder(d);
-        crate::publish::replace_folder(&args.out, &staging.join(&folder), &folder)?;
-    }
-    // A day of --from..--to rolled again with no events left (its events moved or
-    // were removed) must not keep its old rows.
-    if let (Some(from), Some(to)) = (given_from, given_to) {
-        for d in from..=to {
-            let old = args.out.join(day_folder(d));
-            if !days.contains(&d) && old.is_dir() {
-                std::fs::remove_dir_all(&old)
-                    .with_context(|| format!("removing {}", old.display()))?;
-            }
-        }
-    }
-    let rows: usize = rows.iter().sum();
-    let _ = std::fs::remove_dir_all(&staging);
-    progress.note(&format!(
-        "rolled up {} days into {} ({rows} rows); left out of export files: {} repeated uuids, {} unreadable properties, {} without organization",
-        days.len(),
-        args.out.display(),
-        skipped.duplicate_event_uuids,
-        skipped.events_unreadable_properties,
-        skipped.events_without_org
-    ));
-    Ok(())
+    Ok((days, rows.iter().sum(), skipped))
 }
 
 /// `rollup-sql`: the warehouse's way to the same rollup rows.

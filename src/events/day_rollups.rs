@@ -94,12 +94,100 @@ const SHARDS: usize = 16;
 struct Shard {
     /// A person's id is `local * SHARDS + shard`, its local number here.
     people: Interner,
-    /// Per day, in the order first met: the rows of that day (`day_index`).
+    /// Per day, in the order first met: the rows of that day (`day_index`) since the
+    /// last spill.
     days: Vec<PlHashMap<RowKey, Agg>>,
     day_index: BTreeMap<i32, usize>,
+    /// Days with rows in a spill file.
+    spilled: std::collections::BTreeSet<i32>,
+}
+
+/// A rollup row as a spill file holds it (the ids of this run's interners).
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+struct Spilled {
+    key: [u32; 4],
+    count: i64,
+    first: i64,
+    last: i64,
+}
+
+/// Rows the day maps hold (all shards) before they are written to the spill files
+/// and emptied: about 130 bytes a row in the maps, so `rollup`'s memory stays near
+/// 2 GB whatever the history. `ACCOUNT_HEALTH_ROLLUP_SPILL_ROWS` overrides it (the
+/// files do not depend on it: a test spills every few rows).
+fn spill_rows() -> usize {
+    std::env::var("ACCOUNT_HEALTH_ROLLUP_SPILL_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(16 << 20)
+}
+
+/// A shard's spill file of a day.
+fn spill_file(dir: &Path, shard: usize, day: i32) -> std::path::PathBuf {
+    dir.join(format!("s{shard}-d{day}.bin"))
 }
 
 impl Shard {
+    /// Rows held in its day maps.
+    fn held(&self) -> usize {
+        self.days.iter().map(PlHashMap::len).sum()
+    }
+
+    /// Appends every day map's rows to the day's spill file, and empties the maps.
+    fn spill(&mut self, dir: &Path, shard: usize) -> std::io::Result<()> {
+        use std::io::Write;
+        for (&day, &i) in &self.day_index {
+            let rows: Vec<Spilled> = self.days[i]
+                .iter()
+                .map(|(k, a)| Spilled {
+                    key: [k.0, k.1, k.2, k.3],
+                    count: a.count,
+                    first: a.first,
+                    last: a.last,
+                })
+                .collect();
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(spill_file(dir, shard, day))?;
+            file.write_all(bytemuck::cast_slice(&rows))?;
+            self.spilled.insert(day);
+        }
+        self.days.clear();
+        self.day_index.clear();
+        Ok(())
+    }
+
+    /// Its rows of a day: spilled, then held (a key may come several times).
+    fn day_rows(
+        &self,
+        dir: Option<&Path>,
+        shard: usize,
+        day: i32,
+    ) -> std::io::Result<Vec<(RowKey, Agg)>> {
+        let mut rows = Vec::new();
+        if let (Some(dir), true) = (dir, self.spilled.contains(&day)) {
+            let bytes = std::fs::read(spill_file(dir, shard, day))?;
+            let spilled: Vec<Spilled> = bytemuck::pod_collect_to_vec(&bytes);
+            rows.extend(spilled.iter().map(|s| {
+                let [o, p, e, u] = s.key;
+                (
+                    (o, p, e, u),
+                    Agg {
+                        count: s.count,
+                        first: s.first,
+                        last: s.last,
+                    },
+                )
+            }));
+        }
+        if let Some(&i) = self.day_index.get(&day) {
+            rows.extend(self.days[i].iter().map(|(k, a)| (*k, *a)));
+        }
+        Ok(rows)
+    }
+
     /// Adds one chunk's rows of this shard, in row order.
     fn add(&mut self, rows: &[Staged]) {
         let mut recent: Option<(i32, usize)> = None;
@@ -130,11 +218,6 @@ impl Shard {
                 });
         }
     }
-
-    /// Its rows of a day.
-    fn day(&self, day: i32) -> Option<&PlHashMap<RowKey, Agg>> {
-        self.day_index.get(&day).map(|&i| &self.days[i])
-    }
 }
 
 /// One event of a chunk, as its shard adds it.
@@ -159,6 +242,11 @@ pub struct DayRollups {
     shards: Vec<Shard>,
     /// Per row range of a chunk, per shard: its events; kept from chunk to chunk.
     staged: Vec<Vec<Vec<Staged>>>,
+    /// Where the day maps are spilled when they grow past `spill_rows()` (`None`:
+    /// never).
+    spill: Option<std::path::PathBuf>,
+    /// The first spill that failed; the rollup fails with it.
+    spill_error: Option<std::io::Error>,
     null_in_required: bool,
 }
 
@@ -234,6 +322,18 @@ impl ChunkSink for DayRollups {
                     shard.add(&range[s]);
                 }
             });
+        let held: usize = self.shards.iter().map(Shard::held).sum();
+        if let (Some(dir), true) = (&self.spill, held > spill_rows()) {
+            let failed = self
+                .shards
+                .par_iter_mut()
+                .enumerate()
+                .map(|(s, shard)| shard.spill(dir, s))
+                .find_any(Result::is_err);
+            if let Some(Err(e)) = failed {
+                self.spill_error.get_or_insert(e);
+            }
+        }
     }
 
     fn null_in_required(&self) -> bool {
@@ -242,8 +342,9 @@ impl ChunkSink for DayRollups {
 }
 
 impl DayRollups {
-    /// Rollups for a model's visits (the pass gives only the days asked for).
-    pub fn new(spec: &RollupSpec) -> DayRollups {
+    /// Rollups for a model's visits (the pass gives only the days asked for), their
+    /// rows spilled into `spill` (an empty folder) past `spill_rows()`.
+    pub fn new(spec: &RollupSpec, spill: Option<std::path::PathBuf>) -> DayRollups {
         let (page_events, prefixes) = needs(spec);
         DayRollups {
             page_events,
@@ -253,8 +354,15 @@ impl DayRollups {
             paths: Interner::default(),
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             staged: Vec::new(),
+            spill,
+            spill_error: None,
             null_in_required: false,
         }
+    }
+
+    /// A spill that failed while the events were added.
+    pub fn spill_error(&mut self) -> Option<std::io::Error> {
+        self.spill_error.take()
     }
 
     /// The id of each person key of a chunk: each key's shard from its string's
@@ -295,7 +403,7 @@ impl DayRollups {
         let mut days: Vec<i32> = self
             .shards
             .iter()
-            .flat_map(|s| s.day_index.keys().copied())
+            .flat_map(|s| s.day_index.keys().chain(&s.spilled).copied())
             .collect();
         days.sort_unstable();
         days.dedup();
@@ -309,8 +417,8 @@ impl DayRollups {
     }
 
     /// One day's rows, sorted by org, person, event and path (so the same events
-    /// give the same bytes).
-    pub fn frame(&self, day: i32, ranks: &Ranks) -> PolarsResult<DataFrame> {
+    /// give the same bytes); a key spilled more than once is one row.
+    pub fn frame(&self, day: i32, ranks: &Ranks) -> Result<DataFrame> {
         fn s(i: &Interner, id: u32) -> &str {
             i.values[id as usize].as_str()
         }
@@ -329,20 +437,31 @@ impl DayRollups {
             )
         };
         // The ranks looked up once per row, not once per comparison.
-        let mut keyed: Vec<(RowKey, (&RowKey, &Agg))> = self
-            .shards
-            .iter()
-            .filter_map(|shard| shard.day(day))
-            .flatten()
-            .map(|(k, a)| (rank(k), (k, a)))
-            .collect();
+        let mut keyed: Vec<(RowKey, (RowKey, Agg))> = Vec::new();
+        for (s, shard) in self.shards.iter().enumerate() {
+            let rows = shard
+                .day_rows(self.spill.as_deref(), s, day)
+                .with_context(|| format!("reading back the spilled rows of {}", iso_of_day(day)))?;
+            keyed.extend(rows.into_iter().map(|(k, a)| (rank(&k), (k, a))));
+        }
         if keyed.is_empty() {
-            return empty_frame();
+            return Ok(empty_frame()?);
         }
         keyed.sort_unstable_by_key(|(r, _)| *r);
-        let rows: Vec<(&RowKey, &Agg)> = keyed.into_iter().map(|(_, row)| row).collect();
+        // Equal ranks are equal keys: a key spilled at several times adds up.
+        let mut rows: Vec<(RowKey, Agg)> = Vec::with_capacity(keyed.len());
+        for (_, (k, a)) in keyed {
+            match rows.last_mut() {
+                Some((last, b)) if *last == k => {
+                    b.count += a.count;
+                    b.first = b.first.min(a.first);
+                    b.last = b.last.max(a.last);
+                }
+                _ => rows.push((k, a)),
+            }
+        }
         let n = rows.len();
-        df!(
+        Ok(df!(
             "org_id" => rows.iter().map(|(k, _)| s(&self.orgs, k.0)).collect::<Vec<_>>(),
             "distinct_id" => rows.iter().map(|(k, _)| self.person(k.1)).collect::<Vec<_>>(),
             "day" => vec![day; n],
@@ -354,7 +473,7 @@ impl DayRollups {
         )?
         .lazy()
         .with_column(col("day").cast(DataType::Date))
-        .collect()
+        .collect()?)
     }
 
     /// Each interned string's rank in byte order, to sort rows by numbers.

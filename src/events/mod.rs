@@ -52,14 +52,15 @@ mod slots;
 pub use export::Skipped;
 
 /// Builds the per-day rollup files (`account-health rollup`) from every events file:
-/// the pass's reading, dedupe and properties parsing, into `DayRollups`; what the
-/// export reader skipped of the days kept is returned beside.
+/// the pass's reading, dedupe and properties parsing, into `DayRollups` (spilling
+/// into `spill`); what the export reader skipped of the days kept is returned beside.
 pub fn day_rollups(
     events: &EventsScan,
     spec: &RollupSpec,
     from: i32,
     to: i32,
     progress: &PassProgress,
+    spill: Option<std::path::PathBuf>,
 ) -> Result<(day_rollups::DayRollups, Skipped), PassError> {
     // Rows outside the days are left out, their skips uncounted.
     let outside = if (from, to) == (i32::MIN, i32::MAX) {
@@ -70,7 +71,7 @@ pub fn day_rollups(
     let mut run = PagesRun::starting_at(&events.files, 0, progress, &outside);
     let mut export = export::ExportReader::new(&events.group_type, &outside);
     let first = run.next(&mut export);
-    let mut sink = day_rollups::DayRollups::new(spec);
+    let mut sink = day_rollups::DayRollups::new(spec, spill);
     each_chunk(
         events,
         progress,
