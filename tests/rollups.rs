@@ -478,8 +478,8 @@ fn a_rollup_that_spills_its_rows_writes_the_same_files() {
         assert!(days.len() > 50, "{days:?}");
         for day in &days {
             let a = std::fs::read(w.path().join("r").join(day).join("part-0.parquet")).unwrap();
-            let b = std::fs::read(w.path().join("spilled").join(day).join("part-0.parquet"))
-                .unwrap();
+            let b =
+                std::fs::read(w.path().join("spilled").join(day).join("part-0.parquet")).unwrap();
             assert!(a == b, "{day} differs");
         }
         let left: Vec<_> = std::fs::read_dir(w.path().join("spilled"))
