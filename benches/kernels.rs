@@ -64,7 +64,6 @@ fn events_rollup(bencher: Bencher, orgs: usize) {
         &inputs.members,
         &spec,
         &PassProgress::hidden(),
-        &events::DaySet::default(),
         None,
     )
     .expect("rollup")
@@ -75,7 +74,6 @@ fn events_rollup(bencher: Bencher, orgs: usize) {
             &inputs.members,
             &spec,
             &PassProgress::hidden(),
-            &events::DaySet::default(),
             None,
         )
         .expect("rollup")
@@ -92,7 +90,6 @@ fn metrics_and_scores(bencher: Bencher, orgs: usize) {
         &inputs.members,
         &spec,
         &PassProgress::hidden(),
-        &events::DaySet::default(),
         None,
     )
     .expect("rollup");

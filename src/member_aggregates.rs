@@ -605,6 +605,7 @@ mod tests {
             skipped: Default::default(),
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
+            from_rollups: 0,
         };
         MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap()
     }
@@ -641,6 +642,7 @@ mod tests {
             skipped: Default::default(),
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
+            from_rollups: 0,
         };
         let events = MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap();
         let at = |t: i64| (format!("at_{t}"), t);
@@ -691,6 +693,7 @@ mod tests {
             skipped: Default::default(),
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
+            from_rollups: 0,
         };
         MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap()
     }

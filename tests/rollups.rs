@@ -82,6 +82,14 @@ fn a_run_from_rollups_equals_the_raw_run_in_either_shape() {
         assert!(days.len() >= 59, "{shape}: {days:?}");
         ok(run_into(&w, "from_rollups", &["--rollups", "r"]));
         assert_same_tables(&w.path().join("raw"), &w.path().join("from_rollups"));
+        // `inputs.events.rows` counts raw rows read: none when every day is held.
+        assert_eq!(event_rows(&w.path().join("from_rollups")), 0, "{shape}");
+        // At any thread count and chunk size (rollup rows go through the pass's
+        // phases like events).
+        let mut args = vec!["--quiet", "run", "--input", "in", "--out", "one_thread"];
+        args.extend(["--as-of", AS_OF, "--rollups", "r", "--threads", "1"]);
+        ok(w.cmd_env(&args, &[("ACCOUNT_HEALTH_EVENTS_CHUNK_ROWS", "777")]));
+        assert_same_tables(&w.path().join("raw"), &w.path().join("one_thread"));
 
         // Mixed: rollups for all but the last three days, raw events for those.
         std::fs::remove_dir_all(w.path().join("r")).unwrap();
@@ -98,7 +106,26 @@ fn a_run_from_rollups_equals_the_raw_run_in_either_shape() {
             "{manifest}"
         );
         assert!(manifest.contains("\"raw_days\": 3"), "{shape}: {manifest}");
+        let (raw, mixed) = (
+            event_rows(&w.path().join("raw")),
+            event_rows(&w.path().join("mixed")),
+        );
+        assert!(0 < mixed && mixed * 10 < raw, "{shape}: {mixed} of {raw}");
     }
+}
+
+/// The manifest's `inputs` rows of the events.
+fn event_rows(out: &Path) -> u64 {
+    let text = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    manifest["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "events")
+        .unwrap()["rows"]
+        .as_u64()
+        .unwrap()
 }
 
 #[test]
@@ -490,4 +517,26 @@ fn a_rollup_that_spills_its_rows_writes_the_same_files() {
             .collect();
         assert!(left.is_empty(), "{left:?}");
     }
+}
+
+#[test]
+fn a_rollup_of_bad_events_exits_2_and_leaves_nothing_behind() {
+    // The pass meets a null `event`: exit 2 naming the file and column, and the
+    // rollups folder it would have made (with its lock and spill folder) is gone.
+    let w = Workdir::new();
+    let mut df = events(&[
+        ("o1", "p1", "insight saved", "2026-11-01 10:00", None),
+        ("o1", "p1", "insight saved", "2026-11-02 10:00", None),
+    ]);
+    let event = Column::new("event".into(), [None, Some("insight saved")]);
+    df.with_column(event).unwrap();
+    w.write("events", &df);
+    let o = rollup(&w, &[]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("events.parquet") && err.contains("`event`"),
+        "{err}"
+    );
+    assert!(!w.path().join("r").exists(), "nothing left behind");
 }

@@ -71,15 +71,15 @@ pub fn read_inputs_and_rollups(
     f64,
     Option<RollupsUsed>,
 )> {
-    use crate::events::{rollup_files::RollupFiles, DaySet};
+    use crate::events::rollup_files::RollupFiles;
     let Some(folder) = rollups else {
         let (inputs, rollup, seconds) = read_inputs(dir, model, progress, None)?;
         return Ok((inputs, rollup, seconds, None));
     };
     let spec = crate::rollup_spec::RollupSpec::of(model);
     let files = RollupFiles::read(folder, &spec)?;
-    let held = DaySet::new(files.days.iter().copied());
-    let (inputs, rollup, seconds) = read_inputs(dir, model, progress, Some((&held, &files)))?;
+    let (inputs, rollup, seconds) = read_inputs(dir, model, progress, Some(&files))?;
+    let held = files.held();
     let used = RollupsUsed {
         folder: folder.display().to_string(),
         files: files.files.len(),
@@ -106,10 +106,7 @@ pub fn read_inputs(
     dir: &std::path::Path,
     model: &crate::model::Model,
     progress: &crate::progress::Progress,
-    rollups: Option<(
-        &crate::events::DaySet,
-        &crate::events::rollup_files::RollupFiles,
-    )>,
+    rollups: Option<&crate::events::rollup_files::RollupFiles>,
 ) -> Result<(crate::input::Inputs, crate::events::Rollup, f64)> {
     use crate::{events, input};
     let spec = crate::rollup_spec::RollupSpec::of(model);
@@ -119,16 +116,7 @@ pub fn read_inputs(
             let start = std::time::Instant::now();
             let bytes = tables.events.files.iter().map(|f| f.bytes).sum();
             let pass = progress.pass(tables.events.files(), bytes);
-            let no_days = events::DaySet::default();
-            let skip = rollups.map_or(&no_days, |(held, _)| held);
-            let rollup = events::rollup(
-                &tables.events,
-                &tables.members,
-                &spec,
-                &pass,
-                skip,
-                rollups.map(|(_, files)| files),
-            );
+            let rollup = events::rollup(&tables.events, &tables.members, &spec, &pass, rollups);
             pass.finish();
             Ok((tables, rollup, start.elapsed().as_secs_f64()))
         },
@@ -136,11 +124,7 @@ pub fn read_inputs(
     );
     let (tables, rollup, pass_seconds) = first?;
     let mut inputs = input::Inputs::assemble(tables, others?);
-    let rollup = rollup.map_err(|e| match e {
-        events::PassError::Failed(e) => inputs.events.blame(Some(e)),
-        events::PassError::NullInRequired => inputs.events.blame(None),
-        events::PassError::BadRollup(e) => e.into(),
-    })?;
+    let rollup = rollup.map_err(|e| e.into_error(&inputs.events))?;
     let out_of_range = [rollup.earliest_us, rollup.latest_us]
         .into_iter()
         .flatten()
@@ -153,7 +137,9 @@ pub fn read_inputs(
             }
         });
     }
-    inputs.set_event_rows(rollup.rows);
+    // The events read: the raw rows, not the rollups' (the manifest's `rollups` says
+    // which days came from them).
+    inputs.set_event_rows(rollup.rows - rollup.from_rollups);
     Ok((inputs, rollup, pass_seconds))
 }
 

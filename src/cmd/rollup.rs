@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use rayon::prelude::*;
 
 use crate::cli::RollupArgs;
+use crate::events;
 use crate::events::day_rollups::{day_folder, write_day};
-use crate::events::{self, PassError};
 use crate::time::AsOf;
 
 /// A `--from`/`--to` day, as days since the epoch.
@@ -29,9 +29,11 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     let events = crate::input::load_events(&args.input, &model)?;
     let spec = crate::rollup_spec::RollupSpec::of(&model);
 
+    // Bad input leaves nothing behind: not even OUT, when this rollup made it.
+    let made_out = !args.out.exists();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let _lock = crate::publish::lock(&args.out)?;
+    let lock = crate::publish::lock(&args.out)?;
     // A killed rollup's leftovers: a day set aside while being replaced is put back
     // when nothing took its place; staging folders (with their spill files) are
     // removed.
@@ -39,12 +41,24 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     let staging = args.out.join(format!(".staging-{}", std::process::id()));
     let spill = staging.join("spill");
     std::fs::create_dir_all(&spill).with_context(|| format!("creating {}", spill.display()))?;
-    let written = roll_and_stage(&args, &events, &spec, from, to, &staging, &progress);
+    let written = roll_and_stage(
+        &args,
+        &events,
+        &spec,
+        (from, to),
+        &staging,
+        &spill,
+        &progress,
+    );
     let _ = std::fs::remove_dir_all(&spill);
     let (days, rows, skipped) = match written {
         Ok(written) => written,
         Err(e) => {
             let _ = std::fs::remove_dir_all(&staging);
+            drop(lock);
+            if made_out {
+                let _ = std::fs::remove_dir_all(&args.out);
+            }
             return Err(e);
         }
     };
@@ -75,29 +89,24 @@ pub fn run(args: RollupArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// The events of `from..=to` rolled up (spilling into `staging/spill`) and each
-/// day's file written into `staging`: the days, their rows, and what the export
-/// reader left out.
+/// The events of `from..=to` rolled up (spilling into `spill`) and each day's file
+/// written into `staging`: the days, their rows, and what the export reader left
+/// out.
 fn roll_and_stage(
     args: &RollupArgs,
     events: &crate::input::EventsScan,
     spec: &crate::rollup_spec::RollupSpec,
-    from: i32,
-    to: i32,
+    (from, to): (i32, i32),
     staging: &std::path::Path,
+    spill: &std::path::Path,
     progress: &crate::progress::Progress,
 ) -> Result<(Vec<i32>, usize, events::Skipped)> {
     progress.stage("rolling up the events (one streaming pass)");
     let bytes = events.files.iter().map(|f| f.bytes).sum();
     let pass = progress.pass(events.files(), bytes);
-    let spill = staging.join("spill");
-    let rolled = events::day_rollups(events, spec, from, to, &pass, Some(spill.clone()));
+    let rolled = events::day_rollups(events, spec, from, to, &pass, Some(spill.to_path_buf()));
     pass.finish();
-    let (mut rollups, skipped) = rolled.map_err(|e| match e {
-        PassError::Failed(e) => events.blame(Some(e)),
-        PassError::NullInRequired => events.blame(None),
-        PassError::BadRollup(e) => e.into(),
-    })?;
+    let (mut rollups, skipped) = rolled.map_err(|e| e.into_error(events))?;
     if let Some(e) = rollups.spill_error() {
         return Err(anyhow::Error::from(e).context(format!(
             "spilling rollup rows into {} (for {})",

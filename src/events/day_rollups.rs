@@ -113,8 +113,8 @@ struct Spilled {
 }
 
 /// Rows the day maps hold (all shards) before they are written to the spill files
-/// and emptied: about 130 bytes a row in the maps, so `rollup`'s memory stays near
-/// 2 GB whatever the history. `ACCOUNT_HEALTH_ROLLUP_SPILL_ROWS` overrides it (the
+/// and emptied: about 130 bytes a row in the maps, so the maps stay near 2 GB
+/// whatever the history. `ACCOUNT_HEALTH_ROLLUP_SPILL_ROWS` overrides it (the
 /// files do not depend on it: a test spills every few rows).
 fn spill_rows() -> usize {
     std::env::var("ACCOUNT_HEALTH_ROLLUP_SPILL_ROWS")
@@ -134,11 +134,13 @@ impl Shard {
         self.days.iter().map(PlHashMap::len).sum()
     }
 
-    /// Appends every day map's rows to the day's spill file, and empties the maps.
+    /// Appends every day map's rows to the day's spill file, and empties the maps
+    /// (each as soon as it is written, so a failure leaves no row in both).
     fn spill(&mut self, dir: &Path, shard: usize) -> std::io::Result<()> {
         use std::io::Write;
         for (&day, &i) in &self.day_index {
-            let rows: Vec<Spilled> = self.days[i]
+            let map = std::mem::take(&mut self.days[i]);
+            let rows: Vec<Spilled> = map
                 .iter()
                 .map(|(k, a)| Spilled {
                     key: [k.0, k.1, k.2, k.3],
@@ -254,6 +256,10 @@ impl ChunkSink for DayRollups {
     fn add_chunk(&mut self, c: &Chunk) {
         // Built from events, never from rollups' weighted rows.
         assert!(c.weight.is_none(), "rollups are built from events");
+        // After a failed spill the rollup fails: nothing more to add.
+        if self.spill_error.is_some() {
+            return;
+        }
         if c.has_null_in_required() {
             self.null_in_required = true;
             return;

@@ -116,6 +116,8 @@ pub struct Rollup {
     pub unknown_member_events: u64,
     /// Rows of export-shaped files left out (repeated uuids, no organization...).
     pub skipped: Skipped,
+    /// Of `rows`, the events that came from rollup files (`run --rollups`).
+    pub from_rollups: u64,
 }
 
 /// The URL path (SPEC 3): scheme, host, query string and fragment removed. The same
@@ -833,6 +835,7 @@ impl<'a> Accumulator<'a> {
             events_per_day: self.totals.events_per_day,
             unknown_member_events: self.totals.unknown_member_events,
             skipped: Skipped::default(),
+            from_rollups: 0,
         })
     }
 }
@@ -1051,24 +1054,36 @@ pub enum PassError {
     BadRollup(crate::error::InputError),
 }
 
+impl PassError {
+    /// The error to report: a bad rollup file as it is; otherwise the events file
+    /// that reads badly alone (`EventsScan::blame`).
+    pub fn into_error(self, events: &EventsScan) -> anyhow::Error {
+        match self {
+            PassError::Failed(e) => events.blame(Some(e)),
+            PassError::NullInRequired => events.blame(None),
+            PassError::BadRollup(e) => e.into(),
+        }
+    }
+}
+
 /// Tells the progress a file was read whole.
 fn file_read(progress: &PassProgress, file: &input::EventsFile) {
     progress.file_done(&file.path, file.bytes);
 }
 
 /// The events pass over every events file, with the members; `progress` is told of
-/// rows and files as they are read. Rows of the days in `skip` are left out entirely:
-/// they come from `rollups` (`run --rollups`), whose rows are added after the events'.
+/// rows and files as they are read. With `rollups` (`run --rollups`), the events of
+/// the days they hold are left out entirely and the rollups' rows added instead.
 pub fn rollup(
     events: &EventsScan,
     members: &DataFrame,
     spec: &RollupSpec,
     progress: &PassProgress,
-    skip: &DaySet,
     rollups: Option<&rollup_files::RollupFiles>,
 ) -> Result<Rollup, PassError> {
     let blame = PassError::Failed;
     let layout = Layout::new(spec);
+    let skip = &rollups.map_or_else(DaySet::default, rollup_files::RollupFiles::held);
     let mut run = PagesRun::starting_at(&events.files, 0, progress, skip);
     let mut export = export::ExportReader::new(&events.group_type, skip);
     // The member index is built while the first row group is read.
@@ -1082,11 +1097,16 @@ pub fn rollup(
     );
     let (keys, member_of_row, members) = index.map_err(blame)?;
     let mut acc = Accumulator::new(&layout, &members);
-    each_chunk(events, progress, &mut export, run, first, skip, &mut acc)?;
+    // The rollups first: they hold the older days, and a member's days met in order
+    // need no map (`slots::Partition::slot`).
+    let mut from_rollups = 0;
     if let Some(rollups) = rollups {
         rollups.add_to(&mut acc).map_err(PassError::BadRollup)?;
+        from_rollups = acc.totals.rows;
     }
+    each_chunk(events, progress, &mut export, run, first, skip, &mut acc)?;
     let mut rollup = acc.finish(keys, member_of_row).map_err(blame)?;
+    rollup.from_rollups = from_rollups;
     rollup.rows += export.skipped.total();
     rollup.skipped = export.skipped;
     Ok(rollup)
@@ -1098,6 +1118,11 @@ trait ChunkSink: Send {
     fn add_chunk(&mut self, chunk: &Chunk);
     /// A required column held a null: stop.
     fn null_in_required(&self) -> bool;
+    /// A (member, day) reached more than 2^32-1 events (only rollup rows' counts
+    /// can): its counts would wrap, so stop.
+    fn too_many_events(&self) -> bool {
+        false
+    }
 }
 
 impl ChunkSink for Accumulator<'_> {
@@ -1106,6 +1131,9 @@ impl ChunkSink for Accumulator<'_> {
     }
     fn null_in_required(&self) -> bool {
         self.null_in_required
+    }
+    fn too_many_events(&self) -> bool {
+        self.partitions.iter().any(Partition::too_many_events)
     }
 }
 

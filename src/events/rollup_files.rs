@@ -95,6 +95,11 @@ impl RollupFiles {
         Ok(RollupFiles { files, days })
     }
 
+    /// The days they hold, as the raw events' days to leave out.
+    pub fn held(&self) -> super::DaySet {
+        super::DaySet::new(self.days.iter().copied())
+    }
+
     /// Every rollup row into `sink` as weighted rows, in file order, each piece read
     /// while the one before it is added. Bad rows are bad input naming the file and
     /// column.
@@ -120,7 +125,8 @@ impl RollupFiles {
             // A file's first piece: the reads of a file further on start.
             if let Some(&Piece { file, group }) = pieces.get(i) {
                 if group.unwrap_or(0) == 0 {
-                    if let Some(ahead) = self.files.get(file + FILES_AHEAD) {
+                    // Files up to `FILES_AHEAD - 1` ahead were asked for already.
+                    if let Some(ahead) = self.files.get(file + FILES_AHEAD - 1) {
                         crate::sys::read_ahead(&ahead.path);
                     }
                 }
@@ -133,6 +139,15 @@ impl RollupFiles {
                     }
                 },
             );
+            if sink.too_many_events() {
+                return Err(InputError::BadValue {
+                    file: self.files[pieces[i - 1].file].path.display().to_string(),
+                    column: "count".into(),
+                    problem:
+                        "more than 2^32-1 events of one member on one day (with the rows before it)"
+                            .into(),
+                });
+            }
             next = read;
             i += 1;
         }
@@ -158,7 +173,7 @@ impl RollupFiles {
                 None => return Ok(None),
             },
         };
-        checked(columns, &name)
+        checked(columns, &name, &file.days)
     }
 }
 
@@ -246,9 +261,11 @@ fn columns_of(frame: &DataFrame) -> PolarsResult<Option<Columns>> {
 
 /// A piece's columns checked, as the pass's weighted rows: no nulls but in `path`;
 /// 1 to 2^32-1 events a row (a pass's slot counts are 32-bit); both instants in the
-/// supported range, in order and on the row's day. A row a warehouse (or a hand)
-/// wrote wrong is bad input, not a wrong score.
-fn checked(c: Columns, file: &str) -> Result<Option<Chunk>, InputError> {
+/// supported range, in order and on the row's day; the day one of `days` (the file's
+/// days as `check_file` found them: from statistics, they are trusted only this
+/// far, or its raw events would count too). A row a warehouse (or a hand) wrote
+/// wrong is bad input, not a wrong score.
+fn checked(c: Columns, file: &str, days: &[i32]) -> Result<Option<Chunk>, InputError> {
     if c.day.is_empty() {
         return Ok(None);
     }
@@ -295,6 +312,15 @@ fn checked(c: Columns, file: &str) -> Result<Option<Chunk>, InputError> {
                 return Err(bad(
                     "first_us",
                     "an instant outside the supported range".into(),
+                ));
+            }
+            if days.binary_search(&(day as i32)).is_err() {
+                return Err(bad(
+                    "day",
+                    format!(
+                        "{} is not among the days the file's statistics give",
+                        iso_of_day(day as i32)
+                    ),
                 ));
             }
             last_day_checked = Some(day);
@@ -747,12 +773,21 @@ mod tests {
             c.count = set(&c.count, count);
             c.first = set(&c.first, first);
             c.last = set(&c.last, last);
-            let column = match checked(c, "f.parquet") {
+            let column = match checked(c, "f.parquet", &[20000]) {
                 Ok(_) => None,
                 Err(InputError::BadValue { column, .. }) => Some(column),
                 Err(e) => panic!("{e}"),
             };
             assert_eq!(column.is_none(), accepted, "{count} {first} {last}");
+            // A row whose day the file's statistics did not give: its raw events
+            // would count too.
+            if accepted {
+                let c = read_group(&path, &footer, 0).unwrap();
+                match checked(c, "f.parquet", &[20001]) {
+                    Err(InputError::BadValue { column, .. }) => assert_eq!(column, "day"),
+                    other => panic!("{:?}", other.map(|c| c.is_some())),
+                }
+            }
             if !accepted {
                 let expected = if count == 1 { "first_us" } else { "count" };
                 assert_eq!(column.as_deref(), Some(expected));

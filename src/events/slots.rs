@@ -179,6 +179,9 @@ pub(super) struct Partition {
     /// Per visit row, `Layout::visits.len()` counts.
     visit_counts: Vec<u32>,
     visit_width: usize,
+    /// A slot's `n` wrapped past 2^32-1 (its counts are subsets of `n`, so they
+    /// wrap only if it does).
+    too_many: bool,
 }
 
 impl Partition {
@@ -206,7 +209,13 @@ impl Partition {
             visit_slot: Vec::new(),
             visit_counts: Vec::new(),
             visit_width: layout.visits.len(),
+            too_many: false,
         }
+    }
+
+    /// Some (member, day) reached more than 2^32-1 events.
+    pub(super) fn too_many_events(&self) -> bool {
+        self.too_many
     }
 
     /// Its (member, day) slots so far.
@@ -320,7 +329,9 @@ impl Partition {
         let shape = self.shape;
         for (&s, r) in slots.iter().zip(rows) {
             let w = words_mut(self.lines.get_mut(s));
-            w[shape.n_at] += r.weight;
+            let (n, wrapped) = w[shape.n_at].overflowing_add(r.weight);
+            w[shape.n_at] = n;
+            self.too_many |= wrapped;
             raise_instant(w, 0, r.t);
             if let Some(class) = layout.classes.get(r.class as usize) {
                 for &c in &class.counts {
