@@ -132,9 +132,10 @@ pub fn instant_in_range(us: i64) -> bool {
     day_in_range(us.div_euclid(MICROS_PER_DAY))
 }
 
-/// Whether a day count since the epoch is one a date can hold (`instant_in_range`).
+/// Whether a day count since the epoch is one a date can hold, its next day too
+/// (`instant_in_range`).
 pub fn day_in_range(day: i64) -> bool {
-    // Worked out once: rollups check a day per row.
+    // Worked out once: rollup files check each run of rows of one day.
     static DAYS: std::sync::LazyLock<(i64, i64)> = std::sync::LazyLock::new(|| {
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("valid date");
         (

@@ -16,12 +16,13 @@
 //! of reading the columns. Events of people who are not members of their
 //! org are only counted (SPEC 2).
 //!
-//! Here: the rollup's layout, the coded chunks, phase one (each row's member, class
-//! and URL class, sorted into member partitions), the pass over the files and the
-//! finished frames. `pages` reads a file's row groups; `member_index` is the member
-//! table; `slots` the (member, day) slots of phase two and their writing out as
-//! columns; `memory` the 2 MB blocks the slots grow by (`crate::sys` has the
-//! prefetch and huge-page hints).
+//! Here: the rollup's layout, the coded chunks, phase one (each row's member, weight,
+//! class and URL class, sorted into member partitions), the pass over the files and
+//! the finished frames. `pages` reads a file's row groups; `member_index` is the
+//! member table; `slots` the (member, day) slots of phase two and their writing out
+//! as columns; `memory` the 2 MB blocks the slots grow by (`crate::sys` has the
+//! prefetch and huge-page hints). `day_rollups` builds the rollup files of `rollup`;
+//! `rollup_files` reads them back into this pass as weighted rows (`run --rollups`).
 //!
 //! Also finds the nulls and unreadable pages of the events input that the per-file
 //! schema checks could not see (`PassError`; `input` then names the file).

@@ -13,7 +13,8 @@ written as PostHog's batch export writes a daily interval: one file per UTC day 
 order. COPIES=1 rewrites SRC in that daily layout (a fair base to compare against).
 
 Issue 27 measures `rollup` and `run --rollups` at 15M and 105M events on such input
-(README "Beyond one machine"). Needs pyarrow: the chdb venv of
+(README "Rollups and beyond one machine"). Tables without org_id (sdk_releases) are
+copied once. Needs pyarrow: the chdb venv of
 tools/crosscheck/rollup_clickhouse.sh has it.
 """
 import datetime as dt
@@ -77,7 +78,10 @@ def main():
     os.makedirs(os.path.join(dst, "events"), exist_ok=True)
     for path in sorted(glob.glob(os.path.join(src, "*.parquet"))):
         table = plain_strings(pq.read_table(path))
-        out = pa.concat_tables([renamed(table, c) for c in range(copies)])
+        if "org_id" in table.column_names:
+            out = pa.concat_tables([renamed(table, c) for c in range(copies)])
+        else:
+            out = table
         pq.write_table(out, os.path.join(dst, os.path.basename(path)), compression="zstd")
     writers = {}
     current = None
