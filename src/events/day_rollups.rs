@@ -244,9 +244,10 @@ pub struct DayRollups {
     shards: Vec<Shard>,
     /// Per row range of a chunk, per shard: its events; kept from chunk to chunk.
     staged: Vec<Vec<Vec<Staged>>>,
-    /// Where the day maps are spilled when they grow past `spill_rows()` (`None`:
-    /// never).
+    /// Where the day maps are spilled when they hold more than `spill_at` rows
+    /// (`None`: never).
     spill: Option<std::path::PathBuf>,
+    spill_at: usize,
     /// The first spill that failed; the rollup fails with it.
     spill_error: Option<std::io::Error>,
     null_in_required: bool,
@@ -329,7 +330,7 @@ impl ChunkSink for DayRollups {
                 }
             });
         let held: usize = self.shards.iter().map(Shard::held).sum();
-        if let (Some(dir), true) = (&self.spill, held > spill_rows()) {
+        if let (Some(dir), true) = (&self.spill, held > self.spill_at) {
             let failed = self
                 .shards
                 .par_iter_mut()
@@ -361,6 +362,7 @@ impl DayRollups {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             staged: Vec::new(),
             spill,
+            spill_at: spill_rows(),
             spill_error: None,
             null_in_required: false,
         }
@@ -704,5 +706,44 @@ mod tests {
             days.contains("BETWEEN '2025-11-18' AND '2025-11-20'"),
             "{days}"
         );
+    }
+
+    #[test]
+    fn a_key_spilled_at_several_times_and_still_held_is_one_row() {
+        // Three chunks of the same (org, person, event) on one day: the first two
+        // spilled (at a threshold of 0), the third held. The day's row adds them up:
+        // 2 + 1 + 1 events, the first instant of all, the last of all.
+        let dir = tempfile::tempdir().unwrap();
+        let spec = RollupSpec::of(&crate::model::Model::default_model());
+        let mut rollups = DayRollups::new(&spec, Some(dir.path().to_path_buf()));
+        let day = 20_000;
+        let at = |us: i64| i64::from(day) * MICROS_PER_DAY + us;
+        let chunk = |instants: &[i64]| {
+            let n = instants.len();
+            let frame = df!(
+                "timestamp" => instants.iter().map(|&us| at(us)).collect::<Vec<_>>(),
+                "event" => vec!["insight saved"; n],
+                "distinct_id" => vec!["p1"; n],
+                "org_id" => vec!["o1"; n],
+                "current_url" => vec![None::<&str>; n],
+            )
+            .unwrap();
+            Chunk::from_frame(&frame).unwrap().unwrap()
+        };
+        rollups.spill_at = 0;
+        rollups.add_chunk(&chunk(&[50, 20]));
+        rollups.add_chunk(&chunk(&[90]));
+        let spilled = std::fs::read_dir(dir.path()).unwrap().count();
+        assert!(spilled >= 1, "the maps were spilled");
+        rollups.spill_at = usize::MAX;
+        rollups.add_chunk(&chunk(&[10]));
+        assert!(rollups.spill_error().is_none());
+        assert_eq!(rollups.days(), vec![day]);
+        let frame = rollups.frame(day, &rollups.ranks()).unwrap();
+        assert_eq!(frame.height(), 1);
+        let value = |c: &str| frame.column(c).unwrap().i64().unwrap().get(0);
+        assert_eq!(value("count"), Some(4));
+        assert_eq!(value("first_us"), Some(at(10)));
+        assert_eq!(value("last_us"), Some(at(90)));
     }
 }
