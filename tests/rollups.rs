@@ -399,26 +399,15 @@ fn backfill_and_backtest_from_rollups_equal_theirs_from_raw_events() {
     let w = Workdir::new();
     w.generate(12, 60, 4);
     ok(rollup(&w, &["--to", "2026-11-10"]));
-    let backfill = |out: &str, extra: &[&str]| {
-        let mut args = vec![
-            "--quiet",
-            "backfill",
-            "--input",
-            "in",
-            "--out",
-            out,
-            "--from",
-            "2026-10-20",
-            "--to",
-            "2026-11-17",
-            "--every",
-            "7",
-        ];
+    // backfill or backtest over five weekly dates, into `out`.
+    let dated = |command: &str, out: &str, extra: &[&str]| {
+        let mut args = vec!["--quiet", command, "--input", "in", "--out", out];
+        args.extend(["--from", "2026-10-20", "--to", "2026-11-17", "--every", "7"]);
         args.extend_from_slice(extra);
         ok(w.cmd(&args));
     };
-    backfill("raw", &[]);
-    backfill("from_rollups", &["--rollups", "r"]);
+    dated("backfill", "raw", &[]);
+    dated("backfill", "from_rollups", &["--rollups", "r"]);
     let (raw, from_rollups) = (
         history(&w.path().join("raw")),
         history(&w.path().join("from_rollups")),
@@ -426,28 +415,12 @@ fn backfill_and_backtest_from_rollups_equal_theirs_from_raw_events() {
     assert_eq!(raw.len(), 5 * 3, "{:?}", raw.keys());
     assert!(raw == from_rollups, "backfilled history differs");
 
-    let backtest = |out: &str, extra: &[&str]| {
-        let mut args = vec![
-            "--quiet",
-            "backtest",
-            "--input",
-            "in",
-            "--out",
-            out,
-            "--from",
-            "2026-10-20",
-            "--to",
-            "2026-11-17",
-            "--every",
-            "7",
-            "--horizon",
-            "30",
-        ];
-        args.extend_from_slice(extra);
-        ok(w.cmd(&args));
-    };
-    backtest("bt_raw", &[]);
-    backtest("bt_rollups", &["--rollups", "r"]);
+    dated("backtest", "bt_raw", &["--horizon", "30"]);
+    dated(
+        "backtest",
+        "bt_rollups",
+        &["--horizon", "30", "--rollups", "r"],
+    );
     for name in ["backtest.csv", "backtest_signals.csv"] {
         let a = std::fs::read(w.path().join("bt_raw").join(name)).unwrap();
         let b = std::fs::read(w.path().join("bt_rollups").join(name)).unwrap();

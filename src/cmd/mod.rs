@@ -79,7 +79,6 @@ pub fn read_inputs_and_rollups(
     let spec = crate::rollup_spec::RollupSpec::of(model);
     let files = RollupFiles::read(folder, &spec)?;
     let (inputs, rollup, seconds) = read_inputs(dir, model, progress, Some(&files))?;
-    let held = files.held();
     let used = RollupsUsed {
         folder: folder.display().to_string(),
         files: files.files.len(),
@@ -90,7 +89,7 @@ pub fn read_inputs_and_rollups(
         raw_days: rollup
             .events_per_day
             .keys()
-            .filter(|&&d| !held.holds(d))
+            .filter(|d| files.days.binary_search(d).is_err())
             .count(),
     };
     Ok((inputs, rollup, seconds, Some(used)))

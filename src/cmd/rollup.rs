@@ -104,7 +104,7 @@ fn roll_and_stage(
     progress.stage("rolling up the events (one streaming pass)");
     let bytes = events.files.iter().map(|f| f.bytes).sum();
     let pass = progress.pass(events.files(), bytes);
-    let rolled = events::day_rollups(events, spec, from, to, &pass, Some(spill.to_path_buf()));
+    let rolled = events::day_rollups(events, spec, from, to, &pass, spill.to_path_buf());
     pass.finish();
     let (mut rollups, skipped) = rolled.map_err(|e| e.into_error(events))?;
     if let Some(e) = rollups.spill_error() {

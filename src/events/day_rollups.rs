@@ -162,14 +162,9 @@ impl Shard {
     }
 
     /// Its rows of a day: spilled, then held (a key may come several times).
-    fn day_rows(
-        &self,
-        dir: Option<&Path>,
-        shard: usize,
-        day: i32,
-    ) -> std::io::Result<Vec<(RowKey, Agg)>> {
+    fn day_rows(&self, dir: &Path, shard: usize, day: i32) -> std::io::Result<Vec<(RowKey, Agg)>> {
         let mut rows = Vec::new();
-        if let (Some(dir), true) = (dir, self.spilled.contains(&day)) {
+        if self.spilled.contains(&day) {
             let bytes = std::fs::read(spill_file(dir, shard, day))?;
             let spilled: Vec<Spilled> = bytemuck::pod_collect_to_vec(&bytes);
             rows.extend(spilled.iter().map(|s| {
@@ -244,9 +239,8 @@ pub struct DayRollups {
     shards: Vec<Shard>,
     /// Per row range of a chunk, per shard: its events; kept from chunk to chunk.
     staged: Vec<Vec<Vec<Staged>>>,
-    /// Where the day maps are spilled when they hold more than `spill_at` rows
-    /// (`None`: never).
-    spill: Option<std::path::PathBuf>,
+    /// Where the day maps are spilled when they hold more than `spill_at` rows.
+    spill: std::path::PathBuf,
     spill_at: usize,
     /// The first spill that failed; the rollup fails with it.
     spill_error: Option<std::io::Error>,
@@ -330,7 +324,8 @@ impl ChunkSink for DayRollups {
                 }
             });
         let held: usize = self.shards.iter().map(Shard::held).sum();
-        if let (Some(dir), true) = (&self.spill, held > self.spill_at) {
+        if held > self.spill_at {
+            let dir = &self.spill;
             let failed = self
                 .shards
                 .par_iter_mut()
@@ -351,7 +346,7 @@ impl ChunkSink for DayRollups {
 impl DayRollups {
     /// Rollups for a model's visits (the pass gives only the days asked for), their
     /// rows spilled into `spill` (an empty folder) past `spill_rows()`.
-    pub fn new(spec: &RollupSpec, spill: Option<std::path::PathBuf>) -> DayRollups {
+    pub fn new(spec: &RollupSpec, spill: std::path::PathBuf) -> DayRollups {
         let (page_events, prefixes) = needs(spec);
         DayRollups {
             page_events,
@@ -448,7 +443,7 @@ impl DayRollups {
         let mut keyed: Vec<(RowKey, (RowKey, Agg))> = Vec::new();
         for (s, shard) in self.shards.iter().enumerate() {
             let rows = shard
-                .day_rows(self.spill.as_deref(), s, day)
+                .day_rows(&self.spill, s, day)
                 .with_context(|| format!("reading back the spilled rows of {}", iso_of_day(day)))?;
             keyed.extend(rows.into_iter().map(|(k, a)| (rank(&k), (k, a))));
         }
@@ -715,7 +710,7 @@ mod tests {
         // 2 + 1 + 1 events, the first instant of all, the last of all.
         let dir = tempfile::tempdir().unwrap();
         let spec = RollupSpec::of(&crate::model::Model::default_model());
-        let mut rollups = DayRollups::new(&spec, Some(dir.path().to_path_buf()));
+        let mut rollups = DayRollups::new(&spec, dir.path().to_path_buf());
         let day = 20_000;
         let at = |us: i64| i64::from(day) * MICROS_PER_DAY + us;
         let chunk = |instants: &[i64]| {

@@ -11,7 +11,7 @@ use rayon::prelude::*;
 use polars_arrow::array::{MutableBinaryViewArray, PrimitiveArray};
 use polars_arrow::datatypes::ArrowDataType;
 
-use super::{coded_column, timestamp_column, Chunk, Coded};
+use super::{coded_column, i64_column, Chunk, Coded};
 use crate::properties::{self, Found};
 
 /// What the pass left out of export-shaped files, and why.
@@ -159,7 +159,7 @@ impl ExportReader {
     /// `distinct_id`, `properties`, `uuid`); `None` when no row is left.
     pub(super) fn chunk(&mut self, frame: &DataFrame) -> PolarsResult<Option<Chunk>> {
         let (Some(timestamp), Some(event), Some(person), Some(uuid), Some(properties)) = (
-            timestamp_column(frame)?,
+            i64_column(frame, "timestamp")?,
             coded_column(frame, "event")?,
             coded_column(frame, "distinct_id")?,
             coded_column(frame, "uuid")?,

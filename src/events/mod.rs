@@ -61,7 +61,7 @@ pub fn day_rollups(
     from: i32,
     to: i32,
     progress: &PassProgress,
-    spill: Option<std::path::PathBuf>,
+    spill: std::path::PathBuf,
 ) -> Result<(day_rollups::DayRollups, Skipped), PassError> {
     // Rows outside the days are left out, their skips uncounted.
     let outside = if (from, to) == (i32::MIN, i32::MAX) {
@@ -465,10 +465,10 @@ fn coded_column(frame: &DataFrame, name: &str) -> PolarsResult<Option<Coded>> {
     Ok(array.map(Coded::from_strings))
 }
 
-/// The `timestamp` column of a frame of the normalised scan (microseconds); `None`
-/// when the frame has no rows.
-fn timestamp_column(frame: &DataFrame) -> PolarsResult<Option<PrimitiveArray<i64>>> {
-    let column = frame.column("timestamp")?.i64()?.rechunk();
+/// An Int64 column of a frame (the normalised scan's `timestamp`, in microseconds,
+/// or a rollup file's integers) as one array; `None` when the frame has no rows.
+fn i64_column(frame: &DataFrame, name: &str) -> PolarsResult<Option<PrimitiveArray<i64>>> {
+    let column = frame.column(name)?.i64()?.rechunk();
     let array = column.downcast_iter().next().cloned();
     Ok(array)
 }
@@ -496,7 +496,7 @@ impl Chunk {
     /// A chunk of the normalised polars scan; `None` when it has no rows.
     fn from_frame(frame: &DataFrame) -> PolarsResult<Option<Chunk>> {
         let (Some(timestamp), Some(event), Some(person), Some(org), Some(url)) = (
-            timestamp_column(frame)?,
+            i64_column(frame, "timestamp")?,
             coded_column(frame, "event")?,
             coded_column(frame, "distinct_id")?,
             coded_column(frame, "org_id")?,

@@ -22,7 +22,7 @@ use polars_parquet::read::{FileMetadata, PhysicalType};
 use rayon::prelude::*;
 
 use super::day_rollups::{needs, RollupMeta, METADATA_KEY};
-use super::{pages, Chunk, ChunkSink, Coded};
+use super::{coded_column, i64_column, pages, Chunk, ChunkSink, Coded};
 use crate::error::InputError;
 use crate::rollup_spec::RollupSpec;
 use crate::time::{day_in_range, iso_of_day, MICROS_PER_DAY};
@@ -160,21 +160,35 @@ impl RollupFiles {
         let name = file.path.display().to_string();
         let columns = match (&file.pages, piece.group) {
             (Some(footer), Some(g)) => {
-                read_group(&file.path, footer, g).map_err(|e| InputError::Unreadable {
-                    file: name.clone(),
-                    reason: e.to_string(),
-                })?
+                read_group(&file.path, footer, g).map_err(unreadable(&name))?
             }
-            _ => match columns_of(&read_file(&file.path)?).map_err(|e| InputError::Unreadable {
-                file: name.clone(),
-                reason: e.to_string(),
-            })? {
+            _ => match columns_of(&read_file(&file.path)?).map_err(unreadable(&name))? {
                 Some(columns) => columns,
                 None => return Ok(None),
             },
         };
         checked(columns, &name, &file.days)
     }
+}
+
+/// A file that failed to read or decode, as bad input naming it.
+fn unreadable(file: &str) -> impl Fn(PolarsError) -> InputError + Copy + '_ {
+    move |e| InputError::Unreadable {
+        file: file.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// An integer array decoded by `pages`, as the primitive array it is.
+fn primitive<T: polars_arrow::types::NativeType>(
+    array: Box<dyn Array>,
+    name: &str,
+) -> PolarsResult<PrimitiveArray<T>> {
+    array
+        .as_any()
+        .downcast_ref::<PrimitiveArray<T>>()
+        .cloned()
+        .ok_or_else(|| polars_err!(ComputeError: "{name} did not decode as its integer type"))
 }
 
 /// Row group `g` of a file `pages` reads, each column decoded on its own thread.
@@ -186,22 +200,8 @@ fn read_group(path: &Path, footer: &FileMetadata, g: usize) -> PolarsResult<Colu
         let field = ArrowField::new(name.into(), dtype, true);
         pages::decode(&bytes, base, pages::column_of(rg, name)?, field)
     };
-    let i64s = |name: &str| -> PolarsResult<PrimitiveArray<i64>> {
-        let array = numbers(name, ArrowDataType::Int64)?;
-        array
-            .as_any()
-            .downcast_ref::<PrimitiveArray<i64>>()
-            .cloned()
-            .ok_or_else(|| polars_err!(ComputeError: "{name} did not decode as INT64"))
-    };
-    let day = || -> PolarsResult<PrimitiveArray<i32>> {
-        let array = numbers("day", ArrowDataType::Int32)?;
-        array
-            .as_any()
-            .downcast_ref::<PrimitiveArray<i32>>()
-            .cloned()
-            .ok_or_else(|| polars_err!(ComputeError: "day did not decode as INT32"))
-    };
+    let i64s = |name: &str| primitive::<i64>(numbers(name, ArrowDataType::Int64)?, name);
+    let day = || primitive::<i32>(numbers("day", ArrowDataType::Int32)?, "day");
     let (((org, person), (event, path)), ((day, count), (first, last))) = rayon::join(
         || {
             rayon::join(
@@ -233,18 +233,9 @@ fn columns_of(frame: &DataFrame) -> PolarsResult<Option<Columns>> {
     if frame.height() == 0 {
         return Ok(None);
     }
-    let strings = |name: &str| -> PolarsResult<Coded> {
-        let column = frame.column(name)?.str()?.rechunk();
-        let array = column.downcast_iter().next().cloned();
-        array
-            .map(Coded::from_strings)
-            .ok_or_else(|| polars_err!(ComputeError: "{name} has no rows"))
-    };
-    let i64s = |name: &str| -> PolarsResult<PrimitiveArray<i64>> {
-        let column = frame.column(name)?.i64()?.rechunk();
-        let array = column.downcast_iter().next().cloned();
-        array.ok_or_else(|| polars_err!(ComputeError: "{name} has no rows"))
-    };
+    let no_rows = |name: &str| polars_err!(ComputeError: "{name} has no rows");
+    let strings = |name: &str| coded_column(frame, name)?.ok_or_else(|| no_rows(name));
+    let i64s = |name: &str| i64_column(frame, name)?.ok_or_else(|| no_rows(name));
     let day = frame.column("day")?.i32()?.rechunk();
     let day = day.downcast_iter().next().cloned();
     Ok(Some(Columns {
@@ -252,7 +243,7 @@ fn columns_of(frame: &DataFrame) -> PolarsResult<Option<Columns>> {
         person: strings("distinct_id")?,
         event: strings("event")?,
         path: strings("path")?,
-        day: day.ok_or_else(|| polars_err!(ComputeError: "day has no rows"))?,
+        day: day.ok_or_else(|| no_rows("day"))?,
         count: i64s("count")?,
         first: i64s("first_us")?,
         last: i64s("last_us")?,
@@ -392,10 +383,7 @@ const COLUMNS: [(&str, &str); 8] = [
 /// it.
 fn check_file(path: &Path, needed: &(Vec<String>, Vec<String>)) -> Result<RollupFile, InputError> {
     let file_name = path.display().to_string();
-    let unreadable = |e: PolarsError| InputError::Unreadable {
-        file: file_name.clone(),
-        reason: e.to_string(),
-    };
+    let unreadable = unreadable(&file_name);
     let open = || {
         std::fs::File::open(path).map_err(|e| InputError::BadPath {
             path: file_name.clone(),
@@ -508,10 +496,7 @@ fn read_file(path: &Path) -> Result<DataFrame, InputError> {
     })?;
     let frame = ParquetReader::new(file)
         .finish()
-        .map_err(|e| InputError::Unreadable {
-            file: file_name.clone(),
-            reason: e.to_string(),
-        })?;
+        .map_err(unreadable(&file_name))?;
     normalise(frame, &file_name)
 }
 
@@ -544,7 +529,8 @@ fn check_built_for(
     })
 }
 
-/// A rollup file's columns checked and cast to the types the rest reads.
+/// A rollup file's columns checked and cast to the types the rest reads (their
+/// nulls are `checked`'s, for both readers).
 fn normalise(frame: DataFrame, file: &str) -> Result<DataFrame, InputError> {
     let schema = frame.schema();
     for (name, expected) in COLUMNS {
@@ -573,7 +559,7 @@ fn normalise(frame: DataFrame, file: &str) -> Result<DataFrame, InputError> {
         }
     }
     let cast = |name: &str, to: DataType| col(name).cast(to);
-    let frame = frame
+    frame
         .lazy()
         .select([
             cast("org_id", DataType::String),
@@ -586,32 +572,7 @@ fn normalise(frame: DataFrame, file: &str) -> Result<DataFrame, InputError> {
             cast("last_us", DataType::Int64),
         ])
         .collect()
-        .map_err(|e| InputError::Unreadable {
-            file: file.to_string(),
-            reason: e.to_string(),
-        })?;
-    let nulls = [
-        "org_id",
-        "distinct_id",
-        "day",
-        "event",
-        "count",
-        "first_us",
-        "last_us",
-    ]
-    .into_iter()
-    .find_map(|c| {
-        let n = frame.column(c).map(|c| c.null_count()).unwrap_or(0);
-        (n > 0).then_some((c, n))
-    });
-    if let Some((column, count)) = nulls {
-        return Err(InputError::NullInRequired {
-            file: file.to_string(),
-            column: column.to_string(),
-            count: count as u64,
-        });
-    }
-    Ok(frame)
+        .map_err(unreadable(file))
 }
 
 #[cfg(test)]
