@@ -31,7 +31,8 @@ pub fn product_key() -> Expr {
 /// Today's indicators with their lifecycle, and the alerts.
 pub struct Followed {
     pub indicators: DataFrame,
-    pub alerts: DataFrame,
+    /// Not collected: `backfill` keeps no alerts.
+    pub alerts: LazyFrame,
 }
 
 /// The previous run's indicators as the lifecycle reads them: key, kind, value,
@@ -163,7 +164,7 @@ pub fn follow(
             format_str("Resolved: {}", &[col("message")])?.alias("message"),
         ])
         .select(alert_columns());
-    let alerts = sort(concat([raised, resolved], UnionArgs::default())?).collect()?;
+    let alerts = sort(concat([raised, resolved], UnionArgs::default())?);
     Ok(Followed { indicators, alerts })
 }
 

@@ -29,6 +29,7 @@ const MAX_DATES: usize = 5_000;
 
 pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     super::check_threads(args.threads)?;
+    crate::sys::keep_freed_memory();
     let dates = dates(&args.from, &args.to, args.every)?;
     super::check_out_folder(&args.out)?;
     let loaded = super::load_model(args.config.as_deref())?;

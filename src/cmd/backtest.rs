@@ -33,6 +33,7 @@ const CONCERNING: &str = "concerning";
 
 pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
     super::check_threads(args.threads)?;
+    crate::sys::keep_freed_memory();
     let dates = super::backfill::dates(&args.from, &args.to, args.every)?;
     if !(1..=MAX_HORIZON_DAYS).contains(&args.horizon) {
         return Err(InputError::Usage {

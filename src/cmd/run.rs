@@ -450,6 +450,7 @@ pub(super) fn day_tables(
     .collect()?;
     let alerts::Followed { indicators, alerts } =
         alerts::follow(fired, previous.indicators.as_ref(), scored, model, as_of)?;
+    let alerts = alerts.collect()?;
     let health = tables::health(scored, &indicators, model, as_of)?;
     let metric_scores = tables::metric_scores(scored, model)?;
     let metric_changes = match &previous.tables {
