@@ -111,7 +111,7 @@ impl EventAggregates {
     /// `org_id`, `distinct_id` and each aggregate under its alias (a member without
     /// events before as_of has sums of 0 and null maxima).
     pub fn per_member(&self, events: &MemberEvents) -> PolarsResult<DataFrame> {
-        let values = self.member_values(events)?;
+        let values = self.values(events, Per::Member)?;
         let mut columns = vec![
             events.keys.column("org_id")?.clone(),
             events.keys.column("distinct_id")?.clone(),
@@ -125,15 +125,27 @@ impl EventAggregates {
     /// One row per org with a member event before as_of, in org order: `org_id` and
     /// each aggregate under its alias.
     pub fn per_org(&self, events: &MemberEvents) -> PolarsResult<DataFrame> {
-        let values = self.member_values(events)?;
-        let orgs: Vec<&std::ops::Range<usize>> = events
-            .org_members
-            .iter()
-            .filter(|r| events.has_rows[(*r).clone()].iter().any(|&h| h))
+        // Orgs by their index in `org_members`; those with a row before as_of kept.
+        let kept: Vec<usize> = (0..events.org_members.len())
+            .filter(|&o| {
+                events.has_rows[events.org_members[o].clone()]
+                    .iter()
+                    .any(|&h| h)
+            })
             .collect();
-        let mut columns = vec![events.org_ids(orgs.iter().copied())?];
+        let mut columns = vec![events.org_ids(kept.iter().map(|&o| &events.org_members[o]))?];
+        // Summed straight into each org (no per-member vector per aggregate: at one
+        // as_of a date those were most of `backfill`'s fresh memory).
+        let values = match kept.is_empty() {
+            true => self
+                .aggregates
+                .iter()
+                .map(|a| Values::empty(&a.kind))
+                .collect(),
+            false => self.values(events, Per::Org)?,
+        };
         for (a, v) in self.aggregates.iter().zip(values) {
-            let per_org = v.reduce(&a.kind, &orgs);
+            let per_org = v.select(&kept);
             columns.push(per_org.into_column(&a.alias, events.rollup_dtype(&a.kind)?)?);
         }
         DataFrame::new_infer_height(columns)
@@ -144,7 +156,7 @@ impl EventAggregates {
     /// aggregate is then one tight loop over its selection, the selections in
     /// parallel. Each aggregate is computed on its own from the same rows in the same
     /// order, so the threads change nothing.
-    fn member_values(&self, events: &MemberEvents) -> PolarsResult<Vec<Values>> {
+    fn values(&self, events: &MemberEvents, per: Per) -> PolarsResult<Vec<Values>> {
         let prepared = self
             .aggregates
             .iter()
@@ -168,7 +180,10 @@ impl EventAggregates {
                 let rows = events.selected_rows(*filter, prepared[aggregates[0]].set, *table)?;
                 aggregates
                     .iter()
-                    .map(|&i| events.aggregate(&prepared[i].read, &rows, *table))
+                    .map(|&i| {
+                        let (read, kind) = (&prepared[i].read, &self.aggregates[i].kind);
+                        events.aggregate(read, kind, &rows, *table, per)
+                    })
                     .collect::<PolarsResult<Vec<Values>>>()
             })
             .collect::<PolarsResult<_>>()?;
@@ -185,6 +200,14 @@ impl EventAggregates {
     }
 }
 
+/// Whom an aggregate's values are for.
+#[derive(Clone, Copy, PartialEq)]
+enum Per {
+    Member,
+    /// Each org of `org_members`, by its index there.
+    Org,
+}
+
 /// Dense values of one aggregate, per member or per org.
 enum Values {
     Sum(Vec<u64>),
@@ -193,29 +216,24 @@ enum Values {
 }
 
 impl Values {
-    /// Per org, over its members.
-    fn reduce(&self, kind: &Kind, orgs: &[&std::ops::Range<usize>]) -> Values {
-        match (self, kind) {
-            (Values::Sum(v), _) => Values::Sum(
-                orgs.iter()
-                    .map(|r| v[r.start..r.end].iter().sum())
-                    .collect(),
-            ),
-            (Values::Flag(v), Kind::Members) => Values::Sum(
-                orgs.iter()
-                    .map(|r| v[r.start..r.end].iter().filter(|&&f| f).count() as u64)
-                    .collect(),
-            ),
-            (Values::Flag(v), _) => Values::Flag(
-                orgs.iter()
-                    .map(|r| v[r.start..r.end].iter().any(|&f| f))
-                    .collect(),
-            ),
-            (Values::Max(v), _) => Values::Max(
-                orgs.iter()
-                    .map(|r| v[r.start..r.end].iter().flatten().copied().max())
-                    .collect(),
-            ),
+    /// The values of no org, in the aggregate's per-org shape.
+    fn empty(kind: &Kind) -> Values {
+        match kind {
+            Kind::Sum(_) | Kind::Members | Kind::Rows => Values::Sum(Vec::new()),
+            Kind::Any => Values::Flag(Vec::new()),
+            Kind::Max(_) => Values::Max(Vec::new()),
+        }
+    }
+
+    /// The values at these indices, in their order.
+    fn select(self, kept: &[usize]) -> Values {
+        fn pick<T: Copy>(v: Vec<T>, kept: &[usize]) -> Vec<T> {
+            kept.iter().map(|&i| v[i]).collect()
+        }
+        match self {
+            Values::Sum(v) => Values::Sum(pick(v, kept)),
+            Values::Flag(v) => Values::Flag(pick(v, kept)),
+            Values::Max(v) => Values::Max(pick(v, kept)),
         }
     }
 
@@ -253,6 +271,8 @@ pub struct MemberEvents {
     member_of_row: Vec<u32>,
     /// The members of each org: a range of member numbers, in org order.
     org_members: Vec<std::ops::Range<usize>>,
+    /// Per member: its org's index in `org_members`.
+    org_of_member: Vec<u32>,
     /// Per member: has a rollup row before as_of.
     has_rows: Vec<bool>,
     /// The day order of `frame`'s rows.
@@ -301,6 +321,11 @@ impl MemberEvents {
             as_of_day: as_of.day,
             keys,
             member_of_row: rollup.member_of_row.clone(),
+            org_of_member: org_members
+                .iter()
+                .enumerate()
+                .flat_map(|(o, r)| std::iter::repeat_n(o as u32, r.len()))
+                .collect(),
             org_members,
             has_rows,
             frame_runs,
@@ -498,33 +523,76 @@ impl MemberEvents {
         Ok(selected.concat())
     }
 
-    /// One aggregate per member over the selected rows.
-    fn aggregate(&self, read: &Read, rows: &[u32], table: Table) -> PolarsResult<Values> {
-        let members = self.keys.height();
+    /// One aggregate over the selected rows, per member or straight into each org
+    /// (sums of whole numbers and maxima: the same in any order). Per org, `Members`
+    /// counts each member once (a flag per member marks those already counted).
+    fn aggregate(
+        &self,
+        read: &Read,
+        kind: &Kind,
+        rows: &[u32],
+        table: Table,
+        per: Per,
+    ) -> PolarsResult<Values> {
         let member = slice_u32(self.frame_of(table), "member")?;
-        let values = match read {
-            Read::SumI64(c) => sum_per_member(members, member, rows, |i| c[i] as u64),
-            Read::SumU32(c) => sum_per_member(members, member, rows, |i| u64::from(c[i])),
-            Read::Rows => sum_per_member(members, member, rows, |_| 1),
-            Read::Flag => {
-                let mut flags = vec![false; members];
+        // Monomorphised per slot rule: the loops below run once per selected row.
+        Ok(match per {
+            Per::Member => self.fill(read, kind, rows, member, self.keys.height(), |m| m, per),
+            Per::Org => {
+                let org = &self.org_of_member;
+                let orgs = self.org_members.len();
+                self.fill(read, kind, rows, member, orgs, |m| org[m] as usize, per)
+            }
+        })
+    }
+
+    /// `aggregate` into `slots` values, a row's slot being `slot` of its member.
+    #[allow(clippy::too_many_arguments)]
+    fn fill(
+        &self,
+        read: &Read,
+        kind: &Kind,
+        rows: &[u32],
+        member: &[u32],
+        slots: usize,
+        slot: impl Fn(usize) -> usize + Copy,
+        per: Per,
+    ) -> Values {
+        let members = self.keys.height();
+        match read {
+            Read::SumI64(c) => sum_per_slot(slots, member, rows, slot, |i| c[i] as u64),
+            Read::SumU32(c) => sum_per_slot(slots, member, rows, slot, |i| u64::from(c[i])),
+            Read::Rows => sum_per_slot(slots, member, rows, slot, |_| 1),
+            Read::Flag if per == Per::Org && matches!(kind, Kind::Members) => {
+                let mut counted = vec![false; members];
+                let mut counts = vec![0u64; slots];
                 for &i in rows {
-                    flags[member[i as usize] as usize] = true;
+                    let m = member[i as usize] as usize;
+                    if !counted[m] {
+                        counted[m] = true;
+                        counts[slot(m)] += 1;
+                    }
+                }
+                Values::Sum(counts)
+            }
+            Read::Flag => {
+                let mut flags = vec![false; slots];
+                for &i in rows {
+                    flags[slot(member[i as usize] as usize)] = true;
                 }
                 Values::Flag(flags)
             }
             Read::Max(c) => {
-                let mut latest: Vec<Option<i64>> = vec![None; members];
+                let mut latest: Vec<Option<i64>> = vec![None; slots];
                 for &i in rows {
                     if let Some(t) = c.get(i as usize) {
-                        let m = member[i as usize] as usize;
-                        latest[m] = Some(latest[m].map_or(t, |l| l.max(t)));
+                        let s = slot(member[i as usize] as usize);
+                        latest[s] = Some(latest[s].map_or(t, |l| l.max(t)));
                     }
                 }
                 Values::Max(latest)
             }
-        };
-        Ok(values)
+        }
     }
 }
 
@@ -546,16 +614,17 @@ enum Read<'a> {
     Max(&'a <Int64Type as PolarsDataType>::Array),
 }
 
-/// Each member's sum of `value(row)` over the rows.
-fn sum_per_member(
-    members: usize,
+/// Each slot's sum of `value(row)` over the rows (`slot` of the row's member).
+fn sum_per_slot(
+    slots: usize,
     member: &[u32],
     rows: &[u32],
+    slot: impl Fn(usize) -> usize,
     value: impl Fn(usize) -> u64,
 ) -> Values {
-    let mut sums = vec![0u64; members];
+    let mut sums = vec![0u64; slots];
     for &i in rows {
-        sums[member[i as usize] as usize] += value(i as usize);
+        sums[slot(member[i as usize] as usize)] += value(i as usize);
     }
     Values::Sum(sums)
 }
@@ -574,6 +643,11 @@ mod tests {
     /// Four members: a/p1 (0), a/p2 (1), b/q1 (2), c/r1 (3, no events); as_of is day
     /// 100 (1970-04-11, a Saturday). Visits (`n__v`) on three of the member days.
     fn events() -> MemberEvents {
+        events_at("1970-04-11")
+    }
+
+    /// `events()` at another as_of.
+    fn events_at(as_of: &str) -> MemberEvents {
         let at = |day: i64, s: i64| day * MICROS_PER_DAY + s;
         let frame = df!(
             "member" => [0u32, 0, 1, 2, 2],
@@ -607,7 +681,7 @@ mod tests {
             unknown_member_events: 0,
             from_rollups: 0,
         };
-        MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap()
+        MemberEvents::new(&rollup, &AsOf::parse(as_of).unwrap()).unwrap()
     }
 
     #[test]
@@ -793,6 +867,58 @@ mod tests {
             "x_any_8d" => [true, false],
             "last_us" => [99 * MICROS_PER_DAY + 7, 96 * MICROS_PER_DAY + 9],
             "weekday_rows_7d" => [1 as IdxSize, 1],
+        )
+        .unwrap();
+        assert!(df.equals_missing(&expected), "{df}\n{expected}");
+    }
+
+    #[test]
+    fn per_org_counts_a_member_with_many_rows_once() {
+        // [93, 100): a/p1 has days 93 and 99 (one member, two rows; a/p2's day 92 is
+        // out), b/q1 day 96. Over [92, 100) a/p2 counts too.
+        let mut aggs = EventAggregates::default();
+        aggs.members("members_7d", last_days(7));
+        aggs.members("members_8d", last_days(8));
+        aggs.rows("rows_7d", last_days(7));
+        let df = aggs.per_org(&events()).unwrap();
+        let expected = df!(
+            "org_id" => ["a", "b"],
+            "members_7d" => [1 as IdxSize, 1],
+            "members_8d" => [2 as IdxSize, 1],
+            "rows_7d" => [2 as IdxSize, 1],
+        )
+        .unwrap();
+        assert!(df.equals_missing(&expected), "{df}\n{expected}");
+    }
+
+    #[test]
+    fn per_org_before_every_row_is_empty_with_the_aggregates_types() {
+        // as_of day 92 (1970-04-03): no row is before it, so no org has member events.
+        let mut aggs = EventAggregates::default();
+        aggs.sum("events_8d", "n", last_days(8));
+        aggs.members("members_8d", last_days(8));
+        aggs.any("x_any_8d", last_days(8).with_events_in("n__x".into()));
+        aggs.max("last_us", "last_us");
+        let df = aggs.per_org(&events_at("1970-04-03")).unwrap();
+        assert_eq!(df.height(), 0);
+        assert_eq!(
+            df.dtypes(),
+            [
+                DataType::String,
+                DataType::Int64,
+                IDX_DTYPE,
+                DataType::Boolean,
+                DataType::Int64
+            ]
+        );
+        // A day later (as_of day 93) a/p2's day 92 is in ([92, 93)): org a alone.
+        let df = aggs.per_org(&events_at("1970-04-04")).unwrap();
+        let expected = df!(
+            "org_id" => ["a"],
+            "events_8d" => [4i64],
+            "members_8d" => [1 as IdxSize],
+            "x_any_8d" => [true],
+            "last_us" => [92 * MICROS_PER_DAY + 1],
         )
         .unwrap();
         assert!(df.equals_missing(&expected), "{df}\n{expected}");

@@ -87,71 +87,81 @@ pub fn health(
 }
 
 /// The `metric_scores` table: one row per org and metric, sorted by org_id, category, metric.
-/// The rows are put in that order without sorting them: the orgs are sorted once (one
-/// row each, only the columns read here), the metrics by (category, metric) from the
-/// model, and the org-major rows are gathered from the metric-major stack of each
-/// column (a three-key string sort of every row took most of this stage; then a
-/// union of a plan per metric and the sort of every scored column took half of it).
+/// The rows are put in that order without sorting them: the orgs' order is found once
+/// (an argsort of org_id), the metrics are ordered by (category, metric) from the
+/// model, and each output column is filled org by org from the metrics' columns (a
+/// three-key string sort of every row took most of this stage; then a sort of every
+/// metric's columns and a gather of their stack took half of `backfill`'s time a
+/// date, most of it in fresh memory).
 pub fn metric_scores(scored: &DataFrame, model: &Model) -> PolarsResult<DataFrame> {
     let mut metrics: Vec<_> = model.metrics.iter().collect();
     metrics.sort_by(|(a, ma), (b, mb)| (&ma.category, a).cmp(&(&mb.category, b)));
-    // Only the columns read here are sorted (the scored frame has hundreds).
-    let mut read = vec![col("org_id")];
-    for (name, _) in &metrics {
-        read.extend([name.as_str(), &band_column(name), &points_column(name)].map(col));
+    let org_ids = scored.column("org_id")?;
+    let order = org_ids
+        .as_materialized_series()
+        .arg_sort(SortOptions::default());
+    let order: Vec<usize> = order.into_no_null_iter().map(|i| i as usize).collect();
+    let per_org = metrics.len();
+    // Each metric's column of `column_of(metric)`, as `T`, one chunk.
+    fn each<T: PolarsDataType>(
+        scored: &DataFrame,
+        metrics: &[(&String, &crate::model::Metric)],
+        column_of: impl Fn(&str) -> String,
+        dtype: &DataType,
+        typed: impl Fn(&Column) -> PolarsResult<&ChunkedArray<T>>,
+    ) -> PolarsResult<Vec<ChunkedArray<T>>> {
+        metrics
+            .iter()
+            .map(|(name, _)| {
+                Ok(typed(&scored.column(&column_of(name))?.cast(dtype)?)?
+                    .rechunk()
+                    .into_owned())
+            })
+            .collect()
     }
-    let scored = scored
-        .clone()
-        .lazy()
-        .select(read)
-        .sort(["org_id"], Default::default())
-        .collect()?;
-    let (orgs, per_org) = (scored.height(), metrics.len());
-    let org_major = IdxCa::from_vec(
-        "row".into(),
-        (0..orgs)
-            .flat_map(|o| (0..per_org).map(move |m| (m * orgs + o) as IdxSize))
-            .collect(),
-    );
-    // A column of every metric's `column_of(metric)` stacked metric by metric, then
-    // gathered into org-major order; cast to `dtype` if given (metrics' values come in
-    // several types).
-    let stacked = |column_of: &dyn Fn(&str) -> String,
-                   dtype: Option<&DataType>,
-                   alias: &str|
-     -> PolarsResult<Column> {
-        let mut stack = Column::new_empty(alias.into(), &DataType::Null);
-        for (name, _) in &metrics {
-            let mut part = scored.column(&column_of(name))?.clone();
-            if let Some(dtype) = dtype {
-                part = part.cast(dtype)?;
-            }
-            if stack.dtype().is_null() {
-                stack = part;
-            } else {
-                stack.append(&part)?;
-            }
-        }
-        Ok(stack.take(&org_major)?.with_name(alias.into()))
+    let values = each(
+        scored,
+        &metrics,
+        |n| n.to_string(),
+        &DataType::Float64,
+        |c| c.f64(),
+    )?;
+    let bands = each(scored, &metrics, band_column, &DataType::String, |c| {
+        c.str()
+    })?;
+    let points = each(scored, &metrics, points_column, &DataType::Float64, |c| {
+        c.f64()
+    })?;
+    // Row (org o, metric m) of the output is row order[o] of metric m's column.
+    let cells = || {
+        order
+            .iter()
+            .flat_map(|&o| (0..per_org).map(move |m| (o, m)))
     };
-    // A column of one text per metric, repeated for each org: gathered from the
-    // metrics' texts, so every row is a view of the same few strings (written out
-    // row by row, the strings took most of this table's time, in fresh memory).
+    let value =
+        Float64Chunked::from_iter_options("value".into(), cells().map(|(o, m)| values[m].get(o)));
+    let band =
+        StringChunked::from_iter_options("band".into(), cells().map(|(o, m)| bands[m].get(o)));
+    let points =
+        Float64Chunked::from_iter_options("points".into(), cells().map(|(o, m)| points[m].get(o)));
+    // A text per metric, repeated for each org: gathered from the metrics' texts, so
+    // every row is a view of the same few strings.
     let each_metric = IdxCa::from_vec(
         "row".into(),
-        (0..orgs).flat_map(|_| 0..per_org as IdxSize).collect(),
+        order.iter().flat_map(|_| 0..per_org as IdxSize).collect(),
     );
     let repeated = |alias: &str, texts: Vec<&str>| -> PolarsResult<Column> {
         let texts = StringChunked::from_iter_values(alias.into(), texts.into_iter());
-        Ok(Column::from(texts.into_series()).take(&each_metric)?)
+        Column::from(texts.into_series()).take(&each_metric)
     };
     DataFrame::new(
-        orgs * per_org,
+        order.len() * per_org,
         vec![
-            scored.column("org_id")?.take(&IdxCa::from_vec(
+            org_ids.take(&IdxCa::from_vec(
                 "row".into(),
-                (0..orgs as IdxSize)
-                    .flat_map(|o| std::iter::repeat_n(o, per_org))
+                order
+                    .iter()
+                    .flat_map(|&o| std::iter::repeat_n(o as IdxSize, per_org))
                     .collect(),
             ))?,
             repeated(
@@ -159,9 +169,9 @@ pub fn metric_scores(scored: &DataFrame, model: &Model) -> PolarsResult<DataFram
                 metrics.iter().map(|(_, m)| m.category.as_str()).collect(),
             )?,
             repeated("metric", metrics.iter().map(|(n, _)| n.as_str()).collect())?,
-            stacked(&|n| n.to_string(), Some(&DataType::Float64), "value")?,
-            stacked(&band_column, None, "band")?,
-            stacked(&points_column, None, "points")?,
+            value.into_column(),
+            band.into_column(),
+            points.into_column(),
         ],
     )
 }
