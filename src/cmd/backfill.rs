@@ -41,19 +41,15 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     let _lock = publish::lock(&args.out)?;
     publish::tidy(&args.out, model.run.history_days);
     // Each date's metrics and scores read only the inputs and the rollup: they are
-    // computed side by side. The rest reads the date before it, so it goes in order.
+    // computed side by side, a batch of dates at a time (so the memory one batch
+    // frees serves the next). The rest reads the date before it, so it goes in order.
     progress.stage(&format!("scoring {} date(s)", dates.len()));
     let feed_counts = FeedCounts::of(&inputs, &rollup)?;
-    let scores: Vec<Result<DataFrame>> = dates
-        .par_iter()
-        .map(|as_of| {
-            check_feed(&feed_counts, as_of, model, args.allow_incomplete)?;
-            let member_events = MemberEvents::new(&rollup, as_of)?;
-            scores_of(&member_events, &inputs, model, as_of)
-        })
-        .collect();
-    progress.stage("writing history");
-    let scores = scores.into_iter().collect::<Result<Vec<DataFrame>>>()?;
+    let scores_of_date = |as_of: &AsOf| -> Result<DataFrame> {
+        check_feed(&feed_counts, as_of, model, args.allow_incomplete)?;
+        let member_events = MemberEvents::new(&rollup, as_of)?;
+        scores_of(&member_events, &inputs, model, as_of)
+    };
     // Each date's previous run is the latest history entry before it, as separate
     // runs in date order would see history: the entries already there and each date
     // as it is written, less those pruned (more than `history_days` before the
@@ -90,24 +86,17 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     // and (unless an indicator holds by `clear_at`, which reads the previous run's
     // indicators) the fired indicators, `health` and `metric_scores`.
     let sticky = model.indicators.values().any(|i| i.clear_at.is_some());
-    let part_of = |k: usize| -> Result<Part> {
+    // Each date's scores as the next date reads them (org_id, health_score).
+    let mut healths: Vec<DataFrame> = Vec::with_capacity(dates.len());
+    let part_of = |k: usize, scores: DataFrame, healths: &[DataFrame]| -> Result<Part> {
         let as_of = &dates[k];
         let previous_health = match &plan[k] {
             Source::Nothing => None,
-            Source::Date(j) => Some(
-                scores[*j]
-                    .clone()
-                    .lazy()
-                    .select([
-                        col("org_id").cast(DataType::String),
-                        col("health_score").cast(DataType::Float64),
-                    ])
-                    .collect()?,
-            ),
+            Source::Date(j) => Some(healths[*j].clone()),
             Source::Disk(d) => Some(on_disk[d].health.clone()),
         };
         let has_previous = previous_health.is_some();
-        let scored = with_previous_score(scores[k].clone(), previous_health)?;
+        let scored = with_previous_score(scores, previous_health)?;
         let fired = if sticky {
             None
         } else {
@@ -139,7 +128,29 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
         // A few dates' parts at a time, so their frames are not all in memory.
         for first in (0..dates.len()).step_by(PARTS_AT_ONCE) {
             let batch = first..(first + PARTS_AT_ONCE).min(dates.len());
-            let parts: Vec<Result<Part>> = batch.clone().into_par_iter().map(part_of).collect();
+            let scores = dates[batch.clone()]
+                .par_iter()
+                .map(scores_of_date)
+                .collect::<Result<Vec<DataFrame>>>()?;
+            for s in &scores {
+                healths.push(
+                    s.clone()
+                        .lazy()
+                        .select([
+                            col("org_id").cast(DataType::String),
+                            col("health_score").cast(DataType::Float64),
+                        ])
+                        .collect()?,
+                );
+            }
+            let healths = &healths;
+            let parts: Vec<Result<Part>> = batch
+                .clone()
+                .zip(scores)
+                .collect::<Vec<_>>()
+                .into_par_iter()
+                .map(|(k, s)| part_of(k, s, healths))
+                .collect();
             for (k, part) in batch.zip(parts) {
                 let as_of = &dates[k];
                 let part = part?;
