@@ -136,14 +136,7 @@ impl EventAggregates {
         let mut columns = vec![events.org_ids(kept.iter().map(|&o| &events.org_members[o]))?];
         // Summed straight into each org (no per-member vector per aggregate: at one
         // as_of a date those were most of `backfill`'s fresh memory).
-        let values = match kept.is_empty() {
-            true => self
-                .aggregates
-                .iter()
-                .map(|a| Values::empty(&a.kind))
-                .collect(),
-            false => self.values(events, Per::Org)?,
-        };
+        let values = self.values(events, Per::Org)?;
         for (a, v) in self.aggregates.iter().zip(values) {
             let per_org = v.select(&kept);
             columns.push(per_org.into_column(&a.alias, events.rollup_dtype(&a.kind)?)?);
@@ -216,15 +209,6 @@ enum Values {
 }
 
 impl Values {
-    /// The values of no org, in the aggregate's per-org shape.
-    fn empty(kind: &Kind) -> Values {
-        match kind {
-            Kind::Sum(_) | Kind::Members | Kind::Rows => Values::Sum(Vec::new()),
-            Kind::Any => Values::Flag(Vec::new()),
-            Kind::Max(_) => Values::Max(Vec::new()),
-        }
-    }
-
     /// The values at these indices, in their order.
     fn select(self, kept: &[usize]) -> Values {
         fn pick<T: Copy>(v: Vec<T>, kept: &[usize]) -> Vec<T> {

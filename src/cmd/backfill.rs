@@ -15,7 +15,9 @@ use rayon::prelude::*;
 
 use polars::prelude::*;
 
-use super::run::{check_feed, read_previous, scores_of, with_previous_score, FeedCounts, Previous};
+use super::run::{
+    check_feed, health_scores, read_previous, scores_of, with_previous_score, FeedCounts, Previous,
+};
 use crate::cli::BackfillArgs;
 use crate::error::InputError;
 use crate::member_aggregates::MemberEvents;
@@ -133,23 +135,13 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
                 .map(scores_of_date)
                 .collect::<Result<Vec<DataFrame>>>()?;
             for s in &scores {
-                healths.push(
-                    s.clone()
-                        .lazy()
-                        .select([
-                            col("org_id").cast(DataType::String),
-                            col("health_score").cast(DataType::Float64),
-                        ])
-                        .collect()?,
-                );
+                healths.push(health_scores(s)?);
             }
             let healths = &healths;
-            let parts: Vec<Result<Part>> = batch
-                .clone()
-                .zip(scores)
-                .collect::<Vec<_>>()
+            let parts: Vec<Result<Part>> = scores
                 .into_par_iter()
-                .map(|(k, s)| part_of(k, s, healths))
+                .enumerate()
+                .map(|(i, s)| part_of(first + i, s, healths))
                 .collect();
             for (k, part) in batch.zip(parts) {
                 let as_of = &dates[k];
@@ -219,7 +211,8 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
-/// Dates whose tables are made side by side before they are followed in order.
+/// Dates whose scores and tables are made side by side before they are followed in
+/// order (a batch's frames freed before the next batch's are made).
 const PARTS_AT_ONCE: usize = 8;
 
 /// Where a date's previous run comes from.

@@ -131,13 +131,10 @@ pub(super) struct Previous {
 }
 
 /// Reads an earlier run's tables from `dir`.
-pub(super) fn read_previous(dir: &Path) -> Result<Previous, InputError> {
-    let path = dir.join("health.parquet");
-    let health_full = output::read_table(dir, "health")?.ok_or_else(|| InputError::BadPath {
-        path: path.display().to_string(),
-        problem: "no health.parquet of an earlier run here".into(),
-    })?;
-    let health = health_full
+/// A run's scores as the next run reads them: `org_id` (String) and `health_score`
+/// (Float64), from a `health` table or a scored frame.
+pub(super) fn health_scores(frame: &DataFrame) -> PolarsResult<DataFrame> {
+    frame
         .clone()
         .lazy()
         .select([
@@ -145,10 +142,18 @@ pub(super) fn read_previous(dir: &Path) -> Result<Previous, InputError> {
             col("health_score").cast(DataType::Float64),
         ])
         .collect()
-        .map_err(|e| InputError::Unreadable {
-            file: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
+}
+
+pub(super) fn read_previous(dir: &Path) -> Result<Previous, InputError> {
+    let path = dir.join("health.parquet");
+    let health_full = output::read_table(dir, "health")?.ok_or_else(|| InputError::BadPath {
+        path: path.display().to_string(),
+        problem: "no health.parquet of an earlier run here".into(),
+    })?;
+    let health = health_scores(&health_full).map_err(|e| InputError::Unreadable {
+        file: path.display().to_string(),
+        reason: e.to_string(),
+    })?;
     let as_of = match health_full.column("as_of") {
         Ok(c) => c
             .cast(&DataType::Int32)
