@@ -15,6 +15,7 @@
 use polars::prelude::*;
 
 use crate::indicators::inputs::IND;
+use crate::ingestion_rows::IngestionRows;
 use crate::model::Model;
 use crate::time::AsOf;
 
@@ -93,38 +94,19 @@ fn shares(model: &Model) -> Vec<(&'static str, Vec<String>)> {
 
 /// One row per org with an ingestion row in the window: the figures above.
 pub fn per_org(
-    ingestion: &DataFrame,
+    ingestion: &IngestionRows,
     releases: Option<&DataFrame>,
     model: &Model,
     as_of: &AsOf,
 ) -> PolarsResult<LazyFrame> {
     let window = as_of.last_n_days(model.deployment.window_days);
-    let day = col("date").cast(DataType::Int32);
-    let rows = ingestion.clone().lazy().filter(
-        day.clone()
-            .gt_eq(lit(window.start_day))
-            .and(day.lt(lit(window.end_day))),
-    );
-    // One pass over the window's rows: per org, lib and version, the events and each
-    // share's events; everything after reads this small frame. Counts are whole
-    // numbers, so their f64 sums are exact in any order.
-    let count = || col("count").fill_null(lit(0.0));
-    let mut aggs = vec![count().sum().alias("_n")];
-    for (name, events) in shares(model) {
-        let names = Series::new("".into(), events);
-        aggs.push(
-            when(col("event").is_in(lit(names).implode(true), false))
-                .then(count())
-                .otherwise(lit(0.0))
-                .sum()
-                .alias(share_events_column(name)),
-        );
-    }
-    let per_version = rows
-        .group_by([col("org_id"), col("lib"), col("lib_version")])
-        .agg(aggs)
-        .collect()?
-        .lazy();
+    // One pass over the window's rows: per org, lib and version, the events (nulls
+    // count 0) and each share's events; everything after reads this small frame.
+    let sets: Vec<(String, Vec<String>)> = shares(model)
+        .into_iter()
+        .map(|(name, events)| (share_events_column(name), events))
+        .collect();
+    let per_version = ingestion.sums(window, "_n", &sets)?.lazy();
     let mut sums = vec![col("_n").sum().alias(DEP.events)];
     sums.extend(shares(model).into_iter().map(|(name, _)| {
         let c = share_events_column(name);

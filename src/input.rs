@@ -15,6 +15,7 @@ use polars::prelude::*;
 use rayon::prelude::*;
 
 use crate::error::InputError;
+use crate::ingestion_rows::IngestionRows;
 use crate::model::Model;
 use crate::time::MICROS_PER_DAY;
 
@@ -272,6 +273,8 @@ pub struct Inputs {
     pub meetings: Option<DataFrame>,
     pub payments: Option<DataFrame>,
     pub ingestion: Option<DataFrame>,
+    /// `ingestion` coded for the deployment figures of each as_of.
+    pub ingestion_rows: Option<IngestionRows>,
     pub sdk_releases: Option<DataFrame>,
     pub churns: Option<DataFrame>,
     pub tables: Vec<TableInfo>,
@@ -443,6 +446,7 @@ pub struct OtherTables {
     usage: UsageTable,
     /// accounts, role_changes, tickets, meetings, payments, with their file counts.
     optional: Vec<Option<(DataFrame, usize)>>,
+    ingestion_rows: Option<IngestionRows>,
 }
 
 /// The optional tables, in the order they are reported.
@@ -507,7 +511,20 @@ pub fn load_other_tables(dir: &Path, model: &Model) -> Result<OtherTables, Input
     );
     let usage = usage?;
     let optional = optional.into_iter().collect::<Result<Vec<_>, _>>()?;
-    Ok(OtherTables { usage, optional })
+    let ingestion = OPTIONAL.iter().position(|spec| spec.name == INGESTION.name);
+    let ingestion_rows = match ingestion.and_then(|i| optional[i].as_ref()) {
+        Some((frame, _)) => Some(IngestionRows::new(frame).map_err(|e| InputError::BadValue {
+            file: INGESTION.name.into(),
+            column: String::new(),
+            problem: e.to_string(),
+        })?),
+        None => None,
+    };
+    Ok(OtherTables {
+        usage,
+        optional,
+        ingestion_rows,
+    })
 }
 
 impl Inputs {
@@ -559,6 +576,7 @@ impl Inputs {
             meetings,
             payments,
             ingestion,
+            ingestion_rows: others.ingestion_rows,
             sdk_releases,
             churns,
             tables,

@@ -23,6 +23,7 @@ pub mod error;
 pub mod events;
 pub mod feed_check;
 pub mod indicators;
+pub mod ingestion_rows;
 pub mod input;
 pub mod member_aggregates;
 pub mod metrics;

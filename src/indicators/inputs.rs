@@ -334,7 +334,7 @@ pub fn join_tables(
             left(),
         );
     }
-    Ok(match &inputs.ingestion {
+    Ok(match &inputs.ingestion_rows {
         Some(ingestion) => frame.join(
             deployment::per_org(ingestion, inputs.sdk_releases.as_ref(), model, as_of)?,
             [col("org_id")],
