@@ -18,6 +18,7 @@ use crate::error::InputError;
 use crate::ingestion_rows::IngestionRows;
 use crate::model::Model;
 use crate::time::MICROS_PER_DAY;
+use crate::usage_sums::UsageRows;
 
 /// The logical type a column must have, and how it is normalised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -265,6 +266,8 @@ pub struct Inputs {
     /// `org_id`, `date` (i32 days) and one f64 column per counter: those present in
     /// a file, plus those the model names (zeros when absent: SPEC 2).
     pub usage: DataFrame,
+    /// `usage`'s orgs and day runs, for the windowed sums of each as_of.
+    pub usage_rows: UsageRows,
     /// Counter columns found in at least one usage file, in file order.
     pub usage_counters_present: Vec<String>,
     pub accounts: Option<DataFrame>,
@@ -446,6 +449,7 @@ pub struct OtherTables {
     usage: UsageTable,
     /// accounts, role_changes, tickets, meetings, payments, with their file counts.
     optional: Vec<Option<(DataFrame, usize)>>,
+    usage_rows: UsageRows,
     ingestion_rows: Option<IngestionRows>,
 }
 
@@ -520,8 +524,14 @@ pub fn load_other_tables(dir: &Path, model: &Model) -> Result<OtherTables, Input
         })?),
         None => None,
     };
+    let usage_rows = UsageRows::new(&usage.frame).map_err(|e| InputError::BadValue {
+        file: USAGE.name.into(),
+        column: String::new(),
+        problem: e.to_string(),
+    })?;
     Ok(OtherTables {
         usage,
+        usage_rows,
         optional,
         ingestion_rows,
     })
@@ -569,6 +579,7 @@ impl Inputs {
             events: events.events,
             members: events.members,
             usage: others.usage.frame,
+            usage_rows: others.usage_rows,
             usage_counters_present: others.usage.counters_present,
             accounts,
             role_changes,

@@ -219,7 +219,7 @@ pub fn compute(
         || event_aggs.per_org(events),
         || {
             (!usage_sums.is_empty())
-                .then(|| usage_sums.per_org(&inputs.usage, as_of.day))
+                .then(|| usage_sums.per_org(&inputs.usage, &inputs.usage_rows, as_of.day))
                 .transpose()
         },
     );

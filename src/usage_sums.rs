@@ -42,62 +42,115 @@ impl UsageSums {
     /// One row per org with a usage row dated before `as_of_day`, in order of its
     /// first such row: `org_id` and each sum (Float64) under its alias; 0 where none
     /// of the org's rows is in the window. `usage` is the normalised usage table
-    /// (`org_id`, `date` as i32 days, f64 counters without nulls). Each sum adds its
-    /// rows in file order, so the threads change nothing. Where the rows are in runs
-    /// of dates (`DayRuns`: an export sorted by org and date is a run per org), a sum
-    /// reads only its window's stretch of each run, still in file order.
-    pub fn per_org(&self, usage: &DataFrame, as_of_day: i32) -> PolarsResult<DataFrame> {
-        // The rows at or after as_of are skipped where they are read, not filtered
-        // out first (a copy of every column per as_of, which backfill pays per date).
-        let date = usage.column("date")?.i32()?.rechunk();
-        let date = date.cont_slice()?;
-        let (org_ids, org_of_row) =
-            org_numbers(usage.column("org_id")?.str()?, |i| date[i] < as_of_day);
-        let runs = DayRuns::of(date, (date.len() / MIN_RUN_ROWS).max(1));
+    /// (`org_id`, `date` as i32 days, f64 counters without nulls) and `rows` its
+    /// orgs and day runs (`UsageRows`). Each sum adds its rows in file order, so the
+    /// threads change nothing. Where the rows are in runs of dates (`DayRuns`: an
+    /// export sorted by org and date is a run per org), a sum reads only its
+    /// window's stretch of each run, still in file order.
+    pub fn per_org(
+        &self,
+        usage: &DataFrame,
+        rows: &UsageRows,
+        as_of_day: i32,
+    ) -> PolarsResult<DataFrame> {
+        let date = &rows.date;
+        // The orgs counted at as_of, in order of their first row before it. The rows
+        // at or after as_of are skipped where they are read, not filtered out first
+        // (a copy of every column per as_of, which backfill pays per date).
+        let mut first_row = vec![usize::MAX; rows.org_ids.len()];
+        for (i, &org) in rows.org_of_row.iter().enumerate() {
+            let first = &mut first_row[org as usize];
+            if *first == usize::MAX && date[i] < as_of_day {
+                *first = i;
+            }
+        }
+        let mut counted: Vec<u32> = (0..rows.org_ids.len() as u32)
+            .filter(|&g| first_row[g as usize] != usize::MAX)
+            .collect();
+        counted.sort_unstable_by_key(|&g| first_row[g as usize]);
+        // The sums of each distinct window, made in one read of its stretches (a
+        // binary search per run and sum was a third of this step; a read per sum,
+        // most of the rest).
+        let days: Vec<Window> = self.sums.iter().map(|s| s.days.before(as_of_day)).collect();
+        let mut windows: Vec<(i32, i32)> = days.iter().map(|w| (w.start_day, w.end_day)).collect();
+        windows.sort_unstable();
+        windows.dedup();
         let counters: Vec<Float64Chunked> = self
             .sums
             .iter()
             .map(|s| Ok(usage.column(&s.counter)?.f64()?.rechunk().into_owned()))
             .collect::<PolarsResult<_>>()?;
-        // The stretches of each distinct window, found once for all the sums over it
-        // (a binary search per run and sum was a third of this step).
-        let mut windows: Vec<(i32, i32)> = self
-            .sums
-            .iter()
-            .map(|s| s.days.before(as_of_day))
-            .map(|w| (w.start_day, w.end_day))
-            .collect();
-        windows.sort_unstable();
-        windows.dedup();
-        let spans: Vec<Vec<std::ops::Range<usize>>> = windows
+        let per_window: Vec<Vec<(usize, Vec<f64>)>> = windows
             .par_iter()
-            .map(|&(start, end)| runs.spans(date, start, end))
-            .collect();
-        let columns: Vec<Column> = self
-            .sums
-            .par_iter()
-            .zip(&counters)
-            .map(|(s, values)| {
-                let values = values.cont_slice()?;
-                let mut sums = vec![0.0f64; org_ids.len()];
-                let days = s.days.before(as_of_day);
-                let window = windows
-                    .binary_search(&(days.start_day, days.end_day))
-                    .expect("every sum's window is listed");
-                for span in spans[window].iter().cloned() {
+            .map(|&(start, end)| {
+                let in_window: Vec<usize> = (0..self.sums.len())
+                    .filter(|&k| (days[k].start_day, days[k].end_day) == (start, end))
+                    .collect();
+                let values = in_window
+                    .iter()
+                    .map(|&k| counters[k].cont_slice())
+                    .collect::<PolarsResult<Vec<&[f64]>>>()?;
+                let weekdays: Vec<bool> = in_window
+                    .iter()
+                    .map(|&k| self.sums[k].weekdays_only)
+                    .collect();
+                let mut sums = vec![vec![0.0f64; rows.org_ids.len()]; in_window.len()];
+                for span in rows.runs.spans(date, start, end) {
                     for i in span {
-                        let day = date[i];
-                        if days.holds_day(day, s.weekdays_only) {
-                            sums[org_of_row[i] as usize] += values[i];
+                        let (day, org) = (date[i], rows.org_of_row[i] as usize);
+                        for (j, sum) in sums.iter_mut().enumerate() {
+                            if days[in_window[j]].holds_day(day, weekdays[j]) {
+                                sum[org] += values[j][i];
+                            }
                         }
                     }
                 }
-                Ok(Column::new(s.alias.as_str().into(), sums))
+                Ok(in_window.into_iter().zip(sums).collect())
             })
             .collect::<PolarsResult<_>>()?;
+        let mut by_sum: Vec<Option<Vec<f64>>> = vec![None; self.sums.len()];
+        for (k, sums) in per_window.into_iter().flatten() {
+            by_sum[k] = Some(sums);
+        }
+        let org_ids: Vec<&str> = counted
+            .iter()
+            .map(|&g| rows.org_ids[g as usize].as_str())
+            .collect();
         let mut all = vec![Column::new("org_id".into(), org_ids)];
-        all.extend(columns);
+        for (s, sums) in self.sums.iter().zip(by_sum) {
+            let sums = sums.expect("every sum's window is read");
+            let values: Vec<f64> = counted.iter().map(|&g| sums[g as usize]).collect();
+            all.push(Column::new(s.alias.as_str().into(), values));
+        }
         DataFrame::new_infer_height(all)
+    }
+}
+
+/// The usage table's orgs numbered once (in order of first row) and its day runs,
+/// for the sums of any number of as_of dates (backfill scores 53 from one read; the
+/// numbering, a hash per row, was redone per date). Built beside the events pass.
+pub struct UsageRows {
+    date: Vec<i32>,
+    org_of_row: Vec<u32>,
+    /// Each org number's org_id.
+    org_ids: Vec<String>,
+    runs: DayRuns,
+}
+
+impl UsageRows {
+    /// From the normalised usage table (`org_id`, `date` as i32 days).
+    pub fn new(usage: &DataFrame) -> PolarsResult<UsageRows> {
+        let date = usage.column("date")?.i32()?.rechunk();
+        let date = date.cont_slice()?.to_vec();
+        let orgs = usage.column("org_id")?.str()?;
+        let (org_ids, org_of_row) = org_numbers(orgs);
+        let runs = DayRuns::of(&date, (date.len() / MIN_RUN_ROWS).max(1));
+        Ok(UsageRows {
+            date,
+            org_of_row,
+            org_ids: org_ids.into_iter().map(String::from).collect(),
+            runs,
+        })
     }
 }
 
@@ -105,20 +158,16 @@ impl UsageSums {
 /// binary search per run and sum would cost more than the rows it skips).
 const MIN_RUN_ROWS: usize = 8;
 
-/// Numbers the orgs of the rows that are `counted`, in order of first appearance: the
-/// org_ids, and each row's org number (`NOT_COUNTED` for the other rows).
-fn org_numbers(orgs: &StringChunked, counted: impl Fn(usize) -> bool) -> (Vec<&str>, Vec<u32>) {
+/// Numbers the orgs of the rows in order of first appearance: the org_ids, and each
+/// row's org number.
+fn org_numbers(orgs: &StringChunked) -> (Vec<&str>, Vec<u32>) {
     let mut number: PlHashMap<&str, u32> = PlHashMap::new();
     let mut ids = Vec::new();
     // A row of the previous row's org needs no lookup (exports come grouped by org).
     let mut previous: Option<(&str, u32)> = None;
     let of_row = orgs
         .iter()
-        .enumerate()
-        .map(|(i, org)| {
-            if !counted(i) {
-                return NOT_COUNTED;
-            }
+        .map(|org| {
             let org = org.unwrap_or_default();
             if let Some((_, n)) = previous.filter(|&(p, _)| p == org) {
                 return n;
@@ -133,10 +182,6 @@ fn org_numbers(orgs: &StringChunked, counted: impl Fn(usize) -> bool) -> (Vec<&s
         .collect();
     (ids, of_row)
 }
-
-/// The org number of a row that is not counted (never read: its day is not in any
-/// sum's window, which ends by as_of).
-const NOT_COUNTED: u32 = u32::MAX;
 
 #[cfg(test)]
 mod tests {
@@ -164,7 +209,9 @@ mod tests {
             },
             weekdays_only,
         );
-        let f = s.per_org(&usage(), as_of_day).unwrap();
+        let usage = usage();
+        let rows = UsageRows::new(&usage).unwrap();
+        let f = s.per_org(&usage, &rows, as_of_day).unwrap();
         let orgs = f.column("org_id").unwrap().str().unwrap();
         let x = f.column("x").unwrap().f64().unwrap();
         (
@@ -231,7 +278,9 @@ mod tests {
             },
             false,
         );
-        let f = s.per_org(&usage, 10).unwrap();
+        let f = s
+            .per_org(&usage, &UsageRows::new(&usage).unwrap(), 10)
+            .unwrap();
         let column = |c: &str| -> Vec<f64> {
             f.column(c)
                 .unwrap()
