@@ -95,12 +95,23 @@ impl UsageSums {
                     .map(|&k| self.sums[k].weekdays_only)
                     .collect();
                 let mut sums = vec![vec![0.0f64; rows.org_ids.len()]; in_window.len()];
+                // The sums share the window; only weekdays_only tells them apart.
+                let window = Window {
+                    start_day: start,
+                    end_day: end,
+                };
                 for span in rows.runs.spans(date, start, end) {
                     for i in span {
                         let (day, org) = (date[i], rows.org_of_row[i] as usize);
-                        for (j, sum) in sums.iter_mut().enumerate() {
-                            if days[in_window[j]].holds_day(day, weekdays[j]) {
-                                sum[org] += values[j][i];
+                        if !window.holds_day(day, false) {
+                            continue;
+                        }
+                        let weekday = window.holds_day(day, true);
+                        for ((sum, values), &weekdays_only) in
+                            sums.iter_mut().zip(&values).zip(&weekdays)
+                        {
+                            if weekday || !weekdays_only {
+                                sum[org] += values[i];
                             }
                         }
                     }
