@@ -6,15 +6,17 @@
 
 use polars::prelude::*;
 
+use crate::numbering::numbered;
 use crate::time::Window;
 
 pub struct IngestionRows {
-    /// Per row, in file order: its day (`UNDATED` without a date), its
-    /// group (org_id, lib, lib_version) number, its event number, its count (0
-    /// where null).
+    /// Each row's day, in file order (`UNDATED` without a date).
     day: Vec<i32>,
+    /// Each row's group: the number of its (org_id, lib, lib_version).
     group: Vec<u32>,
+    /// Each row's event number.
     event: Vec<u32>,
+    /// Each row's count (0 where null).
     count: Vec<f64>,
     /// org_id, lib and lib_version of each group number, in order of first row.
     groups: DataFrame,
@@ -66,13 +68,13 @@ impl IngestionRows {
     }
 
     /// One row per group with a row dated in `days`, in group order: `org_id`,
-    /// `lib`, `lib_version`, `total` (the sum of its rows' counts) and, per `sets`
+    /// `lib`, `lib_version`, `total_alias` (the sum of its rows' counts) and, per `sets`
     /// entry (alias, event names), the sum of the counts of its rows whose event is
     /// one of them. Each sum adds its rows in file order.
     pub fn sums(
         &self,
         days: Window,
-        total: &str,
+        total_alias: &str,
         sets: &[(String, Vec<String>)],
     ) -> PolarsResult<DataFrame> {
         let n = self.groups.height();
@@ -105,41 +107,15 @@ impl IngestionRows {
         let kept: Vec<IdxSize> = (0..n as IdxSize).filter(|&g| seen[g as usize]).collect();
         let pick =
             |values: &[f64]| -> Vec<f64> { kept.iter().map(|&g| values[g as usize]).collect() };
-        let mut frame = self
-            .groups
-            .take(&IdxCa::from_vec("".into(), kept.clone()))?;
-        frame.with_column(Column::new(total.into(), pick(&totals)))?;
-        for ((alias, _), sums) in sets.iter().zip(&set_sums) {
-            frame.with_column(Column::new(alias.as_str().into(), pick(sums)))?;
+        let (totals, set_sums): (Vec<f64>, Vec<Vec<f64>>) =
+            (pick(&totals), set_sums.iter().map(|s| pick(s)).collect());
+        let mut frame = self.groups.take(&IdxCa::from_vec("".into(), kept))?;
+        frame.with_column(Column::new(total_alias.into(), totals))?;
+        for ((alias, _), sums) in sets.iter().zip(set_sums) {
+            frame.with_column(Column::new(alias.as_str().into(), sums))?;
         }
         Ok(frame)
     }
-}
-
-/// Numbers the values in order of first appearance: each one's number, and the
-/// row where each number first appears. Rows usually repeat the previous row's
-/// value (exports come grouped by org), which needs no lookup.
-fn numbered<K: std::hash::Hash + Eq + Copy>(
-    values: impl Iterator<Item = K>,
-) -> (Vec<u32>, Vec<IdxSize>) {
-    let mut number: PlHashMap<K, u32> = PlHashMap::new();
-    let mut firsts: Vec<IdxSize> = Vec::new();
-    let mut previous: Option<(K, u32)> = None;
-    let numbers = values
-        .enumerate()
-        .map(|(row, v)| {
-            if let Some((_, n)) = previous.filter(|&(p, _)| p == v) {
-                return n;
-            }
-            let n = *number.entry(v).or_insert_with(|| {
-                firsts.push(row as IdxSize);
-                firsts.len() as u32 - 1
-            });
-            previous = Some((v, n));
-            n
-        })
-        .collect();
-    (numbers, firsts)
 }
 
 #[cfg(test)]
@@ -242,5 +218,66 @@ mod tests {
         assert_eq!(f.column("org_id").unwrap().dtype(), &DataType::String);
         assert_eq!(f.column("n").unwrap().dtype(), &DataType::Float64);
         assert_eq!(f.column("identify").unwrap().dtype(), &DataType::Float64);
+    }
+
+    #[test]
+    fn sets_may_share_events_and_a_group_out_of_the_window_is_left_out_wherever_it_is() {
+        // z's only row (day 5) is before the window 11..13, and z is group 0.
+        let ingestion = df!(
+            "org_id" => ["z", "a", "a", "b"],
+            "date" => [5i32, 11, 12, 11],
+            "event" => ["$identify", "$identify", "$pageview", "$groupidentify"],
+            "lib" => ["web", "web", "web", "web"],
+            "lib_version" => ["1", "1", "1", "1"],
+            "count" => [100.0, 1.0, 2.0, 4.0],
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("date").cast(DataType::Date))
+        .collect()
+        .unwrap();
+        let rows = IngestionRows::new(&ingestion).unwrap();
+        let window = Window {
+            start_day: 11,
+            end_day: 13,
+        };
+        let sets = [
+            (
+                "s1".to_string(),
+                vec!["$identify".into(), "$pageview".into()],
+            ),
+            (
+                "s2".to_string(),
+                vec!["$identify".into(), "$groupidentify".into()],
+            ),
+        ];
+        let f = rows.sums(window, "n", &sets).unwrap();
+        let nums = |c: &str| -> Vec<f64> {
+            f.column(c)
+                .unwrap()
+                .f64()
+                .unwrap()
+                .into_no_null_iter()
+                .collect()
+        };
+        let orgs: Vec<&str> = f
+            .column("org_id")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(orgs, ["a", "b"]);
+        // a: 1 + 2, both in s1, the identify in s2; b: 4, in s2 only.
+        assert_eq!(nums("n"), [3.0, 4.0]);
+        assert_eq!(nums("s1"), [3.0, 0.0]);
+        assert_eq!(nums("s2"), [1.0, 4.0]);
+        // No sets: the groups and their totals only.
+        let f = rows.sums(window, "n", &[]).unwrap();
+        assert_eq!(f.get_column_names(), ["org_id", "lib", "lib_version", "n"]);
+        // No rows at all.
+        let empty = IngestionRows::new(&ingestion.head(Some(0))).unwrap();
+        assert_eq!(empty.sums(window, "n", &sets).unwrap().height(), 0);
     }
 }

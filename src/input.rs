@@ -519,15 +519,15 @@ pub fn load_other_tables(dir: &Path, model: &Model) -> Result<OtherTables, Input
     let ingestion_rows = match ingestion.and_then(|i| optional[i].as_ref()) {
         Some((frame, _)) => Some(IngestionRows::new(frame).map_err(|e| InputError::BadValue {
             file: INGESTION.name.into(),
-            column: String::new(),
-            problem: e.to_string(),
+            column: "org_id, date, event, lib, lib_version, count".into(),
+            problem: format!("cannot be coded once checked (a bug: please report): {e}"),
         })?),
         None => None,
     };
     let usage_rows = UsageRows::new(&usage.frame).map_err(|e| InputError::BadValue {
         file: USAGE.name.into(),
-        column: String::new(),
-        problem: e.to_string(),
+        column: "org_id, date".into(),
+        problem: format!("cannot be coded once checked (a bug: please report): {e}"),
     })?;
     Ok(OtherTables {
         usage,

@@ -28,6 +28,7 @@ pub mod input;
 pub mod member_aggregates;
 pub mod metrics;
 pub mod model;
+pub mod numbering;
 pub mod output;
 pub mod progress;
 pub mod properties;

@@ -350,7 +350,8 @@ mod tests {
         // Floats of few and of many values (a few would tempt a dictionary), strings
         // of few and many, integers, dates, booleans, nulls, and more rows than one
         // page holds.
-        let n = 200_000;
+        // More rows than one row group (512 * 512) holds.
+        let n = 600_000;
         let mut df = df!(
             "few_floats" => (0..n).map(|i| (i % 3) as f64).collect::<Vec<_>>(),
             "many_floats" => (0..n).map(|i| if i % 7 == 0 { None } else { Some(i as f64 / 3.0) }).collect::<Vec<_>>(),
@@ -358,10 +359,18 @@ mod tests {
             "many_strings" => (0..n).map(|i| if i % 5 == 0 { None } else { Some(format!("org-{i}")) }).collect::<Vec<_>>(),
             "ints" => (0..n).map(|i| (i % 100) as i32).collect::<Vec<_>>(),
             "flags" => (0..n).map(|i| i % 2 == 0).collect::<Vec<_>>(),
+            "counts" => (0..n).map(|i| (i % 9) as u32).collect::<Vec<_>>(),
+            "micros" => (0..n).map(|i| i as i64 * 1_000_003).collect::<Vec<_>>(),
+            "small_floats" => (0..n).map(|i| (i % 4) as f32 / 2.0).collect::<Vec<_>>(),
         )
         .unwrap()
         .lazy()
-        .with_column(col("ints").cast(DataType::Date).alias("day"))
+        .with_columns([
+            col("ints").cast(DataType::Date).alias("day"),
+            col("micros")
+                .cast(DataType::Datetime(TimeUnit::Microseconds, None))
+                .alias("at"),
+        ])
         .collect()
         .unwrap();
         assert_eq!(our_bytes(&mut df, None), polars_bytes(&mut df, None));
@@ -374,6 +383,17 @@ mod tests {
         assert_eq!(
             our_bytes(&mut df, metadata()),
             polars_bytes(&mut df, metadata())
+        );
+        // Metadata that names the Arrow schema's own key.
+        let own_key = || {
+            Some(KeyValueMetadata::from_static(vec![(
+                "ARROW:schema".to_string(),
+                "mine".to_string(),
+            )]))
+        };
+        assert_eq!(
+            our_bytes(&mut df, own_key()),
+            polars_bytes(&mut df, own_key())
         );
         // No rows at all.
         let mut empty = df.head(Some(0));

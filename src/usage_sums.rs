@@ -8,6 +8,7 @@
 use polars::prelude::*;
 use rayon::prelude::*;
 
+use crate::numbering::numbered;
 use crate::time::{DayRuns, Window};
 
 struct UsageSum {
@@ -53,7 +54,7 @@ impl UsageSums {
         rows: &UsageRows,
         as_of_day: i32,
     ) -> PolarsResult<DataFrame> {
-        let date = &rows.date;
+        let date = rows.date.cont_slice()?;
         // The orgs counted at as_of, in order of their first row before it. The rows
         // at or after as_of are skipped where they are read, not filtered out first
         // (a copy of every column per as_of, which backfill pays per date).
@@ -141,7 +142,8 @@ impl UsageSums {
 /// for the sums of any number of as_of dates (backfill scores 53 from one read; the
 /// numbering, a hash per row, was redone per date). Built beside the events pass.
 pub struct UsageRows {
-    date: Vec<i32>,
+    /// The `date` column, one chunk.
+    date: Int32Chunked,
     org_of_row: Vec<u32>,
     /// Each org number's org_id.
     org_ids: Vec<String>,
@@ -151,15 +153,18 @@ pub struct UsageRows {
 impl UsageRows {
     /// From the normalised usage table (`org_id`, `date` as i32 days).
     pub fn new(usage: &DataFrame) -> PolarsResult<UsageRows> {
-        let date = usage.column("date")?.i32()?.rechunk();
-        let date = date.cont_slice()?.to_vec();
+        let date = usage.column("date")?.i32()?.rechunk().into_owned();
+        let runs = DayRuns::of(date.cont_slice()?, (date.len() / MIN_RUN_ROWS).max(1));
         let orgs = usage.column("org_id")?.str()?;
-        let (org_ids, org_of_row) = org_numbers(orgs);
-        let runs = DayRuns::of(&date, (date.len() / MIN_RUN_ROWS).max(1));
+        let (org_of_row, first_rows) = numbered(orgs.iter().map(Option::unwrap_or_default));
+        let org_ids = first_rows
+            .iter()
+            .map(|&row| orgs.get(row as usize).unwrap_or_default().to_string())
+            .collect();
         Ok(UsageRows {
             date,
             org_of_row,
-            org_ids: org_ids.into_iter().map(String::from).collect(),
+            org_ids,
             runs,
         })
     }
@@ -168,31 +173,6 @@ impl UsageRows {
 /// Rows per day run, on average, below which the usage rows are read whole (a
 /// binary search per run and sum would cost more than the rows it skips).
 const MIN_RUN_ROWS: usize = 8;
-
-/// Numbers the orgs of the rows in order of first appearance: the org_ids, and each
-/// row's org number.
-fn org_numbers(orgs: &StringChunked) -> (Vec<&str>, Vec<u32>) {
-    let mut number: PlHashMap<&str, u32> = PlHashMap::new();
-    let mut ids = Vec::new();
-    // A row of the previous row's org needs no lookup (exports come grouped by org).
-    let mut previous: Option<(&str, u32)> = None;
-    let of_row = orgs
-        .iter()
-        .map(|org| {
-            let org = org.unwrap_or_default();
-            if let Some((_, n)) = previous.filter(|&(p, _)| p == org) {
-                return n;
-            }
-            let n = *number.entry(org).or_insert_with(|| {
-                ids.push(org);
-                ids.len() as u32 - 1
-            });
-            previous = Some((org, n));
-            n
-        })
-        .collect();
-    (ids, of_row)
-}
 
 #[cfg(test)]
 mod tests {
@@ -304,5 +284,60 @@ mod tests {
         assert_eq!(column("x"), vec![4.0, 40.0]);
         assert_eq!(column("weekdays"), vec![2.0, 20.0]);
         assert_eq!(column("late"), vec![2.0, 20.0]);
+    }
+
+    #[test]
+    fn orgs_in_order_of_first_row_before_as_of_and_shared_windows_on_unsorted_rows() {
+        // Days from Thursday 1970-01-01: 0 Thu, 1 Fri, 2 Sat, 3 Sun, 9 Sat. Rows in no
+        // day order (one unsorted run). a's first row (day 9) is after as_of (day 5),
+        // so b (row 1) comes before a (row 2).
+        let usage = df!(
+            "org_id" => ["a", "b", "a", "b", "a"],
+            "date" => [9i32, 1, 2, 3, 0],
+            "c" => [1.0, 2.0, 4.0, 8.0, 16.0],
+        )
+        .unwrap();
+        let rows = UsageRows::new(&usage).unwrap();
+        assert!(!rows.runs.is_sorted());
+        let mut s = UsageSums::default();
+        let all = Window {
+            start_day: 0,
+            end_day: 5,
+        };
+        s.add("x", "c", all, false);
+        s.add("weekdays", "c", all, true);
+        // Wholly at or after as_of: nothing counts.
+        s.add(
+            "late",
+            "c",
+            Window {
+                start_day: 6,
+                end_day: 10,
+            },
+            false,
+        );
+        let f = s.per_org(&usage, &rows, 5).unwrap();
+        let orgs: Vec<&str> = f
+            .column("org_id")
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(orgs, ["b", "a"]);
+        let column = |c: &str| -> Vec<f64> {
+            f.column(c)
+                .unwrap()
+                .f64()
+                .unwrap()
+                .into_no_null_iter()
+                .collect()
+        };
+        // b: days 1 and 3 (2 + 8); a: days 2 and 0 (4 + 16); day 9 is after as_of.
+        assert_eq!(column("x"), [10.0, 20.0]);
+        // Weekdays: b's Friday (2), a's Thursday (16).
+        assert_eq!(column("weekdays"), [2.0, 16.0]);
+        assert_eq!(column("late"), [0.0, 0.0]);
     }
 }

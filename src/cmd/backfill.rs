@@ -9,7 +9,7 @@
 //! place together at the end (their files flushed side by side): a failure on the
 //! way leaves history as it was.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
 use rayon::prelude::*;
 
@@ -177,8 +177,12 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
                     // Made here, not with the date's other tables: its 80,000 rows
                     // then reuse the memory the last entry's freed (made in the
                     // batch, they came from fresh pages: 12% of the time in faults).
+                    // A failure here stops the backfill when the entries are
+                    // gathered, after the dates already started (nothing is put
+                    // in place).
                     let entry = tables::metric_scores(&scored, model)
                         .map_err(anyhow::Error::from)
+                        .with_context(|| format!("metric_scores of {}", as_of.iso()))
                         .and_then(|m| {
                             publish::stage_history(
                                 out,
