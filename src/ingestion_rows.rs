@@ -139,6 +139,22 @@ mod tests {
         .unwrap()
     }
 
+    /// A text column, nulls as `None`.
+    fn strs(f: &DataFrame, c: &str) -> Vec<Option<String>> {
+        let texts = f.column(c).unwrap().str().unwrap();
+        texts.iter().map(|s| s.map(String::from)).collect()
+    }
+
+    /// A float column without nulls.
+    fn nums(f: &DataFrame, c: &str) -> Vec<f64> {
+        let values = f.column(c).unwrap().f64().unwrap();
+        values.into_no_null_iter().collect()
+    }
+
+    fn some(texts: &[&str]) -> Vec<Option<String>> {
+        texts.iter().map(|s| Some(s.to_string())).collect()
+    }
+
     #[test]
     fn sums_each_group_with_rows_in_the_window_in_order_of_first_row() {
         let rows = IngestionRows::new(&ingestion()).unwrap();
@@ -157,27 +173,9 @@ mod tests {
         // (a, null, null) row 3; (a, web, 1.1) row 4; (b, ios, 3.0) row 5 (day 13:
         // out). Row 0 (day 10) is out too. (a, web, 1.1)'s count is null: 0, but
         // the group has a row in the window, so it is listed.
-        let strs = |c: &str| -> Vec<Option<String>> {
-            f.column(c)
-                .unwrap()
-                .str()
-                .unwrap()
-                .iter()
-                .map(|s| s.map(String::from))
-                .collect()
-        };
-        let nums = |c: &str| -> Vec<f64> {
-            f.column(c)
-                .unwrap()
-                .f64()
-                .unwrap()
-                .into_no_null_iter()
-                .collect()
-        };
-        let some = |v: &[&str]| v.iter().map(|s| Some(s.to_string())).collect::<Vec<_>>();
-        assert_eq!(strs("org_id"), some(&["a", "b", "a", "a"]));
+        assert_eq!(strs(&f, "org_id"), some(&["a", "b", "a", "a"]));
         assert_eq!(
-            strs("lib"),
+            strs(&f, "lib"),
             vec![
                 Some("web".into()),
                 Some("web".into()),
@@ -186,7 +184,7 @@ mod tests {
             ]
         );
         assert_eq!(
-            strs("lib_version"),
+            strs(&f, "lib_version"),
             vec![
                 Some("1.0".into()),
                 Some("2.0".into()),
@@ -196,8 +194,8 @@ mod tests {
         );
         // (a, web, 1.0): 2 + 64; identify 2. (b, web, 2.0): 4, none.
         // (a, null, null): 8, identify 8. (a, web, 1.1): 0.
-        assert_eq!(nums("n"), vec![66.0, 4.0, 8.0, 0.0]);
-        assert_eq!(nums("identify"), vec![2.0, 0.0, 8.0, 0.0]);
+        assert_eq!(nums(&f, "n"), vec![66.0, 4.0, 8.0, 0.0]);
+        assert_eq!(nums(&f, "identify"), vec![2.0, 0.0, 8.0, 0.0]);
     }
 
     #[test]
@@ -252,27 +250,11 @@ mod tests {
             ),
         ];
         let f = rows.sums(window, "n", &sets).unwrap();
-        let nums = |c: &str| -> Vec<f64> {
-            f.column(c)
-                .unwrap()
-                .f64()
-                .unwrap()
-                .into_no_null_iter()
-                .collect()
-        };
-        let orgs: Vec<&str> = f
-            .column("org_id")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .flatten()
-            .collect();
-        assert_eq!(orgs, ["a", "b"]);
+        assert_eq!(strs(&f, "org_id"), some(&["a", "b"]));
         // a: 1 + 2, both in s1, the identify in s2; b: 4, in s2 only.
-        assert_eq!(nums("n"), [3.0, 4.0]);
-        assert_eq!(nums("s1"), [3.0, 0.0]);
-        assert_eq!(nums("s2"), [1.0, 4.0]);
+        assert_eq!(nums(&f, "n"), [3.0, 4.0]);
+        assert_eq!(nums(&f, "s1"), [3.0, 0.0]);
+        assert_eq!(nums(&f, "s2"), [1.0, 4.0]);
         // No sets: the groups and their totals only.
         let f = rows.sums(window, "n", &[]).unwrap();
         assert_eq!(f.get_column_names(), ["org_id", "lib", "lib_version", "n"]);

@@ -69,24 +69,25 @@ impl UsageSums {
             .filter(|&g| first_row[g as usize] != usize::MAX)
             .collect();
         counted.sort_unstable_by_key(|&g| first_row[g as usize]);
-        // The sums of each distinct window, made in one read of its stretches (a
-        // binary search per run and sum was a third of this step; a read per sum,
-        // most of the rest).
-        let days: Vec<Window> = self.sums.iter().map(|s| s.days.before(as_of_day)).collect();
-        let mut windows: Vec<(i32, i32)> = days.iter().map(|w| (w.start_day, w.end_day)).collect();
-        windows.sort_unstable();
-        windows.dedup();
+        // The sums grouped by window (the part before as_of), each group made in one
+        // read of the window's stretches (a binary search per run and sum was a
+        // third of this step; a read per sum, most of the rest).
+        let mut groups: Vec<(Window, Vec<usize>)> = Vec::new();
+        for (k, s) in self.sums.iter().enumerate() {
+            let window = s.days.before(as_of_day);
+            match groups.iter_mut().find(|(w, _)| *w == window) {
+                Some((_, sums)) => sums.push(k),
+                None => groups.push((window, vec![k])),
+            }
+        }
         let counters: Vec<Float64Chunked> = self
             .sums
             .iter()
             .map(|s| Ok(usage.column(&s.counter)?.f64()?.rechunk().into_owned()))
             .collect::<PolarsResult<_>>()?;
-        let per_window: Vec<Vec<(usize, Vec<f64>)>> = windows
-            .par_iter()
-            .map(|&(start, end)| {
-                let in_window: Vec<usize> = (0..self.sums.len())
-                    .filter(|&k| (days[k].start_day, days[k].end_day) == (start, end))
-                    .collect();
+        let per_window: Vec<Vec<(usize, Vec<f64>)>> = groups
+            .into_par_iter()
+            .map(|(window, in_window)| {
                 let values = in_window
                     .iter()
                     .map(|&k| counters[k].cont_slice())
@@ -97,11 +98,7 @@ impl UsageSums {
                     .collect();
                 let mut sums = vec![vec![0.0f64; rows.org_ids.len()]; in_window.len()];
                 // The sums share the window; only weekdays_only tells them apart.
-                let window = Window {
-                    start_day: start,
-                    end_day: end,
-                };
-                for span in rows.runs.spans(date, start, end) {
+                for span in rows.runs.spans(date, window.start_day, window.end_day) {
                     for i in span {
                         let (day, org) = (date[i], rows.org_of_row[i] as usize);
                         if !window.holds_day(day, false) {
@@ -203,12 +200,23 @@ mod tests {
         let usage = usage();
         let rows = UsageRows::new(&usage).unwrap();
         let f = s.per_org(&usage, &rows, as_of_day).unwrap();
+        (orgs(&f), column(&f, "x"))
+    }
+
+    /// The org_id column's texts.
+    fn orgs(f: &DataFrame) -> Vec<String> {
         let orgs = f.column("org_id").unwrap().str().unwrap();
-        let x = f.column("x").unwrap().f64().unwrap();
-        (
-            orgs.iter().flatten().map(String::from).collect(),
-            x.into_no_null_iter().collect(),
-        )
+        orgs.iter().flatten().map(String::from).collect()
+    }
+
+    /// A sum's column.
+    fn column(f: &DataFrame, c: &str) -> Vec<f64> {
+        f.column(c)
+            .unwrap()
+            .f64()
+            .unwrap()
+            .into_no_null_iter()
+            .collect()
     }
 
     #[test]
@@ -272,18 +280,10 @@ mod tests {
         let f = s
             .per_org(&usage, &UsageRows::new(&usage).unwrap(), 10)
             .unwrap();
-        let column = |c: &str| -> Vec<f64> {
-            f.column(c)
-                .unwrap()
-                .f64()
-                .unwrap()
-                .into_no_null_iter()
-                .collect()
-        };
         // Days 1-4 (Fri, Sat, Sun, Mon); Friday and Monday; days 8 and 9.
-        assert_eq!(column("x"), vec![4.0, 40.0]);
-        assert_eq!(column("weekdays"), vec![2.0, 20.0]);
-        assert_eq!(column("late"), vec![2.0, 20.0]);
+        assert_eq!(column(&f, "x"), vec![4.0, 40.0]);
+        assert_eq!(column(&f, "weekdays"), vec![2.0, 20.0]);
+        assert_eq!(column(&f, "late"), vec![2.0, 20.0]);
     }
 
     #[test]
@@ -317,27 +317,11 @@ mod tests {
             false,
         );
         let f = s.per_org(&usage, &rows, 5).unwrap();
-        let orgs: Vec<&str> = f
-            .column("org_id")
-            .unwrap()
-            .str()
-            .unwrap()
-            .iter()
-            .flatten()
-            .collect();
-        assert_eq!(orgs, ["b", "a"]);
-        let column = |c: &str| -> Vec<f64> {
-            f.column(c)
-                .unwrap()
-                .f64()
-                .unwrap()
-                .into_no_null_iter()
-                .collect()
-        };
+        assert_eq!(orgs(&f), ["b", "a"]);
         // b: days 1 and 3 (2 + 8); a: days 2 and 0 (4 + 16); day 9 is after as_of.
-        assert_eq!(column("x"), [10.0, 20.0]);
+        assert_eq!(column(&f, "x"), [10.0, 20.0]);
         // Weekdays: b's Friday (2), a's Thursday (16).
-        assert_eq!(column("weekdays"), [2.0, 16.0]);
-        assert_eq!(column("late"), [0.0, 0.0]);
+        assert_eq!(column(&f, "weekdays"), [2.0, 16.0]);
+        assert_eq!(column(&f, "late"), [0.0, 0.0]);
     }
 }
