@@ -59,10 +59,16 @@ pub fn div_exact(numerator: Expr, denominator: f64) -> Expr {
     n.clone() / (n * lit(0.0) + lit(denominator))
 }
 
-/// Fractional days from an instant column to as_of, null where the instant is null.
-pub fn days_since(as_of: &AsOf, latest_us: Expr) -> Expr {
-    div_exact(lit(as_of.us()) - latest_us, MICROS_PER_DAY as f64)
+/// Fractional days from an instant column to as_of (`as_of_us`: its instant, a
+/// literal or, for several dates' rows stacked, a column), null where the instant is
+/// null.
+pub fn days_since(as_of_us: Expr, latest_us: Expr) -> Expr {
+    div_exact(as_of_us - latest_us, MICROS_PER_DAY as f64)
 }
+
+/// The column of stacked aggregates (several dates' rows in one frame, as `backfill`
+/// scores them) holding each row's as_of instant.
+pub const AS_OF_US: &str = "_as_of_us";
 
 /// The orgs scored: the union of org_ids in `accounts` and `members`, sorted
 /// bytewise (as polars sorts strings). The members' distinct orgs come sorted with
@@ -133,6 +139,20 @@ pub fn compute(
     model: &Model,
     as_of: &AsOf,
 ) -> PolarsResult<Metrics> {
+    let aggregates = aggregates(events, inputs, model, as_of)?;
+    Ok(values(aggregates, inputs, model, &lit(as_of.us())))
+}
+
+/// Per scored org, every aggregate at this as_of that the metrics and the indicators
+/// read: member-event and usage sums, members counted, tickets, meetings, account
+/// fields and the indicators' own tables, joined. The aggregates are computed here;
+/// the joins are left lazy.
+pub fn aggregates(
+    events: &MemberEvents,
+    inputs: &Inputs,
+    model: &Model,
+    as_of: &AsOf,
+) -> PolarsResult<LazyFrame> {
     let product_windows = product_windows(model, as_of);
 
     // One pass over member events: every event aggregate of every metric.
@@ -252,19 +272,25 @@ pub fn compute(
     }
 
     frame = join_accounts(frame, inputs, as_of);
-    frame = indicator_inputs::join_tables(frame, inputs, model, as_of)?;
+    indicator_inputs::join_tables(frame, inputs, model, as_of)
+}
 
+/// The metrics frame from `aggregates`: each metric's value, each product's adoption
+/// and the indicators' figures added. Row by row only, so the aggregates of several
+/// dates can be stacked and turned into metrics at once: `as_of_us` is the instant
+/// of as_of, a literal for one date or `col(AS_OF_US)` for stacked dates.
+pub fn values(aggregates: LazyFrame, inputs: &Inputs, model: &Model, as_of_us: &Expr) -> Metrics {
     let mut columns = Vec::new();
     for (name, m) in &model.metrics {
-        columns.push(metric_expr(name, m, inputs, model, as_of).alias(name.as_str()));
+        columns.push(metric_expr(name, m, inputs, model, as_of_us).alias(name.as_str()));
     }
     for pname in model.products.keys() {
         columns.push(product_in_use(model, pname, "adoption").alias(adopted_column(pname)));
     }
-    columns.extend(indicator_inputs::columns(inputs, model, as_of));
-    Ok(Metrics {
-        frame: frame.with_columns(columns),
-    })
+    columns.extend(indicator_inputs::columns(inputs, model, as_of_us));
+    Metrics {
+        frame: aggregates.with_columns(columns),
+    }
 }
 
 /// The windows over which "product in use" is computed: the adoption window, each
@@ -407,10 +433,10 @@ pub fn null_f64() -> Expr {
 }
 
 /// The value of one metric, from the joined aggregates.
-fn metric_expr(name: &str, m: &Metric, inputs: &Inputs, model: &Model, as_of: &AsOf) -> Expr {
+fn metric_expr(name: &str, m: &Metric, inputs: &Inputs, model: &Model, as_of_us: &Expr) -> Expr {
     let members_now = || col("_members_now").fill_null(lit(0));
     match m.measure {
-        Measure::DaysSinceLastEvent => days_since(as_of, col("_last_seen_us")),
+        Measure::DaysSinceLastEvent => days_since(as_of_us.clone(), col("_last_seen_us")),
         Measure::ActiveMemberPct => pct_of_members(count(active_column(m.window())), members_now()),
         Measure::ActiveMemberPctDecrease => {
             let current = pct_of_members(count(active_column(m.window())), members_now());
@@ -434,10 +460,10 @@ fn metric_expr(name: &str, m: &Metric, inputs: &Inputs, model: &Model, as_of: &A
         Measure::TicketsCreated if inputs.tickets.is_some() => count(part(name, "created")),
         Measure::UrgentTicketsUnresolved if inputs.tickets.is_some() => count(part(name, "urgent")),
         Measure::DaysSinceLastTicket if inputs.tickets.is_some() => {
-            days_since(as_of, col("_last_ticket_us"))
+            days_since(as_of_us.clone(), col("_last_ticket_us"))
         }
         Measure::DaysSinceLastMeeting if inputs.meetings.is_some() => {
-            days_since(as_of, col("_last_meeting_us"))
+            days_since(as_of_us.clone(), col("_last_meeting_us"))
         }
         Measure::TicketsCreated
         | Measure::UrgentTicketsUnresolved

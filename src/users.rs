@@ -45,7 +45,7 @@ pub fn compute(
         col("distinct_id"),
         col("email"),
         col("role"),
-        days_since(as_of, col("_last_seen_us")).alias("days_since_last_seen"),
+        days_since(lit(as_of.us()), col("_last_seen_us")).alias("days_since_last_seen"),
     ];
     select.extend(counts.iter().map(|c| col(*c).cast(DataType::UInt32)));
     Ok(activity.lazy().select(select))

@@ -16,14 +16,15 @@ use rayon::prelude::*;
 use polars::prelude::*;
 
 use super::run::{
-    check_feed, health_scores, read_previous, scores_of, with_previous_score, FeedCounts, Previous,
+    check_feed, health_scores, read_previous, stacked_scores, with_previous_score, FeedCounts,
+    Previous,
 };
 use crate::cli::BackfillArgs;
 use crate::error::InputError;
 use crate::member_aggregates::MemberEvents;
 use crate::publish;
 use crate::time::AsOf;
-use crate::{alerts, indicators, tables};
+use crate::{alerts, indicators, metrics, tables};
 
 /// The most dates one backfill takes (a typo in `--every` should not start a
 /// thousand-year job).
@@ -47,10 +48,20 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     // frees serves the next). The rest reads the date before it, so it goes in order.
     progress.stage(&format!("scoring {} date(s)", dates.len()));
     let feed_counts = FeedCounts::of(&inputs, &rollup)?;
-    let scores_of_date = |as_of: &AsOf| -> Result<DataFrame> {
-        check_feed(&feed_counts, as_of, model, args.allow_incomplete)?;
-        let member_events = MemberEvents::new(&rollup, as_of)?;
-        scores_of(&member_events, &inputs, model, as_of)
+    // A batch's dates have their aggregates computed side by side, then their rows
+    // stacked and scored through one polars plan (whose fixed cost, mostly its
+    // optimisation, is then paid once a batch, not once a date).
+    let scores_of_dates = |batch: &[AsOf]| -> Result<Vec<DataFrame>> {
+        let aggregates = batch
+            .par_iter()
+            .map(|as_of| -> Result<LazyFrame> {
+                check_feed(&feed_counts, as_of, model, args.allow_incomplete)?;
+                let member_events = MemberEvents::new(&rollup, as_of)?;
+                Ok(metrics::aggregates(&member_events, &inputs, model, as_of)?
+                    .with_column(lit(as_of.us()).alias(metrics::AS_OF_US)))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        stacked_scores(aggregates, &inputs, model, batch)
     };
     // Each date's previous run is the latest history entry before it, as separate
     // runs in date order would see history: the entries already there and each date
@@ -128,10 +139,7 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
         // A few dates' parts at a time, so their frames are not all in memory.
         for first in (0..dates.len()).step_by(PARTS_AT_ONCE) {
             let batch = first..(first + PARTS_AT_ONCE).min(dates.len());
-            let scores = dates[batch.clone()]
-                .par_iter()
-                .map(scores_of_date)
-                .collect::<Result<Vec<DataFrame>>>()?;
+            let scores = scores_of_dates(&dates[batch.clone()])?;
             for s in &scores {
                 healths.push(health_scores(s)?);
             }

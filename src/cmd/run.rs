@@ -420,6 +420,39 @@ pub(super) fn scores_of(
     Ok(score::compute(metrics, inputs, model).frame.collect()?)
 }
 
+/// The scores of several dates (each `scores_of` of its date) from their
+/// `metrics::aggregates`, each with its as_of in `metrics::AS_OF_US`, in date order:
+/// the aggregates stacked and scored through one plan, then split by date.
+pub(super) fn stacked_scores(
+    aggregates: Vec<LazyFrame>,
+    inputs: &crate::input::Inputs,
+    model: &Model,
+    dates: &[AsOf],
+) -> Result<Vec<DataFrame>> {
+    let stacked = concat(aggregates, UnionArgs::default())?;
+    let metrics = metrics::values(stacked, inputs, model, &col(metrics::AS_OF_US));
+    let scored = score::compute(metrics, inputs, model).frame.collect()?;
+    // The union keeps its inputs' order: each date's rows are one stretch.
+    let instants = scored.column(metrics::AS_OF_US)?.i64()?.clone();
+    let scored = scored.drop(metrics::AS_OF_US)?;
+    let mut start = 0;
+    let mut frames = Vec::with_capacity(dates.len());
+    for as_of in dates {
+        let rows = instants
+            .iter()
+            .skip(start)
+            .take_while(|&us| us == Some(as_of.us()))
+            .count();
+        frames.push(scored.slice(start as i64, rows));
+        start += rows;
+    }
+    anyhow::ensure!(
+        start == scored.height(),
+        "bug: stacked scores out of date order"
+    );
+    Ok(frames)
+}
+
 /// `previous_health_score` and `health_score_change` added to the scores.
 pub(super) fn with_previous_score(
     scores: DataFrame,

@@ -250,7 +250,8 @@ fn group_events_counter(model: &Model) -> Option<&str> {
 }
 
 /// The per-org figures the indicators read, from the joined aggregates.
-pub fn columns(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Vec<Expr> {
+/// `as_of_us` as in `metrics::values`.
+pub fn columns(inputs: &Inputs, model: &Model, as_of_us: &Expr) -> Vec<Expr> {
     let mut cols = vec![
         count(IND.billing_visits.into()).alias(IND.billing_visits),
         count(IND.queries_ok.into()).alias(IND.queries_ok),
@@ -260,8 +261,9 @@ pub fn columns(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Vec<Expr> {
         count(IND.insights_saved.into()).alias(IND.insights_saved),
         count("_members_now".into()).alias(IND.members_now),
         // The metrics stage's latest member event (whatever the model's metrics are).
-        days_since(as_of, col("_last_seen_us")).alias(IND.days_since_last_seen),
-        days_since(as_of, col("_last_insight_analyzed_us")).alias(IND.days_since_insight_analyzed),
+        days_since(as_of_us.clone(), col("_last_seen_us")).alias(IND.days_since_last_seen),
+        days_since(as_of_us.clone(), col("_last_insight_analyzed_us"))
+            .alias(IND.days_since_insight_analyzed),
         col(IND.weekday_volume_current).fill_null(lit(0.0)),
         col(IND.weekday_volume_previous).fill_null(lit(0.0)),
         decrease(
@@ -279,7 +281,10 @@ pub fn columns(inputs: &Inputs, model: &Model, as_of: &AsOf) -> Vec<Expr> {
         cols.push(count(product_docs_column(pname)).alias(product_docs_column(pname)));
     }
     if inputs.payments.is_some() {
-        cols.push(days_since(as_of, col("_last_payment_us")).alias(IND.days_since_last_payment));
+        cols.push(
+            days_since(as_of_us.clone(), col("_last_payment_us"))
+                .alias(IND.days_since_last_payment),
+        );
     } else {
         cols.push(
             lit(NULL)
