@@ -112,6 +112,30 @@ fn backfilled_history_is_byte_identical_to_separate_runs_at_the_same_dates() {
 }
 
 #[test]
+fn backfill_across_batches_of_stacked_dates_matches_separate_runs() {
+    // Ten dates: more than one batch of dates scored and followed stacked (8), the
+    // first with no previous run beside seven with one, dates before the events
+    // begin beside dates with events, and the 11-05 entry read from disk in the
+    // second batch.
+    let w = Workdir::new();
+    w.generate(12, 60, 9);
+    let dates = [
+        "2026-09-21",
+        "2026-09-28",
+        "2026-10-05",
+        "2026-10-12",
+        "2026-10-19",
+        "2026-10-26",
+        "2026-11-02",
+        "2026-11-09",
+        "2026-11-16",
+        "2026-11-23",
+    ];
+    let a = compare_with_separate_runs(&w, "[run]\nfeed_check_days = 0\n", &dates);
+    assert_eq!(history(&a).len(), 11 * 3, "eleven entries of three tables");
+}
+
+#[test]
 fn backfill_prunes_as_separate_runs_would_before_handing_a_date_on() {
     let w = Workdir::new();
     w.generate(12, 60, 9);

@@ -16,8 +16,8 @@ use rayon::prelude::*;
 use polars::prelude::*;
 
 use super::run::{
-    check_feed, health_scores, read_previous, stacked_scores, with_previous_score, FeedCounts,
-    Previous,
+    check_feed, health_scores, read_previous, split_dates, stacked_scores, with_previous_score,
+    FeedCounts, Previous,
 };
 use crate::cli::BackfillArgs;
 use crate::error::InputError;
@@ -102,7 +102,6 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     // Each date's scores as the next date reads them (org_id, health_score).
     let mut healths: Vec<DataFrame> = Vec::with_capacity(dates.len());
     let part_of = |k: usize, scores: DataFrame, healths: &[DataFrame]| -> Result<Part> {
-        let as_of = &dates[k];
         let previous_health = match &plan[k] {
             Source::Nothing => None,
             Source::Date(j) => Some(healths[*j].clone()),
@@ -110,23 +109,11 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
         };
         let has_previous = previous_health.is_some();
         let scored = with_previous_score(scores, previous_health)?;
-        let fired = if sticky {
-            None
-        } else {
-            Some(
-                indicators::compute(scored.clone().lazy(), model, as_of, has_previous, None)?
-                    .collect()?,
-            )
-        };
-        let health = match &fired {
-            Some(f) => Some(tables::health(&scored, f, model, as_of)?),
-            None => None,
-        };
         Ok(Part {
             scored,
             has_previous,
-            fired,
-            health,
+            fired: None,
+            health: None,
         })
     };
 
@@ -149,9 +136,22 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
                 .enumerate()
                 .map(|(i, s)| part_of(first + i, s, healths))
                 .collect();
+            let mut parts = parts.into_iter().collect::<Result<Vec<Part>>>()?;
+            if !sticky {
+                let batch_dates = &dates[batch.clone()];
+                let fired = stacked_indicators(&parts, batch_dates, model)?;
+                parts
+                    .par_iter_mut()
+                    .zip(fired)
+                    .zip(batch_dates)
+                    .try_for_each(|((part, fired), as_of)| -> Result<()> {
+                        part.health = Some(tables::health(&part.scored, &fired, model, as_of)?);
+                        part.fired = Some(fired);
+                        Ok(())
+                    })?;
+            }
             for (k, part) in batch.zip(parts) {
                 let as_of = &dates[k];
-                let part = part?;
                 let previous_indicators = match &plan[k] {
                     Source::Nothing => None,
                     Source::Date(_) => last.take(),
@@ -226,6 +226,51 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
         dates.last().map(AsOf::iso).unwrap_or_default()
     ));
     Ok(())
+}
+
+/// The fired indicators of each date of a batch (no indicator has `clear_at`): the
+/// scored rows of the dates with a previous run stacked and followed through one
+/// plan, those without through another (`health_score_drop` needs the previous
+/// score), then split by date.
+fn stacked_indicators(
+    parts: &[Part],
+    dates: &[AsOf],
+    model: &crate::model::Model,
+) -> Result<Vec<DataFrame>> {
+    let mut fired = Vec::with_capacity(parts.len());
+    let mut start = 0;
+    while start < parts.len() {
+        let has_previous = parts[start].has_previous;
+        let end = start
+            + parts[start..]
+                .iter()
+                .take_while(|p| p.has_previous == has_previous)
+                .count();
+        let mut stacked: Option<DataFrame> = None;
+        for (part, as_of) in parts[start..end].iter().zip(&dates[start..end]) {
+            let mut frame = part.scored.clone();
+            let day = Scalar::new(DataType::Int32, AnyValue::Int32(as_of.day));
+            let height = frame.height();
+            frame.with_column(Column::new_scalar(
+                indicators::AS_OF_DAY.into(),
+                day,
+                height,
+            ))?;
+            match &mut stacked {
+                Some(s) => {
+                    s.vstack_mut(&frame)?;
+                }
+                None => stacked = Some(frame),
+            }
+        }
+        let stacked = stacked.expect("a stretch holds a date");
+        let all = indicators::compute_stacked(stacked.lazy(), model, has_previous)?.collect()?;
+        fired.extend(split_dates(&all, "as_of", &dates[start..end], |d| {
+            d.day.into()
+        })?);
+        start = end;
+    }
+    Ok(fired)
 }
 
 /// Dates whose scores and tables are made side by side before they are followed in

@@ -433,22 +433,36 @@ pub(super) fn stacked_scores(
     let metrics = metrics::values(stacked, inputs, model, &col(metrics::AS_OF_US));
     let scored = score::compute(metrics, inputs, model).frame.collect()?;
     // The union keeps its inputs' order: each date's rows are one stretch.
-    let instants = scored.column(metrics::AS_OF_US)?.i64()?.clone();
-    let scored = scored.drop(metrics::AS_OF_US)?;
+    let frames = split_dates(&scored, metrics::AS_OF_US, dates, AsOf::us)?;
+    frames
+        .into_iter()
+        .map(|f| Ok(f.drop(metrics::AS_OF_US)?))
+        .collect()
+}
+
+/// A frame of several dates' rows cut into one frame per date. Its rows are in date
+/// order, `column` holding each row's date as `key` gives it (read as i64).
+pub(super) fn split_dates(
+    frame: &DataFrame,
+    column: &str,
+    dates: &[AsOf],
+    key: impl Fn(&AsOf) -> i64,
+) -> Result<Vec<DataFrame>> {
+    let keys = frame.column(column)?.cast(&DataType::Int64)?;
+    let mut keys = keys.i64()?.iter().peekable();
     let mut start = 0;
     let mut frames = Vec::with_capacity(dates.len());
     for as_of in dates {
-        let rows = instants
-            .iter()
-            .skip(start)
-            .take_while(|&us| us == Some(as_of.us()))
-            .count();
-        frames.push(scored.slice(start as i64, rows));
+        let mut rows = 0;
+        while keys.next_if_eq(&Some(key(as_of))).is_some() {
+            rows += 1;
+        }
+        frames.push(frame.slice(start as i64, rows));
         start += rows;
     }
     anyhow::ensure!(
-        start == scored.height(),
-        "bug: stacked scores out of date order"
+        keys.next().is_none(),
+        "bug: the rows of {column} are not in the dates' order"
     );
     Ok(frames)
 }

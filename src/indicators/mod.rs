@@ -53,7 +53,9 @@ impl Fired<'_> {
     /// The fired rows. With a `clear_at` and the previous run's indicators, an org
     /// that fired last run keeps firing while its value is at or beyond `clear_at`
     /// (hysteresis: docs/RULES.md).
-    fn rows(self, frame: &LazyFrame, as_of: &AsOf, previous: Option<&DataFrame>) -> LazyFrame {
+    /// `as_of` is the `as_of` column's value: a date literal, or a column for several
+    /// dates' rows stacked.
+    fn rows(self, frame: &LazyFrame, as_of: &Expr, previous: Option<&DataFrame>) -> LazyFrame {
         let product = match self.product {
             Some(p) => lit(p.to_string()),
             None => lit(NULL).cast(DataType::String),
@@ -103,10 +105,14 @@ impl Fired<'_> {
             self.value.cast(DataType::Float64).alias("value"),
             self.threshold.cast(DataType::Float64).alias("threshold"),
             self.message.alias("message"),
-            lit(as_of.day).cast(DataType::Date).alias("as_of"),
+            as_of.clone().alias("as_of"),
         ])
     }
 }
+
+/// The column of stacked scored rows (several dates' in one frame, as `backfill`
+/// follows them) holding each row's as_of day.
+pub const AS_OF_DAY: &str = "_as_of_day";
 
 /// Whether an org had this indicator in the previous run (a column joined in for
 /// `clear_at`).
@@ -122,6 +128,33 @@ pub fn compute(
     has_previous: bool,
     previous: Option<&DataFrame>,
 ) -> PolarsResult<LazyFrame> {
+    let as_of = lit(as_of.day).cast(DataType::Date);
+    fired(scored, model, &as_of, has_previous, previous, &[])
+}
+
+/// The fired indicators of several dates' scored rows stacked, each row's as_of day
+/// in `AS_OF_DAY`, all with or all without a previous run, none read by `clear_at`
+/// (which needs each date's previous indicators): sorted by as_of, then as
+/// `compute` sorts one date's, so each date's rows are one stretch, as `compute`
+/// gives them for that date alone.
+pub fn compute_stacked(
+    scored: LazyFrame,
+    model: &Model,
+    has_previous: bool,
+) -> PolarsResult<LazyFrame> {
+    let as_of = col(AS_OF_DAY).cast(DataType::Date);
+    fired(scored, model, &as_of, has_previous, None, &["as_of"])
+}
+
+/// Every fired indicator, sorted by `first_keys`, then org_id, indicator, product.
+fn fired(
+    scored: LazyFrame,
+    model: &Model,
+    as_of: &Expr,
+    has_previous: bool,
+    previous: Option<&DataFrame>,
+    first_keys: &[&str],
+) -> PolarsResult<LazyFrame> {
     let mut parts = Vec::new();
     for (name, ind) in model.indicators.iter().filter(|(_, i)| i.enabled) {
         for fired in rules(name, ind, model, has_previous) {
@@ -131,10 +164,10 @@ pub fn compute(
     if parts.is_empty() {
         return Ok(empty().lazy());
     }
-    Ok(concat(parts, UnionArgs::default())?.sort(
-        ["org_id", "indicator", "product"],
-        SortMultipleOptions::default().with_nulls_last(false),
-    ))
+    let mut keys = first_keys.to_vec();
+    keys.extend(["org_id", "indicator", "product"]);
+    Ok(concat(parts, UnionArgs::default())?
+        .sort(keys, SortMultipleOptions::default().with_nulls_last(false)))
 }
 
 /// An empty `indicators` frame with the right types.
