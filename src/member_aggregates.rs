@@ -259,6 +259,8 @@ pub struct MemberEvents {
     org_of_member: Vec<u32>,
     /// Per member: has a rollup row before as_of.
     has_rows: Vec<bool>,
+    /// Per member: the day of its first rollup row (`i32::MAX` without rows).
+    first_day: Vec<i32>,
     /// The day order of `frame`'s rows.
     frame_runs: DayRuns,
     /// The day order of `visits`' rows.
@@ -290,13 +292,13 @@ impl MemberEvents {
         if keys.height() > 0 {
             org_members.push(start..keys.height());
         }
-        let mut has_rows = vec![false; keys.height()];
+        let mut first_day = vec![i32::MAX; keys.height()];
         let day = frame.column("day")?.i32()?.cont_slice()?;
         for (&m, &d) in slice_u32(&frame, "member")?.iter().zip(day) {
-            if d < as_of.day {
-                has_rows[m as usize] = true;
-            }
+            let first = &mut first_day[m as usize];
+            *first = (*first).min(d);
         }
+        let has_rows = has_rows_before(&first_day, as_of);
         let frame_runs = DayRuns::of(day, MAX_DAY_RUNS);
         let visit_runs = DayRuns::of(visits.column("day")?.i32()?.cont_slice()?, MAX_DAY_RUNS);
         Ok(MemberEvents {
@@ -312,9 +314,28 @@ impl MemberEvents {
                 .collect(),
             org_members,
             has_rows,
+            first_day,
             frame_runs,
             visit_runs,
         })
+    }
+
+    /// The same member events at another as_of: the rollup's keys, orgs and day runs
+    /// are found once for every date `backfill` and `backtest` score, not per date.
+    pub fn at(&self, as_of: &AsOf) -> MemberEvents {
+        MemberEvents {
+            frame: self.frame.clone(),
+            visits: self.visits.clone(),
+            as_of_day: as_of.day,
+            keys: self.keys.clone(),
+            member_of_row: self.member_of_row.clone(),
+            org_members: self.org_members.clone(),
+            org_of_member: self.org_of_member.clone(),
+            has_rows: has_rows_before(&self.first_day, as_of),
+            first_day: self.first_day.clone(),
+            frame_runs: self.frame_runs.clone(),
+            visit_runs: self.visit_runs.clone(),
+        }
     }
 
     /// Member number → `org_id`, `distinct_id`, sorted.
@@ -613,6 +634,11 @@ fn sum_per_slot(
     Values::Sum(sums)
 }
 
+/// Per member: whether its first rollup row is before as_of.
+fn has_rows_before(first_day: &[i32], as_of: &AsOf) -> Vec<bool> {
+    first_day.iter().map(|&d| d < as_of.day).collect()
+}
+
 fn slice_u32<'a>(frame: &'a DataFrame, column: &str) -> PolarsResult<&'a [u32]> {
     frame.column(column)?.u32()?.cont_slice()
 }
@@ -906,6 +932,42 @@ mod tests {
         )
         .unwrap();
         assert!(df.equals_missing(&expected), "{df}\n{expected}");
+    }
+
+    #[test]
+    fn events_moved_to_another_as_of_aggregate_as_events_made_at_it() {
+        // Made at day 100 (1970-04-11), moved to days 92 (before every row), 93
+        // (a/p2's day 92 only), 97 and 101 (b/q1's day 100 too): the same orgs and
+        // values as events made at each day.
+        let mut aggs = EventAggregates::default();
+        aggs.sum("events_8d", "n", last_days(8));
+        aggs.members("members_8d", last_days(8));
+        aggs.any("x_any_8d", last_days(8).with_events_in("n__x".into()));
+        aggs.max("last_us", "last_us");
+        let moved_from = events();
+        for as_of in ["1970-04-03", "1970-04-04", "1970-04-08", "1970-04-12"] {
+            let moved = moved_from.at(&AsOf::parse(as_of).unwrap());
+            let (a, b) = (
+                aggs.per_org(&moved).unwrap(),
+                aggs.per_org(&events_at(as_of)).unwrap(),
+            );
+            assert!(a.equals_missing(&b), "{as_of}: {a}\n{b}");
+            let (a, b) = (
+                aggs.per_member(&moved).unwrap(),
+                aggs.per_member(&events_at(as_of)).unwrap(),
+            );
+            assert!(a.equals_missing(&b), "{as_of}: {a}\n{b}");
+        }
+        // The org kept at day 93 is a alone, at 101 a and b (c never has rows).
+        let orgs = |as_of: &str| -> Vec<String> {
+            let df = aggs
+                .per_org(&moved_from.at(&AsOf::parse(as_of).unwrap()))
+                .unwrap();
+            let ids = df.column("org_id").unwrap().str().unwrap().clone();
+            ids.iter().flatten().map(str::to_string).collect()
+        };
+        assert_eq!(orgs("1970-04-04"), ["a"]);
+        assert_eq!(orgs("1970-04-12"), ["a", "b"]);
     }
 
     #[test]

@@ -169,6 +169,7 @@ pub fn iso_of_day(day: i32) -> String {
 /// partition's rows are in the order first seen); a usage export sorted by org and
 /// date is a run per org. Rows in no useful order (more runs than a caller's
 /// `max_runs`) are one unsorted run, read whole.
+#[derive(Clone)]
 pub struct DayRuns {
     runs: Vec<std::ops::Range<usize>>,
     sorted: bool,

@@ -51,12 +51,14 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     // A batch's dates have their aggregates computed side by side, then their rows
     // stacked and scored through one polars plan (whose fixed cost, mostly its
     // optimisation, is then paid once a batch, not once a date).
+    // The rollup's member keys, orgs and day runs, found once (`dates` holds a date).
+    let member_events = MemberEvents::new(&rollup, &dates[0])?;
     let scores_of_dates = |batch: &[AsOf]| -> Result<Vec<DataFrame>> {
         let aggregates = batch
             .par_iter()
             .map(|as_of| -> Result<LazyFrame> {
                 check_feed(&feed_counts, as_of, model, args.allow_incomplete)?;
-                let member_events = MemberEvents::new(&rollup, as_of)?;
+                let member_events = member_events.at(as_of);
                 Ok(metrics::aggregates(&member_events, &inputs, model, as_of)?
                     .with_column(lit(as_of.us()).alias(metrics::AS_OF_US)))
             })

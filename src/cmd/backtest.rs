@@ -60,10 +60,12 @@ pub fn run(args: BacktestArgs, quiet: bool) -> Result<()> {
         })?;
     progress.stage(&format!("scoring {} date(s)", dates.len()));
     let signals = signals(model);
+    // The rollup's member keys, orgs and day runs, found once (`dates` holds a date).
+    let member_events = MemberEvents::new(&rollup, &dates[0])?;
     let scores: Vec<Result<Vec<Scored>>> = dates
         .par_iter()
         .map(|as_of| {
-            let member_events = MemberEvents::new(&rollup, as_of)?;
+            let member_events = member_events.at(as_of);
             scored(
                 &scores_of(&member_events, &inputs, model, as_of)?,
                 &signals,
