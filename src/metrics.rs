@@ -66,9 +66,43 @@ pub fn days_since(as_of_us: Expr, latest_us: Expr) -> Expr {
     div_exact(as_of_us - latest_us, MICROS_PER_DAY as f64)
 }
 
-/// The column of stacked aggregates (several dates' rows in one frame, as `backfill`
-/// scores them) holding each row's as_of instant.
+/// The columns of stacked rows (several dates' in one frame, as `backfill` scores
+/// them) holding each row's as_of: its instant, and its day.
 pub const AS_OF_US: &str = "_as_of_us";
+pub const AS_OF_DAY: &str = "_as_of_day";
+
+/// as_of in a metrics plan: literals for one date, or for several dates' rows stacked
+/// the columns `AS_OF_US` and `AS_OF_DAY` each row carries.
+pub struct AsOfExprs {
+    /// The instant (i64 microseconds).
+    pub us: Expr,
+    /// The day (i32 days since the epoch).
+    pub day: Expr,
+}
+
+impl AsOfExprs {
+    pub fn of(as_of: &AsOf) -> AsOfExprs {
+        AsOfExprs {
+            us: lit(as_of.us()),
+            day: lit(as_of.day),
+        }
+    }
+
+    pub fn stacked() -> AsOfExprs {
+        AsOfExprs {
+            us: col(AS_OF_US),
+            day: col(AS_OF_DAY),
+        }
+    }
+
+    /// The columns stacked rows of this date carry.
+    pub fn columns_of(as_of: &AsOf) -> [Expr; 2] {
+        [
+            lit(as_of.us()).alias(AS_OF_US),
+            lit(as_of.day).alias(AS_OF_DAY),
+        ]
+    }
+}
 
 /// The orgs scored: the union of org_ids in `accounts` and `members`, sorted
 /// bytewise (as polars sorts strings). The members' distinct orgs come sorted with
@@ -140,13 +174,13 @@ pub fn compute(
     as_of: &AsOf,
 ) -> PolarsResult<Metrics> {
     let aggregates = aggregates(events, inputs, model, as_of)?;
-    Ok(values(aggregates, inputs, model, &lit(as_of.us())))
+    Ok(values(aggregates, inputs, model, &AsOfExprs::of(as_of)))
 }
 
 /// Per scored org, every aggregate at this as_of that the metrics and the indicators
-/// read: member-event and usage sums, members counted, tickets, meetings, account
-/// fields and the indicators' own tables, joined. The aggregates are computed here;
-/// the joins are left lazy.
+/// read: member-event and usage sums, members counted, tickets, meetings and the
+/// indicators' own tables, joined. The aggregates are computed here; the joins are
+/// left lazy.
 pub fn aggregates(
     events: &MemberEvents,
     inputs: &Inputs,
@@ -271,15 +305,16 @@ pub fn aggregates(
         frame = frame.join(meetings, [col("org_id")], [col("org_id")], left());
     }
 
-    frame = join_accounts(frame, inputs, as_of);
     indicator_inputs::join_tables(frame, inputs, model, as_of)
 }
 
-/// The metrics frame from `aggregates`: each metric's value, each product's adoption
-/// and the indicators' figures added. Row by row only, so the aggregates of several
-/// dates can be stacked and turned into metrics at once: `as_of_us` is the instant
-/// of as_of, a literal for one date or `col(AS_OF_US)` for stacked dates.
-pub fn values(aggregates: LazyFrame, inputs: &Inputs, model: &Model, as_of_us: &Expr) -> Metrics {
+/// The metrics frame from `aggregates`: the account fields joined (they do not depend
+/// on as_of), each metric's value, each product's adoption and the indicators'
+/// figures added. Row by row and by org only, so the aggregates of several dates can
+/// be stacked and turned into metrics at once (`AsOfExprs::stacked`).
+pub fn values(aggregates: LazyFrame, inputs: &Inputs, model: &Model, as_of: &AsOfExprs) -> Metrics {
+    let aggregates = join_accounts(aggregates, inputs, &as_of.day);
+    let as_of_us = &as_of.us;
     let mut columns = Vec::new();
     for (name, m) in &model.metrics {
         columns.push(metric_expr(name, m, inputs, model, as_of_us).alias(name.as_str()));
@@ -317,7 +352,7 @@ fn product_windows(model: &Model, as_of: &AsOf) -> Vec<(String, Window)> {
 }
 
 /// Account fields: the first row per org in file order (an export may repeat an org).
-fn join_accounts(frame: LazyFrame, inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
+fn join_accounts(frame: LazyFrame, inputs: &Inputs, as_of_day: &Expr) -> LazyFrame {
     let fields = [
         ("name", "name"),
         ("csm", "csm"),
@@ -364,7 +399,7 @@ fn join_accounts(frame: LazyFrame, inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
             JoinArgs::new(JoinType::Left),
         )
         .with_columns([
-            (col("_renewal_day") - lit(as_of.day))
+            (col("_renewal_day") - as_of_day.clone())
                 .cast(DataType::Float64)
                 .alias(IND.days_to_renewal),
             col("_renewal_day")
@@ -376,8 +411,10 @@ fn join_accounts(frame: LazyFrame, inputs: &Inputs, as_of: &AsOf) -> LazyFrame {
 /// Per-org ticket aggregates: created in each metric's window, urgent unresolved, last created.
 fn ticket_aggregates(tickets: &DataFrame, model: &Model, as_of: &AsOf) -> LazyFrame {
     let before = col("created_at").lt(lit(as_of.us()));
-    let mut aggs = vec![col("created_at")
-        .filter(before.clone())
+    // Nulls where not before as_of, not a filter inside the group-by (one per group).
+    let mut aggs = vec![when(before.clone())
+        .then(col("created_at"))
+        .otherwise(lit(NULL).cast(DataType::Int64))
         .max()
         .alias("_last_ticket_us")];
     for (name, m) in &model.metrics {

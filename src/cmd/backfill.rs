@@ -60,7 +60,7 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
                 check_feed(&feed_counts, as_of, model, args.allow_incomplete)?;
                 let member_events = member_events.at(as_of);
                 Ok(metrics::aggregates(&member_events, &inputs, model, as_of)?
-                    .with_column(lit(as_of.us()).alias(metrics::AS_OF_US)))
+                    .with_columns(metrics::AsOfExprs::columns_of(as_of)))
             })
             .collect::<Result<Vec<_>>>()?;
         stacked_scores(aggregates, &inputs, model, batch)
@@ -253,11 +253,7 @@ fn stacked_indicators(
             let mut frame = part.scored.clone();
             let day = Scalar::new(DataType::Int32, AnyValue::Int32(as_of.day));
             let height = frame.height();
-            frame.with_column(Column::new_scalar(
-                indicators::AS_OF_DAY.into(),
-                day,
-                height,
-            ))?;
+            frame.with_column(Column::new_scalar(metrics::AS_OF_DAY.into(), day, height))?;
             match &mut stacked {
                 Some(s) => {
                     s.vstack_mut(&frame)?;

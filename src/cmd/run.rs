@@ -421,7 +421,7 @@ pub(super) fn scores_of(
 }
 
 /// The scores of several dates (each `scores_of` of its date) from their
-/// `metrics::aggregates`, each with its as_of in `metrics::AS_OF_US`, in date order:
+/// `metrics::aggregates`, each with its `metrics::AsOfExprs::columns_of`, in date order:
 /// the aggregates stacked and scored through one plan, then split by date.
 pub(super) fn stacked_scores(
     aggregates: Vec<LazyFrame>,
@@ -430,13 +430,13 @@ pub(super) fn stacked_scores(
     dates: &[AsOf],
 ) -> Result<Vec<DataFrame>> {
     let stacked = concat(aggregates, UnionArgs::default())?;
-    let metrics = metrics::values(stacked, inputs, model, &col(metrics::AS_OF_US));
+    let metrics = metrics::values(stacked, inputs, model, &metrics::AsOfExprs::stacked());
     let scored = score::compute(metrics, inputs, model).frame.collect()?;
     // The union keeps its inputs' order: each date's rows are one stretch.
     let frames = split_dates(&scored, metrics::AS_OF_US, dates, AsOf::us)?;
     frames
         .into_iter()
-        .map(|f| Ok(f.drop(metrics::AS_OF_US)?))
+        .map(|f| Ok(f.drop_many([metrics::AS_OF_US, metrics::AS_OF_DAY])))
         .collect()
 }
 

@@ -110,10 +110,6 @@ impl Fired<'_> {
     }
 }
 
-/// The column of stacked scored rows (several dates' in one frame, as `backfill`
-/// follows them) holding each row's as_of day.
-pub const AS_OF_DAY: &str = "_as_of_day";
-
 /// Whether an org had this indicator in the previous run (a column joined in for
 /// `clear_at`).
 const WAS_FIRING: &str = "__was_firing";
@@ -133,7 +129,7 @@ pub fn compute(
 }
 
 /// The fired indicators of several dates' scored rows stacked, each row's as_of day
-/// in `AS_OF_DAY`, all with or all without a previous run, none read by `clear_at`
+/// in `metrics::AS_OF_DAY`, all with or all without a previous run, none read by `clear_at`
 /// (which needs each date's previous indicators): sorted by as_of, then as
 /// `compute` sorts one date's, so each date's rows are one stretch, as `compute`
 /// gives them for that date alone.
@@ -142,7 +138,7 @@ pub fn compute_stacked(
     model: &Model,
     has_previous: bool,
 ) -> PolarsResult<LazyFrame> {
-    let as_of = col(AS_OF_DAY).cast(DataType::Date);
+    let as_of = col(crate::metrics::AS_OF_DAY).cast(DataType::Date);
     fired(scored, model, &as_of, has_previous, None, &["as_of"])
 }
 
