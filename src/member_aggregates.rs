@@ -170,7 +170,7 @@ impl EventAggregates {
         let computed: Vec<Vec<Values>> = by_filter
             .par_iter()
             .map(|(filter, table, aggregates)| {
-                let rows = events.selected_rows(*filter, prepared[aggregates[0]].set, *table)?;
+                let rows = events.selection(*filter, prepared[aggregates[0]].set, *table)?;
                 aggregates
                     .iter()
                     .map(|&i| {
@@ -468,20 +468,16 @@ impl MemberEvents {
         })
     }
 
-    /// The rows an aggregate with this filter reads, in row order: the rows before
+    /// The rows an aggregate with this filter reads (`Selection`): the rows before
     /// as_of, in the filter's days (weekdays only if asked), with an event of the
     /// filter's set if it names one. Where the rows are in day order (`DayRuns`), only
-    /// the stretches of the filter's days are read; cut into pieces selected in
-    /// parallel.
-    fn selected_rows(
-        &self,
+    /// the stretches of the filter's days are read.
+    fn selection<'a>(
+        &'a self,
         filter: Option<&RowFilter>,
-        set: Option<&[u32]>,
+        set: Option<&'a [u32]>,
         table: Table,
-    ) -> PolarsResult<Vec<u32>> {
-        // Pieces small enough that their buffers come from the allocator's heap
-        // (a fresh mapping per piece cost more in page faults than it saved).
-        const PIECE: usize = 1 << 13;
+    ) -> PolarsResult<Selection<'a>> {
         let day = self.frame_of(table).column("day")?.i32()?.cont_slice()?;
         let window = match filter {
             Some(f) => f.days.before(self.as_of_day),
@@ -490,42 +486,31 @@ impl MemberEvents {
                 end_day: self.as_of_day,
             },
         };
-        let (start, end) = (window.start_day, window.end_day);
-        let weekdays_only = filter.is_some_and(|f| f.weekdays_only);
         let runs = match table {
             Table::Days => &self.frame_runs,
             Table::Visits => &self.visit_runs,
         };
-        let pieces: Vec<std::ops::Range<usize>> = runs
-            .spans(day, start, end)
-            .into_iter()
-            .flat_map(|span| {
-                span.clone()
-                    .step_by(PIECE)
-                    .map(move |first| first..(first + PIECE).min(span.end))
-            })
-            .collect();
-        let selected: Vec<Vec<u32>> = pieces
-            .into_par_iter()
-            .map(|piece| {
-                let first = piece.start;
-                let days = &day[piece];
-                // Every row's index is written and the count only moves past the
-                // ones kept: no push behind a branch (a collecting filter grew and
-                // checked its vector row by row).
-                let mut rows = vec![0u32; days.len()];
-                let mut kept = 0;
-                for (k, &d) in days.iter().enumerate() {
-                    rows[kept] = (first + k) as u32;
-                    let keep =
-                        window.holds_day(d, weekdays_only) && set.is_none_or(|s| s[first + k] > 0);
-                    kept += usize::from(keep);
-                }
-                rows.truncate(kept);
-                rows
-            })
-            .collect();
-        Ok(selected.concat())
+        Ok(Selection {
+            day,
+            spans: runs.spans(day, window.start_day, window.end_day),
+            window,
+            weekdays_only: filter.is_some_and(|f| f.weekdays_only),
+            set,
+        })
+    }
+
+    /// The selected rows as a list, in row order.
+    #[cfg(test)]
+    fn selected_rows(
+        &self,
+        filter: Option<&RowFilter>,
+        set: Option<&[u32]>,
+        table: Table,
+    ) -> PolarsResult<Vec<u32>> {
+        let mut rows = Vec::new();
+        self.selection(filter, set, table)?
+            .for_each(|i| rows.push(i as u32));
+        Ok(rows)
     }
 
     /// One aggregate over the selected rows, per member or straight into each org
@@ -535,7 +520,7 @@ impl MemberEvents {
         &self,
         read: &Read,
         kind: &Kind,
-        rows: &[u32],
+        rows: &Selection,
         table: Table,
         per: Per,
     ) -> PolarsResult<Values> {
@@ -557,7 +542,7 @@ impl MemberEvents {
         &self,
         read: &Read,
         kind: &Kind,
-        rows: &[u32],
+        rows: &Selection,
         member: &[u32],
         slots: usize,
         slot: impl Fn(usize) -> usize + Copy,
@@ -571,30 +556,28 @@ impl MemberEvents {
             Read::Flag if per == Per::Org && matches!(kind, Kind::Members) => {
                 let mut counted = vec![false; members];
                 let mut counts = vec![0u64; slots];
-                for &i in rows {
-                    let m = member[i as usize] as usize;
+                rows.for_each(|i| {
+                    let m = member[i] as usize;
                     if !counted[m] {
                         counted[m] = true;
                         counts[slot(m)] += 1;
                     }
-                }
+                });
                 Values::Sum(counts)
             }
             Read::Flag => {
                 let mut flags = vec![false; slots];
-                for &i in rows {
-                    flags[slot(member[i as usize] as usize)] = true;
-                }
+                rows.for_each(|i| flags[slot(member[i] as usize)] = true);
                 Values::Flag(flags)
             }
             Read::Max(c) => {
                 let mut latest: Vec<Option<i64>> = vec![None; slots];
-                for &i in rows {
-                    if let Some(t) = c.get(i as usize) {
-                        let s = slot(member[i as usize] as usize);
+                rows.for_each(|i| {
+                    if let Some(t) = c.get(i) {
+                        let s = slot(member[i] as usize);
                         latest[s] = Some(latest[s].map_or(t, |l| l.max(t)));
                     }
-                }
+                });
                 Values::Max(latest)
             }
         }
@@ -623,15 +606,53 @@ enum Read<'a> {
 fn sum_per_slot(
     slots: usize,
     member: &[u32],
-    rows: &[u32],
+    rows: &Selection,
     slot: impl Fn(usize) -> usize,
     value: impl Fn(usize) -> u64,
 ) -> Values {
     let mut sums = vec![0u64; slots];
-    for &i in rows {
-        sums[slot(member[i as usize] as usize)] += value(i as usize);
-    }
+    rows.for_each(|i| sums[slot(member[i] as usize)] += value(i));
     Values::Sum(sums)
+}
+
+/// The rows an aggregate reads (`MemberEvents::selection`), found as they are read:
+/// each aggregate of a filter tests the rows of the filter's stretches itself (a
+/// list of the selected rows, written then read by each aggregate, cost more).
+struct Selection<'a> {
+    day: &'a [i32],
+    /// The stretches of rows that can hold the window's days, in row order.
+    spans: Vec<std::ops::Range<usize>>,
+    window: Window,
+    weekdays_only: bool,
+    /// The filter's event set count per row, if it names one.
+    set: Option<&'a [u32]>,
+}
+
+impl Selection<'_> {
+    /// `f` of each selected row, in row order.
+    #[inline]
+    fn for_each(&self, mut f: impl FnMut(usize)) {
+        for span in &self.spans {
+            let days = &self.day[span.clone()];
+            match self.set {
+                Some(set) => {
+                    let set = &set[span.clone()];
+                    for (k, (&d, &n)) in days.iter().zip(set).enumerate() {
+                        if n > 0 && self.window.holds_day(d, self.weekdays_only) {
+                            f(span.start + k);
+                        }
+                    }
+                }
+                None => {
+                    for (k, &d) in days.iter().enumerate() {
+                        if self.window.holds_day(d, self.weekdays_only) {
+                            f(span.start + k);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Per member: whether its first rollup row is before as_of.
