@@ -119,40 +119,48 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
         })
     };
 
-    // Then in date order, each date's indicators against the previous run's: their
-    // lifecycle (and `clear_at`).
-    let staged = std::sync::Mutex::new(Vec::with_capacity(dates.len()));
+    // A batch's parts: its dates' scores (their health scores kept for the dates
+    // after), previous scores, and unless `sticky` their fired indicators and `health`.
+    let prepare = |first: usize, healths: &mut Vec<DataFrame>| -> Result<Vec<Part>> {
+        let batch = first..(first + PARTS_AT_ONCE).min(dates.len());
+        let scores = scores_of_dates(&dates[batch.clone()])?;
+        for s in &scores {
+            healths.push(health_scores(s)?);
+        }
+        let healths = &*healths;
+        let parts: Vec<Result<Part>> = scores
+            .into_par_iter()
+            .enumerate()
+            .map(|(i, s)| part_of(first + i, s, healths))
+            .collect();
+        let mut parts = parts.into_iter().collect::<Result<Vec<Part>>>()?;
+        if !sticky {
+            let batch_dates = &dates[batch];
+            let fired = stacked_indicators(&parts, batch_dates, model)?;
+            parts
+                .par_iter_mut()
+                .zip(fired)
+                .zip(batch_dates)
+                .try_for_each(|((part, fired), as_of)| -> Result<()> {
+                    part.health = Some(tables::health(&part.scored, &fired, model, as_of)?);
+                    part.fired = Some(fired);
+                    Ok(())
+                })?;
+        }
+        Ok(parts)
+    };
+
+    // A few dates' parts at a time, so their frames are not all in memory; a batch
+    // is followed in date order while the next one is prepared beside it.
     let mut last: Option<DataFrame> = None;
-    // Each entry is written on another thread while the next date is followed.
+    let firsts: Vec<usize> = (0..dates.len()).step_by(PARTS_AT_ONCE).collect();
+    let staged = std::sync::Mutex::new(Vec::with_capacity(dates.len()));
     rayon::scope(|writes| -> Result<()> {
-        // A few dates' parts at a time, so their frames are not all in memory.
-        for first in (0..dates.len()).step_by(PARTS_AT_ONCE) {
-            let batch = first..(first + PARTS_AT_ONCE).min(dates.len());
-            let scores = scores_of_dates(&dates[batch.clone()])?;
-            for s in &scores {
-                healths.push(health_scores(s)?);
-            }
-            let healths = &healths;
-            let parts: Vec<Result<Part>> = scores
-                .into_par_iter()
-                .enumerate()
-                .map(|(i, s)| part_of(first + i, s, healths))
-                .collect();
-            let mut parts = parts.into_iter().collect::<Result<Vec<Part>>>()?;
-            if !sticky {
-                let batch_dates = &dates[batch.clone()];
-                let fired = stacked_indicators(&parts, batch_dates, model)?;
-                parts
-                    .par_iter_mut()
-                    .zip(fired)
-                    .zip(batch_dates)
-                    .try_for_each(|((part, fired), as_of)| -> Result<()> {
-                        part.health = Some(tables::health(&part.scored, &fired, model, as_of)?);
-                        part.fired = Some(fired);
-                        Ok(())
-                    })?;
-            }
-            for (k, part) in batch.zip(parts) {
+        // Then in date order, each date's indicators against the previous run's: their
+        // lifecycle (and `clear_at`). Each entry is written on another thread while the
+        // next date is followed.
+        let follow = |first: usize, parts: Vec<Part>, last: &mut Option<DataFrame>| -> Result<()> {
+            for (k, part) in (first..).zip(parts) {
                 let as_of = &dates[k];
                 let previous_indicators = match &plan[k] {
                     Source::Nothing => None,
@@ -181,7 +189,7 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
                     Some(h) => h,
                     None => tables::health(&part.scored, &indicators, model, as_of)?,
                 };
-                last = Some(indicators.clone());
+                *last = Some(indicators.clone());
                 let (out, staged, scored) = (&args.out, &staged, part.scored);
                 writes.spawn(move |_| {
                     // Made here, not with the date's other tables, so a batch does
@@ -209,6 +217,21 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
                         .unwrap_or_else(|e| e.into_inner())
                         .push((as_of.day, entry));
                 });
+            }
+            Ok(())
+        };
+        let mut parts = prepare(firsts[0], &mut healths)?;
+        for (b, &first) in firsts.iter().enumerate() {
+            let next = firsts.get(b + 1).copied();
+            let (followed, next_parts) = rayon::join(
+                || follow(first, parts, &mut last),
+                || next.map(|n| prepare(n, &mut healths)).transpose(),
+            );
+            // The earlier date's failure first.
+            followed?;
+            match next_parts? {
+                Some(p) => parts = p,
+                None => break,
             }
         }
         Ok(())
