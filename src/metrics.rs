@@ -391,13 +391,13 @@ fn join_accounts(frame: LazyFrame, inputs: &Inputs, as_of_day: &Expr) -> LazyFra
         .sort(["_row"], Default::default())
         .group_by([col("org_id")])
         .agg(firsts);
+    // The rows keep their order: `backfill` splits its stacked dates by it.
+    let keep_order = JoinArgs {
+        maintain_order: MaintainOrderJoin::Left,
+        ..JoinArgs::new(JoinType::Left)
+    };
     frame
-        .join(
-            accounts,
-            [col("org_id")],
-            [col("org_id")],
-            JoinArgs::new(JoinType::Left),
-        )
+        .join(accounts, [col("org_id")], [col("org_id")], keep_order)
         .with_columns([
             (col("_renewal_day") - as_of_day.clone())
                 .cast(DataType::Float64)

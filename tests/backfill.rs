@@ -113,10 +113,11 @@ fn backfilled_history_is_byte_identical_to_separate_runs_at_the_same_dates() {
 
 #[test]
 fn backfill_across_batches_of_stacked_dates_matches_separate_runs() {
-    // Ten dates: more than one batch of dates scored and followed stacked (8), the
-    // first with no previous run beside seven with one, dates before the events
-    // begin beside dates with events, and the 11-05 entry read from disk in the
-    // second batch.
+    // Ten dates: two batches of dates scored stacked (8 a batch), the first date
+    // with no previous run beside seven with one, dates before the events begin
+    // beside dates with events, 11-09 reading the 11-05 entry from disk, and the
+    // second batch's first date (11-16) taking the first batch's last as its
+    // previous run.
     let w = Workdir::new();
     w.generate(12, 60, 9);
     let dates = [
@@ -133,6 +134,26 @@ fn backfill_across_batches_of_stacked_dates_matches_separate_runs() {
     ];
     let a = compare_with_separate_runs(&w, "[run]\nfeed_check_days = 0\n", &dates);
     assert_eq!(history(&a).len(), 11 * 3, "eleven entries of three tables");
+}
+
+#[test]
+fn backfill_of_many_dates_without_a_previous_run_matches_separate_runs() {
+    // History kept 3 days, dates a week apart: no date has a previous run, so a
+    // whole batch is stacked without one (no health_score_drop rule).
+    let w = Workdir::new();
+    w.generate(12, 60, 9);
+    let dates = [
+        "2026-09-21",
+        "2026-09-28",
+        "2026-10-05",
+        "2026-10-12",
+        "2026-10-19",
+        "2026-10-26",
+        "2026-11-02",
+        "2026-11-09",
+        "2026-11-16",
+    ];
+    compare_with_separate_runs(&w, "[run]\nfeed_check_days = 0\nhistory_days = 3\n", &dates);
 }
 
 #[test]
@@ -184,12 +205,24 @@ fn backfill_dates_must_make_sense() {
 #[test]
 fn backfill_with_clear_at_matches_separate_runs_too() {
     // With a `clear_at`, each date's indicators read the date before's: the backfill
-    // follows them in order.
+    // follows them in order, across batches (10 dates: the last indicators of the
+    // first batch handed to the second).
     let w = Workdir::new();
     w.generate(12, 60, 9);
     compare_with_separate_runs(
         &w,
         "[run]\nfeed_check_days = 0\n[indicators.event_volume_drop]\nclear_at = 5.0\n[indicators.query_failure_rate_high]\nclear_at = 2.0\n",
-        &["2026-11-02", "2026-11-09", "2026-11-16", "2026-11-23"],
+        &[
+            "2026-09-21",
+            "2026-09-28",
+            "2026-10-05",
+            "2026-10-12",
+            "2026-10-19",
+            "2026-10-26",
+            "2026-11-02",
+            "2026-11-09",
+            "2026-11-16",
+            "2026-11-23",
+        ],
     );
 }

@@ -231,6 +231,32 @@ fn no_insights_analyzed_for_more_than_7_days() {
 }
 
 #[test]
+fn payment_failed_reads_each_orgs_latest_payment_whatever_the_file_order() {
+    // Three orgs' rows interleaved and out of time order. On a tie in time the
+    // succeeded payment is the latest, wherever it stands in the file.
+    let w = Workdir::new();
+    base(&w, &["a", "b", "c"]);
+    w.write(
+        "payments",
+        &payments(&[
+            ("a", "2026-11-20 00:00", "succeeded"),
+            ("b", "2026-11-20 00:00", "failed"), // b's latest: fires
+            ("c", "2026-11-21 00:00", "failed"), // c's latest: fires
+            ("a", "2026-11-20 00:00", "failed"), // a tie with a's success: does not
+            ("b", "2026-11-01 00:00", "succeeded"),
+            ("c", "2026-11-01 00:00", "succeeded"),
+            ("a", "2026-11-01 00:00", "failed"),
+        ]),
+    );
+    w.run(&[]);
+    fires_only(&w, "payment_failed", &["b", "c"]);
+    assert_eq!(
+        message(&w, "c", "payment_failed"),
+        "The latest payment failed 2.0 days ago; nothing has succeeded since."
+    );
+}
+
+#[test]
 fn payment_failed_when_the_latest_payment_failed_in_30_days() {
     let w = Workdir::new();
     base(&w, &["a", "b", "c", "d"]);

@@ -432,7 +432,8 @@ pub(super) fn stacked_scores(
     let stacked = concat(aggregates, UnionArgs::default())?;
     let metrics = metrics::values(stacked, inputs, model, &metrics::AsOfExprs::stacked());
     let scored = score::compute(metrics, inputs, model).frame.collect()?;
-    // The union keeps its inputs' order: each date's rows are one stretch.
+    // Each date's rows are one stretch: the union puts its inputs one after another,
+    // and the one join over the stacked rows (the account fields) keeps their order.
     let frames = split_dates(&scored, metrics::AS_OF_US, dates, AsOf::us)?;
     frames
         .into_iter()
