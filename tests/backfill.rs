@@ -111,6 +111,21 @@ fn backfilled_history_is_byte_identical_to_separate_runs_at_the_same_dates() {
     assert!(manifest.contains("\"as_of\": \"2026-11-05\""));
 }
 
+/// Ten weekly dates: more than a batch of backfilled dates (8), the first ones before
+/// the generated events begin (`generate(12, 60, 9)`: 60 days to 11-23).
+const TEN_WEEKS: [&str; 10] = [
+    "2026-09-21",
+    "2026-09-28",
+    "2026-10-05",
+    "2026-10-12",
+    "2026-10-19",
+    "2026-10-26",
+    "2026-11-02",
+    "2026-11-09",
+    "2026-11-16",
+    "2026-11-23",
+];
+
 #[test]
 fn backfill_across_batches_of_stacked_dates_matches_separate_runs() {
     // Ten dates: two batches of dates scored stacked (8 a batch), the first date
@@ -120,19 +135,7 @@ fn backfill_across_batches_of_stacked_dates_matches_separate_runs() {
     // previous run.
     let w = Workdir::new();
     w.generate(12, 60, 9);
-    let dates = [
-        "2026-09-21",
-        "2026-09-28",
-        "2026-10-05",
-        "2026-10-12",
-        "2026-10-19",
-        "2026-10-26",
-        "2026-11-02",
-        "2026-11-09",
-        "2026-11-16",
-        "2026-11-23",
-    ];
-    let a = compare_with_separate_runs(&w, "[run]\nfeed_check_days = 0\n", &dates);
+    let a = compare_with_separate_runs(&w, "[run]\nfeed_check_days = 0\n", &TEN_WEEKS);
     assert_eq!(history(&a).len(), 11 * 3, "eleven entries of three tables");
 }
 
@@ -142,18 +145,8 @@ fn backfill_of_many_dates_without_a_previous_run_matches_separate_runs() {
     // whole batch is stacked without one (no health_score_drop rule).
     let w = Workdir::new();
     w.generate(12, 60, 9);
-    let dates = [
-        "2026-09-21",
-        "2026-09-28",
-        "2026-10-05",
-        "2026-10-12",
-        "2026-10-19",
-        "2026-10-26",
-        "2026-11-02",
-        "2026-11-09",
-        "2026-11-16",
-    ];
-    compare_with_separate_runs(&w, "[run]\nfeed_check_days = 0\nhistory_days = 3\n", &dates);
+    let config = "[run]\nfeed_check_days = 0\nhistory_days = 3\n";
+    compare_with_separate_runs(&w, config, &TEN_WEEKS[..9]);
 }
 
 #[test]
@@ -212,17 +205,6 @@ fn backfill_with_clear_at_matches_separate_runs_too() {
     compare_with_separate_runs(
         &w,
         "[run]\nfeed_check_days = 0\n[indicators.event_volume_drop]\nclear_at = 5.0\n[indicators.query_failure_rate_high]\nclear_at = 2.0\n",
-        &[
-            "2026-09-21",
-            "2026-09-28",
-            "2026-10-05",
-            "2026-10-12",
-            "2026-10-19",
-            "2026-10-26",
-            "2026-11-02",
-            "2026-11-09",
-            "2026-11-16",
-            "2026-11-23",
-        ],
+        &TEN_WEEKS,
     );
 }
