@@ -49,11 +49,11 @@ pub fn run(args: BackfillArgs, quiet: bool) -> Result<()> {
     // later one). The lifecycle reads the date before, so it goes in date order.
     progress.stage(&format!("scoring {} date(s)", dates.len()));
     let feed_counts = FeedCounts::of(&inputs, &rollup)?;
+    // The rollup's member keys, orgs and day runs, found once (`dates` holds a date).
+    let member_events = MemberEvents::new(&rollup, &dates[0])?;
     // A batch's dates have their aggregates computed side by side, then their rows
     // stacked and scored through one polars plan (whose fixed cost, mostly its
     // optimisation, is then paid once a batch, not once a date).
-    // The rollup's member keys, orgs and day runs, found once (`dates` holds a date).
-    let member_events = MemberEvents::new(&rollup, &dates[0])?;
     let scores_of_dates = |batch: &[AsOf]| -> Result<Vec<DataFrame>> {
         let aggregates = batch
             .par_iter()

@@ -125,7 +125,7 @@ pub fn compute(
     previous: Option<&DataFrame>,
 ) -> PolarsResult<LazyFrame> {
     let as_of = lit(as_of.day).cast(DataType::Date);
-    fired(scored, model, &as_of, has_previous, previous, &[])
+    sorted_fired(scored, model, &as_of, has_previous, previous, &[])
 }
 
 /// The fired indicators of several dates' scored rows stacked, each row's as_of day
@@ -139,11 +139,11 @@ pub fn compute_stacked(
     has_previous: bool,
 ) -> PolarsResult<LazyFrame> {
     let as_of = col(crate::metrics::AS_OF_DAY).cast(DataType::Date);
-    fired(scored, model, &as_of, has_previous, None, &["as_of"])
+    sorted_fired(scored, model, &as_of, has_previous, None, &["as_of"])
 }
 
 /// Every fired indicator, sorted by `first_keys`, then org_id, indicator, product.
-fn fired(
+fn sorted_fired(
     scored: LazyFrame,
     model: &Model,
     as_of: &Expr,
