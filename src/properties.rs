@@ -8,7 +8,9 @@
 //! alike (`$groups_extra`) is another key.
 //!
 //! A text is unreadable (`Err`) unless it is one JSON object: strings closed, escapes
-//! valid, brackets and braces matched, commas and colons where they belong, nothing
+//! valid, no raw control character (below U+0020) inside a string (JSON requires
+//! them escaped, and serde_json and Python's `json` reject them), brackets
+//! and braces matched, commas and colons where they belong, nothing
 //! after the object but whitespace. Numbers and literals (`true`, `null`) are checked
 //! against JSON's grammar. A `\u` escape of a lone surrogate is grammatical JSON and
 //! decodes to U+FFFD. Nesting deeper than 128 objects and arrays is unreadable (as in
@@ -39,6 +41,9 @@ pub fn extract<'a>(json: &'a str, group_type: &str) -> Result<Found<'a>> {
         bytes: json.as_bytes(),
         at: 0,
         depth: 0,
+        // Most texts hold no byte below U+0020 at all (no whitespace even): one
+        // pass over the whole text spares the check of every string run.
+        controls: has_control(json.as_bytes()),
     };
     let mut found = Found::default();
     s.skip_ws();
@@ -81,6 +86,8 @@ struct Scanner<'a> {
     at: usize,
     /// Objects and arrays open around the scan.
     depth: u32,
+    /// The text holds a control character (whitespace included) somewhere.
+    controls: bool,
 }
 
 /// A lone surrogate escape (grammatical JSON, no character) decodes to U+FFFD.
@@ -172,6 +179,9 @@ impl<'a> Scanner<'a> {
         let Some(end) = memchr::memchr2(b'"', b'\\', &self.bytes[start..]) else {
             return Err(Unreadable);
         };
+        if self.controls && has_control(&self.bytes[start..start + end]) {
+            return Err(Unreadable);
+        }
         if self.bytes[start + end] == b'"' {
             self.at = start + end + 1;
             return Ok(Cow::Borrowed(&self.text[start..start + end]));
@@ -183,6 +193,9 @@ impl<'a> Scanner<'a> {
             let Some(run) = memchr::memchr2(b'"', b'\\', &self.bytes[self.at..]) else {
                 return Err(Unreadable);
             };
+            if self.controls && has_control(&self.bytes[self.at..self.at + run]) {
+                return Err(Unreadable);
+            }
             out.push_str(&self.text[self.at..self.at + run]);
             self.at += run;
             if self.bytes[self.at] == b'"' {
@@ -340,6 +353,9 @@ impl<'a> Scanner<'a> {
     fn skip_string(&mut self) -> Result<()> {
         loop {
             let run = memchr::memchr2(b'"', b'\\', &self.bytes[self.at..]).ok_or(Unreadable)?;
+            if self.controls && has_control(&self.bytes[self.at..self.at + run]) {
+                return Err(Unreadable);
+            }
             self.at += run;
             if self.bytes[self.at] == b'"' {
                 self.at += 1;
@@ -356,6 +372,19 @@ impl<'a> Scanner<'a> {
             }
         }
     }
+}
+
+/// Whether a run of string bytes holds a control character, which JSON allows in a
+/// string only escaped. Sixteen bytes at a time, which the compiler makes one vector
+/// compare.
+fn has_control(bytes: &[u8]) -> bool {
+    let blocks = bytes.chunks_exact(16);
+    let tail = blocks.remainder();
+    let found = blocks.fold(0u8, |found, block| {
+        let block: &[u8; 16] = block.try_into().unwrap();
+        found | block.iter().fold(0u8, |f, &b| f | u8::from(b < 0x20))
+    });
+    found != 0 || tail.iter().any(|&b| b < 0x20)
 }
 
 /// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
@@ -487,6 +516,14 @@ mod tests {
             "{\"a\":1}{}",
             "{a:1}",
             "{\"$groups\":{\"organization\":\"o\"}",
+            // Raw control characters inside strings: in a kept value, a compared
+            // key, a skipped value (before and after an escape) and a nested key.
+            "{\"$current_url\":\"a\tb\"}",
+            "{\"$groups\":{\"organization\":\"o\\n\u{1}\"}}",
+            "{\"$cur\nrent_url\":\"x\"}",
+            "{\"a\":\"x\ny\"}",
+            "{\"a\":\"\\\"x\ry\"}",
+            "{\"x\":{\"k\u{1f}\":1}}",
         ] {
             assert_eq!(get(bad), Err(Unreadable), "{bad:?}");
         }
