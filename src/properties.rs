@@ -558,6 +558,24 @@ mod tests {
         assert!(get(&ok).is_ok());
     }
 
+    /// A control character put at every place of a valid text: readable exactly when
+    /// serde_json reads the result as an object (whitespace between tokens is
+    /// allowed; inside a string, where it must be escaped, nothing is).
+    #[test]
+    fn control_characters_agree_with_a_full_json_parser() {
+        let text =
+            r#"{"$groups":{"organization":"o-1","x":[1,"\t"]},"$current_url":"/a b","k":null}"#;
+        for at in 0..=text.len() {
+            for control in ['\t', '\n', '\r', '\u{1}', '\u{1f}'] {
+                let mut t = text.to_string();
+                t.insert(at, control);
+                let strict =
+                    serde_json::from_str::<serde_json::Value>(&t).is_ok_and(|v| v.is_object());
+                assert_eq!(get(&t).is_ok(), strict, "{t:?}");
+            }
+        }
+    }
+
     /// Against serde_json on generated objects: nested values, the two keys and
     /// their look-alikes at every depth, escapes, unicode, compact and pretty.
     #[test]
