@@ -9,9 +9,9 @@
 //!
 //! A text is unreadable (`Err`) unless it is one JSON object: strings closed, escapes
 //! valid, no raw control character (below U+0020) inside a string (JSON requires
-//! them escaped, and serde_json and Python's `json` reject them), brackets
-//! and braces matched, commas and colons where they belong, nothing
-//! after the object but whitespace. Numbers and literals (`true`, `null`) are checked
+//! them escaped, and serde_json and Python's `json` reject them), brackets and braces
+//! matched, commas and colons where they belong, nothing after the object but
+//! whitespace. Numbers and literals (`true`, `null`) are checked
 //! against JSON's grammar. A `\u` escape of a lone surrogate is grammatical JSON and
 //! decodes to U+FFFD. Nesting deeper than 128 objects and arrays is unreadable (as in
 //! serde_json), so no text can exhaust the stack.
@@ -176,12 +176,7 @@ impl<'a> Scanner<'a> {
     /// quote; borrowed when it has no escapes.
     fn string(&mut self) -> Result<Cow<'a, str>> {
         let start = self.at;
-        let Some(end) = memchr::memchr2(b'"', b'\\', &self.bytes[start..]) else {
-            return Err(Unreadable);
-        };
-        if self.controls && has_control(&self.bytes[start..start + end]) {
-            return Err(Unreadable);
-        }
+        let end = self.string_run()?;
         if self.bytes[start + end] == b'"' {
             self.at = start + end + 1;
             return Ok(Cow::Borrowed(&self.text[start..start + end]));
@@ -190,12 +185,7 @@ impl<'a> Scanner<'a> {
         let mut out = String::from(&self.text[start..start + end]);
         self.at = start + end;
         loop {
-            let Some(run) = memchr::memchr2(b'"', b'\\', &self.bytes[self.at..]) else {
-                return Err(Unreadable);
-            };
-            if self.controls && has_control(&self.bytes[self.at..self.at + run]) {
-                return Err(Unreadable);
-            }
+            let run = self.string_run()?;
             out.push_str(&self.text[self.at..self.at + run]);
             self.at += run;
             if self.bytes[self.at] == b'"' {
@@ -218,6 +208,16 @@ impl<'a> Scanner<'a> {
                 _ => return Err(Unreadable),
             }
         }
+    }
+
+    /// The length of the string's plain run from here: up to its next quote or
+    /// backslash, which must come, with no raw control character before it.
+    fn string_run(&self) -> Result<usize> {
+        let run = memchr::memchr2(b'"', b'\\', &self.bytes[self.at..]).ok_or(Unreadable)?;
+        if self.controls && has_control(&self.bytes[self.at..self.at + run]) {
+            return Err(Unreadable);
+        }
+        Ok(run)
     }
 
     /// The character of a `\u` escape whose `\u` was just read (a surrogate pair
@@ -352,10 +352,7 @@ impl<'a> Scanner<'a> {
     /// Skips a string whose opening quote was just read, checking its escapes.
     fn skip_string(&mut self) -> Result<()> {
         loop {
-            let run = memchr::memchr2(b'"', b'\\', &self.bytes[self.at..]).ok_or(Unreadable)?;
-            if self.controls && has_control(&self.bytes[self.at..self.at + run]) {
-                return Err(Unreadable);
-            }
+            let run = self.string_run()?;
             self.at += run;
             if self.bytes[self.at] == b'"' {
                 self.at += 1;
@@ -374,7 +371,7 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// Whether a run of string bytes holds a control character, which JSON allows in a
+/// Whether the bytes hold a control character (below 0x20), which JSON allows in a
 /// string only escaped. Sixteen bytes at a time, which the compiler makes one vector
 /// compare.
 fn has_control(bytes: &[u8]) -> bool {
