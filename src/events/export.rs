@@ -377,41 +377,60 @@ impl<'a> Interner<'a> {
 }
 
 /// A canonical uuid (`8-4-4-4-12` hex digits, either case) as a number.
+///
+/// Read eight digits at a time as one word (`hex8`): a digit at a time, this was
+/// 6.8% of the 10M export job's CPU (perf, session 24).
 fn parse_uuid(text: &str) -> Option<u128> {
     let b = text.as_bytes();
     if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
         return None;
     }
-    // Each digit's value, or a high bit for a byte that is no hex digit; checked
-    // once at the end rather than per digit.
-    let (mut n, mut bad) = (0u128, 0u8);
-    for (i, &c) in b.iter().enumerate() {
-        if matches!(i, 8 | 13 | 18 | 23) {
-            continue;
-        }
-        let v = HEX_DIGIT[c as usize];
-        bad |= v;
-        n = (n << 4) | (v & 0xF) as u128;
+    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let half = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes")) as u64;
+    let groups = [
+        word(0),
+        half(9) | half(14) << 32,
+        half(19) | half(24) << 32,
+        word(28),
+    ];
+    let mut n = 0u128;
+    for g in groups {
+        n = (n << 32) | hex8(g)? as u128;
     }
-    (bad & 0x80 == 0).then_some(n)
+    Some(n)
 }
 
-/// `HEX_DIGIT[byte]`: the value of a hex digit, 0x80 for any other byte.
-const HEX_DIGIT: [u8; 256] = {
-    let mut t = [0x80u8; 256];
-    let mut i = 0;
-    while i < 10 {
-        t[b'0' as usize + i] = i as u8;
-        i += 1;
+/// Bytes of a word, each `x`.
+const fn each_byte(x: u8) -> u64 {
+    0x0101_0101_0101_0101 * x as u64
+}
+
+/// The number written by eight hex digits (either case), the first digit in the
+/// word's lowest byte (as loaded little-endian), or `None` if any byte is no hex
+/// digit. Each byte's range checks are additions whose high bit says "at least":
+/// with every byte below 0x80 no addition carries into the next byte.
+fn hex8(w: u64) -> Option<u32> {
+    const HIGH: u64 = each_byte(0x80);
+    if w & HIGH != 0 {
+        return None;
     }
-    let mut i = 0;
-    while i < 6 {
-        t[b'a' as usize + i] = 10 + i as u8;
-        t[b'A' as usize + i] = 10 + i as u8;
-        i += 1;
+    // '0'..='9': at least 0x30 and not at least 0x3A.
+    let digit = (w + each_byte(0x80 - b'0')) & !(w + each_byte(0x80 - b'9' - 1)) & HIGH;
+    // 'a'..='f' after lowering the case ('A' | 0x20 = 'a').
+    let lower = w | each_byte(0x20);
+    let letter = (lower + each_byte(0x80 - b'a')) & !(lower + each_byte(0x80 - b'f' - 1)) & HIGH;
+    if digit | letter != HIGH {
+        return None;
     }
-    t
-};
+    // A digit's low four bits are its value; a letter's are 1 to 6, its value less 9.
+    let values = (w & each_byte(0x0F)) + (letter >> 7) * 9;
+    // The first digit the most significant: pairs of bytes, then of halves, fold
+    // into one nibble each.
+    let v = values.swap_bytes();
+    let v = ((v >> 4) | v) & 0x00FF_00FF_00FF_00FF;
+    let v = ((v >> 8) | v) & 0x0000_FFFF_0000_FFFF;
+    Some((((v >> 16) | v) & 0xFFFF_FFFF) as u32)
+}
 
 #[cfg(test)]
 mod tests {
@@ -429,6 +448,53 @@ mod tests {
         assert!(!r.first_sight("0191F0B2-7A3E-7C4D-9E1F-0123456789AB"));
         assert!(r.first_sight("not-a-uuid"));
         assert!(!r.first_sight("not-a-uuid"));
+    }
+
+    /// The digit-at-a-time reading `parse_uuid` replaced: the reference.
+    fn parse_uuid_by_digit(text: &str) -> Option<u128> {
+        let b = text.as_bytes();
+        if b.len() != 36 {
+            return None;
+        }
+        let mut n = 0u128;
+        for (i, &c) in b.iter().enumerate() {
+            if matches!(i, 8 | 13 | 18 | 23) {
+                if c != b'-' {
+                    return None;
+                }
+                continue;
+            }
+            n = (n << 4) | (c as char).to_digit(16)? as u128;
+        }
+        Some(n)
+    }
+
+    #[test]
+    fn uuids_parse_as_digit_by_digit_whatever_byte_is_at_any_place() {
+        let valid = [
+            "0191f0b2-7a3e-7c4d-9e1f-0123456789ab",
+            "ABCDEF01-2345-6789-abcd-ef0123456789",
+            "00000000-0000-0000-0000-000000000000",
+            "ffffffff-ffff-ffff-FFFF-ffffffffffff",
+        ];
+        for text in valid {
+            assert_eq!(parse_uuid(text), parse_uuid_by_digit(text), "{text}");
+            assert!(parse_uuid(text).is_some(), "{text}");
+            for place in 0..36 {
+                for byte in 0..=255u8 {
+                    let mut b = text.as_bytes().to_vec();
+                    b[place] = byte;
+                    // Bytes that make no UTF-8 text cannot reach the parse.
+                    let Ok(t) = String::from_utf8(b) else {
+                        continue;
+                    };
+                    assert_eq!(parse_uuid(&t), parse_uuid_by_digit(&t), "{t:?}");
+                }
+            }
+        }
+        // Every digit's value lands in its place.
+        let n = parse_uuid("01234567-89ab-cdef-0123-456789ABCDEF").unwrap();
+        assert_eq!(n, 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
     }
 
     #[test]
