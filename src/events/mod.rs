@@ -985,45 +985,37 @@ impl<'a> PagesRun<'a> {
 
     /// The next row group of the run that leaves rows, or `None` at its end
     /// (`next_file` is then the file left to polars, or the number of files). An
-    /// export-shaped file's rows go through `export` in file order.
+    /// export-shaped file's rows go through `export` in file order, while the open
+    /// file's next row groups decode beside them (the two steps take turns on the
+    /// critical path otherwise, with a core often idle in each).
     fn next(&mut self, export: &mut export::ExportReader) -> Option<PolarsResult<Chunk>> {
         loop {
             if let Some((rows, decoded)) = self.decoded.pop_front() {
                 self.progress.rows(rows);
                 match decoded {
                     Ok(pages::Decoded::Flat(chunk)) => return Some(Ok(chunk)),
-                    Ok(pages::Decoded::Export(rows)) => match export.chunk_of(rows) {
-                        Ok(Some(chunk)) => return Some(Ok(chunk)),
-                        Ok(None) => continue,
-                        Err(e) => return Some(Err(e)),
-                    },
+                    Ok(pages::Decoded::Export(rows)) => {
+                        let (chunk, ()) = rayon::join(
+                            || export.chunk_of(rows),
+                            || {
+                                if self.decoded.is_empty() {
+                                    self.decode_ahead();
+                                }
+                            },
+                        );
+                        match chunk {
+                            Ok(Some(chunk)) => return Some(Ok(chunk)),
+                            Ok(None) => continue,
+                            Err(e) => return Some(Err(e)),
+                        }
+                    }
                     Err(e) => return Some(Err(e)),
                 }
             }
-            if let Some(file) = self.open.as_ref() {
-                if self.next_group < file.row_groups() {
-                    let mut groups = Vec::with_capacity(GROUPS_AHEAD);
-                    while self.next_group < file.row_groups() && groups.len() < GROUPS_AHEAD {
-                        let g = self.next_group;
-                        self.next_group += 1;
-                        // Wholly on held days (rollups): its rows would all be left out.
-                        // (Statistics read only when some day is held.)
-                        let held = !self.skip.is_empty()
-                            && file.days(g).is_some_and(|(a, b)| self.skip.holds_all(a, b));
-                        if held {
-                            self.progress.rows(file.rows(g));
-                        } else {
-                            groups.push(g);
-                        }
-                    }
-                    let decoded: Vec<_> = groups
-                        .into_par_iter()
-                        .map(|g| (file.rows(g), file.decode(g)))
-                        .collect();
-                    self.decoded.extend(decoded);
-                    continue;
-                }
-                self.open = None;
+            if self.decode_ahead() {
+                continue;
+            }
+            if self.open.take().is_some() {
                 file_read(self.progress, &self.files[self.next_file - 1]);
             }
             let file = self.files.get(self.next_file)?;
@@ -1040,6 +1032,38 @@ impl<'a> PagesRun<'a> {
                 Err(e) => return Some(Err(e)),
             }
         }
+    }
+
+    /// Decodes the open file's next `GROUPS_AHEAD` row groups that are not wholly on
+    /// held days into `decoded`, side by side; false when the open file (if any) has
+    /// no row group left.
+    fn decode_ahead(&mut self) -> bool {
+        let Some(file) = self.open.as_ref() else {
+            return false;
+        };
+        if self.next_group == file.row_groups() {
+            return false;
+        }
+        let mut groups = Vec::with_capacity(GROUPS_AHEAD);
+        while self.next_group < file.row_groups() && groups.len() < GROUPS_AHEAD {
+            let g = self.next_group;
+            self.next_group += 1;
+            // Wholly on held days (rollups): its rows would all be left out.
+            // (Statistics read only when some day is held.)
+            let held = !self.skip.is_empty()
+                && file.days(g).is_some_and(|(a, b)| self.skip.holds_all(a, b));
+            if held {
+                self.progress.rows(file.rows(g));
+            } else {
+                groups.push(g);
+            }
+        }
+        let decoded: Vec<_> = groups
+            .into_par_iter()
+            .map(|g| (file.rows(g), file.decode(g)))
+            .collect();
+        self.decoded.extend(decoded);
+        true
     }
 }
 
