@@ -13,8 +13,10 @@
 //! bench --bench job` adds 50M (a few GB of generated Parquet in `bench-data` under
 //! the target folder, `CARGO_TARGET_DIR` when set, kept between runs). The job and
 //! the two scans run in turn, `BENCH_RUNS` rounds (default 3); the table shows median
-//! wall times and, as ratios, the median of each round's ratio. Timings belong here,
-//! never in `cargo test`.
+//! wall times and, as ratios, the median of each round's ratio. Every command starts
+//! with the files it reads in the page cache (read through once, untimed, before it),
+//! so no command pays for the disk because of what ran before it. Timings belong
+//! here, never in `cargo test`.
 //!
 //! A fourth command per round, "wide", is the job with a model that counts eight
 //! more event sets (`WIDE_MODEL`): its (member, day) slots take two cache lines
@@ -119,7 +121,10 @@ impl Measured {
 /// Runs the commands in rounds, each round every command once in turn, `runs()`
 /// rounds: a shared VM's speed drifts over minutes, and interleaving lets every
 /// command see the same drift, so a ratio of two of them compares like with like.
-fn measure(cmds: &mut [Command]) -> Vec<Measured> {
+/// Before each command the folders it reads are read through once, untimed, so that
+/// every command starts with its files in the page cache: otherwise what ran before
+/// decides (a 15 GB collected scan leaves the files it did not read on disk).
+fn measure(cmds: &mut [(Command, Vec<PathBuf>)]) -> Vec<Measured> {
     let mut found: Vec<Measured> = cmds
         .iter()
         .map(|_| Measured {
@@ -128,13 +133,28 @@ fn measure(cmds: &mut [Command]) -> Vec<Measured> {
         })
         .collect();
     for _ in 0..runs() {
-        for (cmd, m) in cmds.iter_mut().zip(&mut found) {
+        for ((cmd, reads), m) in cmds.iter_mut().zip(&mut found) {
+            for folder in reads.iter() {
+                warm(folder);
+            }
             let (wall, mib) = measure_once(cmd);
             m.rounds.push(wall);
             m.mib = m.mib.max(mib);
         }
     }
     found
+}
+
+/// Reads every file under `dir` once (into the page cache), discarding the bytes.
+fn warm(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            warm(&path);
+        } else if let Ok(mut file) = std::fs::File::open(&path) {
+            std::io::copy(&mut file, &mut std::io::sink()).expect("reads a bench file");
+        }
+    }
 }
 
 fn median(mut values: Vec<f64>) -> f64 {
@@ -341,9 +361,11 @@ fn main() {
             .arg("--config")
             .arg(&wide_config);
         // The wide model's cost is the pass's, the same for both shapes: flat only.
-        let mut commands = vec![job, scan, stream];
+        // Each command with the folders it reads, warmed before it runs.
+        let reads = || vec![input.clone()];
+        let mut commands = vec![(job, reads()), (scan, reads()), (stream, reads())];
         if shape == "flat" {
-            commands.push(wide);
+            commands.push((wide, reads()));
         }
         // `BENCH_BACKFILL=1`: also 53 weekly history dates (a year) by `backfill`,
         // whose target is 3x one run (issue 22).
@@ -355,7 +377,7 @@ fn main() {
                 .arg("--out")
                 .arg(data.join(format!("{name}-backfill")))
                 .args(["--from", "2025-11-24", "--to", AS_OF, "--every", "7"]);
-            commands.push(b);
+            commands.push((b, reads()));
         }
         // `BENCH_ROLLUPS=1`: also the nightly run from rollups of every day but the
         // last two (issue 27; built once, by `rollup`, into bench-data/<name>-rollups).
@@ -380,7 +402,7 @@ fn main() {
                 .arg(data.join(format!("{name}-rollups-out")))
                 .arg("--rollups")
                 .arg(&rollups_dir);
-            commands.push(nightly);
+            commands.push((nightly, vec![input.clone(), rollups_dir.clone()]));
         }
         let measured = measure(&mut commands);
         let (job, scan, stream) = (&measured[0], &measured[1], &measured[2]);
