@@ -372,6 +372,24 @@ fn a_bad_rollup_file_is_refused_naming_it_and_the_column() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains(&format!("`{column}`")), "{err}");
     }
+    // Rows each within 1 to 2^32-1 events, but whose member's day adds up to more
+    // (every row at the most): a slot's count would wrap, so exit 2 naming the file.
+    let mut frame = good.clone();
+    let n = frame.height();
+    frame
+        .with_column(Column::new("count".into(), vec![i64::from(u32::MAX); n]))
+        .unwrap();
+    write_parquet(&day, &frame);
+    let o = run_into(&w, "out", &["--rollups", "r"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("day=2026-11-20/part-0.parquet")
+            && err.contains("`count`")
+            && err.contains("more than 2^32-1 events of one member on one day"),
+        "{err}"
+    );
+    assert!(!w.path().join("out/current").exists(), "nothing published");
     // No such folder: exit 2 too.
     let o = run_into(&w, "out", &["--rollups", "nowhere"]);
     assert_eq!(o.status.code(), Some(2));

@@ -60,6 +60,9 @@ struct Columns {
 /// nights) is then read while the files before are decoded, not on their turn.
 const FILES_AHEAD: usize = 4;
 
+/// Pieces read side by side while the ones read before them are added.
+const PIECES_AHEAD: usize = 2;
+
 /// What is read at a time: a row group of a file `pages` reads, or a whole file.
 #[derive(Clone, Copy)]
 struct Piece {
@@ -100,9 +103,11 @@ impl RollupFiles {
         super::DaySet::new(self.days.iter().copied())
     }
 
-    /// Every rollup row into `sink` as weighted rows, in file order, each piece read
-    /// while the one before it is added. Bad rows are bad input naming the file and
-    /// column.
+    /// Every rollup row into `sink` as weighted rows, in file order: each step
+    /// reads `PIECES_AHEAD` pieces side by side while it adds the pieces the step
+    /// before read (a piece's read is mostly one column's decompression on one
+    /// thread: one piece alone beside the adding left a core idle at times). Bad rows
+    /// are bad input naming the file and column.
     pub(super) fn add_to(&self, sink: &mut impl ChunkSink) -> Result<(), InputError> {
         let pieces: Vec<Piece> = self
             .files
@@ -118,40 +123,54 @@ impl RollupFiles {
                 None => vec![Piece { file, group: None }],
             })
             .collect();
-        let mut next = pieces.first().map(|&p| self.chunk(p));
-        let mut i = 1;
-        while let Some(chunk) = next.take() {
-            let chunk = chunk?;
-            // A file's first piece: the reads of a file further on start.
-            if let Some(&Piece { file, group }) = pieces.get(i) {
+        // The pieces the step before read, in order, from piece `next - read.len()`.
+        let mut read: Vec<Result<Option<Chunk>, InputError>> = Vec::new();
+        let mut next = 0;
+        loop {
+            let batch = next..(next + PIECES_AHEAD).min(pieces.len());
+            let added = next - read.len();
+            next = batch.end;
+            for &Piece { file, group } in &pieces[batch.clone()] {
+                // A file's first piece: the reads of a file further on start (files
+                // up to `FILES_AHEAD - 1` ahead were asked for already).
                 if group.unwrap_or(0) == 0 {
-                    // Files up to `FILES_AHEAD - 1` ahead were asked for already.
                     if let Some(ahead) = self.files.get(file + FILES_AHEAD - 1) {
                         crate::sys::read_ahead(&ahead.path);
                     }
                 }
             }
-            let (read, ()) = rayon::join(
-                || pieces.get(i).map(|&p| self.chunk(p)),
+            let current = std::mem::take(&mut read);
+            if current.is_empty() && batch.is_empty() {
+                return Ok(());
+            }
+            let (batch, outcome) = rayon::join(
                 || {
-                    if let Some(chunk) = &chunk {
-                        sink.add_chunk(chunk);
+                    batch
+                        .into_par_iter()
+                        .map(|i| self.chunk(pieces[i]))
+                        .collect::<Vec<_>>()
+                },
+                || -> Result<(), InputError> {
+                    for (i, chunk) in (added..).zip(current) {
+                        if let Some(chunk) = chunk? {
+                            sink.add_chunk(&chunk);
+                        }
+                        if sink.too_many_events() {
+                            return Err(InputError::BadValue {
+                                file: self.files[pieces[i].file].path.display().to_string(),
+                                column: "count".into(),
+                                problem: "more than 2^32-1 events of one member on one day \
+                                          (with the rows before it)"
+                                    .into(),
+                            });
+                        }
                     }
+                    Ok(())
                 },
             );
-            if sink.too_many_events() {
-                return Err(InputError::BadValue {
-                    file: self.files[pieces[i - 1].file].path.display().to_string(),
-                    column: "count".into(),
-                    problem:
-                        "more than 2^32-1 events of one member on one day (with the rows before it)"
-                            .into(),
-                });
-            }
-            next = read;
-            i += 1;
+            outcome?;
+            read = batch;
         }
-        Ok(())
     }
 
     /// A piece's rows, checked, as weighted rows; `None` when it has none.
