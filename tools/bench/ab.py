@@ -12,6 +12,12 @@ before the job moves its page-fault cost on a VM, so every variant gets the same
 order. Prints each round, then per binary the median wall seconds, CPU seconds
 (user + sys) and ratio to the collected scan of its own round.
 
+Each job's steal time is printed too (the host running other guests on our cores,
+from /proc/stat: no process's CPU time shows it): on this VM it has taken from 0.5 to
+5 of a 10 s run's 20 core-seconds, so compare runs of similar steal, not medians
+over very different ones. `AB_EXTRA="--rollups DIR"` adds arguments to each `run`
+(e.g. the nightly run from rollups of issue 27).
+
 Uses CARGO_TARGET_DIR (default: the crate's target folder), as the bench does.
 Build each variant and copy its binary away first, e.g.
     cargo build --release && cp "$CARGO_TARGET_DIR/release/account-health" /tmp/bin-a
@@ -19,6 +25,7 @@ Build each variant and copy its binary away first, e.g.
 import glob
 import os
 import resource
+import shlex
 import statistics
 import subprocess
 import sys
@@ -37,21 +44,32 @@ def main():
     if not bench or not os.path.isdir(data):
         sys.exit(f"no bench binary or no {data}: run `cargo bench --bench job` first")
     bench = max(bench, key=os.path.getmtime)
+    extra = shlex.split(os.environ.get("AB_EXTRA", ""))
     results = {b: [] for b in binaries}
     for r in range(rounds):
         for b in binaries:
             scan, _ = timed([bench, "--bare-scan", data])
             timed([bench, "--streamed-scan", data])
             out = f"/tmp/ab-out-{os.path.basename(b)}"
+            before = steal_seconds()
             wall, cpu = timed([b, "run", "--quiet", "--as-of", "2026-11-23",
-                               "--input", data, "--out", out])
-            results[b].append((wall, cpu, wall / scan))
+                               "--input", data, "--out", out] + extra)
+            results[b].append((wall, cpu, wall / scan, steal_seconds() - before))
         print(r, "  ".join(f"{os.path.basename(b)} {results[b][-1][0]:.2f} s "
-                           f"{results[b][-1][2]:.2f}x" for b in binaries), flush=True)
+                           f"{results[b][-1][2]:.2f}x steal {results[b][-1][3]:.1f} s"
+                           for b in binaries), flush=True)
     for b in binaries:
-        walls, cpus, ratios = zip(*results[b])
+        walls, cpus, ratios, steals = zip(*results[b])
         print(f"{b}: wall {statistics.median(walls):.3f} s, cpu "
-              f"{statistics.median(cpus):.3f} s, ratio {statistics.median(ratios):.3f}")
+              f"{statistics.median(cpus):.3f} s, ratio {statistics.median(ratios):.3f}, "
+              f"steal {statistics.median(steals):.2f} s")
+
+
+def steal_seconds():
+    """Seconds of steal time of all cores so far (/proc/stat's eighth cpu field)."""
+    with open("/proc/stat") as f:
+        fields = f.readline().split()
+    return int(fields[8]) / os.sysconf("SC_CLK_TCK")
 
 
 def timed(command):
