@@ -958,6 +958,8 @@ struct PagesRun<'a> {
     next_group: usize,
     /// Row groups decoded ahead (with their rows), in file order.
     decoded: VecDeque<(u64, PolarsResult<pages::Decoded>)>,
+    /// The run has met its end: a file left to polars, or no file left.
+    ended: bool,
 }
 
 /// Row groups decoded at once, each on its own threads: a column's pages decompress
@@ -980,47 +982,83 @@ impl<'a> PagesRun<'a> {
             open: None,
             next_group: 0,
             decoded: VecDeque::new(),
+            ended: false,
         }
     }
 
     /// The next row group of the run that leaves rows, or `None` at its end
     /// (`next_file` is then the file left to polars, or the number of files). An
-    /// export-shaped file's rows go through `export` in file order, while the open
-    /// file's next row groups decode beside them (the two steps take turns on the
-    /// critical path otherwise, with a core often idle in each).
+    /// export-shaped file's rows go through `export` in file order, while the run's
+    /// next row groups (the next file's too) decode beside them: the two steps took
+    /// turns on the critical path otherwise, with a core often idle in each.
     fn next(&mut self, export: &mut export::ExportReader) -> Option<PolarsResult<Chunk>> {
         loop {
-            if let Some((rows, decoded)) = self.decoded.pop_front() {
-                self.progress.rows(rows);
-                match decoded {
-                    Ok(pages::Decoded::Flat(chunk)) => return Some(Ok(chunk)),
-                    Ok(pages::Decoded::Export(rows)) => {
-                        let (chunk, ()) = rayon::join(
-                            || export.chunk_of(rows),
-                            || {
-                                if self.decoded.is_empty() {
-                                    self.decode_ahead();
-                                }
-                            },
-                        );
-                        match chunk {
-                            Ok(Some(chunk)) => return Some(Ok(chunk)),
-                            Ok(None) => continue,
-                            Err(e) => return Some(Err(e)),
-                        }
+            if self.decoded.is_empty() && !self.decode_ahead() {
+                return None;
+            }
+            let (rows, decoded) = self.decoded.pop_front()?;
+            self.progress.rows(rows);
+            match decoded {
+                Ok(pages::Decoded::Flat(chunk)) => return Some(Ok(chunk)),
+                Ok(pages::Decoded::Export(rows)) => {
+                    let (chunk, _) = rayon::join(
+                        || export.chunk_of(rows),
+                        || self.decoded.is_empty() && self.decode_ahead(),
+                    );
+                    match chunk {
+                        Ok(Some(chunk)) => return Some(Ok(chunk)),
+                        Ok(None) => continue,
+                        Err(e) => return Some(Err(e)),
                     }
-                    Err(e) => return Some(Err(e)),
                 }
+                Err(e) => return Some(Err(e)),
             }
-            if self.decode_ahead() {
-                continue;
-            }
-            if self.open.take().is_some() {
+        }
+    }
+
+    /// Decodes the run's next `GROUPS_AHEAD` row groups that are not wholly on held
+    /// days into `decoded`, side by side, opening the next file when the open one
+    /// has none left (a file that fails to open is an error in its place); false,
+    /// adding nothing, at the run's end.
+    fn decode_ahead(&mut self) -> bool {
+        loop {
+            if let Some(file) = self.open.as_ref() {
+                let mut groups = Vec::with_capacity(GROUPS_AHEAD);
+                while self.next_group < file.row_groups() && groups.len() < GROUPS_AHEAD {
+                    let g = self.next_group;
+                    self.next_group += 1;
+                    // Wholly on held days (rollups): its rows would all be left out.
+                    // (Statistics read only when some day is held.)
+                    let held = !self.skip.is_empty()
+                        && file.days(g).is_some_and(|(a, b)| self.skip.holds_all(a, b));
+                    if held {
+                        self.progress.rows(file.rows(g));
+                    } else {
+                        groups.push(g);
+                    }
+                }
+                if !groups.is_empty() {
+                    let decoded: Vec<_> = groups
+                        .into_par_iter()
+                        .map(|g| (file.rows(g), file.decode(g)))
+                        .collect();
+                    self.decoded.extend(decoded);
+                    return true;
+                }
+                // Every group left was held: the file is done.
+                self.open = None;
                 file_read(self.progress, &self.files[self.next_file - 1]);
             }
-            let file = self.files.get(self.next_file)?;
+            if self.ended {
+                return false;
+            }
+            let Some(file) = self.files.get(self.next_file) else {
+                self.ended = true;
+                return false;
+            };
             if !read_pages() {
-                return None;
+                self.ended = true;
+                return false;
             }
             match pages::open(file) {
                 Ok(Some(opened)) => {
@@ -1028,42 +1066,16 @@ impl<'a> PagesRun<'a> {
                     self.next_group = 0;
                     self.next_file += 1;
                 }
-                Ok(None) => return None,
-                Err(e) => return Some(Err(e)),
+                Ok(None) => {
+                    self.ended = true;
+                    return false;
+                }
+                Err(e) => {
+                    self.decoded.push_back((0, Err(e)));
+                    return true;
+                }
             }
         }
-    }
-
-    /// Decodes the open file's next `GROUPS_AHEAD` row groups that are not wholly on
-    /// held days into `decoded`, side by side; false when the open file (if any) has
-    /// no row group left.
-    fn decode_ahead(&mut self) -> bool {
-        let Some(file) = self.open.as_ref() else {
-            return false;
-        };
-        if self.next_group == file.row_groups() {
-            return false;
-        }
-        let mut groups = Vec::with_capacity(GROUPS_AHEAD);
-        while self.next_group < file.row_groups() && groups.len() < GROUPS_AHEAD {
-            let g = self.next_group;
-            self.next_group += 1;
-            // Wholly on held days (rollups): its rows would all be left out.
-            // (Statistics read only when some day is held.)
-            let held = !self.skip.is_empty()
-                && file.days(g).is_some_and(|(a, b)| self.skip.holds_all(a, b));
-            if held {
-                self.progress.rows(file.rows(g));
-            } else {
-                groups.push(g);
-            }
-        }
-        let decoded: Vec<_> = groups
-            .into_par_iter()
-            .map(|g| (file.rows(g), file.decode(g)))
-            .collect();
-        self.decoded.extend(decoded);
-        true
     }
 }
 
