@@ -371,7 +371,7 @@ impl<'a> Scanner<'a> {
     }
 }
 
-/// The place of the first `"` or `\\` in the bytes. Most runs of a properties text
+/// The place of the first `"` or `\` in the bytes. Most runs of a properties text
 /// are short (keys, ids, names), where a word-wide look at eight bytes at a time
 /// beats a call to `memchr2` (its setup is for long haystacks: 10% of the 1M export
 /// job's instructions went to it); past `SHORT_RUN` bytes, `memchr2` takes over.
@@ -477,7 +477,7 @@ mod tests {
                         if let (Some(second), Some(next)) = (second, bytes.get_mut(at + 1)) {
                             *next = second;
                         }
-                        // A decoy byte after the hit, and one just before it.
+                        // A near miss (one bit off the byte looked for) just before it.
                         if at >= 1 {
                             bytes[at - 1] = first ^ 0x01;
                         }
@@ -486,6 +486,23 @@ mod tests {
                             memchr::memchr2(b'"', b'\\', &bytes),
                             "{len} bytes of {filler:#x}, {first:#x} at {at}"
                         );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_control_byte_is_found_at_any_place_and_only_below_0x20() {
+        for len in 0..40 {
+            for filler in [b'a', 0x20, 0x7F, 0x80, 0xFF] {
+                let plain = vec![filler; len];
+                assert!(!has_control(&plain), "{len} x {filler:#x}");
+                for at in 0..len {
+                    for (byte, control) in [(0x00, true), (0x1F, true), (0x20, false)] {
+                        let mut bytes = plain.clone();
+                        bytes[at] = byte;
+                        assert_eq!(has_control(&bytes), control, "{len}: {byte:#x} at {at}");
                     }
                 }
             }
