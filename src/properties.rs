@@ -376,17 +376,14 @@ impl<'a> Scanner<'a> {
 /// beats a call to `memchr2` (its setup is for long haystacks: 10% of the 1M export
 /// job's instructions went to it); past `SHORT_RUN` bytes, `memchr2` takes over.
 fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const LOW7: u64 = u64::from_ne_bytes([0x7F; 8]);
-    const HIGH: u64 = u64::from_ne_bytes([0x80; 8]);
+    const LOW7: u64 = each_byte(0x7F);
+    const HIGH: u64 = each_byte(0x80);
     // A byte's high bit set here says it is not zero (exact: no carry crosses bytes).
     let nonzero = |x: u64| ((x & LOW7) + LOW7) | x;
     let mut at = 0;
     while at + 8 <= bytes.len().min(SHORT_RUN) {
         let word = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("eight bytes"));
-        let hits = !(nonzero(word ^ (ONES * u64::from(b'"')))
-            & nonzero(word ^ (ONES * u64::from(b'\\'))))
-            & HIGH;
+        let hits = !(nonzero(word ^ each_byte(b'"')) & nonzero(word ^ each_byte(b'\\'))) & HIGH;
         if hits != 0 {
             return Some(at + hits.trailing_zeros() as usize / 8);
         }
@@ -397,6 +394,12 @@ fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
 
 /// Bytes `quote_or_backslash` looks at a word at a time before it calls `memchr2`.
 const SHORT_RUN: usize = 32;
+
+/// A word whose bytes are each `x` (for the word-wide byte tests here and in the
+/// export reader's uuid parse).
+pub(crate) const fn each_byte(x: u8) -> u64 {
+    0x0101_0101_0101_0101 * x as u64
+}
 
 /// Whether the bytes hold a control character (below 0x20), which JSON allows in a
 /// string only escaped. Sixteen bytes at a time, which the compiler makes one vector

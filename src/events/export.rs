@@ -12,7 +12,7 @@ use polars_arrow::array::{MutableBinaryViewArray, PrimitiveArray};
 use polars_arrow::datatypes::ArrowDataType;
 
 use super::{coded_column, i64_column, Chunk, Coded};
-use crate::properties::{self, Found};
+use crate::properties::{self, each_byte, Found};
 
 /// What the pass left out of export-shaped files, and why.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -401,11 +401,6 @@ fn parse_uuid(text: &str) -> Option<u128> {
         n = (n << 32) | hex8(g)? as u128;
     }
     Some(n)
-}
-
-/// Bytes of a word, each `x`.
-const fn each_byte(x: u8) -> u64 {
-    0x0101_0101_0101_0101 * x as u64
 }
 
 /// The number written by eight hex digits (either case), the first digit in the

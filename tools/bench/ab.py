@@ -13,9 +13,9 @@ order. Prints each round, then per binary the median wall seconds, CPU seconds
 (user + sys) and ratio to the collected scan of its own round.
 
 Each job's steal time is printed too (the host running other guests on our cores,
-from /proc/stat: no process's CPU time shows it): on this VM it has taken from 0.5 to
-5 of a 10 s run's 20 core-seconds, so compare runs of similar steal, not medians
-over very different ones. `AB_EXTRA="--rollups DIR"` adds arguments to each `run`
+from /proc/stat: no process's CPU time shows it): on this VM it has taken from 0.1 to
+5.7 of a 10 s run's 20 core-seconds (once 15.6 in a 16.5 s run), so compare runs of
+similar steal, not medians over very different ones. `AB_EXTRA="--rollups DIR"` adds arguments to each `run`
 (e.g. the nightly run from rollups of issue 27).
 
 Uses CARGO_TARGET_DIR (default: the crate's target folder), as the bench does.
