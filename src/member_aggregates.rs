@@ -705,6 +705,7 @@ mod tests {
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
             from_rollups: 0,
+            digests: None,
         };
         MemberEvents::new(&rollup, &AsOf::parse(as_of).unwrap()).unwrap()
     }
@@ -742,6 +743,7 @@ mod tests {
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
             from_rollups: 0,
+            digests: None,
         };
         let events = MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap();
         let at = |t: i64| (format!("at_{t}"), t);
@@ -793,6 +795,7 @@ mod tests {
             events_per_day: BTreeMap::new(),
             unknown_member_events: 0,
             from_rollups: 0,
+            digests: None,
         };
         MemberEvents::new(&rollup, &AsOf::parse("1970-04-11").unwrap()).unwrap()
     }

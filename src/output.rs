@@ -99,11 +99,22 @@ pub fn write_parquet_with(
     path: &Path,
     metadata: Option<KeyValueMetadata>,
 ) -> Result<fs::File> {
+    write_parquet_compressed(df, path, metadata, ParquetCompression::Zstd(None))
+}
+
+/// `write_parquet_with` with another compression (a cache the tool reads back
+/// often may trade size for decoding time).
+pub fn write_parquet_compressed(
+    df: &mut DataFrame,
+    path: &Path,
+    metadata: Option<KeyValueMetadata>,
+    compression: ParquetCompression,
+) -> Result<fs::File> {
     let file = fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
     // Buffered: the writer issues a write per page header and footer field (some
     // 10,000 system calls for a run's three history tables unbuffered).
     let mut w = std::io::BufWriter::new(file);
-    write_frame(df, &mut w, metadata)
+    write_frame(df, &mut w, metadata, compression)
         .map_err(anyhow::Error::from)
         .with_context(|| format!("writing {}", path.display()))?;
     w.into_inner()
@@ -122,6 +133,7 @@ fn write_frame<W: std::io::Write>(
     df: &mut DataFrame,
     w: W,
     metadata: Option<KeyValueMetadata>,
+    compression: ParquetCompression,
 ) -> PolarsResult<()> {
     use polars_parquet::write::{
         array_to_columns, get_dtype_encoding, to_parquet_schema, Compressor, DynIter,
@@ -141,7 +153,7 @@ fn write_frame<W: std::io::Write>(
         .collect();
     let options = WriteOptions {
         statistics: StatisticsOptions::default(),
-        compression: ParquetCompression::Zstd(None).into(),
+        compression: compression.into(),
         version: Version::V1,
         data_page_size: None,
     };
@@ -341,7 +353,7 @@ mod tests {
 
     fn our_bytes(df: &mut DataFrame, metadata: Option<KeyValueMetadata>) -> Vec<u8> {
         let mut out = Vec::new();
-        write_frame(df, &mut out, metadata).unwrap();
+        write_frame(df, &mut out, metadata, ParquetCompression::Zstd(None)).unwrap();
         out
     }
 

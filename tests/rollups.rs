@@ -56,6 +56,29 @@ fn assert_same_tables(a: &Path, b: &Path) {
     }
 }
 
+/// Where runs keep the rollups' digests (`events::digests::FOLDER`).
+const DIGESTS: &str = ".account-health-digests";
+
+/// The files under a rollups folder's digests folder, by path under it.
+fn digest_files(rollups: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    let root = rollups.join(DIGESTS);
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let under = path.strip_prefix(&root).unwrap();
+                found.push(under.to_string_lossy().into_owned());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
 fn rollup_days(w: &Workdir) -> Vec<String> {
     let mut days: Vec<String> = std::fs::read_dir(w.path().join("r"))
         .unwrap()
@@ -265,14 +288,20 @@ fn late_events_for_a_rolled_day_count_once_that_day_is_rolled_again() {
     ok(rollup(&w, &["--from", "2026-11-21", "--to", "2026-11-21"]));
     ok(run_into(&w, "rerolled", &["--rollups", "r"]));
     assert_same_tables(&w.path().join("raw_with_late"), &w.path().join("rerolled"));
-    // Rolling one day again replaced that folder alone and left nothing behind.
+    // Rolling one day again replaced that folder alone and left nothing behind (the
+    // runs' digests are kept in their own folder, with no temporary file left).
     let leftovers: Vec<String> = std::fs::read_dir(w.path().join("r"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with('.') && n != ".lock")
+        .filter(|n| n.starts_with('.') && n != ".lock" && n != DIGESTS)
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+    let digests = digest_files(&w.path().join("r"));
+    assert!(
+        !digests.is_empty() && digests.iter().all(|d| !d.contains(".tmp")),
+        "{digests:?}"
+    );
 }
 
 /// Rows shaped like `template` (the generated flat events' column types).
@@ -530,4 +559,120 @@ fn a_rollup_of_bad_events_exits_2_and_leaves_nothing_behind() {
         "{err}"
     );
     assert!(!w.path().join("r").exists(), "nothing left behind");
+}
+
+/// The manifest's `rollups.digests`: (reused, built, not_kept).
+fn digests_used(out: &Path) -> (u64, u64, Option<String>) {
+    let text = std::fs::read_to_string(out.join("manifest.json")).unwrap();
+    let manifest: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let d = &manifest["rollups"]["digests"];
+    (
+        d["reused"].as_u64().unwrap(),
+        d["built"].as_u64().unwrap(),
+        d["not_kept"].as_str().map(str::to_string),
+    )
+}
+
+#[test]
+fn runs_keep_the_rollups_digests_and_the_next_runs_read_them_with_the_same_tables() {
+    let w = Workdir::new();
+    w.generate(12, 60, 4);
+    ok(run_into(&w, "raw", &[]));
+    ok(rollup(&w, &[]));
+    let files = rollup_days(&w).len() as u64;
+
+    // The first run builds a digest per rollup file, the next reads them.
+    ok(run_into(&w, "first", &["--rollups", "r"]));
+    assert_eq!(digests_used(&w.path().join("first")), (0, files, None));
+    ok(run_into(&w, "second", &["--rollups", "r"]));
+    assert_eq!(digests_used(&w.path().join("second")), (files, 0, None));
+    assert_same_tables(&w.path().join("raw"), &w.path().join("second"));
+    let kept = digest_files(&w.path().join("r"));
+    assert_eq!(kept.len() as u64, files, "{kept:?}");
+
+    // Whoever is a member is decided when a digest is added: with a member gone
+    // from the members table, the digests give what the raw events give.
+    let members_path = w.input().join("members.parquet");
+    let members = read_parquet(&members_path);
+    write_parquet(&members_path, &members.slice(1, members.height() - 1));
+    ok(run_into(&w, "raw_fewer", &[]));
+    ok(run_into(&w, "fewer", &["--rollups", "r"]));
+    assert_eq!(
+        digests_used(&w.path().join("fewer")).1,
+        0,
+        "nothing rebuilt"
+    );
+    assert_same_tables(&w.path().join("raw_fewer"), &w.path().join("fewer"));
+    write_parquet(&members_path, &members);
+
+    // A model that counts other sets keeps digests of its own beside the first's.
+    let config = w.path().join("saves.toml");
+    std::fs::write(
+        &config,
+        "[event_sets]\nsaves_only = [\"insight saved\"]\n\n\
+         [metrics.saves_7d]\ncategory = \"product_experience\"\n\
+         measure = \"event_count\"\nevent_set = \"saves_only\"\nwindow_days = 7\n\
+         healthy = \">= 1\"\npoor = \"< 1\"\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    ok(run_into(&w, "raw_saves", &["--config", config]));
+    ok(run_into(
+        &w,
+        "saves",
+        &["--rollups", "r", "--config", config],
+    ));
+    assert_eq!(digests_used(&w.path().join("saves")), (0, files, None));
+    assert_same_tables(&w.path().join("raw_saves"), &w.path().join("saves"));
+    ok(run_into(
+        &w,
+        "saves_again",
+        &["--rollups", "r", "--config", config],
+    ));
+    assert_eq!(
+        digests_used(&w.path().join("saves_again")),
+        (files, 0, None)
+    );
+    assert_same_tables(&w.path().join("raw_saves"), &w.path().join("saves_again"));
+    assert_eq!(digest_files(&w.path().join("r")).len() as u64, 2 * files);
+
+    // A damaged digest is built again, never an error.
+    let damaged = w.path().join("r").join(DIGESTS).join(&kept[3]);
+    let bytes = std::fs::read(&damaged).unwrap();
+    std::fs::write(&damaged, &bytes[..bytes.len() / 2]).unwrap();
+    ok(run_into(&w, "repaired", &["--rollups", "r"]));
+    assert_eq!(
+        digests_used(&w.path().join("repaired")),
+        (files - 1, 1, None)
+    );
+    assert_same_tables(&w.path().join("raw"), &w.path().join("repaired"));
+    assert_eq!(std::fs::read(&damaged).unwrap().len(), bytes.len());
+
+    // A rollup file gone: its digests go too, of every model.
+    let gone = rollup_days(&w)[0].clone();
+    std::fs::remove_dir_all(w.path().join("r").join(&gone)).unwrap();
+    ok(run_into(&w, "fewer_days", &["--rollups", "r"]));
+    assert_eq!(
+        digests_used(&w.path().join("fewer_days")),
+        (files - 1, 0, None)
+    );
+    let left = digest_files(&w.path().join("r"));
+    assert_eq!(left.len() as u64, 2 * (files - 1));
+    assert!(left.iter().all(|d| !d.contains(&gone)), "{gone} kept");
+
+    // Digests that cannot be kept: the run goes on, says why, and reads the rows.
+    let fresh = Workdir::new();
+    fresh.generate(12, 60, 4);
+    ok(rollup(&fresh, &[]));
+    std::fs::write(fresh.path().join("r").join(DIGESTS), "not a folder").unwrap();
+    let mut args = vec!["run", "--input", "in", "--out", "unkept", "--as-of", AS_OF];
+    args.extend(["--rollups", "r"]);
+    let o = ok(fresh.cmd(&args));
+    let (reused, built, why) = digests_used(&fresh.path().join("unkept"));
+    assert_eq!((reused, built), (0, files));
+    assert!(why.is_some_and(|w| w.contains(DIGESTS)));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("digests could not be kept"), "{err}");
+    ok(run_into(&fresh, "raw", &[]));
+    assert_same_tables(&fresh.path().join("raw"), &fresh.path().join("unkept"));
 }

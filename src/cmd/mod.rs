@@ -56,6 +56,8 @@ pub struct RollupsUsed {
     last_rollup_day: Option<String>,
     /// Days of the raw events read (those the rollups lack) that had events.
     raw_days: usize,
+    /// The rollup files read from their digests, and those whose digest was built.
+    digests: Option<crate::events::digests::DigestsUsed>,
 }
 
 /// `read_inputs`, with the days `rollups` holds (`--rollups`) taken from them and
@@ -91,7 +93,13 @@ pub fn read_inputs_and_rollups(
             .keys()
             .filter(|d| files.days.binary_search(d).is_err())
             .count(),
+        digests: rollup.digests.clone(),
     };
+    if let Some(why) = rollup.digests.as_ref().and_then(|d| d.not_kept.as_ref()) {
+        progress.note(&format!(
+            "the rollups' digests could not be kept (the next run reads the rollup rows again): {why}"
+        ));
+    }
     Ok((inputs, rollup, seconds, Some(used)))
 }
 

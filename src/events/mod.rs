@@ -43,6 +43,7 @@ use crate::rollup_spec::RollupSpec;
 use crate::time::MICROS_PER_DAY;
 
 pub mod day_rollups;
+pub mod digests;
 mod export;
 mod member_index;
 mod memory;
@@ -119,6 +120,8 @@ pub struct Rollup {
     pub skipped: Skipped,
     /// Of `rows`, the events that came from rollup files (`run --rollups`).
     pub from_rollups: u64,
+    /// What the run did with the rollups' digests (`run --rollups`).
+    pub digests: Option<digests::DigestsUsed>,
 }
 
 /// The URL path (SPEC 3): scheme, host, query string and fragment removed. The same
@@ -795,11 +798,11 @@ impl<'a> Accumulator<'a> {
         }
     }
 
-    /// The rollup frames: the partitions in order, each in the order its (member, day)
-    /// rows were first seen (its visit rows in the order of their first visit). Every
-    /// column is allocated once at its full length and each partition writes its own
-    /// rows' stretch of it, in parallel.
-    fn finish(self, keys: DataFrame, member_of_row: Vec<u32>) -> PolarsResult<Rollup> {
+    /// The (member, day) rows: the partitions in order, each in the order its (member,
+    /// day) rows were first seen (its visit rows in the order of their first visit).
+    /// Every column is allocated once at its full length and each partition writes its
+    /// own rows' stretch of it, in parallel. With the totals over every row.
+    fn member_days(self) -> (MemberDays, Totals) {
         let layout = self.layout;
         let lengths: Vec<usize> = self.partitions.iter().map(Partition::slots).collect();
         let visit_lengths: Vec<usize> = self.partitions.iter().map(Partition::visit_rows).collect();
@@ -824,19 +827,27 @@ impl<'a> Accumulator<'a> {
             visit_day: visits.day,
             visit_counts: visits.counts,
         };
+        (columns, self.totals)
+    }
+
+    /// The rollup: its frames (`member_days`), the members and the totals.
+    fn finish(self, keys: DataFrame, member_of_row: Vec<u32>) -> PolarsResult<Rollup> {
+        let layout = self.layout;
+        let (columns, totals) = self.member_days();
         let (frame, visits) = columns.frames(layout)?;
         Ok(Rollup {
             frame,
             visits,
             members: keys,
             member_of_row,
-            rows: self.totals.rows,
-            latest_us: self.totals.latest_us,
-            earliest_us: self.totals.earliest_us,
-            events_per_day: self.totals.events_per_day,
-            unknown_member_events: self.totals.unknown_member_events,
+            rows: totals.rows,
+            latest_us: totals.latest_us,
+            earliest_us: totals.earliest_us,
+            events_per_day: totals.events_per_day,
+            unknown_member_events: totals.unknown_member_events,
             skipped: Skipped::default(),
             from_rollups: 0,
+            digests: None,
         })
     }
 }
@@ -1137,13 +1148,15 @@ pub fn rollup(
     // The rollups first: they hold the older days, and a member's days met in order
     // need no map (`slots::Partition::slot`).
     let mut from_rollups = 0;
+    let mut digests = None;
     if let Some(rollups) = rollups {
-        rollups.add_to(&mut acc).map_err(PassError::BadRollup)?;
+        digests = Some(rollups.add_to(&mut acc).map_err(PassError::BadRollup)?);
         from_rollups = acc.totals.rows;
     }
     each_chunk(events, progress, &mut export, run, first, skip, &mut acc)?;
     let mut rollup = acc.finish(keys, member_of_row).map_err(blame)?;
     rollup.from_rollups = from_rollups;
+    rollup.digests = digests;
     rollup.rows += export.skipped.total();
     rollup.skipped = export.skipped;
     Ok(rollup)

@@ -22,7 +22,8 @@ use polars_parquet::read::{FileMetadata, PhysicalType};
 use rayon::prelude::*;
 
 use super::day_rollups::{needs, RollupMeta, METADATA_KEY};
-use super::{coded_column, i64_column, pages, Chunk, ChunkSink, Coded};
+use super::digests::{Digest, DigestsUsed, Source, Store, TooManyEvents};
+use super::{coded_column, i64_column, pages, Accumulator, Chunk, ChunkSink, Coded, Layout};
 use crate::error::InputError;
 use crate::rollup_spec::RollupSpec;
 use crate::time::{day_in_range, iso_of_day, MICROS_PER_DAY};
@@ -33,11 +34,15 @@ pub struct RollupFiles {
     pub files: Vec<RollupFile>,
     /// Every day held, sorted.
     pub days: Vec<i32>,
+    /// The model's digests of the files (`digests`).
+    store: Store,
 }
 
 /// One rollup file and its days.
 pub struct RollupFile {
     path: PathBuf,
+    /// The file as it is now, as its digest must record it.
+    source: Source,
     days: Vec<i32>,
     /// Its footer when `pages` reads it; `None`: polars reads it whole.
     pages: Option<Arc<FileMetadata>>,
@@ -59,9 +64,6 @@ struct Columns {
 /// rollups folder read from disk (the nightly case, its files written on earlier
 /// nights) is then read while the files before are decoded, not on their turn.
 const FILES_AHEAD: usize = 4;
-
-/// Pieces read side by side while the ones read before them are added.
-const PIECES_AHEAD: usize = 2;
 
 /// What is read at a time: a row group of a file `pages` reads, or a whole file.
 #[derive(Clone, Copy)]
@@ -86,16 +88,18 @@ impl RollupFiles {
         // problems reported in file order.
         let files = parquet_files(dir)?
             .into_par_iter()
-            .map(|path| check_file(&path, &needed))
+            .map(|path| check_file(dir, &path, &needed))
             .collect::<Result<Vec<_>, InputError>>()?;
         let mut days: Vec<i32> = files.iter().flat_map(|f| f.days.clone()).collect();
         days.par_sort_unstable();
         days.dedup();
-        // The first files' reads start now, while the raw events are read.
+        let store = Store::new(dir, spec);
+        // The first files' digests are read into the page cache now, while the raw
+        // events are read.
         for file in files.iter().take(FILES_AHEAD) {
-            crate::sys::read_ahead(&file.path);
+            crate::sys::read_ahead(&store.path_of(&file.source.file));
         }
-        Ok(RollupFiles { files, days })
+        Ok(RollupFiles { files, days, store })
     }
 
     /// The days they hold, as the raw events' days to leave out.
@@ -103,74 +107,85 @@ impl RollupFiles {
         super::DaySet::new(self.days.iter().copied())
     }
 
-    /// Every rollup row into `sink` as weighted rows, in file order: each step
-    /// reads `PIECES_AHEAD` pieces side by side while it adds the pieces the step
-    /// before read (a piece's read is mostly one column's decompression on one
-    /// thread: one piece alone beside the adding left a core idle at times). Bad rows
+    /// Every rollup file into the pass, in file order: from its digest when one is
+    /// kept for this model's layout and still describes the file, else from its rows
+    /// (read and checked), its digest built from them and kept for the next run.
+    /// Each step gets the next file's digest while the one before is added. Bad rows
     /// are bad input naming the file and column.
-    pub(super) fn add_to(&self, sink: &mut impl ChunkSink) -> Result<(), InputError> {
-        let pieces: Vec<Piece> = self
-            .files
-            .iter()
-            .enumerate()
-            .flat_map(|(file, f)| match &f.pages {
-                Some(footer) => (0..footer.row_groups.len())
-                    .map(|g| Piece {
-                        file,
-                        group: Some(g),
-                    })
-                    .collect::<Vec<_>>(),
-                None => vec![Piece { file, group: None }],
-            })
-            .collect();
-        // The pieces the step before read, in order, from piece `next - read.len()`.
-        let mut read: Vec<Result<Option<Chunk>, InputError>> = Vec::new();
-        let mut next = 0;
-        loop {
-            let batch = next..(next + PIECES_AHEAD).min(pieces.len());
-            let added = next - read.len();
-            next = batch.end;
-            for &Piece { file, group } in &pieces[batch.clone()] {
-                // A file's first piece: the reads of a file further on start (files
-                // up to `FILES_AHEAD - 1` ahead were asked for already).
-                if group.unwrap_or(0) == 0 {
-                    if let Some(ahead) = self.files.get(file + FILES_AHEAD - 1) {
-                        crate::sys::read_ahead(&ahead.path);
-                    }
-                }
+    pub(super) fn add_to(&self, acc: &mut Accumulator) -> Result<DigestsUsed, InputError> {
+        let layout = acc.layout;
+        let mut used = DigestsUsed {
+            folder: self.store.dir().display().to_string(),
+            ..DigestsUsed::default()
+        };
+        let mut ready = None;
+        for next in 0..=self.files.len() {
+            if let Some(ahead) = self.files.get(next + FILES_AHEAD - 1) {
+                crate::sys::read_ahead(&self.store.path_of(&ahead.source.file));
             }
-            let current = std::mem::take(&mut read);
-            if current.is_empty() && batch.is_empty() {
-                return Ok(());
-            }
-            let (batch, outcome) = rayon::join(
-                || {
-                    batch
-                        .into_par_iter()
-                        .map(|i| self.chunk(pieces[i]))
-                        .collect::<Vec<_>>()
-                },
+            let current = ready.take();
+            let (got, added) = rayon::join(
+                || (next < self.files.len()).then(|| self.digest(next, layout)),
                 || -> Result<(), InputError> {
-                    for (i, chunk) in (added..).zip(current) {
-                        if let Some(chunk) = chunk? {
-                            sink.add_chunk(&chunk);
-                        }
-                        if sink.too_many_events() {
-                            return Err(InputError::BadValue {
-                                file: self.files[pieces[i].file].path.display().to_string(),
-                                column: "count".into(),
-                                problem: "more than 2^32-1 events of one member on one day \
-                                          (with the rows before it)"
-                                    .into(),
-                            });
-                        }
+                    let Some(current) = current else {
+                        return Ok(());
+                    };
+                    let (digest, reused): (Digest, bool) = current?;
+                    let file = &self.files[next - 1];
+                    let name = file.path.display().to_string();
+                    acc.add_digest(&digest).map_err(unreadable(&name))?;
+                    if acc.too_many_events() {
+                        return Err(too_many_events(&name));
+                    }
+                    if reused {
+                        used.reused += 1;
+                    } else {
+                        used.built += 1;
                     }
                     Ok(())
                 },
             );
-            outcome?;
-            read = batch;
+            added?;
+            ready = got;
         }
+        let names: Vec<&str> = self.files.iter().map(|f| f.source.file.as_str()).collect();
+        self.store.prune(&names);
+        used.not_kept = self.store.not_kept();
+        Ok(used)
+    }
+
+    /// File `i`'s digest, and whether it was kept from an earlier run: else built
+    /// from the file's rows (its row groups read side by side) and kept.
+    fn digest(&self, i: usize, layout: &Layout) -> Result<(Digest, bool), InputError> {
+        let file = &self.files[i];
+        if let Some(digest) = self.store.read(&file.source, layout) {
+            return Ok((digest, true));
+        }
+        let name = file.path.display().to_string();
+        let pieces: Vec<Piece> = match &file.pages {
+            Some(footer) => (0..footer.row_groups.len())
+                .map(|g| Piece {
+                    file: i,
+                    group: Some(g),
+                })
+                .collect(),
+            None => vec![Piece {
+                file: i,
+                group: None,
+            }],
+        };
+        let chunks: Vec<Chunk> = pieces
+            .into_par_iter()
+            .map(|piece| self.chunk(piece))
+            .collect::<Result<Vec<_>, InputError>>()?
+            .into_iter()
+            .flatten()
+            .collect();
+        let digest = Digest::build(&chunks, layout)
+            .map_err(unreadable(&name))?
+            .map_err(|TooManyEvents| too_many_events(&name))?;
+        self.store.write(&file.source, &digest);
+        Ok((digest, false))
     }
 
     /// A piece's rows, checked, as weighted rows; `None` when it has none.
@@ -187,6 +202,38 @@ impl RollupFiles {
             },
         };
         checked(columns, &name, &file.days)
+    }
+}
+
+/// Every row of the rollup file at `path` (under `dir`), checked, as the pass's
+/// chunks (for tests of what is built from them).
+#[cfg(test)]
+pub(super) fn chunks_of_file(dir: &Path, path: &Path, spec: &RollupSpec) -> Vec<Chunk> {
+    let file = check_file(dir, path, &needs(spec)).unwrap();
+    let files = RollupFiles {
+        files: vec![file],
+        days: Vec::new(),
+        store: Store::new(dir, spec),
+    };
+    let groups = files.files[0].pages.as_ref().map(|f| f.row_groups.len());
+    let pieces: Vec<Option<usize>> = match groups {
+        Some(n) => (0..n).map(Some).collect(),
+        None => vec![None],
+    };
+    pieces
+        .into_iter()
+        .filter_map(|group| files.chunk(Piece { file: 0, group }).unwrap())
+        .collect()
+}
+
+/// A (member, day) of the rollups summed past a slot's 32-bit counts: bad input
+/// naming the file that took it there.
+fn too_many_events(file: &str) -> InputError {
+    InputError::BadValue {
+        file: file.to_string(),
+        column: "count".into(),
+        problem: "more than 2^32-1 events of one member on one day (with the rows before it)"
+            .into(),
     }
 }
 
@@ -400,8 +447,19 @@ const COLUMNS: [(&str, &str); 8] = [
 /// prefixes), its columns, the days it holds (from the `day` column's statistics when
 /// each row group holds one day, else from the column), and whether `pages` can read
 /// it.
-fn check_file(path: &Path, needed: &(Vec<String>, Vec<String>)) -> Result<RollupFile, InputError> {
+fn check_file(
+    dir: &Path,
+    path: &Path,
+    needed: &(Vec<String>, Vec<String>),
+) -> Result<RollupFile, InputError> {
     let file_name = path.display().to_string();
+    let under = path.strip_prefix(dir).unwrap_or(path);
+    let source = Source::of(path, under.to_string_lossy().into_owned()).map_err(|e| {
+        InputError::BadPath {
+            path: file_name.clone(),
+            problem: format!("cannot read: {e}"),
+        }
+    })?;
     let unreadable = unreadable(&file_name);
     let open = || {
         std::fs::File::open(path).map_err(|e| InputError::BadPath {
@@ -462,6 +520,7 @@ fn check_file(path: &Path, needed: &(Vec<String>, Vec<String>)) -> Result<Rollup
     let pages = stored_as_written(&footer, &schema).then_some(footer);
     Ok(RollupFile {
         path: path.to_path_buf(),
+        source,
         days,
         pages,
     })
@@ -653,11 +712,13 @@ mod tests {
     fn files_as_rollup_writes_them_are_read_by_pages_others_by_polars_with_the_same_rows() {
         let dir = tempfile::tempdir().unwrap();
         let ours = check_file(
+            dir.path(),
             &written(dir.path(), "a.parquet", [20000; 2], DataType::Int64),
             &no_needs(),
         )
         .unwrap();
         let theirs = check_file(
+            dir.path(),
             &written(dir.path(), "b.parquet", [20000; 2], DataType::UInt32),
             &no_needs(),
         )
@@ -672,6 +733,10 @@ mod tests {
         let files = RollupFiles {
             files: vec![ours, theirs],
             days: vec![20000],
+            store: Store::new(
+                dir.path(),
+                &crate::rollup_spec::RollupSpec::of(&crate::model::Model::default_model()),
+            ),
         };
         let by_pages = files
             .chunk(Piece {
@@ -717,6 +782,7 @@ mod tests {
     fn a_file_of_several_days_per_row_group_has_its_days_read() {
         let dir = tempfile::tempdir().unwrap();
         let file = check_file(
+            dir.path(),
             &written(dir.path(), "a.parquet", [20000, 20002], DataType::Int64),
             &no_needs(),
         )
@@ -729,7 +795,7 @@ mod tests {
     fn rows_are_checked_at_the_bounds() {
         let dir = tempfile::tempdir().unwrap();
         let path = written(dir.path(), "a.parquet", [20000; 2], DataType::Int64);
-        let file = check_file(&path, &no_needs()).unwrap();
+        let file = check_file(dir.path(), &path, &no_needs()).unwrap();
         let footer = file.pages.clone().unwrap();
         let day = 20000 * MICROS_PER_DAY;
         // (count, first, last) of the first row, and whether it is accepted.

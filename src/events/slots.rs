@@ -342,20 +342,89 @@ impl Partition {
                 }
             }
             if r.visits != 0 {
-                if w[shape.visit_row_at] == NONE {
-                    w[shape.visit_row_at] = self.visit_slot.len() as u32;
-                    self.visit_slot.push(s as u32);
-                    let len = self.visit_counts.len();
-                    self.visit_counts.resize(len + self.visit_width, 0);
-                }
-                let row = w[shape.visit_row_at] as usize;
-                let counts = &mut self.visit_counts[row * self.visit_width..];
+                let counts = visit_row(
+                    w,
+                    shape.visit_row_at,
+                    s,
+                    &mut self.visit_slot,
+                    &mut self.visit_counts,
+                    self.visit_width,
+                );
                 for &c in &layout.visit_sets[r.visits as usize] {
                     counts[c as usize] += r.weight;
                 }
             }
         }
     }
+
+    /// Adds finished (member, day) rows (a digest's, `digests`), each `(member,
+    /// row)`: a row's events, counts and visits are added to its member's slot for
+    /// its day and its instants raise the slot's, as the events it sums would have.
+    pub(super) fn add_slots(&mut self, rows: &[(u32, u32)], values: &SlotValues) {
+        let shape = self.shape;
+        for &(member, r) in rows {
+            let r = r as usize;
+            let s = self.slot(member, values.day[r]);
+            let w = words_mut(self.lines.get_mut(s));
+            let (n, wrapped) = w[shape.n_at].overflowing_add(values.n[r]);
+            w[shape.n_at] = n;
+            self.too_many |= wrapped;
+            raise_instant(w, 0, values.last[r]);
+            // Counts are subsets of `n`: they wrap only if it does (an error then).
+            for (c, column) in values.counts.iter().enumerate() {
+                let at = shape.n_at + 1 + c;
+                w[at] = w[at].wrapping_add(column[r]);
+            }
+            for (l, column) in values.latest.iter().enumerate() {
+                raise_instant(w, 1 + l, column[r]);
+            }
+            if values.visits.iter().any(|column| column[r] != 0) {
+                let counts = visit_row(
+                    w,
+                    shape.visit_row_at,
+                    s,
+                    &mut self.visit_slot,
+                    &mut self.visit_counts,
+                    self.visit_width,
+                );
+                for (c, column) in values.visits.iter().enumerate() {
+                    counts[c] = counts[c].wrapping_add(column[r]);
+                }
+            }
+        }
+    }
+}
+
+/// The counts of the visit row of slot `s` (whose words are `w`, its visit row at
+/// `at`), the row opened on the slot's first visit (`visit_slot`, `visit_counts` and
+/// `width` are its partition's).
+fn visit_row<'v>(
+    w: &mut [u32],
+    at: usize,
+    s: usize,
+    visit_slot: &mut Vec<u32>,
+    visit_counts: &'v mut Vec<u32>,
+    width: usize,
+) -> &'v mut [u32] {
+    if w[at] == NONE {
+        w[at] = visit_slot.len() as u32;
+        visit_slot.push(s as u32);
+        visit_counts.resize(visit_counts.len() + width, 0);
+    }
+    let row = w[at] as usize;
+    &mut visit_counts[row * width..][..width]
+}
+
+/// The columns of finished (member, day) rows (`Partition::add_slots`), in the
+/// layout's order: `latest` is `NO_INSTANT` where a set has no instant, `visits` 0
+/// where a row has no visit.
+pub(super) struct SlotValues<'a> {
+    pub(super) day: &'a [i32],
+    pub(super) n: &'a [u32],
+    pub(super) last: &'a [i64],
+    pub(super) counts: Vec<&'a [u32]>,
+    pub(super) latest: Vec<&'a [i64]>,
+    pub(super) visits: Vec<&'a [u32]>,
 }
 
 /// The columns of one rollup frame, at full length, before they become a frame.

@@ -1,0 +1,787 @@
+//! Rollup digests (`run --rollups`, issue 27's nightly cost): a rollup file summed
+//! the way this model's events pass sums it, one row per (org, person, day) with the
+//! model's counts, latest instants and visits, kept beside the rollups in
+//! `R/.account-health-digests/<layout>/` so that later runs read it instead of every
+//! rollup row again. A digest holds every person of the file, member or not (the
+//! members table changes from night to night; who is a member is decided when a
+//! digest is added, as for rollup rows), so it depends only on the file and on the
+//! model's `RollupSpec` (its layout key, a hash of the spec and this tool's version).
+//!
+//! A digest records the file it was built from: its path under the rollups folder,
+//! size, modification time and inode. A digest whose record differs from the file
+//! as it is now (a day rolled again, a warehouse's file rewritten) is built again,
+//! and one that cannot be read is too: a digest is never an error, only a saving.
+//! Digests are written whole under a temporary name, flushed, then renamed; a
+//! rollups folder that cannot be written is read as before, with a note.
+
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use polars_arrow::array::Utf8ViewArray;
+use polars_arrow::datatypes::ArrowDataType;
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::member_index::MemberIndex;
+use super::slots::SlotValues;
+use super::{Accumulator, Chunk, Layout, KEYS_PER_TASK, NONE, NO_INSTANT, PARTITIONS};
+use crate::rollup_spec::RollupSpec;
+
+/// The folder of a rollups folder where digests are kept (its name starts with a
+/// dot: the rollups' reader passes over it).
+pub const FOLDER: &str = ".account-health-digests";
+
+/// Bumped when a digest's columns or their meaning change: older ones are rebuilt.
+const FORMAT: u32 = 1;
+
+/// The Parquet key-value metadata key of a digest's record (`Meta`).
+const METADATA_KEY: &str = "account_health_digest";
+
+/// How digests are compressed.
+const DIGEST_COMPRESSION: ParquetCompression = ParquetCompression::Lz4Raw;
+
+/// Visit columns are stored under this prefix (a visit column may share a name
+/// with a count column: they are columns of two frames of `Rollup`).
+const VISIT_PREFIX: &str = "visit:";
+
+/// A rollup file as it is now: what a digest of it must record to be used.
+#[derive(Serialize, Deserialize, PartialEq, Eq, Clone, Debug)]
+pub(super) struct Source {
+    /// Its path under the rollups folder.
+    pub(super) file: String,
+    pub(super) bytes: u64,
+    pub(super) modified_ns: u64,
+    pub(super) inode: u64,
+}
+
+impl Source {
+    /// The file at `path` (`file` its name under the rollups folder), from its metadata.
+    pub(super) fn of(path: &Path, file: String) -> std::io::Result<Source> {
+        let meta = std::fs::metadata(path)?;
+        let modified_ns = meta
+            .modified()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        #[cfg(unix)]
+        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        #[cfg(not(unix))]
+        let inode = 0;
+        Ok(Source {
+            file,
+            bytes: meta.len(),
+            modified_ns,
+            inode,
+        })
+    }
+}
+
+/// A digest's record, stored in its Parquet metadata.
+#[derive(Serialize, Deserialize, PartialEq, Debug)]
+struct Meta {
+    format: u32,
+    layout: String,
+    source: Source,
+    /// The earliest instant of any row of the file (its `first_us`), which the
+    /// digest's rows do not keep.
+    earliest_us: Option<i64>,
+}
+
+/// A rollup file's digest: `frame` has `org_id`, `distinct_id`, `day` (i32 days since
+/// the epoch), `n` (u32), `last_us` (i64), the layout's count columns (u32), its
+/// latest-instant columns (i64, null when none) and its visit columns (u32, under
+/// `VISIT_PREFIX`, 0 when none), sorted by (org_id, distinct_id, day).
+pub(super) struct Digest {
+    frame: DataFrame,
+    earliest_us: Option<i64>,
+}
+
+/// Where one layout's digests are kept, and what became of them this run.
+pub(super) struct Store {
+    /// `R/FOLDER/<layout key>`.
+    dir: PathBuf,
+    layout: String,
+    /// Why digests cannot be written here (the first failure); none are tried after.
+    not_kept: std::sync::Mutex<Option<String>>,
+}
+
+/// What a run did with digests (the manifest's `rollups.digests`).
+#[derive(Debug, Default, Clone, Serialize)]
+pub struct DigestsUsed {
+    pub folder: String,
+    /// Rollup files read from their digest.
+    pub reused: usize,
+    /// Rollup files read whole (no digest, or a stale one), their digest built.
+    pub built: usize,
+    /// Why built digests could not be kept, if so.
+    pub not_kept: Option<String>,
+}
+
+impl Store {
+    /// The digests of `spec`'s layout under the rollups folder `rollups`.
+    pub(super) fn new(rollups: &Path, spec: &RollupSpec) -> Store {
+        let layout = layout_key(spec);
+        Store {
+            dir: rollups.join(FOLDER).join(&layout),
+            layout,
+            not_kept: std::sync::Mutex::new(None),
+        }
+    }
+
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Where the digest of the rollup file named `file` (under the rollups folder,
+    /// a `.parquet` name) is kept: its name with each `/` as `+` (a digest records
+    /// its file's name, so two names that map to one place only rebuild each other).
+    pub(super) fn path_of(&self, file: &str) -> PathBuf {
+        self.dir.join(digest_name(file))
+    }
+
+    /// The digest of `source` if one is kept and still describes it; `None` when
+    /// there is none, or it is stale or unreadable (it is then built again).
+    pub(super) fn read(&self, source: &Source, layout: &Layout) -> Option<Digest> {
+        let path = self.path_of(&source.file);
+        let file = std::fs::File::open(&path).ok()?;
+        let mut reader = ParquetReader::new(file);
+        let meta: Meta = reader
+            .get_metadata()
+            .ok()?
+            .key_value_metadata()
+            .as_ref()?
+            .iter()
+            .find(|k| k.key == METADATA_KEY)
+            .and_then(|k| serde_json::from_str(k.value.as_deref()?).ok())?;
+        let expected = Meta {
+            format: FORMAT,
+            layout: self.layout.clone(),
+            source: source.clone(),
+            earliest_us: meta.earliest_us,
+        };
+        if meta != expected {
+            return None;
+        }
+        let mut frame = reader.finish().ok()?;
+        frame.rechunk_mut_par();
+        let digest = Digest {
+            frame,
+            earliest_us: meta.earliest_us,
+        };
+        // Its columns as this layout's (a digest written by hand, or damaged).
+        digest.values(layout).ok()?;
+        Some(digest)
+    }
+
+    /// Keeps `digest` as `source`'s: written under a temporary name, flushed, then
+    /// renamed over the old one. A failure is remembered (`not_kept`) and no further
+    /// digest is tried: the run goes on.
+    pub(super) fn write(&self, source: &Source, digest: &Digest) {
+        let mut not_kept = self.not_kept.lock().unwrap_or_else(|e| e.into_inner());
+        if not_kept.is_some() {
+            return;
+        }
+        let path = self.path_of(&source.file);
+        let temporary = self.dir.join(format!(
+            ".{}.{}.tmp",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        ));
+        let meta = Meta {
+            format: FORMAT,
+            layout: self.layout.clone(),
+            source: source.clone(),
+            earliest_us: digest.earliest_us,
+        };
+        let written = (|| -> anyhow::Result<()> {
+            std::fs::create_dir_all(&self.dir)?;
+            let metadata = KeyValueMetadata::from_static(vec![(
+                METADATA_KEY.to_string(),
+                serde_json::to_string(&meta)?,
+            )]);
+            let mut frame = digest.frame.clone();
+            crate::output::write_parquet_compressed(
+                &mut frame,
+                &temporary,
+                Some(metadata),
+                DIGEST_COMPRESSION,
+            )?
+            .sync_all()?;
+            std::fs::rename(&temporary, &path)?;
+            Ok(())
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&temporary);
+            *not_kept = Some(format!("{}: {e:#}", self.dir.display()));
+        }
+    }
+
+    /// Removes the digests of rollup files no longer there (`files`: the names of
+    /// those there are), of every layout, so that a folder rolled for months does
+    /// not keep a digest of every day it ever held; a layout's folder left empty
+    /// goes too. Failures are ignored: the next run tries again.
+    pub(super) fn prune(&self, files: &[&str]) {
+        let keep: std::collections::HashSet<String> =
+            files.iter().map(|f| digest_name(f)).collect();
+        let Some(all) = self.dir.parent() else {
+            return;
+        };
+        for layout in std::fs::read_dir(all).into_iter().flatten().flatten() {
+            let dir = layout.path();
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let gone =
+                    !name.starts_with('.') && name.ends_with(".parquet") && !keep.contains(&name);
+                // A temporary file a day old is a run's that stopped while writing.
+                let abandoned = name.starts_with('.')
+                    && name.ends_with(".tmp")
+                    && entry
+                        .metadata()
+                        .and_then(|m| m.modified())
+                        .ok()
+                        .and_then(|t| t.elapsed().ok())
+                        .is_some_and(|age| age.as_secs() > 24 * 3600);
+                if gone || abandoned {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+            // Only when empty.
+            let _ = std::fs::remove_dir(&dir);
+        }
+    }
+
+    /// Why built digests could not be kept, if so.
+    pub(super) fn not_kept(&self) -> Option<String> {
+        self.not_kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
+/// The name of the digest of the rollup file named `file` (see `Store::path_of`).
+fn digest_name(file: &str) -> String {
+    file.replace(['/', '\\'], "+")
+}
+
+/// The key of a layout: a digest built for one model is read only by models whose
+/// events pass counts the same (the `RollupSpec`), by this version of the tool.
+fn layout_key(spec: &RollupSpec) -> String {
+    use sha2::{Digest as _, Sha256};
+    let text = format!("{FORMAT}|{}|{spec:?}", env!("CARGO_PKG_VERSION"));
+    let hash = Sha256::digest(text.as_bytes());
+    hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A digest was not built: a (person, day) of the file sums to more than 2^32-1
+/// events (a slot's counts are 32-bit).
+pub(super) struct TooManyEvents;
+
+impl Digest {
+    /// The digest of a rollup file's rows (`chunks`, checked): every person of the
+    /// file is made a member of a members table of its own, and the rows go through
+    /// the events pass's phases as they would in a run, so a digest's row is what
+    /// the run's slot for that (member, day) would have summed from this file.
+    pub(super) fn build(
+        chunks: &[Chunk],
+        layout: &Layout,
+    ) -> PolarsResult<Result<Digest, TooManyEvents>> {
+        // The file's (org, person) pairs, sorted: a person's member number is its
+        // place among them.
+        let mut pairs: Vec<(&str, &str)> = Vec::new();
+        for c in chunks {
+            let mut keys: Vec<u64> = c
+                .org
+                .keys
+                .iter()
+                .zip(c.person.keys.iter())
+                .map(|(&o, &p)| (u64::from(o) << 32) | u64::from(p))
+                .collect();
+            keys.par_sort_unstable();
+            keys.dedup();
+            pairs.extend(keys.iter().map(|&k| {
+                let (o, p) = ((k >> 32) as usize, k as u32 as usize);
+                (c.org.value(o), c.person.value(p))
+            }));
+        }
+        pairs.par_sort_unstable();
+        pairs.dedup();
+        let keys = DataFrame::new_infer_height(vec![
+            StringChunked::from_iter_values("org_id".into(), pairs.iter().map(|p| p.0))
+                .into_column(),
+            StringChunked::from_iter_values("distinct_id".into(), pairs.iter().map(|p| p.1))
+                .into_column(),
+        ])?;
+        let members = MemberIndex::new(&keys)?;
+        let mut acc = Accumulator::new(layout, &members);
+        for c in chunks {
+            acc.add(c);
+            if acc.partitions.iter().any(|p| p.too_many_events()) {
+                return Ok(Err(TooManyEvents));
+            }
+        }
+        let (days, totals) = acc.member_days();
+
+        // Rows in (member, day) order, so by (org, person, day).
+        let mut order: Vec<u32> = (0..days.member.len() as u32).collect();
+        order.par_sort_unstable_by_key(|&r| (days.member[r as usize], days.day[r as usize]));
+        let take =
+            |values: &[u32]| -> Vec<u32> { order.iter().map(|&r| values[r as usize]).collect() };
+        let take_i64 =
+            |values: &[i64]| -> Vec<i64> { order.iter().map(|&r| values[r as usize]).collect() };
+        let member = take(&days.member);
+        let orgs: Vec<&str> = member.iter().map(|&m| pairs[m as usize].0).collect();
+        let people: Vec<&str> = member.iter().map(|&m| pairs[m as usize].1).collect();
+        let mut columns = vec![
+            StringChunked::from_iter_values("org_id".into(), orgs.into_iter()).into_column(),
+            StringChunked::from_iter_values("distinct_id".into(), people.into_iter()).into_column(),
+            Int32Chunked::from_vec(
+                "day".into(),
+                order.iter().map(|&r| days.day[r as usize]).collect(),
+            )
+            .into_column(),
+            // A slot's `n` is 32-bit: its sum fitted (checked above).
+            UInt32Chunked::from_vec(
+                crate::rollup_spec::EVENTS.into(),
+                order.iter().map(|&r| days.n[r as usize] as u32).collect(),
+            )
+            .into_column(),
+            Int64Chunked::from_vec(
+                crate::rollup_spec::LAST_INSTANT.into(),
+                take_i64(&days.last),
+            )
+            .into_column(),
+        ];
+        for (name, values) in layout.counts.iter().zip(&days.counts) {
+            columns.push(UInt32Chunked::from_vec(name.into(), take(values)).into_column());
+        }
+        for (name, values) in layout.latest.iter().zip(&days.latest) {
+            let values = take_i64(values);
+            let validity = values
+                .contains(&NO_INSTANT)
+                .then(|| values.iter().map(|&t| t != NO_INSTANT).collect());
+            columns
+                .push(Int64Chunked::from_vec_validity(name.into(), values, validity).into_column());
+        }
+        // Each visit row's (member, day) slot row, and the visit counts there.
+        let slot_row: polars::prelude::PlHashMap<(u32, i32), u32> = order
+            .iter()
+            .enumerate()
+            .map(|(i, &r)| ((days.member[r as usize], days.day[r as usize]), i as u32))
+            .collect();
+        for (name, values) in layout.visits.iter().zip(&days.visit_counts) {
+            let mut column = vec![0u32; order.len()];
+            for (v, &count) in values.iter().enumerate() {
+                let row = slot_row[&(days.visit_member[v], days.visit_day[v])];
+                column[row as usize] = count;
+            }
+            columns.push(
+                UInt32Chunked::from_vec(format!("{VISIT_PREFIX}{name}").into(), column)
+                    .into_column(),
+            );
+        }
+        Ok(Ok(Digest {
+            frame: DataFrame::new_infer_height(columns)?,
+            earliest_us: totals.earliest_us,
+        }))
+    }
+
+    /// Its columns as `layout`'s, checked (names and types, no nulls where none
+    /// may be).
+    fn values(&self, layout: &Layout) -> PolarsResult<DigestValues<'_>> {
+        let f = &self.frame;
+        let strings = |name: &str| -> PolarsResult<Utf8ViewArray> {
+            let column = f.column(name)?.str()?;
+            polars_ensure!(column.null_count() == 0 && column.chunks().len() <= 1,
+                ComputeError: "{name}: nulls or chunks");
+            Ok(column
+                .downcast_iter()
+                .next()
+                .cloned()
+                .unwrap_or_else(|| Utf8ViewArray::new_empty(ArrowDataType::Utf8View)))
+        };
+        let u32s = |name: &str| -> PolarsResult<&[u32]> {
+            let column = f.column(name)?.u32()?;
+            polars_ensure!(column.null_count() == 0, ComputeError: "{name}: nulls");
+            column.cont_slice()
+        };
+        let day = f.column("day")?.i32()?;
+        polars_ensure!(day.null_count() == 0, ComputeError: "day: nulls");
+        let last = f.column(crate::rollup_spec::LAST_INSTANT)?.i64()?;
+        polars_ensure!(last.null_count() == 0, ComputeError: "last_us: nulls");
+        let latest = layout
+            .latest
+            .iter()
+            .map(|name| {
+                let column = f.column(name)?.i64()?;
+                Ok(column
+                    .iter()
+                    .map(|t| t.unwrap_or(NO_INSTANT))
+                    .collect::<Vec<i64>>())
+            })
+            .collect::<PolarsResult<Vec<_>>>()?;
+        Ok(DigestValues {
+            org: strings("org_id")?,
+            person: strings("distinct_id")?,
+            day: day.cont_slice()?,
+            n: u32s(crate::rollup_spec::EVENTS)?,
+            last: last.cont_slice()?,
+            counts: layout
+                .counts
+                .iter()
+                .map(|name| u32s(name))
+                .collect::<PolarsResult<_>>()?,
+            latest,
+            visits: layout
+                .visits
+                .iter()
+                .map(|name| u32s(&format!("{VISIT_PREFIX}{name}")))
+                .collect::<PolarsResult<_>>()?,
+        })
+    }
+}
+
+/// A digest's columns, ready to add.
+struct DigestValues<'a> {
+    org: Utf8ViewArray,
+    person: Utf8ViewArray,
+    day: &'a [i32],
+    n: &'a [u32],
+    last: &'a [i64],
+    counts: Vec<&'a [u32]>,
+    latest: Vec<Vec<i64>>,
+    visits: Vec<&'a [u32]>,
+}
+
+impl Accumulator<'_> {
+    /// Adds a digest's rows: each person's member found in the run's members table
+    /// (a person who is not a member only counted, as a rollup row's would be), its
+    /// row added to the member's slot for the day as phase two adds rows, in
+    /// parallel over the member partitions; the totals as the file's rows make them.
+    pub(super) fn add_digest(&mut self, digest: &Digest) -> PolarsResult<()> {
+        let v = digest.values(self.layout)?;
+        let rows = v.day.len();
+        let members = self.members;
+        let all: Vec<u32> = (0..rows as u32).collect();
+        let member: Vec<u32> = all
+            .par_chunks(KEYS_PER_TASK)
+            .flat_map_iter(|rows| {
+                let pairs: Vec<(&str, &str)> = rows
+                    .iter()
+                    .map(|&r| (v.org.value(r as usize), v.person.value(r as usize)))
+                    .collect();
+                let mut found = Vec::with_capacity(pairs.len());
+                members.find_all(&pairs, &mut found);
+                found
+            })
+            .collect();
+
+        let mut parts: Vec<Vec<(u32, u32)>> = vec![Vec::new(); PARTITIONS];
+        let totals = &mut self.totals;
+        let mut run = (i32::MIN, 0u64);
+        for (r, &m) in member.iter().enumerate() {
+            let events = u64::from(v.n[r]);
+            totals.rows += events;
+            if v.day[r] != run.0 {
+                totals.add_events_of_day(run.0, run.1);
+                run = (v.day[r], 0);
+            }
+            run.1 += events;
+            if m == NONE {
+                totals.unknown_member_events += events;
+            } else {
+                parts[m as usize % PARTITIONS].push((m, r as u32));
+            }
+        }
+        totals.add_events_of_day(run.0, run.1);
+        totals.latest_us = totals.latest_us.max(v.last.iter().copied().max());
+        totals.earliest_us = totals
+            .earliest_us
+            .into_iter()
+            .chain(digest.earliest_us)
+            .min();
+
+        let values = SlotValues {
+            day: v.day,
+            n: v.n,
+            last: v.last,
+            counts: v.counts.clone(),
+            latest: v.latest.iter().map(Vec::as_slice).collect(),
+            visits: v.visits.clone(),
+        };
+        self.partitions
+            .par_iter_mut()
+            .zip(parts)
+            .for_each(|(p, rows)| p.add_slots(&rows, &values));
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Model;
+
+    /// A rollup row: (org, person, event, path, count, first_us, last_us).
+    type Row = (
+        &'static str,
+        &'static str,
+        &'static str,
+        Option<&'static str>,
+        i64,
+        i64,
+        i64,
+    );
+
+    /// Day 20400 of the epoch, and an instant `us` into it.
+    const DAY: i32 = 20400;
+    fn at(us: i64) -> i64 {
+        i64::from(DAY) * crate::time::MICROS_PER_DAY + us
+    }
+
+    /// A rollup file (as `rollup` writes its columns) of these rows: (org, person,
+    /// event, path, count, first_us, last_us), all on `DAY`; its chunks.
+    fn rollup_chunks(dir: &Path, rows: &[Row]) -> Vec<Chunk> {
+        let column = |f: fn(&Row) -> i64| rows.iter().map(f).collect::<Vec<i64>>();
+        let mut frame = df!(
+            "org_id" => rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+            "distinct_id" => rows.iter().map(|r| r.1).collect::<Vec<_>>(),
+            "day" => vec![DAY; rows.len()],
+            "event" => rows.iter().map(|r| r.2).collect::<Vec<_>>(),
+            "path" => rows.iter().map(|r| r.3).collect::<Vec<_>>(),
+            "count" => column(|r| r.4),
+            "first_us" => column(|r| r.5),
+            "last_us" => column(|r| r.6),
+        )
+        .unwrap()
+        .lazy()
+        .with_column(col("day").cast(DataType::Date))
+        .collect()
+        .unwrap();
+        let path = dir.join("part-0.parquet");
+        crate::output::write_parquet_with(&mut frame, &path, None).unwrap();
+        let spec = RollupSpec::of(&Model::default_model());
+        super::super::rollup_files::chunks_of_file(dir, &path, &spec)
+    }
+
+    const ROWS: [Row; 5] = [
+        ("o1", "p1", "insight analyzed", None, 2, 10, 20),
+        (
+            "o1",
+            "p1",
+            "$pageview",
+            Some("/docs/product-analytics/trends"),
+            3,
+            5,
+            30,
+        ),
+        ("o1", "p2", "insight saved", None, 1, 7, 7),
+        ("o2", "p1", "something else", None, 4, 1, 2),
+        ("o1", "p1", "billing v2 shown", None, 1, 12, 12),
+    ];
+
+    fn rows_with_instants() -> Vec<Row> {
+        ROWS.iter()
+            .map(|&(o, p, e, path, n, first, last)| (o, p, e, path, n, at(first), at(last)))
+            .collect()
+    }
+
+    #[test]
+    fn a_digest_sums_each_persons_day_as_the_model_counts_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::of_default_model();
+        let chunks = rollup_chunks(dir.path(), &rows_with_instants());
+        let digest = Digest::build(&chunks, &layout).unwrap().ok().unwrap();
+        let f = &digest.frame;
+        let strings = |name: &str| -> Vec<String> {
+            f.column(name)
+                .unwrap()
+                .str()
+                .unwrap()
+                .iter()
+                .map(|s| s.unwrap().to_string())
+                .collect()
+        };
+        let u32s = |name: &str| -> Vec<u32> {
+            f.column(name)
+                .unwrap()
+                .u32()
+                .unwrap()
+                .into_no_null_iter()
+                .collect()
+        };
+        let i64s = |name: &str| -> Vec<Option<i64>> {
+            f.column(name).unwrap().i64().unwrap().iter().collect()
+        };
+        // Sorted by (org, person, day); every person of the file, member or not.
+        assert_eq!(strings("org_id"), ["o1", "o1", "o2"]);
+        assert_eq!(strings("distinct_id"), ["p1", "p2", "p1"]);
+        assert_eq!(
+            f.column("day")
+                .unwrap()
+                .i32()
+                .unwrap()
+                .into_no_null_iter()
+                .collect::<Vec<_>>(),
+            [DAY; 3]
+        );
+        // o1/p1: 2 + 3 + 1 events, the latest at 30; o1/p2: 1 at 7; o2/p1: 4 at 2.
+        assert_eq!(u32s("n"), [6, 1, 4]);
+        assert_eq!(i64s("last_us"), [Some(at(30)), Some(at(7)), Some(at(2))]);
+        // "insight analyzed" and "insight saved" are insight analysis; only the
+        // saved one is `insight_saved`.
+        assert_eq!(u32s("n__insight_analysis"), [2, 1, 0]);
+        assert_eq!(u32s("n__insight_saved"), [0, 1, 0]);
+        // The latest "insight analyzed": o1/p1's at 20, none for the others.
+        assert_eq!(i64s("last__insight_analyzed"), [Some(at(20)), None, None]);
+        // Three page views under /docs/product-analytics: docs and that product's
+        // docs; "billing v2 shown" is a billing visit wherever it happens.
+        assert_eq!(u32s("visit:n__docs_visit"), [3, 0, 0]);
+        assert_eq!(u32s("visit:docs_of__product_analytics"), [3, 0, 0]);
+        assert_eq!(u32s("visit:n__billing_visit"), [1, 0, 0]);
+        assert_eq!(u32s("visit:docs_of__session_replay"), [0, 0, 0]);
+        // The earliest instant of any row (o2/p1's first) is kept beside the rows.
+        assert_eq!(digest.earliest_us, Some(at(1)));
+    }
+
+    /// A members table of these (org, person) pairs, and its index.
+    fn members(pairs: &[(&str, &str)]) -> (DataFrame, MemberIndex) {
+        let frame = df!(
+            "org_id" => pairs.iter().map(|p| p.0).collect::<Vec<_>>(),
+            "distinct_id" => pairs.iter().map(|p| p.1).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let (keys, _) = super::super::member_keys(&frame).unwrap();
+        let index = MemberIndex::new(&keys).unwrap();
+        (keys, index)
+    }
+
+    #[test]
+    fn adding_a_digest_is_adding_its_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::of_default_model();
+        let chunks = rollup_chunks(dir.path(), &rows_with_instants());
+        let digest = Digest::build(&chunks, &layout).unwrap().ok().unwrap();
+        // o1/p2 is no member: its event is only counted, either way.
+        let (_, index) = members(&[("o1", "p1"), ("o2", "p1"), ("o3", "p9")]);
+        let mut by_rows = Accumulator::new(&layout, &index);
+        for c in &chunks {
+            by_rows.add(c);
+        }
+        let mut by_digest = Accumulator::new(&layout, &index);
+        by_digest.add_digest(&digest).unwrap();
+        let (a, ta) = by_rows.member_days();
+        let (b, tb) = by_digest.member_days();
+        assert_eq!(
+            (a.member.clone(), a.day.clone()),
+            (vec![0, 1], vec![DAY, DAY])
+        );
+        assert_eq!(
+            (a.member, a.day, a.n, a.last),
+            (b.member, b.day, b.n, b.last)
+        );
+        assert_eq!((a.counts, a.latest), (b.counts, b.latest));
+        assert_eq!(
+            (a.visit_member, a.visit_day, a.visit_counts),
+            (b.visit_member, b.visit_day, b.visit_counts)
+        );
+        assert_eq!((ta.rows, tb.rows), (11, 11));
+        assert_eq!((ta.unknown_member_events, tb.unknown_member_events), (1, 1));
+        assert_eq!(
+            (ta.latest_us, ta.earliest_us),
+            (tb.latest_us, tb.earliest_us)
+        );
+        assert_eq!(ta.events_per_day, tb.events_per_day);
+    }
+
+    #[test]
+    fn two_digests_of_one_day_add_up_in_one_slot_and_past_2_to_the_32_is_too_many() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::of_default_model();
+        let half = |rows: &[Row], n: i64| {
+            let rows: Vec<_> = rows
+                .iter()
+                .map(|r| (r.0, r.1, r.2, r.3, n, r.5, r.6))
+                .collect();
+            let sub = tempfile::tempdir_in(dir.path()).unwrap();
+            let chunks = rollup_chunks(sub.path(), &rows);
+            Digest::build(&chunks, &layout).unwrap().ok().unwrap()
+        };
+        let row = [("o1", "p1", "insight saved", None, 0, at(3), at(4))];
+        let (_, index) = members(&[("o1", "p1")]);
+        let mut acc = Accumulator::new(&layout, &index);
+        // A day split over two files (a warehouse's): one slot, the events summed.
+        acc.add_digest(&half(&row, 5)).unwrap();
+        acc.add_digest(&half(&row, 7)).unwrap();
+        assert!(!acc.partitions.iter().any(|p| p.too_many_events()));
+        let top = i64::from(u32::MAX) - 12;
+        acc.add_digest(&half(&row, top)).unwrap();
+        assert!(
+            !acc.partitions.iter().any(|p| p.too_many_events()),
+            "2^32-1 fits"
+        );
+        acc.add_digest(&half(&row, 1)).unwrap();
+        assert!(
+            acc.partitions.iter().any(|p| p.too_many_events()),
+            "2^32 does not"
+        );
+        let mut acc = Accumulator::new(&layout, &index);
+        acc.add_digest(&half(&row, 5)).unwrap();
+        acc.add_digest(&half(&row, 7)).unwrap();
+        let (days, _) = acc.member_days();
+        assert_eq!((days.member, days.n), (vec![0], vec![12]));
+        assert_eq!(
+            days.counts[layout
+                .counts
+                .iter()
+                .position(|c| c == "n__insight_saved")
+                .unwrap()],
+            [12]
+        );
+    }
+
+    #[test]
+    fn a_digest_is_read_only_for_its_file_as_it_was_and_its_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let rollups = dir.path().join("r");
+        std::fs::create_dir_all(rollups.join("day=x")).unwrap();
+        let layout = Layout::of_default_model();
+        let chunks = rollup_chunks(&rollups.join("day=x"), &rows_with_instants());
+        let digest = Digest::build(&chunks, &layout).unwrap().ok().unwrap();
+        let file = rollups.join("day=x/part-0.parquet");
+        let source = Source::of(&file, "day=x/part-0.parquet".into()).unwrap();
+        let spec = RollupSpec::of(&Model::default_model());
+        let store = Store::new(&rollups, &spec);
+        assert!(store.read(&source, &layout).is_none(), "none kept yet");
+        store.write(&source, &digest);
+        assert_eq!(store.not_kept(), None);
+        let read = store.read(&source, &layout).unwrap();
+        assert!(read.frame.equals_missing(&digest.frame));
+        assert_eq!(read.earliest_us, digest.earliest_us);
+        assert!(store
+            .path_of("day=x/part-0.parquet")
+            .ends_with("day=x+part-0.parquet"));
+        // The file changed (any of size, time, inode): stale.
+        for changed in [
+            Source {
+                bytes: source.bytes + 1,
+                ..source.clone()
+            },
+            Source {
+                modified_ns: source.modified_ns + 1,
+                ..source.clone()
+            },
+            Source {
+                inode: source.inode + 1,
+                ..source.clone()
+            },
+        ] {
+            assert!(store.read(&changed, &layout).is_none(), "{changed:?}");
+        }
+        // Another model's layout has its own folder, without this digest.
+        let mut other = spec.clone();
+        other.counts.pop();
+        let theirs = Store::new(&rollups, &other);
+        assert_ne!(theirs.dir(), store.dir());
+        assert!(theirs.read(&source, &Layout::new(&other)).is_none());
+    }
+}
