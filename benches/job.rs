@@ -25,7 +25,10 @@
 //! `BENCH_ROLLUPS=1` adds the nightly run from rollups (issue 27): `rollup` of every
 //! day but the last two once (kept in `bench-data/<size>-rollups`), then `run
 //! --rollups` each round, printed with how much faster than the job it is and the
-//! rollups' size against the events'. `BENCH_BACKFILL=1` adds a 53-date backfill.
+//! rollups' size against the events'. It runs as on the nightly schedule's machine:
+//! the rollups folder keeps the digests of the days the runs before read, and the
+//! newest day (rolled up that night) has none yet, so each round's run builds its
+//! digest (it is removed before each round; one untimed run builds the rest first). `BENCH_BACKFILL=1` adds a 53-date backfill.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -124,7 +127,23 @@ impl Measured {
 /// Before each command the folders it reads are read through once, untimed, so that
 /// every command starts with its files in the page cache: otherwise what ran before
 /// decides (a 15 GB collected scan leaves the files it did not read on disk).
-fn measure(cmds: &mut [(Command, Vec<PathBuf>)]) -> Vec<Measured> {
+/// A command to time: the folders read through before each round (`warm`), and the
+/// files removed before each round (what a nightly run finds missing every night).
+struct Timed {
+    cmd: Command,
+    reads: Vec<PathBuf>,
+    forget: Vec<PathBuf>,
+}
+
+fn timed(cmd: Command, reads: Vec<PathBuf>) -> Timed {
+    Timed {
+        cmd,
+        reads,
+        forget: Vec::new(),
+    }
+}
+
+fn measure(cmds: &mut [Timed]) -> Vec<Measured> {
     let mut found: Vec<Measured> = cmds
         .iter()
         .map(|_| Measured {
@@ -133,11 +152,14 @@ fn measure(cmds: &mut [(Command, Vec<PathBuf>)]) -> Vec<Measured> {
         })
         .collect();
     for _ in 0..runs() {
-        for ((cmd, reads), m) in cmds.iter_mut().zip(&mut found) {
-            for folder in reads.iter() {
+        for (t, m) in cmds.iter_mut().zip(&mut found) {
+            for file in &t.forget {
+                let _ = std::fs::remove_file(file);
+            }
+            for folder in &t.reads {
                 warm(folder);
             }
-            let (wall, mib) = measure_once(cmd);
+            let (wall, mib) = measure_once(&mut t.cmd);
             m.rounds.push(wall);
             m.mib = m.mib.max(mib);
         }
@@ -261,12 +283,14 @@ fn events_in(out: &Path) -> usize {
 /// The last day the rollups of `BENCH_ROLLUPS` hold: two days before `AS_OF`.
 const ROLLED_UP_TO: &str = "2026-11-21";
 
-/// Bytes of every file under `dir`.
+/// Bytes of every file under `dir`, but in hidden folders (a rollups folder's
+/// digests are counted apart).
 fn folder_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
         .map(|e| match e.metadata() {
             Ok(m) if m.is_dir() => folder_bytes(&e.path()),
             Ok(m) => m.len(),
@@ -363,9 +387,13 @@ fn main() {
         // The wide model's cost is the pass's, the same for both shapes: flat only.
         // Each command with the folders it reads, warmed before it runs.
         let reads = || vec![input.clone()];
-        let mut commands = vec![(job, reads()), (scan, reads()), (stream, reads())];
+        let mut commands = vec![
+            timed(job, reads()),
+            timed(scan, reads()),
+            timed(stream, reads()),
+        ];
         if shape == "flat" {
-            commands.push((wide, reads()));
+            commands.push(timed(wide, reads()));
         }
         // `BENCH_BACKFILL=1`: also 53 weekly history dates (a year) by `backfill`,
         // whose target is 3x one run (issue 22).
@@ -377,7 +405,7 @@ fn main() {
                 .arg("--out")
                 .arg(data.join(format!("{name}-backfill")))
                 .args(["--from", "2025-11-24", "--to", AS_OF, "--every", "7"]);
-            commands.push((b, reads()));
+            commands.push(timed(b, reads()));
         }
         // `BENCH_ROLLUPS=1`: also the nightly run from rollups of every day but the
         // last two (issue 27; built once, by `rollup`, into bench-data/<name>-rollups).
@@ -402,7 +430,29 @@ fn main() {
                 .arg(data.join(format!("{name}-rollups-out")))
                 .arg("--rollups")
                 .arg(&rollups_dir);
-            commands.push((nightly, vec![input.clone(), rollups_dir.clone()]));
+            // The nightly steady state: the digests of every held day (kept in the
+            // rollups folder by the runs before) but the newest, rolled up tonight,
+            // whose digest this run builds. One untimed run builds them all first.
+            let digests = rollups_dir.join(".account-health-digests");
+            if !digests.exists() {
+                let status = Command::new(nightly.get_program())
+                    .args(nightly.get_args())
+                    .status()
+                    .expect("runs the job from rollups");
+                assert!(status.success());
+            }
+            let newest = format!("day={ROLLED_UP_TO}+part-0.parquet");
+            let forget = std::fs::read_dir(&digests)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .map(|layout| layout.path().join(&newest))
+                .collect();
+            commands.push(Timed {
+                cmd: nightly,
+                reads: vec![input.clone(), rollups_dir.clone()],
+                forget,
+            });
         }
         let measured = measure(&mut commands);
         let (job, scan, stream) = (&measured[0], &measured[1], &measured[2]);
@@ -430,12 +480,13 @@ fn main() {
         if rollups {
             let r = &measured[measured.len() - 1];
             println!(
-                "{:>14} run from rollups (all days but the last two): {:.2} s, {:.0} MiB, {:.2}x faster than the job; rollups {:.0} MB, events {:.0} MB",
+                "{:>14} run from rollups (all days but the last two; digests of all but the newest): {:.2} s, {:.0} MiB, {:.2}x faster than the job; rollups {:.0} MB (their digests {:.0} MB), events {:.0} MB",
                 name,
                 r.wall(),
                 r.mib,
                 job.wall() / r.wall(),
                 folder_bytes(&rollups_dir) as f64 / 1e6,
+                folder_bytes(&rollups_dir.join(".account-health-digests")) as f64 / 1e6,
                 folder_bytes(&input.join("events")) as f64 / 1e6,
             );
         }

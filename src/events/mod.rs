@@ -1134,25 +1134,36 @@ pub fn rollup(
     let skip = &rollups.map_or_else(DaySet::default, rollup_files::RollupFiles::held);
     let mut run = PagesRun::starting_at(&events.files, 0, progress, skip);
     let mut export = export::ExportReader::new(&events.group_type, skip);
-    // The member index is built while the first row group is read.
-    let (index, first) = rayon::join(
-        || -> PolarsResult<_> {
-            let (keys, member_of_row) = member_keys(members)?;
-            let members = MemberIndex::new(&keys)?;
-            Ok((keys, member_of_row, members))
-        },
-        || run.next(&mut export),
-    );
+    let index = || -> PolarsResult<_> {
+        let (keys, member_of_row) = member_keys(members)?;
+        let members = MemberIndex::new(&keys)?;
+        Ok((keys, member_of_row, members))
+    };
+    // The member index is built while the first row group is read; with rollups, the
+    // first row group (of the raw days, found among row groups of held days) is read
+    // while the rollups are added instead.
+    let (index, first) = match rollups {
+        None => {
+            let (index, first) = rayon::join(index, || run.next(&mut export));
+            (index, Some(first))
+        }
+        Some(_) => (index(), None),
+    };
     let (keys, member_of_row, members) = index.map_err(blame)?;
     let mut acc = Accumulator::new(&layout, &members);
     // The rollups first: they hold the older days, and a member's days met in order
     // need no map (`slots::Partition::slot`).
     let mut from_rollups = 0;
     let mut digests = None;
-    if let Some(rollups) = rollups {
-        digests = Some(rollups.add_to(&mut acc).map_err(PassError::BadRollup)?);
-        from_rollups = acc.totals.rows;
-    }
+    let first = match (rollups, first) {
+        (Some(rollups), None) => {
+            let (added, first) = rayon::join(|| rollups.add_to(&mut acc), || run.next(&mut export));
+            digests = Some(added.map_err(PassError::BadRollup)?);
+            from_rollups = acc.totals.rows;
+            first
+        }
+        (_, first) => first.flatten(),
+    };
     each_chunk(events, progress, &mut export, run, first, skip, &mut acc)?;
     let mut rollup = acc.finish(keys, member_of_row).map_err(blame)?;
     rollup.from_rollups = from_rollups;
