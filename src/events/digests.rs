@@ -90,6 +90,7 @@ struct Meta {
 /// the epoch), `n` (u32), `last_us` (i64), the layout's count columns (u32), its
 /// latest-instant columns (i64, null when none) and its visit columns (u32, under
 /// `VISIT_PREFIX`, 0 when none), sorted by (org_id, distinct_id, day).
+#[derive(Clone)]
 pub(super) struct Digest {
     frame: DataFrame,
     earliest_us: Option<i64>,

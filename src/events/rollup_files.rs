@@ -5,7 +5,8 @@
 //! instant and its `first_us` the row's earliest. The pass adds a row's weight where
 //! it adds one per event, and finds members, event classes and path classes once per
 //! dictionary value as for raw events, so a run from rollups is the raw run, byte for
-//! byte, at about the cost of reading the rollups.
+//! byte. Each file goes into the pass through its digest (`digests`): built from its
+//! rows the first time, kept, and read instead of the rows by the next runs.
 //!
 //! Files stored as `rollup` writes them are read row group by row group by `pages`,
 //! keeping the string dictionaries; any other valid file (a warehouse's) is read
@@ -60,9 +61,9 @@ struct Columns {
     last: PrimitiveArray<i64>,
 }
 
-/// Files whose reads into the page cache are started ahead of their decoding: a
-/// rollups folder read from disk (the nightly case, its files written on earlier
-/// nights) is then read while the files before are decoded, not on their turn.
+/// Digests whose reads into the page cache are started ahead of their decoding:
+/// digests read from disk (the nightly case, written on earlier nights) are then
+/// read while the ones before are added, not on their turn.
 const FILES_AHEAD: usize = 4;
 
 /// What is read at a time: a row group of a file `pages` reads, or a whole file.
@@ -110,9 +111,33 @@ impl RollupFiles {
     /// Every rollup file into the pass, in file order: from its digest when one is
     /// kept for this model's layout and still describes the file, else from its rows
     /// (read and checked), its digest built from them and kept for the next run.
-    /// Each step gets the next file's digest while the one before is added. Bad rows
-    /// are bad input naming the file and column.
+    /// Each step gets the next file's digest while the one before is added; built
+    /// digests are written (and flushed) by a thread of their own, off the pass's
+    /// path. Bad rows are bad input naming the file and column.
     pub(super) fn add_to(&self, acc: &mut Accumulator) -> Result<DigestsUsed, InputError> {
+        let (keep, kept) = std::sync::mpsc::channel::<(Source, Digest)>();
+        let mut used = std::thread::scope(|scope| {
+            scope.spawn(move || {
+                for (source, digest) in kept {
+                    self.store.write(&source, &digest);
+                }
+            });
+            let used = self.add_digests(acc, &keep);
+            drop(keep);
+            used
+        })?;
+        let names: Vec<&str> = self.files.iter().map(|f| f.source.file.as_str()).collect();
+        self.store.prune(&names);
+        used.not_kept = self.store.not_kept();
+        Ok(used)
+    }
+
+    /// `add_to`'s steps; built digests are sent to `keep`.
+    fn add_digests(
+        &self,
+        acc: &mut Accumulator,
+        keep: &std::sync::mpsc::Sender<(Source, Digest)>,
+    ) -> Result<DigestsUsed, InputError> {
         let layout = acc.layout;
         let mut used = DigestsUsed {
             folder: self.store.dir().display().to_string(),
@@ -125,7 +150,7 @@ impl RollupFiles {
             }
             let current = ready.take();
             let (got, added) = rayon::join(
-                || (next < self.files.len()).then(|| self.digest(next, layout)),
+                || (next < self.files.len()).then(|| self.digest(next, layout, keep)),
                 || -> Result<(), InputError> {
                     let Some(current) = current else {
                         return Ok(());
@@ -148,15 +173,17 @@ impl RollupFiles {
             added?;
             ready = got;
         }
-        let names: Vec<&str> = self.files.iter().map(|f| f.source.file.as_str()).collect();
-        self.store.prune(&names);
-        used.not_kept = self.store.not_kept();
         Ok(used)
     }
 
     /// File `i`'s digest, and whether it was kept from an earlier run: else built
-    /// from the file's rows (its row groups read side by side) and kept.
-    fn digest(&self, i: usize, layout: &Layout) -> Result<(Digest, bool), InputError> {
+    /// from the file's rows (its row groups read side by side) and sent to `keep`.
+    fn digest(
+        &self,
+        i: usize,
+        layout: &Layout,
+        keep: &std::sync::mpsc::Sender<(Source, Digest)>,
+    ) -> Result<(Digest, bool), InputError> {
         let file = &self.files[i];
         if let Some(digest) = self.store.read(&file.source, layout) {
             return Ok((digest, true));
@@ -184,7 +211,8 @@ impl RollupFiles {
         let digest = Digest::build(&chunks, layout)
             .map_err(unreadable(&name))?
             .map_err(|TooManyEvents| too_many_events(&name))?;
-        self.store.write(&file.source, &digest);
+        // (The writer is gone only if it panicked; the scope reports that.)
+        let _ = keep.send((file.source.clone(), digest.clone()));
         Ok((digest, false))
     }
 
