@@ -23,7 +23,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::member_index::MemberIndex;
-use super::slots::SlotValues;
+use polars_buffer::Buffer;
+
+use super::slots::{SlotValues, Stretch};
 use super::{Accumulator, Chunk, Layout, KEYS_PER_TASK, NONE, NO_INSTANT, PARTITIONS};
 use crate::rollup_spec::RollupSpec;
 
@@ -387,8 +389,8 @@ impl Digest {
     }
 
     /// Its columns as `layout`'s, checked (names and types, no nulls where none
-    /// may be).
-    fn values(&self, layout: &Layout) -> PolarsResult<DigestValues<'_>> {
+    /// may be); the buffers are shared with the frame, not copied.
+    fn values(&self, layout: &Layout) -> PolarsResult<DigestValues> {
         let f = &self.frame;
         let strings = |name: &str| -> PolarsResult<Utf8ViewArray> {
             let column = f.column(name)?.str()?;
@@ -400,15 +402,19 @@ impl Digest {
                 .cloned()
                 .unwrap_or_else(|| Utf8ViewArray::new_empty(ArrowDataType::Utf8View)))
         };
-        let u32s = |name: &str| -> PolarsResult<&[u32]> {
-            let column = f.column(name)?.u32()?;
-            polars_ensure!(column.null_count() == 0, ComputeError: "{name}: nulls");
-            column.cont_slice()
-        };
-        let day = f.column("day")?.i32()?;
-        polars_ensure!(day.null_count() == 0, ComputeError: "day: nulls");
-        let last = f.column(crate::rollup_spec::LAST_INSTANT)?.i64()?;
-        polars_ensure!(last.null_count() == 0, ComputeError: "last_us: nulls");
+        fn buffer<T: PolarsNumericType>(
+            column: &ChunkedArray<T>,
+            name: &str,
+        ) -> PolarsResult<Buffer<T::Native>> {
+            polars_ensure!(column.null_count() == 0 && column.chunks().len() <= 1,
+                ComputeError: "{name}: nulls or chunks");
+            Ok(column
+                .downcast_iter()
+                .next()
+                .map(|a| a.values().clone())
+                .unwrap_or_default())
+        }
+        let u32s = |name: &str| buffer(f.column(name)?.u32()?, name);
         let latest = layout
             .latest
             .iter()
@@ -423,9 +429,12 @@ impl Digest {
         Ok(DigestValues {
             org: strings("org_id")?,
             person: strings("distinct_id")?,
-            day: day.cont_slice()?,
+            day: buffer(f.column("day")?.i32()?, "day")?,
             n: u32s(crate::rollup_spec::EVENTS)?,
-            last: last.cont_slice()?,
+            last: buffer(
+                f.column(crate::rollup_spec::LAST_INSTANT)?.i64()?,
+                crate::rollup_spec::LAST_INSTANT,
+            )?,
             counts: layout
                 .counts
                 .iter()
@@ -442,24 +451,77 @@ impl Digest {
 }
 
 /// A digest's columns, ready to add.
-struct DigestValues<'a> {
+struct DigestValues {
     org: Utf8ViewArray,
     person: Utf8ViewArray,
-    day: &'a [i32],
-    n: &'a [u32],
-    last: &'a [i64],
-    counts: Vec<&'a [u32]>,
+    day: Buffer<i32>,
+    n: Buffer<u32>,
+    last: Buffer<i64>,
+    counts: Vec<Buffer<u32>>,
     latest: Vec<Vec<i64>>,
-    visits: Vec<&'a [u32]>,
+    visits: Vec<Buffer<u32>>,
+}
+
+impl DigestValues {
+    fn slot_values(&self) -> SlotValues<'_> {
+        SlotValues {
+            day: &self.day,
+            n: &self.n,
+            last: &self.last,
+            counts: self.counts.iter().map(|c| &c[..]).collect(),
+            latest: self.latest.iter().map(Vec::as_slice).collect(),
+            visits: self.visits.iter().map(|c| &c[..]).collect(),
+        }
+    }
+
+    /// Whether row `r` has a visit.
+    fn visited(&self, r: usize) -> bool {
+        self.visits.iter().any(|column| column[r] != 0)
+    }
+}
+
+/// A digest's rows of members, kept as they are until the pass's columns are
+/// written (`Accumulator::member_days`): its (member, day)s are added to by no other
+/// file and no raw event, so each row is already its (member, day)'s whole row.
+pub(super) struct FinishedRows {
+    /// The digest's columns but the people's strings and the visits.
+    values: DigestValues,
+    /// The rows of members, in digest order, and their member numbers.
+    rows: Vec<u32>,
+    members: Vec<u32>,
+    /// The (member, day) of each of those rows with a visit, and its visit counts
+    /// (row-major): few rows have one.
+    visits: Vec<(u32, i32)>,
+    visit_counts: Vec<u32>,
+}
+
+impl FinishedRows {
+    pub(super) fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    pub(super) fn visit_rows(&self) -> usize {
+        self.visits.len()
+    }
+
+    /// Writes the rows into their stretch of the (member, day) columns, and their
+    /// visit rows into their stretch of the visit columns.
+    pub(super) fn write_into(self, days: Stretch, visits: Stretch) {
+        days.write_rows(&self.members, &self.rows, &self.values.slot_values());
+        visits.write_visits(&self.visits, &self.visit_counts);
+    }
 }
 
 impl Accumulator<'_> {
     /// Adds a digest's rows: each person's member found in the run's members table
-    /// (a person who is not a member only counted, as a rollup row's would be), its
-    /// row added to the member's slot for the day as phase two adds rows, in
-    /// parallel over the member partitions; the totals as the file's rows make them.
-    pub(super) fn add_digest(&mut self, digest: &Digest) -> PolarsResult<()> {
-        let v = digest.values(self.layout)?;
+    /// (a person who is not a member only counted, as a rollup row's would be); the
+    /// totals as the file's rows make them. When the digest's days are its own
+    /// (`alone`: no other rollup file holds them, and raw events of held days are
+    /// left out) its members' rows are kept as they are (`FinishedRows`); else each
+    /// is added to its member's slot for the day as phase two adds rows, in parallel
+    /// over the member partitions.
+    pub(super) fn add_digest(&mut self, digest: &Digest, alone: bool) -> PolarsResult<()> {
+        let mut v = digest.values(self.layout)?;
         let rows = v.day.len();
         let members = self.members;
         let all: Vec<u32> = (0..rows as u32).collect();
@@ -477,6 +539,7 @@ impl Accumulator<'_> {
             .collect();
 
         let mut parts: Vec<Vec<(u32, u32)>> = vec![Vec::new(); PARTITIONS];
+        let mut kept = (Vec::new(), Vec::new());
         let totals = &mut self.totals;
         let mut run = (i32::MIN, 0u64);
         for (r, &m) in member.iter().enumerate() {
@@ -489,6 +552,9 @@ impl Accumulator<'_> {
             run.1 += events;
             if m == NONE {
                 totals.unknown_member_events += events;
+            } else if alone {
+                kept.0.push(r as u32);
+                kept.1.push(m);
             } else {
                 parts[m as usize % PARTITIONS].push((m, r as u32));
             }
@@ -501,14 +567,30 @@ impl Accumulator<'_> {
             .chain(digest.earliest_us)
             .min();
 
-        let values = SlotValues {
-            day: v.day,
-            n: v.n,
-            last: v.last,
-            counts: v.counts.clone(),
-            latest: v.latest.iter().map(Vec::as_slice).collect(),
-            visits: v.visits.clone(),
-        };
+        if alone {
+            let (rows, members) = kept;
+            let (mut visits, mut visit_counts) = (Vec::new(), Vec::new());
+            for (&r, &m) in rows.iter().zip(&members) {
+                let r = r as usize;
+                if v.visited(r) {
+                    visits.push((m, v.day[r]));
+                    visit_counts.extend(v.visits.iter().map(|column| column[r]));
+                }
+            }
+            // Only the rows' own columns are kept.
+            v.org = Utf8ViewArray::new_empty(ArrowDataType::Utf8View);
+            v.person = Utf8ViewArray::new_empty(ArrowDataType::Utf8View);
+            v.visits.clear();
+            self.finished.push(FinishedRows {
+                values: v,
+                rows,
+                members,
+                visits,
+                visit_counts,
+            });
+            return Ok(());
+        }
+        let values = v.slot_values();
         self.partitions
             .par_iter_mut()
             .zip(parts)
@@ -664,34 +746,38 @@ mod tests {
         let digest = Digest::build(&chunks, &layout).unwrap().ok().unwrap();
         // o1/p2 is no member: its event is only counted, either way.
         let (_, index) = members(&[("o1", "p1"), ("o2", "p1"), ("o3", "p9")]);
-        let mut by_rows = Accumulator::new(&layout, &index);
-        for c in &chunks {
-            by_rows.add(c);
+        // Into the slots (a day other files hold too), or kept as they are.
+        for alone in [false, true] {
+            let mut by_rows = Accumulator::new(&layout, &index);
+            for c in &chunks {
+                by_rows.add(c);
+            }
+            let mut by_digest = Accumulator::new(&layout, &index);
+            by_digest.add_digest(&digest, alone).unwrap();
+            assert_eq!(by_digest.finished.len(), usize::from(alone));
+            let (a, ta) = by_rows.member_days();
+            let (b, tb) = by_digest.member_days();
+            assert_eq!(
+                (a.member.clone(), a.day.clone()),
+                (vec![0, 1], vec![DAY, DAY])
+            );
+            assert_eq!(
+                (a.member, a.day, a.n, a.last),
+                (b.member, b.day, b.n, b.last)
+            );
+            assert_eq!((a.counts, a.latest), (b.counts, b.latest));
+            assert_eq!(
+                (a.visit_member, a.visit_day, a.visit_counts),
+                (b.visit_member, b.visit_day, b.visit_counts)
+            );
+            assert_eq!((ta.rows, tb.rows), (11, 11));
+            assert_eq!((ta.unknown_member_events, tb.unknown_member_events), (1, 1));
+            assert_eq!(
+                (ta.latest_us, ta.earliest_us),
+                (tb.latest_us, tb.earliest_us)
+            );
+            assert_eq!(ta.events_per_day, tb.events_per_day);
         }
-        let mut by_digest = Accumulator::new(&layout, &index);
-        by_digest.add_digest(&digest).unwrap();
-        let (a, ta) = by_rows.member_days();
-        let (b, tb) = by_digest.member_days();
-        assert_eq!(
-            (a.member.clone(), a.day.clone()),
-            (vec![0, 1], vec![DAY, DAY])
-        );
-        assert_eq!(
-            (a.member, a.day, a.n, a.last),
-            (b.member, b.day, b.n, b.last)
-        );
-        assert_eq!((a.counts, a.latest), (b.counts, b.latest));
-        assert_eq!(
-            (a.visit_member, a.visit_day, a.visit_counts),
-            (b.visit_member, b.visit_day, b.visit_counts)
-        );
-        assert_eq!((ta.rows, tb.rows), (11, 11));
-        assert_eq!((ta.unknown_member_events, tb.unknown_member_events), (1, 1));
-        assert_eq!(
-            (ta.latest_us, ta.earliest_us),
-            (tb.latest_us, tb.earliest_us)
-        );
-        assert_eq!(ta.events_per_day, tb.events_per_day);
     }
 
     #[test]
@@ -711,23 +797,23 @@ mod tests {
         let (_, index) = members(&[("o1", "p1")]);
         let mut acc = Accumulator::new(&layout, &index);
         // A day split over two files (a warehouse's): one slot, the events summed.
-        acc.add_digest(&half(&row, 5)).unwrap();
-        acc.add_digest(&half(&row, 7)).unwrap();
+        acc.add_digest(&half(&row, 5), false).unwrap();
+        acc.add_digest(&half(&row, 7), false).unwrap();
         assert!(!acc.partitions.iter().any(|p| p.too_many_events()));
         let top = i64::from(u32::MAX) - 12;
-        acc.add_digest(&half(&row, top)).unwrap();
+        acc.add_digest(&half(&row, top), false).unwrap();
         assert!(
             !acc.partitions.iter().any(|p| p.too_many_events()),
             "2^32-1 fits"
         );
-        acc.add_digest(&half(&row, 1)).unwrap();
+        acc.add_digest(&half(&row, 1), false).unwrap();
         assert!(
             acc.partitions.iter().any(|p| p.too_many_events()),
             "2^32 does not"
         );
         let mut acc = Accumulator::new(&layout, &index);
-        acc.add_digest(&half(&row, 5)).unwrap();
-        acc.add_digest(&half(&row, 7)).unwrap();
+        acc.add_digest(&half(&row, 5), false).unwrap();
+        acc.add_digest(&half(&row, 7), false).unwrap();
         let (days, _) = acc.member_days();
         assert_eq!((days.member, days.n), (vec![0], vec![12]));
         assert_eq!(

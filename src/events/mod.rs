@@ -726,6 +726,8 @@ struct Accumulator<'a> {
     totals: Totals,
     /// A required column held a null.
     null_in_required: bool,
+    /// Digests' rows kept as they are (`add_digest`), written out before the slots'.
+    finished: Vec<digests::FinishedRows>,
 }
 
 impl<'a> Accumulator<'a> {
@@ -739,6 +741,7 @@ impl<'a> Accumulator<'a> {
             phase_one: Vec::new(),
             totals: Totals::default(),
             null_in_required: false,
+            finished: Vec::new(),
         }
     }
 
@@ -798,22 +801,44 @@ impl<'a> Accumulator<'a> {
         }
     }
 
-    /// The (member, day) rows: the partitions in order, each in the order its (member,
-    /// day) rows were first seen (its visit rows in the order of their first visit).
-    /// Every column is allocated once at its full length and each partition writes its
-    /// own rows' stretch of it, in parallel. With the totals over every row.
+    /// The (member, day) rows: the digests' finished rows in the order they were
+    /// added, then the partitions in order, each in the order its (member, day) rows
+    /// were first seen (visit rows likewise, a partition's in the order of their
+    /// first visit). Every column is allocated once at its full length and each
+    /// digest and partition writes its own rows' stretch of it, in parallel. With the
+    /// totals over every row.
     fn member_days(self) -> (MemberDays, Totals) {
         let layout = self.layout;
-        let lengths: Vec<usize> = self.partitions.iter().map(Partition::slots).collect();
-        let visit_lengths: Vec<usize> = self.partitions.iter().map(Partition::visit_rows).collect();
+        let lengths: Vec<usize> = (self.finished.iter().map(digests::FinishedRows::len))
+            .chain(self.partitions.iter().map(Partition::slots))
+            .collect();
+        let visit_lengths: Vec<usize> = (self.finished.iter())
+            .map(digests::FinishedRows::visit_rows)
+            .chain(self.partitions.iter().map(Partition::visit_rows))
+            .collect();
         let mut days = Columns::new(&lengths, true, layout.counts.len(), 1 + layout.latest.len());
         let mut visits = Columns::new(&visit_lengths, false, layout.visits.len(), 0);
-        let stretches = days.stretches(&lengths);
-        let visit_stretches = visits.stretches(&visit_lengths);
-        self.partitions
-            .into_par_iter()
-            .zip(stretches.into_par_iter().zip(visit_stretches))
-            .for_each(|(p, (days, visits))| p.write_into(days, visits));
+        let mut stretches = days
+            .stretches(&lengths)
+            .into_iter()
+            .zip(visits.stretches(&visit_lengths));
+        let finished: Vec<_> = stretches.by_ref().take(self.finished.len()).collect();
+        let partitions: Vec<_> = stretches.collect();
+        rayon::join(
+            || {
+                // Each digest's rows are freed once written (as the slot blocks are).
+                self.finished
+                    .into_par_iter()
+                    .zip(finished)
+                    .for_each(|(f, (days, visits))| f.write_into(days, visits))
+            },
+            || {
+                self.partitions
+                    .into_par_iter()
+                    .zip(partitions)
+                    .for_each(|(p, (days, visits))| p.write_into(days, visits))
+            },
+        );
 
         let mut instants = days.instants.into_iter();
         let columns = MemberDays {

@@ -139,6 +139,16 @@ impl RollupFiles {
         keep: &std::sync::mpsc::Sender<(Source, Digest)>,
     ) -> Result<DigestsUsed, InputError> {
         let layout = acc.layout;
+        // A file whose days no other file holds: its digest's rows are whole rows.
+        let mut holders = std::collections::HashMap::<i32, usize>::new();
+        for file in &self.files {
+            for &day in &file.days {
+                *holders.entry(day).or_default() += 1;
+            }
+        }
+        let alone: Vec<bool> = (self.files.iter())
+            .map(|f| f.days.iter().all(|d| holders[d] == 1))
+            .collect();
         let mut used = DigestsUsed {
             folder: self.store.dir().display().to_string(),
             ..DigestsUsed::default()
@@ -158,7 +168,8 @@ impl RollupFiles {
                     let (digest, reused): (Digest, bool) = current?;
                     let file = &self.files[next - 1];
                     let name = file.path.display().to_string();
-                    acc.add_digest(&digest).map_err(unreadable(&name))?;
+                    acc.add_digest(&digest, alone[next - 1])
+                        .map_err(unreadable(&name))?;
                     if acc.too_many_events() {
                         return Err(too_many_events(&name));
                     }

@@ -481,6 +481,51 @@ pub(super) struct Stretch<'a> {
     instants: Vec<&'a mut [i64]>,
 }
 
+impl Stretch<'_> {
+    /// Writes finished (member, day) rows (`digests::FinishedRows`) into this
+    /// stretch: row k is row `rows[k]` of `values` (whose `visits` are not read), of
+    /// member `members[k]`. Column by column, as the columns are stored.
+    pub(super) fn write_rows(self, members: &[u32], rows: &[u32], values: &SlotValues) {
+        fn gather<T: Copy, U>(to: &mut [U], from: &[T], rows: &[u32], f: impl Fn(T) -> U) {
+            for (to, &r) in to.iter_mut().zip(rows) {
+                *to = f(from[r as usize]);
+            }
+        }
+        self.member.copy_from_slice(members);
+        gather(self.day, values.day, rows, |d| d);
+        gather(self.n, values.n, rows, i64::from);
+        let mut instants = self.instants.into_iter();
+        if let Some(last) = instants.next() {
+            gather(last, values.last, rows, |t| t);
+        }
+        for (to, from) in instants.zip(&values.latest) {
+            gather(to, from, rows, |t| t);
+        }
+        for (to, from) in self.counts.into_iter().zip(&values.counts) {
+            gather(to, from, rows, |c| c);
+        }
+    }
+
+    /// Writes visit rows into this stretch of the visit columns: row v is
+    /// `rows[v]`'s (member, day), its counts `counts[v * width..][..width]`.
+    pub(super) fn write_visits(self, rows: &[(u32, i32)], counts: &[u32]) {
+        let width = self.counts.len();
+        let Stretch {
+            member,
+            day,
+            counts: mut columns,
+            ..
+        } = self;
+        for (v, &(m, d)) in rows.iter().enumerate() {
+            member[v] = m;
+            day[v] = d;
+            for (column, &value) in columns.iter_mut().zip(&counts[v * width..][..width]) {
+                column[v] = value;
+            }
+        }
+    }
+}
+
 /// Cuts `column` into consecutive stretches of `lengths` and hands each to its
 /// partition's `Stretch`.
 fn split_into<'a, T>(
