@@ -26,7 +26,7 @@ use super::member_index::MemberIndex;
 use polars_buffer::Buffer;
 
 use super::slots::{SlotValues, Stretch};
-use super::{Accumulator, Chunk, Layout, KEYS_PER_TASK, NONE, NO_INSTANT, PARTITIONS};
+use super::{Accumulator, Chunk, Layout, KEYS_PER_TASK, NONE, PARTITIONS};
 use crate::rollup_spec::RollupSpec;
 
 /// The folder of a rollups folder where digests are kept (its name starts with a
@@ -34,7 +34,8 @@ use crate::rollup_spec::RollupSpec;
 pub const FOLDER: &str = ".account-health-digests";
 
 /// Bumped when a digest's columns or their meaning change: older ones are rebuilt.
-const FORMAT: u32 = 1;
+/// (2: latest instants stored as `NO_INSTANT` rather than null.)
+const FORMAT: u32 = 2;
 
 /// The Parquet key-value metadata key of a digest's record (`Meta`).
 const METADATA_KEY: &str = "account_health_digest";
@@ -90,7 +91,7 @@ struct Meta {
 
 /// A rollup file's digest: `frame` has `org_id`, `distinct_id`, `day` (i32 days since
 /// the epoch), `n` (u32), `last_us` (i64), the layout's count columns (u32), its
-/// latest-instant columns (i64, null when none) and its visit columns (u32, under
+/// latest-instant columns (i64, `NO_INSTANT` when none) and its visit columns (u32, under
 /// `VISIT_PREFIX`, 0 when none), sorted by (org_id, distinct_id, day).
 #[derive(Clone)]
 pub(super) struct Digest {
@@ -357,13 +358,9 @@ impl Digest {
         for (name, values) in layout.counts.iter().zip(&days.counts) {
             columns.push(UInt32Chunked::from_vec(name.into(), take(values)).into_column());
         }
+        // `NO_INSTANT` (i64::MIN) where a set has none: read back as it is.
         for (name, values) in layout.latest.iter().zip(&days.latest) {
-            let values = take_i64(values);
-            let validity = values
-                .contains(&NO_INSTANT)
-                .then(|| values.iter().map(|&t| t != NO_INSTANT).collect());
-            columns
-                .push(Int64Chunked::from_vec_validity(name.into(), values, validity).into_column());
+            columns.push(Int64Chunked::from_vec(name.into(), take_i64(values)).into_column());
         }
         // Each visit row's (member, day) slot row, and the visit counts there.
         let slot_row: polars::prelude::PlHashMap<(u32, i32), u32> = order
@@ -415,26 +412,16 @@ impl Digest {
                 .unwrap_or_default())
         }
         let u32s = |name: &str| buffer(f.column(name)?.u32()?, name);
-        let latest = layout
-            .latest
-            .iter()
-            .map(|name| {
-                let column = f.column(name)?.i64()?;
-                Ok(column
-                    .iter()
-                    .map(|t| t.unwrap_or(NO_INSTANT))
-                    .collect::<Vec<i64>>())
-            })
+        let i64s = |name: &str| buffer(f.column(name)?.i64()?, name);
+        let latest = (layout.latest.iter())
+            .map(|name| i64s(name))
             .collect::<PolarsResult<Vec<_>>>()?;
         Ok(DigestValues {
             org: strings("org_id")?,
             person: strings("distinct_id")?,
             day: buffer(f.column("day")?.i32()?, "day")?,
             n: u32s(crate::rollup_spec::EVENTS)?,
-            last: buffer(
-                f.column(crate::rollup_spec::LAST_INSTANT)?.i64()?,
-                crate::rollup_spec::LAST_INSTANT,
-            )?,
+            last: i64s(crate::rollup_spec::LAST_INSTANT)?,
             counts: layout
                 .counts
                 .iter()
@@ -458,7 +445,7 @@ struct DigestValues {
     n: Buffer<u32>,
     last: Buffer<i64>,
     counts: Vec<Buffer<u32>>,
-    latest: Vec<Vec<i64>>,
+    latest: Vec<Buffer<i64>>,
     visits: Vec<Buffer<u32>>,
 }
 
@@ -469,7 +456,7 @@ impl DigestValues {
             n: &self.n,
             last: &self.last,
             counts: self.counts.iter().map(|c| &c[..]).collect(),
-            latest: self.latest.iter().map(Vec::as_slice).collect(),
+            latest: self.latest.iter().map(|c| &c[..]).collect(),
             visits: self.visits.iter().map(|c| &c[..]).collect(),
         }
     }
@@ -601,6 +588,7 @@ impl Accumulator<'_> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::NO_INSTANT;
     use super::*;
     use crate::model::Model;
 
@@ -715,7 +703,8 @@ mod tests {
         assert_eq!(u32s("n__insight_analysis"), [2, 1, 0]);
         assert_eq!(u32s("n__insight_saved"), [0, 1, 0]);
         // The latest "insight analyzed": o1/p1's at 20, none for the others.
-        assert_eq!(i64s("last__insight_analyzed"), [Some(at(20)), None, None]);
+        let none = Some(NO_INSTANT);
+        assert_eq!(i64s("last__insight_analyzed"), [Some(at(20)), none, none]);
         // Three page views under /docs/product-analytics: docs and that product's
         // docs; "billing v2 shown" is a billing visit wherever it happens.
         assert_eq!(u32s("visit:n__docs_visit"), [3, 0, 0]);
