@@ -59,7 +59,8 @@ fn assert_same_tables(a: &Path, b: &Path) {
 /// Where runs keep the rollups' digests (`events::digests::FOLDER`).
 const DIGESTS: &str = ".account-health-digests";
 
-/// The files under a rollups folder's digests folder, by path under it.
+/// The files under a rollups folder's digests folder, by path under it, but the
+/// marks of when each layout was last used.
 fn digest_files(rollups: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let root = rollups.join(DIGESTS);
@@ -69,7 +70,7 @@ fn digest_files(rollups: &Path) -> Vec<String> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else {
+            } else if entry.file_name() != ".used" {
                 let under = path.strip_prefix(&root).unwrap();
                 found.push(under.to_string_lossy().into_owned());
             }

@@ -43,6 +43,12 @@ const METADATA_KEY: &str = "account_health_digest";
 /// How digests are compressed.
 const DIGEST_COMPRESSION: ParquetCompression = ParquetCompression::Lz4Raw;
 
+/// The file whose modification time says when a run last used a layout's digests.
+const USED: &str = ".used";
+
+/// Days after which the digests of a layout no run has used are removed.
+const UNUSED_DAYS: u64 = 30;
+
 /// Visit columns are stored under this prefix (a visit column may share a name
 /// with a count column: they are columns of two frames of `Rollup`).
 const VISIT_PREFIX: &str = "visit:";
@@ -221,35 +227,45 @@ impl Store {
 
     /// Removes the digests of rollup files no longer there (`files`: the names of
     /// those there are), of every layout, so that a folder rolled for months does
-    /// not keep a digest of every day it ever held; a layout's folder left empty
-    /// goes too. Failures are ignored: the next run tries again.
+    /// not keep a digest of every day it ever held; the folder of a layout no run
+    /// has used for `UNUSED_DAYS` goes whole (an old model's, or an older
+    /// version's: their digests would otherwise stay as long as their files). This
+    /// layout's folder is marked used.
+    /// Failures are ignored: the next run tries again.
     pub(super) fn prune(&self, files: &[&str]) {
+        let _ = std::fs::File::create(self.dir.join(USED));
         let keep: std::collections::HashSet<String> =
             files.iter().map(|f| digest_name(f)).collect();
         let Some(all) = self.dir.parent() else {
             return;
         };
+        let older_than = |path: &Path, days: u64| {
+            std::fs::metadata(path)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age.as_secs() > days * 24 * 3600)
+        };
         for layout in std::fs::read_dir(all).into_iter().flatten().flatten() {
             let dir = layout.path();
+            // (A folder without the mark: by its own time.)
+            let used = dir.join(USED);
+            let mark = if used.exists() { used } else { dir.clone() };
+            if dir != self.dir && older_than(&mark, UNUSED_DAYS) {
+                let _ = std::fs::remove_dir_all(&dir);
+                continue;
+            }
             for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
                 let gone =
                     !name.starts_with('.') && name.ends_with(".parquet") && !keep.contains(&name);
                 // A temporary file a day old is a run's that stopped while writing.
-                let abandoned = name.starts_with('.')
-                    && name.ends_with(".tmp")
-                    && entry
-                        .metadata()
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age.as_secs() > 24 * 3600);
+                let abandoned =
+                    name.starts_with('.') && name.ends_with(".tmp") && older_than(&entry.path(), 1);
                 if gone || abandoned {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
-            // Only when empty.
-            let _ = std::fs::remove_dir(&dir);
         }
     }
 
@@ -813,6 +829,58 @@ mod tests {
                 .unwrap()],
             [12]
         );
+    }
+
+    #[test]
+    fn pruning_removes_digests_of_files_gone_and_layouts_unused_for_a_month() {
+        let dir = tempfile::tempdir().unwrap();
+        let rollups = dir.path();
+        let spec = RollupSpec::of(&Model::default_model());
+        let store = Store::new(rollups, &spec);
+        let folder = rollups.join(FOLDER);
+        let put = |path: &Path, days_old: u64| {
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let file = std::fs::File::create(path).unwrap();
+            let then = std::time::SystemTime::now()
+                - std::time::Duration::from_secs(days_old * 24 * 3600 + 60);
+            file.set_modified(then).unwrap();
+        };
+        // This layout: a digest of a file there, one of a file gone, an abandoned
+        // temporary file and a fresh one (a run writing now).
+        put(&store.path_of("day=a/part-0.parquet"), 0);
+        put(&store.path_of("day=b/part-0.parquet"), 0);
+        put(&store.dir().join(".day=a+part-0.parquet.1.tmp"), 2);
+        put(&store.dir().join(".day=a+part-0.parquet.2.tmp"), 0);
+        // Another layout used 10 days ago, and one used 40 days ago.
+        put(&folder.join("recent").join(USED), 10);
+        put(&folder.join("recent/day=a+part-0.parquet"), 10);
+        put(&folder.join("recent/day=b+part-0.parquet"), 10);
+        put(&folder.join("old").join(USED), 40);
+        put(&folder.join("old/day=a+part-0.parquet"), 40);
+        store.prune(&["day=a/part-0.parquet"]);
+        let mut left: Vec<String> = Vec::new();
+        for layout in std::fs::read_dir(&folder).unwrap().flatten() {
+            for entry in std::fs::read_dir(layout.path()).unwrap().flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                left.push(format!("{}/{name}", layout.file_name().to_string_lossy()));
+            }
+        }
+        left.sort();
+        let this = store
+            .dir()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let mut expected = vec![
+            "recent/.used".to_string(),
+            "recent/day=a+part-0.parquet".into(),
+            format!("{this}/.day=a+part-0.parquet.2.tmp"),
+            format!("{this}/.used"),
+            format!("{this}/day=a+part-0.parquet"),
+        ];
+        expected.sort();
+        assert_eq!(left, expected);
     }
 
     #[test]
