@@ -432,15 +432,14 @@ fn main() {
                 .arg(&rollups_dir);
             // The nightly steady state: the digests of every held day (kept in the
             // rollups folder by the runs before) but the newest, rolled up tonight,
-            // whose digest this run builds. One untimed run builds them all first.
+            // whose digest this run builds. One untimed run builds them first (each
+            // build of the tool keeps digests of its own).
             let digests = rollups_dir.join(".account-health-digests");
-            if !digests.exists() {
-                let status = Command::new(nightly.get_program())
-                    .args(nightly.get_args())
-                    .status()
-                    .expect("runs the job from rollups");
-                assert!(status.success());
-            }
+            let status = Command::new(nightly.get_program())
+                .args(nightly.get_args())
+                .status()
+                .expect("runs the job from rollups");
+            assert!(status.success());
             let newest = format!("day={ROLLED_UP_TO}+part-0.parquet");
             let forget = std::fs::read_dir(&digests)
                 .into_iter()

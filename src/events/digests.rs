@@ -8,7 +8,8 @@
 //! model's `RollupSpec` (its layout key, a hash of the spec and this tool's version).
 //!
 //! A digest records the file it was built from: its path under the rollups folder,
-//! size, modification time and inode. A digest whose record differs from the file
+//! size, modification and change times, inode and device; and its layout key
+//! includes this build of the tool (`build`). A digest whose record differs from the file
 //! as it is now (a day rolled again, a warehouse's file rewritten) is built again,
 //! and one that cannot be read is too: a digest is never an error, only a saving.
 //! Digests are written whole under a temporary name, flushed, then renamed; a
@@ -19,12 +20,11 @@ use std::path::{Path, PathBuf};
 use polars::prelude::*;
 use polars_arrow::array::Utf8ViewArray;
 use polars_arrow::datatypes::ArrowDataType;
+use polars_buffer::Buffer;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::member_index::MemberIndex;
-use polars_buffer::Buffer;
-
 use super::slots::{SlotValues, Stretch};
 use super::{Accumulator, Chunk, Layout, KEYS_PER_TASK, NONE, PARTITIONS};
 use crate::rollup_spec::RollupSpec;
@@ -40,7 +40,9 @@ const FORMAT: u32 = 2;
 /// The Parquet key-value metadata key of a digest's record (`Meta`).
 const METADATA_KEY: &str = "account_health_digest";
 
-/// How digests are compressed.
+/// How digests are compressed: LZ4 reads about as fast as no compression and
+/// takes 60% of the room (zstd: a third slower to read; docs/PERFORMANCE.md,
+/// session 26).
 const DIGEST_COMPRESSION: ParquetCompression = ParquetCompression::Lz4Raw;
 
 /// The file whose modification time says when a run last used a layout's digests.
@@ -53,14 +55,18 @@ const UNUSED_DAYS: u64 = 30;
 /// with a count column: they are columns of two frames of `Rollup`).
 const VISIT_PREFIX: &str = "visit:";
 
-/// A rollup file as it is now: what a digest of it must record to be used.
+/// A rollup file as it is now: what a digest of it must record to be used. Beside
+/// its size and modification time (which a copy may keep), its inode, device and
+/// change time (which a rewrite, a copy or a move give anew; on Unix).
 #[derive(Serialize, Deserialize, PartialEq, Eq, Clone, Debug)]
 pub(super) struct Source {
     /// Its path under the rollups folder.
     pub(super) file: String,
     pub(super) bytes: u64,
     pub(super) modified_ns: u64,
+    pub(super) changed_ns: i64,
     pub(super) inode: u64,
+    pub(super) device: u64,
 }
 
 impl Source {
@@ -72,14 +78,23 @@ impl Source {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos() as u64);
         #[cfg(unix)]
-        let inode = std::os::unix::fs::MetadataExt::ino(&meta);
+        let (changed_ns, inode, device) = {
+            use std::os::unix::fs::MetadataExt;
+            (
+                meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+                meta.ino(),
+                meta.dev(),
+            )
+        };
         #[cfg(not(unix))]
-        let inode = 0;
+        let (changed_ns, inode, device) = (0, 0, 0);
         Ok(Source {
             file,
             bytes: meta.len(),
             modified_ns,
+            changed_ns,
             inode,
+            device,
         })
     }
 }
@@ -148,9 +163,10 @@ impl Store {
         self.dir.join(digest_name(file))
     }
 
-    /// The digest of `source` if one is kept and still describes it; `None` when
-    /// there is none, or it is stale or unreadable (it is then built again).
-    pub(super) fn read(&self, source: &Source, layout: &Layout) -> Option<Digest> {
+    /// The digest of `source` (holding `days`, sorted) if one is kept and still
+    /// describes it; `None` when there is none, or it is stale or unreadable (it is
+    /// then built again).
+    pub(super) fn read(&self, source: &Source, days: &[i32], layout: &Layout) -> Option<Digest> {
         let path = self.path_of(&source.file);
         let file = std::fs::File::open(&path).ok()?;
         let mut reader = ParquetReader::new(file);
@@ -177,8 +193,15 @@ impl Store {
             frame,
             earliest_us: meta.earliest_us,
         };
-        // Its columns as this layout's (a digest written by hand, or damaged).
-        digest.values(layout).ok()?;
+        // Its columns as this layout's, its rows as a build gives them: one per
+        // (org, person, day), in that order, on the file's days (a digest written by
+        // hand, or damaged where its footer is not).
+        let values = digest.values(layout).ok()?;
+        let key = |r: usize| (values.org.value(r), values.person.value(r), values.day[r]);
+        let ordered = (1..values.day.len()).all(|r| key(r - 1) < key(r));
+        let on_days = values.day.iter().all(|d| days.binary_search(d).is_ok());
+        (ordered && on_days).then_some(())?;
+        drop(values);
         Some(digest)
     }
 
@@ -191,10 +214,11 @@ impl Store {
             return;
         }
         let path = self.path_of(&source.file);
+        // A name no other writer uses (runs in containers may share a pid).
         let temporary = self.dir.join(format!(
-            ".{}.{}.tmp",
+            ".{}.{:016x}.tmp",
             path.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
+            rand::random::<u64>()
         ));
         let meta = Meta {
             format: FORMAT,
@@ -287,9 +311,28 @@ fn digest_name(file: &str) -> String {
 /// events pass counts the same (the `RollupSpec`), by this version of the tool.
 fn layout_key(spec: &RollupSpec) -> String {
     use sha2::{Digest as _, Sha256};
-    let text = format!("{FORMAT}|{}|{spec:?}", env!("CARGO_PKG_VERSION"));
+    let text = format!(
+        "{FORMAT}|{}|{}|{spec:?}",
+        env!("CARGO_PKG_VERSION"),
+        build()
+    );
     let hash = Sha256::digest(text.as_bytes());
     hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// This build of the tool: its executable's size and modification time. What a
+/// digest holds depends on code beyond this module (how the pass classes events and
+/// paths, which rows it checks), and the version is not bumped for every change, so
+/// each new build keeps digests of its own (its first run builds them). When the
+/// executable cannot be found, a key no other run shares: nothing is reused.
+fn build() -> String {
+    let stamp = std::env::current_exe()
+        .and_then(std::fs::metadata)
+        .and_then(|m| Ok((m.len(), m.modified()?)));
+    match stamp {
+        Ok((bytes, modified)) => format!("{bytes}|{modified:?}"),
+        Err(_) => format!("unknown {}", rand::random::<u64>()),
+    }
 }
 
 /// A digest was not built: a (person, day) of the file sums to more than 2^32-1
@@ -895,16 +938,19 @@ mod tests {
         let source = Source::of(&file, "day=x/part-0.parquet".into()).unwrap();
         let spec = RollupSpec::of(&Model::default_model());
         let store = Store::new(&rollups, &spec);
-        assert!(store.read(&source, &layout).is_none(), "none kept yet");
+        assert!(
+            store.read(&source, &[DAY], &layout).is_none(),
+            "none kept yet"
+        );
         store.write(&source, &digest);
         assert_eq!(store.not_kept(), None);
-        let read = store.read(&source, &layout).unwrap();
+        let read = store.read(&source, &[DAY], &layout).unwrap();
         assert!(read.frame.equals_missing(&digest.frame));
         assert_eq!(read.earliest_us, digest.earliest_us);
         assert!(store
             .path_of("day=x/part-0.parquet")
             .ends_with("day=x+part-0.parquet"));
-        // The file changed (any of size, time, inode): stale.
+        // The file changed (any of size, times, inode, device): stale.
         for changed in [
             Source {
                 bytes: source.bytes + 1,
@@ -915,17 +961,39 @@ mod tests {
                 ..source.clone()
             },
             Source {
+                changed_ns: source.changed_ns + 1,
+                ..source.clone()
+            },
+            Source {
                 inode: source.inode + 1,
                 ..source.clone()
             },
+            Source {
+                device: source.device + 1,
+                ..source.clone()
+            },
         ] {
-            assert!(store.read(&changed, &layout).is_none(), "{changed:?}");
+            assert!(
+                store.read(&changed, &[DAY], &layout).is_none(),
+                "{changed:?}"
+            );
         }
+        // Rows on a day the file does not hold, or not one per (org, person, day) in
+        // order (a damaged digest): not used.
+        assert!(store.read(&source, &[DAY + 1], &layout).is_none());
+        let twice = Digest {
+            frame: digest.frame.vstack(&digest.frame.slice(0, 1)).unwrap(),
+            earliest_us: digest.earliest_us,
+        };
+        store.write(&source, &twice);
+        assert!(store.read(&source, &[DAY], &layout).is_none());
+        store.write(&source, &digest);
+        assert!(store.read(&source, &[DAY], &layout).is_some());
         // Another model's layout has its own folder, without this digest.
         let mut other = spec.clone();
         other.counts.pop();
         let theirs = Store::new(&rollups, &other);
         assert_ne!(theirs.dir(), store.dir());
-        assert!(theirs.read(&source, &Layout::new(&other)).is_none());
+        assert!(theirs.read(&source, &[DAY], &Layout::new(&other)).is_none());
     }
 }

@@ -196,7 +196,7 @@ impl RollupFiles {
         keep: &std::sync::mpsc::Sender<(Source, Digest)>,
     ) -> Result<(Digest, bool), InputError> {
         let file = &self.files[i];
-        if let Some(digest) = self.store.read(&file.source, layout) {
+        if let Some(digest) = self.store.read(&file.source, &file.days, layout) {
             return Ok((digest, true));
         }
         let name = file.path.display().to_string();
