@@ -256,7 +256,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub allow_incomplete: bool,
     /// Per-day rollups (`account-health rollup`, or the warehouse's): the days they
-    /// hold are scored from them, only the other days from the raw events.
+    /// hold are scored from them, only the other days from the raw events. Each
+    /// file's digest for the model is kept in ROLLUPS/.account-health-digests and
+    /// read by later runs instead of its rows (safe to delete).
     #[arg(long)]
     pub rollups: Option<PathBuf>,
 }
@@ -299,7 +301,8 @@ pub struct BackfillArgs {
     #[arg(long)]
     pub allow_incomplete: bool,
     /// Per-day rollups (`account-health rollup`): the days they hold are taken from
-    /// them, only the other days from the raw events.
+    /// them (through their digests, as `run --rollups`), only the other days from
+    /// the raw events.
     #[arg(long)]
     pub rollups: Option<PathBuf>,
     /// Worker threads (default: all cores). History is identical whatever the number.
@@ -339,7 +342,8 @@ pub struct BacktestArgs {
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Per-day rollups (`account-health rollup`): the days they hold are taken from
-    /// them, only the other days from the raw events.
+    /// them (through their digests, as `run --rollups`), only the other days from
+    /// the raw events.
     #[arg(long)]
     pub rollups: Option<PathBuf>,
     /// Worker threads (default: all cores). Results are identical whatever the number.
