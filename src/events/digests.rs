@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 
 use super::member_index::MemberIndex;
 use super::slots::{SlotValues, Stretch};
-use super::{Accumulator, Chunk, Layout, KEYS_PER_TASK, NONE, PARTITIONS};
+use super::{Accumulator, Chunk, ChunkSink, Layout, KEYS_PER_TASK, NONE, PARTITIONS};
 use crate::rollup_spec::RollupSpec;
 
 /// The folder of a rollups folder where digests are kept (its name starts with a
@@ -378,7 +378,7 @@ impl Digest {
         let mut acc = Accumulator::new(layout, &members);
         for c in chunks {
             acc.add(c);
-            if acc.partitions.iter().any(|p| p.too_many_events()) {
+            if acc.too_many_events() {
                 return Ok(Err(TooManyEvents));
             }
         }
@@ -387,39 +387,34 @@ impl Digest {
         // Rows in (member, day) order, so by (org, person, day).
         let mut order: Vec<u32> = (0..days.member.len() as u32).collect();
         order.par_sort_unstable_by_key(|&r| (days.member[r as usize], days.day[r as usize]));
-        let take =
-            |values: &[u32]| -> Vec<u32> { order.iter().map(|&r| values[r as usize]).collect() };
-        let take_i64 =
-            |values: &[i64]| -> Vec<i64> { order.iter().map(|&r| values[r as usize]).collect() };
-        let member = take(&days.member);
+        fn take<T: Copy>(order: &[u32], values: &[T]) -> Vec<T> {
+            order.iter().map(|&r| values[r as usize]).collect()
+        }
+        let member = take(&order, &days.member);
         let orgs: Vec<&str> = member.iter().map(|&m| pairs[m as usize].0).collect();
         let people: Vec<&str> = member.iter().map(|&m| pairs[m as usize].1).collect();
+        // A slot's `n` is 32-bit: its sum fitted (checked above).
+        let n = take(&order, &days.n)
+            .into_iter()
+            .map(|n| n as u32)
+            .collect();
         let mut columns = vec![
             StringChunked::from_iter_values("org_id".into(), orgs.into_iter()).into_column(),
             StringChunked::from_iter_values("distinct_id".into(), people.into_iter()).into_column(),
-            Int32Chunked::from_vec(
-                "day".into(),
-                order.iter().map(|&r| days.day[r as usize]).collect(),
-            )
-            .into_column(),
-            // A slot's `n` is 32-bit: its sum fitted (checked above).
-            UInt32Chunked::from_vec(
-                crate::rollup_spec::EVENTS.into(),
-                order.iter().map(|&r| days.n[r as usize] as u32).collect(),
-            )
-            .into_column(),
+            Int32Chunked::from_vec("day".into(), take(&order, &days.day)).into_column(),
+            UInt32Chunked::from_vec(crate::rollup_spec::EVENTS.into(), n).into_column(),
             Int64Chunked::from_vec(
                 crate::rollup_spec::LAST_INSTANT.into(),
-                take_i64(&days.last),
+                take(&order, &days.last),
             )
             .into_column(),
         ];
         for (name, values) in layout.counts.iter().zip(&days.counts) {
-            columns.push(UInt32Chunked::from_vec(name.into(), take(values)).into_column());
+            columns.push(UInt32Chunked::from_vec(name.into(), take(&order, values)).into_column());
         }
         // `NO_INSTANT` (i64::MIN) where a set has none: read back as it is.
         for (name, values) in layout.latest.iter().zip(&days.latest) {
-            columns.push(Int64Chunked::from_vec(name.into(), take_i64(values)).into_column());
+            columns.push(Int64Chunked::from_vec(name.into(), take(&order, values)).into_column());
         }
         // Each visit row's (member, day) slot row, and the visit counts there.
         let slot_row: polars::prelude::PlHashMap<(u32, i32), u32> = order
@@ -554,7 +549,7 @@ impl FinishedRows {
     /// visit rows into their stretch of the visit columns.
     pub(super) fn write_into(self, days: Stretch, visits: Stretch) {
         days.write_rows(&self.members, &self.rows, &self.values.slot_values());
-        visits.write_visits(&self.visits, &self.visit_counts);
+        visits.write_visits(self.visits.iter().copied(), &self.visit_counts);
     }
 }
 
@@ -847,18 +842,12 @@ mod tests {
         // A day split over two files (a warehouse's): one slot, the events summed.
         acc.add_digest(&half(&row, 5), false).unwrap();
         acc.add_digest(&half(&row, 7), false).unwrap();
-        assert!(!acc.partitions.iter().any(|p| p.too_many_events()));
+        assert!(!acc.too_many_events());
         let top = i64::from(u32::MAX) - 12;
         acc.add_digest(&half(&row, top), false).unwrap();
-        assert!(
-            !acc.partitions.iter().any(|p| p.too_many_events()),
-            "2^32-1 fits"
-        );
+        assert!(!acc.too_many_events(), "2^32-1 fits");
         acc.add_digest(&half(&row, 1), false).unwrap();
-        assert!(
-            acc.partitions.iter().any(|p| p.too_many_events()),
-            "2^32 does not"
-        );
+        assert!(acc.too_many_events(), "2^32 does not");
         let mut acc = Accumulator::new(&layout, &index);
         acc.add_digest(&half(&row, 5), false).unwrap();
         acc.add_digest(&half(&row, 7), false).unwrap();

@@ -1167,12 +1167,14 @@ pub fn rollup(
     // The member index is built while the first row group is read; with rollups, the
     // first row group (of the raw days, found among row groups of held days) is read
     // while the rollups are added instead.
-    let (index, first) = match rollups {
+    let mut first = None;
+    let index = match rollups {
         None => {
-            let (index, first) = rayon::join(index, || run.next(&mut export));
-            (index, Some(first))
+            let (index, read) = rayon::join(index, || run.next(&mut export));
+            first = read;
+            index
         }
-        Some(_) => (index(), None),
+        Some(_) => index(),
     };
     let (keys, member_of_row, members) = index.map_err(blame)?;
     let mut acc = Accumulator::new(&layout, &members);
@@ -1180,15 +1182,12 @@ pub fn rollup(
     // need no map (`slots::Partition::slot`).
     let mut from_rollups = 0;
     let mut digests = None;
-    let first = match (rollups, first) {
-        (Some(rollups), None) => {
-            let (added, first) = rayon::join(|| rollups.add_to(&mut acc), || run.next(&mut export));
-            digests = Some(added.map_err(PassError::BadRollup)?);
-            from_rollups = acc.totals.rows;
-            first
-        }
-        (_, first) => first.flatten(),
-    };
+    if let Some(rollups) = rollups {
+        let (added, read) = rayon::join(|| rollups.add_to(&mut acc), || run.next(&mut export));
+        digests = Some(added.map_err(PassError::BadRollup)?);
+        from_rollups = acc.totals.rows;
+        first = read;
+    }
     each_chunk(events, progress, &mut export, run, first, skip, &mut acc)?;
     let mut rollup = acc.finish(keys, member_of_row).map_err(blame)?;
     rollup.from_rollups = from_rollups;

@@ -200,8 +200,21 @@ impl RollupFiles {
             return Ok((digest, true));
         }
         let name = file.path.display().to_string();
-        let pieces: Vec<Piece> = match &file.pages {
-            Some(footer) => (0..footer.row_groups.len())
+        let chunks = self.chunks_of(i)?;
+        let digest = Digest::build(&chunks, layout)
+            .map_err(unreadable(&name))?
+            .map_err(|TooManyEvents| too_many_events(&name))?;
+        // (The writer is gone only if it panicked; the scope reports that.)
+        let _ = keep.send((file.source.clone(), digest.clone()));
+        Ok((digest, false))
+    }
+
+    /// Every row of file `i`, checked, as weighted rows (its row groups read side by
+    /// side).
+    fn chunks_of(&self, i: usize) -> Result<Vec<Chunk>, InputError> {
+        let groups = self.files[i].pages.as_ref().map(|f| f.row_groups.len());
+        let pieces: Vec<Piece> = match groups {
+            Some(n) => (0..n)
                 .map(|g| Piece {
                     file: i,
                     group: Some(g),
@@ -212,19 +225,11 @@ impl RollupFiles {
                 group: None,
             }],
         };
-        let chunks: Vec<Chunk> = pieces
+        let chunks = pieces
             .into_par_iter()
             .map(|piece| self.chunk(piece))
-            .collect::<Result<Vec<_>, InputError>>()?
-            .into_iter()
-            .flatten()
-            .collect();
-        let digest = Digest::build(&chunks, layout)
-            .map_err(unreadable(&name))?
-            .map_err(|TooManyEvents| too_many_events(&name))?;
-        // (The writer is gone only if it panicked; the scope reports that.)
-        let _ = keep.send((file.source.clone(), digest.clone()));
-        Ok((digest, false))
+            .collect::<Result<Vec<_>, InputError>>()?;
+        Ok(chunks.into_iter().flatten().collect())
     }
 
     /// A piece's rows, checked, as weighted rows; `None` when it has none.
@@ -254,15 +259,7 @@ pub(super) fn chunks_of_file(dir: &Path, path: &Path, spec: &RollupSpec) -> Vec<
         days: Vec::new(),
         store: Store::new(dir, spec),
     };
-    let groups = files.files[0].pages.as_ref().map(|f| f.row_groups.len());
-    let pieces: Vec<Option<usize>> = match groups {
-        Some(n) => (0..n).map(Some).collect(),
-        None => vec![None],
-    };
-    pieces
-        .into_iter()
-        .filter_map(|group| files.chunk(Piece { file: 0, group }).unwrap())
-        .collect()
+    files.chunks_of(0).unwrap()
 }
 
 /// A (member, day) of the rollups summed past a slot's 32-bit counts: bad input

@@ -506,9 +506,10 @@ impl Stretch<'_> {
         }
     }
 
-    /// Writes visit rows into this stretch of the visit columns: row v is
-    /// `rows[v]`'s (member, day), its counts `counts[v * width..][..width]`.
-    pub(super) fn write_visits(self, rows: &[(u32, i32)], counts: &[u32]) {
+    /// Writes visit rows into this stretch of the visit columns: row v is the v-th
+    /// of `rows`' (member, day)s, its counts `counts[v * width..][..width]` (a
+    /// partition's, or a digest's finished rows').
+    pub(super) fn write_visits(self, rows: impl Iterator<Item = (u32, i32)>, counts: &[u32]) {
         let width = self.counts.len();
         let Stretch {
             member,
@@ -516,7 +517,7 @@ impl Stretch<'_> {
             counts: mut columns,
             ..
         } = self;
-        for (v, &(m, d)) in rows.iter().enumerate() {
+        for (v, (m, d)) in rows.enumerate() {
             member[v] = m;
             day[v] = d;
             for (column, &value) in columns.iter_mut().zip(&counts[v * width..][..width]) {
@@ -571,20 +572,9 @@ impl Partition {
             // the host, and fresh memory is what this copy mostly waits on.
             drop(block);
         }
-        let Stretch {
-            member,
-            day,
-            mut counts,
-            ..
-        } = visits;
-        for (v, &slot) in self.visit_slot.iter().enumerate() {
-            member[v] = self.member[slot as usize];
-            day[v] = self.day[slot as usize];
-            let row = &self.visit_counts[v * self.visit_width..][..self.visit_width];
-            for (column, &value) in counts.iter_mut().zip(row) {
-                column[v] = value;
-            }
-        }
+        let rows =
+            (self.visit_slot.iter()).map(|&s| (self.member[s as usize], self.day[s as usize]));
+        visits.write_visits(rows, &self.visit_counts);
     }
 }
 
