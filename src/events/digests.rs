@@ -40,10 +40,13 @@ const FORMAT: u32 = 2;
 /// The Parquet key-value metadata key of a digest's record (`Meta`).
 const METADATA_KEY: &str = "account_health_digest";
 
-/// How digests are compressed: LZ4 reads about as fast as no compression and
-/// takes 60% of the room (zstd: a third slower to read; docs/PERFORMANCE.md,
-/// session 26).
-const DIGEST_COMPRESSION: ParquetCompression = ParquetCompression::Lz4Raw;
+/// How digests are written: LZ4 reads about as fast as no compression and takes 60%
+/// of the room (zstd: a third slower to read); integers plain, not as dictionaries,
+/// read back faster (docs/PERFORMANCE.md, sessions 26 and 27).
+const DIGEST_ENCODED: crate::output::Encoded = crate::output::Encoded {
+    compression: ParquetCompression::Lz4Raw,
+    plain_integers: true,
+};
 
 /// The file whose modification time says when a run last used a layout's digests.
 const USED: &str = ".used";
@@ -233,11 +236,11 @@ impl Store {
                 serde_json::to_string(&meta)?,
             )]);
             let mut frame = digest.frame.clone();
-            crate::output::write_parquet_compressed(
+            crate::output::write_parquet_as(
                 &mut frame,
                 &temporary,
                 Some(metadata),
-                DIGEST_COMPRESSION,
+                DIGEST_ENCODED,
             )?
             .sync_all()?;
             std::fs::rename(&temporary, &path)?;
