@@ -60,7 +60,7 @@ fn assert_same_tables(a: &Path, b: &Path) {
 const DIGESTS: &str = ".account-health-digests";
 
 /// The files under a rollups folder's digests folder, by path under it, but the
-/// marks of when each layout was last used.
+/// dot files (each layout's mark of when it was last used, its fingerprints' key).
 fn digest_files(rollups: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let root = rollups.join(DIGESTS);
@@ -70,7 +70,8 @@ fn digest_files(rollups: &Path) -> Vec<String> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if entry.file_name() != ".used" {
+            } else if !entry.file_name().to_string_lossy().starts_with('.') {
+                // (Not the marks: `.used`, the fingerprints' `.key`.)
                 let under = path.strip_prefix(&root).unwrap();
                 found.push(under.to_string_lossy().into_owned());
             }
@@ -590,6 +591,13 @@ fn runs_keep_the_rollups_digests_and_the_next_runs_read_them_with_the_same_table
     assert_same_tables(&w.path().join("raw"), &w.path().join("second"));
     let kept = digest_files(&w.path().join("r"));
     assert_eq!(kept.len() as u64, files, "{kept:?}");
+    let layout = kept[0].split('/').next().unwrap();
+    let key = w.path().join("r").join(DIGESTS).join(layout).join(".key");
+    assert_eq!(
+        std::fs::read_to_string(key).unwrap().len(),
+        32,
+        "the fingerprints' key"
+    );
 
     // Whoever is a member is decided when a digest is added: with a member gone
     // from the members table, the digests give what the raw events give.

@@ -7,6 +7,11 @@
 //! digest is added, as for rollup rows), so it depends only on the file and on the
 //! model's `RollupSpec` (its layout key, a hash of the spec and this tool's version).
 //!
+//! A digest keeps each person as a keyed 128-bit fingerprint of (org, person)
+//! (`PrintKey`), not as the two strings: a run finds the members of a digest's rows
+//! by merging two sorted lists of fingerprints rather than hashing and comparing
+//! 9M pairs of strings (docs/PERFORMANCE.md, session 27).
+//!
 //! A digest records the file it was built from: its path under the rollups folder,
 //! size, modification and change times, inode and device; and its layout key
 //! includes this build of the tool (`build`). A digest whose record differs from the file
@@ -18,8 +23,6 @@
 use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
-use polars_arrow::array::Utf8ViewArray;
-use polars_arrow::datatypes::ArrowDataType;
 use polars_buffer::Buffer;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -34,8 +37,16 @@ use crate::rollup_spec::RollupSpec;
 pub const FOLDER: &str = ".account-health-digests";
 
 /// Bumped when a digest's columns or their meaning change: older ones are rebuilt.
-/// (2: latest instants stored as `NO_INSTANT` rather than null.)
-const FORMAT: u32 = 2;
+/// (2: latest instants stored as `NO_INSTANT` rather than null; 3: people as
+/// fingerprints.)
+const FORMAT: u32 = 3;
+
+/// The file of a layout's folder holding the key of its fingerprints.
+const KEY: &str = ".key";
+
+/// A digest's columns of its fingerprints' high and low halves.
+const PRINT_HI: &str = "print_hi";
+const PRINT_LO: &str = "print_lo";
 
 /// The Parquet key-value metadata key of a digest's record (`Meta`).
 const METADATA_KEY: &str = "account_health_digest";
@@ -111,16 +122,133 @@ struct Meta {
     /// The earliest instant of any row of the file (its `first_us`), which the
     /// digest's rows do not keep.
     earliest_us: Option<i64>,
+    /// The fingerprints' key (`PrintKey::id`, not the key).
+    key: String,
 }
 
-/// A rollup file's digest: `frame` has `org_id`, `distinct_id`, `day` (i32 days since
-/// the epoch), `n` (u32), `last_us` (i64), the layout's count columns (u32), its
-/// latest-instant columns (i64, `NO_INSTANT` when none) and its visit columns (u32, under
-/// `VISIT_PREFIX`, 0 when none), sorted by (org_id, distinct_id, day).
+/// The key of a layout's fingerprints: a person's fingerprint is SipHash-1-3
+/// (128-bit) of its org_id and distinct_id under it. Two different people share one
+/// with probability ~2^-128 a pair, and since the key is random (kept in the
+/// layout's folder, `KEY`), nobody sending events can choose a distinct_id that
+/// shares another person's.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) struct PrintKey(u64, u64);
+
+impl PrintKey {
+    fn random() -> PrintKey {
+        PrintKey(rand::random(), rand::random())
+    }
+
+    /// The fingerprint of (org, person).
+    pub(super) fn print(&self, org: &str, person: &str) -> u128 {
+        use siphasher::sip128::Hasher128;
+        use std::hash::Hasher;
+        let mut h = siphasher::sip128::SipHasher13::new_with_keys(self.0, self.1);
+        // The org's length first: ("ab", "c") and ("a", "bc") differ.
+        h.write(&(org.len() as u64).to_le_bytes());
+        h.write(org.as_bytes());
+        h.write(person.as_bytes());
+        let hash = h.finish128();
+        (u128::from(hash.h1) << 64) | u128::from(hash.h2)
+    }
+
+    /// What a digest records of the key it was made with: a hash of it.
+    fn id(&self) -> String {
+        use sha2::{Digest as _, Sha256};
+        let hash = Sha256::digest(self.text().as_bytes());
+        hash[..8].iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn text(&self) -> String {
+        format!("{:016x}{:016x}", self.0, self.1)
+    }
+
+    fn parse(text: &str) -> Option<PrintKey> {
+        let text = text.trim();
+        (text.len() == 32 && text.is_ascii()).then_some(())?;
+        Some(PrintKey(
+            u64::from_str_radix(&text[..16], 16).ok()?,
+            u64::from_str_radix(&text[16..], 16).ok()?,
+        ))
+    }
+}
+
+/// A run's members by fingerprint under one key, in fingerprint order, with the
+/// start of each bucket of fingerprints (their top bits): a fingerprint is found
+/// among the one or two of its bucket. (Fingerprints are uniform, so buckets are
+/// even; a merge of sorted lists would ask the digests' rows to come in fingerprint
+/// order, not in member order as the metrics read them.)
+pub(super) struct PrintIndex {
+    key: PrintKey,
+    /// Bits of a fingerprint that choose its bucket.
+    bits: u32,
+    starts: Vec<u32>,
+    prints: Vec<u128>,
+    members: Vec<u32>,
+}
+
+impl PrintIndex {
+    pub(super) fn new(members: &MemberIndex, key: &PrintKey) -> PolarsResult<PrintIndex> {
+        let keys: Vec<(u32, &str, &str)> = members.keys().collect();
+        let mut pairs: Vec<(u128, u32)> = keys
+            .par_iter()
+            .map(|&(m, org, person)| (key.print(org, person), m))
+            .collect();
+        pairs.par_sort_unstable();
+        // (~2^-128 a pair: a new key, from deleting the key file, ends it.)
+        polars_ensure!(pairs.windows(2).all(|w| w[0].0 != w[1].0),
+            ComputeError: "two members share a rollup digest fingerprint; delete the digests' {KEY} file to draw a new key");
+        let bits = pairs
+            .len()
+            .max(1)
+            .next_power_of_two()
+            .trailing_zeros()
+            .max(1);
+        let bucket = |p: u128| (p >> (128 - bits)) as usize;
+        let mut starts = vec![0u32; (1 << bits) + 1];
+        for &(p, _) in &pairs {
+            starts[bucket(p) + 1] += 1;
+        }
+        for b in 1..starts.len() {
+            starts[b] += starts[b - 1];
+        }
+        Ok(PrintIndex {
+            key: *key,
+            bits,
+            starts,
+            prints: pairs.iter().map(|p| p.0).collect(),
+            members: pairs.iter().map(|p| p.1).collect(),
+        })
+    }
+
+    /// The member (or `NONE`) of each of `n` fingerprints, `print(r)` the r-th.
+    fn find(&self, n: usize, print: impl Fn(usize) -> u128 + Sync) -> Vec<u32> {
+        let find_one = |p: u128| {
+            let b = (p >> (128 - self.bits)) as usize;
+            let (from, to) = (self.starts[b] as usize, self.starts[b + 1] as usize);
+            (from..to)
+                .find(|&i| self.prints[i] == p)
+                .map_or(NONE, |i| self.members[i])
+        };
+        (0..n)
+            .into_par_iter()
+            .with_min_len(KEYS_PER_TASK)
+            .map(|r| find_one(print(r)))
+            .collect()
+    }
+}
+
+/// A rollup file's digest: `frame` has `print_hi` and `print_lo` (the person's
+/// fingerprint's two halves, as i64), `day` (i32 days since the epoch), `n` (u32),
+/// `last_us` (i64), the layout's count columns (u32), its latest-instant columns
+/// (i64, `NO_INSTANT` when none) and its visit columns (u32, under `VISIT_PREFIX`, 0
+/// when none), sorted by (org, person, day), as the run's members are numbered.
 #[derive(Clone)]
 pub(super) struct Digest {
     frame: DataFrame,
     earliest_us: Option<i64>,
+    /// The key of its fingerprints.
+    key: PrintKey,
 }
 
 /// Where one layout's digests are kept, and what became of them this run.
@@ -130,6 +258,8 @@ pub(super) struct Store {
     layout: String,
     /// Why digests cannot be written here (the first failure); none are tried after.
     not_kept: std::sync::Mutex<Option<String>>,
+    /// The fingerprints' key (`key`), read or made when first needed.
+    key: std::sync::OnceLock<PrintKey>,
 }
 
 /// What a run did with digests (the manifest's `rollups.digests`).
@@ -152,7 +282,42 @@ impl Store {
             dir: rollups.join(FOLDER).join(&layout),
             layout,
             not_kept: std::sync::Mutex::new(None),
+            key: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The key of this layout's fingerprints, kept in its folder: made whole by the
+    /// first run that needs it (written aside, then linked in only where none is, so
+    /// a key another run made first stays; a damaged one is replaced). A folder that
+    /// cannot be written gives a key of this run's own: its digests are not kept.
+    pub(super) fn key(&self) -> PrintKey {
+        *self.key.get_or_init(|| {
+            let path = self.dir.join(KEY);
+            let read = || {
+                std::fs::read_to_string(&path)
+                    .ok()
+                    .and_then(|t| PrintKey::parse(&t))
+            };
+            if let Some(key) = read() {
+                return key;
+            }
+            let key = PrintKey::random();
+            let temporary = self
+                .dir
+                .join(format!(".key.{:016x}.tmp", rand::random::<u64>()));
+            let _ = (|| -> std::io::Result<()> {
+                std::fs::create_dir_all(&self.dir)?;
+                let mut file = std::fs::File::create(&temporary)?;
+                std::io::Write::write_all(&mut file, key.text().as_bytes())?;
+                file.sync_all()?;
+                if std::fs::hard_link(&temporary, &path).is_err() && read().is_none() {
+                    std::fs::rename(&temporary, &path)?;
+                }
+                Ok(())
+            })();
+            let _ = std::fs::remove_file(&temporary);
+            read().unwrap_or(key)
+        })
     }
 
     pub(super) fn dir(&self) -> &Path {
@@ -186,6 +351,7 @@ impl Store {
             layout: self.layout.clone(),
             source: source.clone(),
             earliest_us: meta.earliest_us,
+            key: self.key().id(),
         };
         if meta != expected {
             return None;
@@ -195,15 +361,17 @@ impl Store {
         let digest = Digest {
             frame,
             earliest_us: meta.earliest_us,
+            key: self.key(),
         };
-        // Its columns as this layout's, its rows as a build gives them: one per
-        // (org, person, day), in that order, on the file's days (a digest written by
-        // hand, or damaged where its footer is not).
+        // Its columns as this layout's, its rows on the file's days (a digest written
+        // by hand, or damaged where its footer is not). Whether its rows come one per
+        // (person, day) in order is seen when it is added (`add_digest`).
         let values = digest.values(layout).ok()?;
-        let key = |r: usize| (values.org.value(r), values.person.value(r), values.day[r]);
-        let ordered = (1..values.day.len()).all(|r| key(r - 1) < key(r));
-        let on_days = values.day.iter().all(|d| days.binary_search(d).is_ok());
-        (ordered && on_days).then_some(())?;
+        values
+            .day
+            .iter()
+            .all(|d| days.binary_search(d).is_ok())
+            .then_some(())?;
         drop(values);
         Some(digest)
     }
@@ -228,6 +396,7 @@ impl Store {
             layout: self.layout.clone(),
             source: source.clone(),
             earliest_us: digest.earliest_us,
+            key: digest.key.id(),
         };
         let written = (|| -> anyhow::Result<()> {
             std::fs::create_dir_all(&self.dir)?;
@@ -350,6 +519,7 @@ impl Digest {
     pub(super) fn build(
         chunks: &[Chunk],
         layout: &Layout,
+        key: &PrintKey,
     ) -> PolarsResult<Result<Digest, TooManyEvents>> {
         // The file's (org, person) pairs, sorted: a person's member number is its
         // place among them.
@@ -388,22 +558,26 @@ impl Digest {
         let (days, totals) = acc.member_days();
 
         // Rows in (member, day) order, so by (org, person, day).
+        let prints: Vec<u128> = pairs.par_iter().map(|&(o, p)| key.print(o, p)).collect();
         let mut order: Vec<u32> = (0..days.member.len() as u32).collect();
         order.par_sort_unstable_by_key(|&r| (days.member[r as usize], days.day[r as usize]));
         fn take<T: Copy>(order: &[u32], values: &[T]) -> Vec<T> {
             order.iter().map(|&r| values[r as usize]).collect()
         }
-        let member = take(&order, &days.member);
-        let orgs: Vec<&str> = member.iter().map(|&m| pairs[m as usize].0).collect();
-        let people: Vec<&str> = member.iter().map(|&m| pairs[m as usize].1).collect();
+        let print = |r: &u32| prints[days.member[*r as usize] as usize];
+        // The halves' bits as i64 (Parquet has no unsigned 64-bit type of its own).
+        let (print_hi, print_lo) = order
+            .iter()
+            .map(|r| ((print(r) >> 64) as u64 as i64, print(r) as u64 as i64))
+            .unzip();
         // A slot's `n` is 32-bit: its sum fitted (checked above).
         let n = take(&order, &days.n)
             .into_iter()
             .map(|n| n as u32)
             .collect();
         let mut columns = vec![
-            StringChunked::from_iter_values("org_id".into(), orgs.into_iter()).into_column(),
-            StringChunked::from_iter_values("distinct_id".into(), people.into_iter()).into_column(),
+            Int64Chunked::from_vec(PRINT_HI.into(), print_hi).into_column(),
+            Int64Chunked::from_vec(PRINT_LO.into(), print_lo).into_column(),
             Int32Chunked::from_vec("day".into(), take(&order, &days.day)).into_column(),
             UInt32Chunked::from_vec(crate::rollup_spec::EVENTS.into(), n).into_column(),
             Int64Chunked::from_vec(
@@ -439,6 +613,7 @@ impl Digest {
         Ok(Ok(Digest {
             frame: DataFrame::new_infer_height(columns)?,
             earliest_us: totals.earliest_us,
+            key: *key,
         }))
     }
 
@@ -446,16 +621,6 @@ impl Digest {
     /// may be); the buffers are shared with the frame, not copied.
     fn values(&self, layout: &Layout) -> PolarsResult<DigestValues> {
         let f = &self.frame;
-        let strings = |name: &str| -> PolarsResult<Utf8ViewArray> {
-            let column = f.column(name)?.str()?;
-            polars_ensure!(column.null_count() == 0 && column.chunks().len() <= 1,
-                ComputeError: "{name}: nulls or chunks");
-            Ok(column
-                .downcast_iter()
-                .next()
-                .cloned()
-                .unwrap_or_else(|| Utf8ViewArray::new_empty(ArrowDataType::Utf8View)))
-        };
         fn buffer<T: PolarsNumericType>(
             column: &ChunkedArray<T>,
             name: &str,
@@ -474,8 +639,8 @@ impl Digest {
             .map(|name| i64s(name))
             .collect::<PolarsResult<Vec<_>>>()?;
         Ok(DigestValues {
-            org: strings("org_id")?,
-            person: strings("distinct_id")?,
+            print_hi: i64s(PRINT_HI)?,
+            print_lo: i64s(PRINT_LO)?,
             day: buffer(f.column("day")?.i32()?, "day")?,
             n: u32s(crate::rollup_spec::EVENTS)?,
             last: i64s(crate::rollup_spec::LAST_INSTANT)?,
@@ -496,8 +661,8 @@ impl Digest {
 
 /// A digest's columns, ready to add.
 struct DigestValues {
-    org: Utf8ViewArray,
-    person: Utf8ViewArray,
+    print_hi: Buffer<i64>,
+    print_lo: Buffer<i64>,
     day: Buffer<i32>,
     n: Buffer<u32>,
     last: Buffer<i64>,
@@ -507,6 +672,11 @@ struct DigestValues {
 }
 
 impl DigestValues {
+    /// Row `r`'s fingerprint.
+    fn print(&self, r: usize) -> u128 {
+        (u128::from(self.print_hi[r] as u64) << 64) | u128::from(self.print_lo[r] as u64)
+    }
+
     fn slot_values(&self) -> SlotValues<'_> {
         SlotValues {
             day: &self.day,
@@ -528,7 +698,7 @@ impl DigestValues {
 /// written (`Accumulator::member_days`): its (member, day)s are added to by no other
 /// file and no raw event, so each row is already its (member, day)'s whole row.
 pub(super) struct FinishedRows {
-    /// The digest's columns but the people's strings and the visits.
+    /// The digest's columns but the fingerprints and the visits.
     values: DigestValues,
     /// The rows of members, in digest order, and their member numbers.
     rows: Vec<u32>,
@@ -564,26 +734,31 @@ impl Accumulator<'_> {
     /// left out) its members' rows are kept as they are (`FinishedRows`); else each
     /// is added to its member's slot for the day as phase two adds rows, in parallel
     /// over the member partitions.
-    pub(super) fn add_digest(&mut self, digest: &Digest, alone: bool) -> PolarsResult<()> {
+    pub(super) fn add_digest(
+        &mut self,
+        digest: &Digest,
+        prints: &PrintIndex,
+        alone: bool,
+    ) -> PolarsResult<()> {
+        polars_ensure!(digest.key == prints.key,
+            ComputeError: "a digest's fingerprints are under another key");
         let mut v = digest.values(self.layout)?;
-        let rows = v.day.len();
-        let members = self.members;
-        let all: Vec<u32> = (0..rows as u32).collect();
-        let member: Vec<u32> = all
-            .par_chunks(KEYS_PER_TASK)
-            .flat_map_iter(|rows| {
-                let pairs: Vec<(&str, &str)> = rows
-                    .iter()
-                    .map(|&r| (v.org.value(r as usize), v.person.value(r as usize)))
-                    .collect();
-                let mut found = Vec::with_capacity(pairs.len());
-                members.find_all(&pairs, &mut found);
-                found
+        let member = prints.find(v.day.len(), |r| v.print(r));
+        // Kept as they are only if its members' rows come one per (member, day) in
+        // order, as a build writes them (else, a digest made by hand or damaged, they
+        // are summed into the slots like a day other files share).
+        let alone = alone && {
+            let mut rows = (0..member.len()).filter(|&r| member[r] != NONE);
+            let key = |r: usize| (member[r], v.day[r]);
+            let first = rows.next();
+            first.is_none_or(|first| {
+                rows.try_fold(key(first), |last, r| (last < key(r)).then(|| key(r)))
+                    .is_some()
             })
-            .collect();
+        };
 
         let mut parts: Vec<Vec<(u32, u32)>> = vec![Vec::new(); PARTITIONS];
-        let mut kept = (Vec::new(), Vec::new());
+        let mut kept: Vec<(u32, u32)> = Vec::new();
         let totals = &mut self.totals;
         let mut run = (i32::MIN, 0u64);
         for (r, &m) in member.iter().enumerate() {
@@ -597,8 +772,7 @@ impl Accumulator<'_> {
             if m == NONE {
                 totals.unknown_member_events += events;
             } else if alone {
-                kept.0.push(r as u32);
-                kept.1.push(m);
+                kept.push((m, r as u32));
             } else {
                 parts[m as usize % PARTITIONS].push((m, r as u32));
             }
@@ -612,7 +786,7 @@ impl Accumulator<'_> {
             .min();
 
         if alone {
-            let (rows, members) = kept;
+            let (members, rows): (Vec<u32>, Vec<u32>) = kept.into_iter().unzip();
             let (mut visits, mut visit_counts) = (Vec::new(), Vec::new());
             for (&r, &m) in rows.iter().zip(&members) {
                 let r = r as usize;
@@ -622,8 +796,8 @@ impl Accumulator<'_> {
                 }
             }
             // Only the rows' own columns are kept.
-            v.org = Utf8ViewArray::new_empty(ArrowDataType::Utf8View);
-            v.person = Utf8ViewArray::new_empty(ArrowDataType::Utf8View);
+            v.print_hi = Buffer::default();
+            v.print_lo = Buffer::default();
             v.visits.clear();
             self.finished.push(FinishedRows {
                 values: v,
@@ -659,6 +833,9 @@ mod tests {
         i64,
         i64,
     );
+
+    /// The fingerprints' key of the tests' digests.
+    const KEY_OF_TESTS: PrintKey = PrintKey(1, 2);
 
     /// Day 20400 of the epoch, and an instant `us` into it.
     const DAY: i32 = 20400;
@@ -718,17 +895,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::of_default_model();
         let chunks = rollup_chunks(dir.path(), &rows_with_instants());
-        let digest = Digest::build(&chunks, &layout).unwrap().ok().unwrap();
+        let digest = Digest::build(&chunks, &layout, &KEY_OF_TESTS)
+            .unwrap()
+            .ok()
+            .unwrap();
         let f = &digest.frame;
-        let strings = |name: &str| -> Vec<String> {
-            f.column(name)
-                .unwrap()
-                .str()
-                .unwrap()
-                .iter()
-                .map(|s| s.unwrap().to_string())
-                .collect()
-        };
         let u32s = |name: &str| -> Vec<u32> {
             f.column(name)
                 .unwrap()
@@ -740,9 +911,15 @@ mod tests {
         let i64s = |name: &str| -> Vec<Option<i64>> {
             f.column(name).unwrap().i64().unwrap().iter().collect()
         };
-        // Sorted by (org, person, day); every person of the file, member or not.
-        assert_eq!(strings("org_id"), ["o1", "o1", "o2"]);
-        assert_eq!(strings("distinct_id"), ["p1", "p2", "p1"]);
+        // Sorted by (org, person, day); every person of the file, member or not,
+        // as its fingerprint.
+        let values = digest.values(&layout).unwrap();
+        let prints: Vec<u128> = (0..f.height()).map(|r| values.print(r)).collect();
+        let print = |o, p| KEY_OF_TESTS.print(o, p);
+        assert_eq!(
+            prints,
+            [print("o1", "p1"), print("o1", "p2"), print("o2", "p1")]
+        );
         assert_eq!(
             f.column("day")
                 .unwrap()
@@ -772,8 +949,9 @@ mod tests {
         assert_eq!(digest.earliest_us, Some(at(1)));
     }
 
-    /// A members table of these (org, person) pairs, and its index.
-    fn members(pairs: &[(&str, &str)]) -> (DataFrame, MemberIndex) {
+    /// A members table of these (org, person) pairs, its index, and its index by
+    /// fingerprint.
+    fn members(pairs: &[(&str, &str)]) -> (MemberIndex, PrintIndex) {
         let frame = df!(
             "org_id" => pairs.iter().map(|p| p.0).collect::<Vec<_>>(),
             "distinct_id" => pairs.iter().map(|p| p.1).collect::<Vec<_>>(),
@@ -781,7 +959,8 @@ mod tests {
         .unwrap();
         let (keys, _) = super::super::member_keys(&frame).unwrap();
         let index = MemberIndex::new(&keys).unwrap();
-        (keys, index)
+        let prints = PrintIndex::new(&index, &KEY_OF_TESTS).unwrap();
+        (index, prints)
     }
 
     #[test]
@@ -789,9 +968,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::of_default_model();
         let chunks = rollup_chunks(dir.path(), &rows_with_instants());
-        let digest = Digest::build(&chunks, &layout).unwrap().ok().unwrap();
+        let digest = Digest::build(&chunks, &layout, &KEY_OF_TESTS)
+            .unwrap()
+            .ok()
+            .unwrap();
         // o1/p2 is no member: its event is only counted, either way.
-        let (_, index) = members(&[("o1", "p1"), ("o2", "p1"), ("o3", "p9")]);
+        let (index, prints) = members(&[("o1", "p1"), ("o2", "p1"), ("o3", "p9")]);
         // Into the slots (a day other files hold too), or kept as they are.
         for alone in [false, true] {
             let mut by_rows = Accumulator::new(&layout, &index);
@@ -799,7 +981,7 @@ mod tests {
                 by_rows.add(c);
             }
             let mut by_digest = Accumulator::new(&layout, &index);
-            by_digest.add_digest(&digest, alone).unwrap();
+            by_digest.add_digest(&digest, &prints, alone).unwrap();
             assert_eq!(by_digest.finished.len(), usize::from(alone));
             let (a, ta) = by_rows.member_days();
             let (b, tb) = by_digest.member_days();
@@ -837,23 +1019,26 @@ mod tests {
                 .collect();
             let sub = tempfile::tempdir_in(dir.path()).unwrap();
             let chunks = rollup_chunks(sub.path(), &rows);
-            Digest::build(&chunks, &layout).unwrap().ok().unwrap()
+            Digest::build(&chunks, &layout, &KEY_OF_TESTS)
+                .unwrap()
+                .ok()
+                .unwrap()
         };
         let row = [("o1", "p1", "insight saved", None, 0, at(3), at(4))];
-        let (_, index) = members(&[("o1", "p1")]);
+        let (index, prints) = members(&[("o1", "p1")]);
         let mut acc = Accumulator::new(&layout, &index);
         // A day split over two files (a warehouse's): one slot, the events summed.
-        acc.add_digest(&half(&row, 5), false).unwrap();
-        acc.add_digest(&half(&row, 7), false).unwrap();
+        acc.add_digest(&half(&row, 5), &prints, false).unwrap();
+        acc.add_digest(&half(&row, 7), &prints, false).unwrap();
         assert!(!acc.too_many_events());
         let top = i64::from(u32::MAX) - 12;
-        acc.add_digest(&half(&row, top), false).unwrap();
+        acc.add_digest(&half(&row, top), &prints, false).unwrap();
         assert!(!acc.too_many_events(), "2^32-1 fits");
-        acc.add_digest(&half(&row, 1), false).unwrap();
+        acc.add_digest(&half(&row, 1), &prints, false).unwrap();
         assert!(acc.too_many_events(), "2^32 does not");
         let mut acc = Accumulator::new(&layout, &index);
-        acc.add_digest(&half(&row, 5), false).unwrap();
-        acc.add_digest(&half(&row, 7), false).unwrap();
+        acc.add_digest(&half(&row, 5), &prints, false).unwrap();
+        acc.add_digest(&half(&row, 7), &prints, false).unwrap();
         let (days, _) = acc.member_days();
         assert_eq!((days.member, days.n), (vec![0], vec![12]));
         assert_eq!(
@@ -925,11 +1110,21 @@ mod tests {
         std::fs::create_dir_all(rollups.join("day=x")).unwrap();
         let layout = Layout::of_default_model();
         let chunks = rollup_chunks(&rollups.join("day=x"), &rows_with_instants());
-        let digest = Digest::build(&chunks, &layout).unwrap().ok().unwrap();
         let file = rollups.join("day=x/part-0.parquet");
         let source = Source::of(&file, "day=x/part-0.parquet".into()).unwrap();
         let spec = RollupSpec::of(&Model::default_model());
         let store = Store::new(&rollups, &spec);
+        // A digest under another key than the folder's is not read.
+        let theirs = Digest::build(&chunks, &layout, &KEY_OF_TESTS)
+            .unwrap()
+            .ok()
+            .unwrap();
+        store.write(&source, &theirs);
+        assert!(store.read(&source, &[DAY], &layout).is_none());
+        let digest = Digest::build(&chunks, &layout, &store.key())
+            .unwrap()
+            .ok()
+            .unwrap();
         assert!(
             store.read(&source, &[DAY], &layout).is_none(),
             "none kept yet"
@@ -970,22 +1165,84 @@ mod tests {
                 "{changed:?}"
             );
         }
-        // Rows on a day the file does not hold, or not one per (org, person, day) in
-        // order (a damaged digest): not used.
+        // Rows on a day the file does not hold (a damaged digest): not used.
         assert!(store.read(&source, &[DAY + 1], &layout).is_none());
-        let twice = Digest {
-            frame: digest.frame.vstack(&digest.frame.slice(0, 1)).unwrap(),
-            earliest_us: digest.earliest_us,
-        };
-        store.write(&source, &twice);
-        assert!(store.read(&source, &[DAY], &layout).is_none());
-        store.write(&source, &digest);
-        assert!(store.read(&source, &[DAY], &layout).is_some());
+        // The key is kept in the layout's folder: another store of it reads the
+        // digest; a damaged key is replaced, and the digests under the old one are
+        // then stale.
+        let again = Store::new(&rollups, &spec);
+        assert_eq!(again.key(), store.key());
+        assert!(again.read(&source, &[DAY], &layout).is_some());
+        std::fs::write(store.dir().join(KEY), "damaged").unwrap();
+        let anew = Store::new(&rollups, &spec);
+        assert_ne!(anew.key(), store.key());
+        assert_eq!(Store::new(&rollups, &spec).key(), anew.key());
+        assert!(anew.read(&source, &[DAY], &layout).is_none());
         // Another model's layout has its own folder, without this digest.
         let mut other = spec.clone();
         other.counts.pop();
         let theirs = Store::new(&rollups, &other);
         assert_ne!(theirs.dir(), store.dir());
         assert!(theirs.read(&source, &[DAY], &Layout::new(&other)).is_none());
+    }
+
+    #[test]
+    fn fingerprints_tell_people_apart_and_find_the_members() {
+        let k = KEY_OF_TESTS;
+        // The org's length is hashed first: a pair split elsewhere differs.
+        assert_ne!(k.print("ab", "c"), k.print("a", "bc"));
+        assert_ne!(k.print("o1", "p1"), PrintKey(1, 3).print("o1", "p1"));
+        assert_eq!(k.print("o1", "p1"), k.print("o1", "p1"));
+        assert_eq!(PrintKey::parse(&k.text()), Some(k));
+        assert_eq!(PrintKey::parse("damaged"), None);
+        // Members numbered in (org, person) order: (o1, p1) 0, (o1, p2) 1, (o2, p1) 2.
+        let (_, prints) = members(&[("o2", "p1"), ("o1", "p2"), ("o1", "p1")]);
+        let asked = [
+            k.print("o2", "p1"),
+            k.print("o9", "p1"),
+            k.print("o1", "p1"),
+            k.print("o1", "p2"),
+            PrintKey(1, 3).print("o1", "p1"),
+        ];
+        assert_eq!(
+            prints.find(asked.len(), |r| asked[r]),
+            [2, NONE, 0, 1, NONE]
+        );
+        // More members than one bucket each: all found.
+        let people: Vec<String> = (0..1000).map(|i| format!("p{i}")).collect();
+        let pairs: Vec<(&str, &str)> = people.iter().map(|p| ("o", p.as_str())).collect();
+        let (_, prints) = members(&pairs);
+        let mut sorted = people.clone();
+        sorted.sort();
+        let found = prints.find(sorted.len(), |r| k.print("o", &sorted[r]));
+        assert_eq!(found, (0..1000).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn a_digest_whose_rows_repeat_is_summed_through_the_slots() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::of_default_model();
+        let chunks = rollup_chunks(dir.path(), &rows_with_instants());
+        let digest = Digest::build(&chunks, &layout, &KEY_OF_TESTS)
+            .unwrap()
+            .ok()
+            .unwrap();
+        // Its first row (o1/p1: 6 events) twice, as a damaged digest might have it.
+        let mut frame = digest.frame.vstack(&digest.frame.slice(0, 1)).unwrap();
+        frame.rechunk_mut_par();
+        let twice = Digest {
+            frame,
+            ..digest.clone()
+        };
+        let (index, prints) = members(&[("o1", "p1"), ("o2", "p1")]);
+        let mut acc = Accumulator::new(&layout, &index);
+        acc.add_digest(&twice, &prints, true).unwrap();
+        assert!(acc.finished.is_empty(), "not kept as they are");
+        let (days, _) = acc.member_days();
+        assert_eq!((days.member, days.n), (vec![0, 1], vec![12, 4]));
+        // In order, the same digest is kept as it is.
+        let mut acc = Accumulator::new(&layout, &index);
+        acc.add_digest(&digest, &prints, true).unwrap();
+        assert_eq!(acc.finished.len(), 1);
     }
 }

@@ -86,6 +86,24 @@ impl MemberIndex {
         self.members
     }
 
+    /// Each member's number, org_id and distinct_id, in member order.
+    pub(super) fn keys(&self) -> impl Iterator<Item = (u32, &str, &str)> {
+        let mut at = 0;
+        std::iter::from_fn(move || {
+            let k = self.keys.get(at..)?.get(..KEY_HEADER)?;
+            let word = |i: usize| u32::from_le_bytes([k[i], k[i + 1], k[i + 2], k[i + 3]]);
+            let (org_len, person_len) = (word(4) as usize, word(8) as usize);
+            let strings = &self.keys[at + KEY_HEADER..at + KEY_HEADER + org_len + person_len];
+            at += KEY_HEADER + org_len + person_len;
+            // (The bytes were copied from `str`s.)
+            Some((
+                word(0),
+                std::str::from_utf8(&strings[..org_len]).unwrap_or_default(),
+                std::str::from_utf8(&strings[org_len..]).unwrap_or_default(),
+            ))
+        })
+    }
+
     fn hash(&self, org: &str, person: &str) -> u64 {
         self.hasher.hash_one((org, person))
     }

@@ -23,7 +23,7 @@ use polars_parquet::read::{FileMetadata, PhysicalType};
 use rayon::prelude::*;
 
 use super::day_rollups::{needs, RollupMeta, METADATA_KEY};
-use super::digests::{Digest, DigestsUsed, Source, Store, TooManyEvents};
+use super::digests::{Digest, DigestsUsed, PrintIndex, Source, Store, TooManyEvents};
 use super::{coded_column, i64_column, pages, Accumulator, Chunk, ChunkSink, Coded, Layout};
 use crate::error::InputError;
 use crate::rollup_spec::RollupSpec;
@@ -154,6 +154,7 @@ impl RollupFiles {
             ..DigestsUsed::default()
         };
         let mut ready = None;
+        let mut prints: Option<PrintIndex> = None;
         for next in 0..=self.files.len() {
             if let Some(ahead) = self.files.get(next + FILES_AHEAD - 1) {
                 crate::sys::read_ahead(&self.store.path_of(&ahead.source.file));
@@ -163,12 +164,17 @@ impl RollupFiles {
                 || (next < self.files.len()).then(|| self.digest(next, layout, keep)),
                 || -> Result<(), InputError> {
                     let Some(current) = current else {
+                        // The members by fingerprint, while the first file is read.
+                        let dir = self.store.dir().display().to_string();
+                        let index = PrintIndex::new(acc.members, &self.store.key());
+                        prints = Some(index.map_err(unreadable(&dir))?);
                         return Ok(());
                     };
                     let (digest, reused): (Digest, bool) = current?;
                     let file = &self.files[next - 1];
                     let name = file.path.display().to_string();
-                    acc.add_digest(&digest, alone[next - 1])
+                    let prints = prints.as_ref().expect("made at the first step");
+                    acc.add_digest(&digest, prints, alone[next - 1])
                         .map_err(unreadable(&name))?;
                     if acc.too_many_events() {
                         return Err(too_many_events(&name));
@@ -201,7 +207,7 @@ impl RollupFiles {
         }
         let name = file.path.display().to_string();
         let chunks = self.chunks_of(i)?;
-        let digest = Digest::build(&chunks, layout)
+        let digest = Digest::build(&chunks, layout, &self.store.key())
             .map_err(unreadable(&name))?
             .map_err(|TooManyEvents| too_many_events(&name))?;
         // (The writer is gone only if it panicked; the scope reports that.)
