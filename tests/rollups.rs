@@ -59,8 +59,8 @@ fn assert_same_tables(a: &Path, b: &Path) {
 /// Where runs keep the rollups' digests (`events::digests::FOLDER`).
 const DIGESTS: &str = ".account-health-digests";
 
-/// The files under a rollups folder's digests folder, by path under it, but the
-/// dot files (each layout's mark of when it was last used, its fingerprints' key).
+/// The files under a rollups folder's digests folder, by path under it, but each
+/// layout's mark of when it was last used and its fingerprints' key.
 fn digest_files(rollups: &Path) -> Vec<String> {
     let mut found = Vec::new();
     let root = rollups.join(DIGESTS);
@@ -70,8 +70,7 @@ fn digest_files(rollups: &Path) -> Vec<String> {
             let path = entry.path();
             if path.is_dir() {
                 stack.push(path);
-            } else if !entry.file_name().to_string_lossy().starts_with('.') {
-                // (Not the marks: `.used`, the fingerprints' `.key`.)
+            } else if ![".used", ".key"].contains(&&*entry.file_name().to_string_lossy()) {
                 let under = path.strip_prefix(&root).unwrap();
                 found.push(under.to_string_lossy().into_owned());
             }

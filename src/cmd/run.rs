@@ -288,7 +288,8 @@ pub fn execute(settings: &RunSettings, quiet: bool) -> Result<()> {
     let manifest_json = serde_json::to_string_pretty(&manifest)? + "\n";
     // The pass's columns and the input tables are no longer needed: they are freed
     // (some GB at 50M events, page by page) while the outputs are written, not after.
-    std::thread::spawn(move || drop((member_events, inputs)));
+    // (Where no thread can be started, they are dropped here.)
+    let _ = std::thread::Builder::new().spawn(move || drop((member_events, inputs)));
 
     progress.stage("writing outputs");
     let tables = vec![

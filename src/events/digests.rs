@@ -322,35 +322,43 @@ impl Store {
 
     /// The key of this layout's fingerprints, kept in its folder: made whole by the
     /// first run that needs it (written aside, then linked in only where none is, so
-    /// a key another run made first stays; a damaged one is replaced). A folder that
-    /// cannot be written gives a key of this run's own: its digests are not kept.
+    /// a key another run made first stays; a damaged one is replaced). A key that
+    /// cannot be read for another reason (permissions, an I/O error), or a folder
+    /// that cannot be written, gives a key of this run's own: its digests are not
+    /// read, and the kept key is left as it is.
     pub(super) fn key(&self) -> PrintKey {
         *self.key.get_or_init(|| {
             let path = self.dir.join(KEY);
-            let read = || {
-                std::fs::read_to_string(&path)
-                    .ok()
-                    .and_then(|t| PrintKey::parse(&t))
-            };
-            if let Some(key) = read() {
-                return key;
-            }
+            let read = || std::fs::read_to_string(&path).map(|t| PrintKey::parse(&t));
+            // The folder is marked used now, not only at the end: another run's
+            // pruning must not take it, key and all, while this run uses it.
+            let mark = || std::fs::File::create(self.dir.join(USED)).map(drop);
             let key = PrintKey::random();
+            match read() {
+                Ok(Some(kept)) => {
+                    let _ = mark();
+                    return kept;
+                }
+                Ok(None) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(_) => return key,
+            }
             let temporary = self
                 .dir
                 .join(format!(".key.{:016x}.tmp", rand::random::<u64>()));
             let _ = (|| -> std::io::Result<()> {
                 std::fs::create_dir_all(&self.dir)?;
+                mark()?;
                 let mut file = std::fs::File::create(&temporary)?;
                 std::io::Write::write_all(&mut file, key.text().as_bytes())?;
                 file.sync_all()?;
-                if std::fs::hard_link(&temporary, &path).is_err() && read().is_none() {
+                if std::fs::hard_link(&temporary, &path).is_err() && matches!(read(), Ok(None)) {
                     std::fs::rename(&temporary, &path)?;
                 }
                 Ok(())
             })();
             let _ = std::fs::remove_file(&temporary);
-            read().unwrap_or(key)
+            read().ok().flatten().unwrap_or(key)
         })
     }
 
@@ -398,14 +406,16 @@ impl Store {
             key: self.key(),
         };
         // Its columns as this layout's, its rows on the file's days (a digest written
-        // by hand, or damaged where its footer is not). Whether its rows come one per
-        // (person, day) in order is seen when it is added (`add_digest`).
+        // by hand, or damaged where its footer is not). Whether its members' rows come
+        // one per (member, day) in order is seen when it is added (`add_digest`),
+        // which then has it built again.
         let values = digest.values(layout).ok()?;
-        values
-            .day
-            .iter()
-            .all(|d| days.binary_search(d).is_ok())
-            .then_some(())?;
+        let on_days = values.day.iter().all(|d| days.binary_search(d).is_ok());
+        // A person's rows are together, their days rising (members' rows are checked
+        // whole when added; this catches a repeated row of anyone next to its twin).
+        let key = |r: usize| (values.print(r), values.day[r]);
+        let rising = (1..values.day.len()).all(|r| key(r - 1).0 != key(r).0 || key(r - 1) < key(r));
+        (on_days && rising).then_some(())?;
         drop(values);
         Some(digest)
     }
@@ -760,6 +770,15 @@ impl FinishedRows {
     }
 }
 
+/// Whether `add_digest` added a digest.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Added {
+    Yes,
+    /// Its members' rows are not one per (member, day) in order: nothing was added,
+    /// and the file's digest must be built again.
+    NotAsBuilt,
+}
+
 impl Accumulator<'_> {
     /// Adds a digest's rows: each person's member found in the run's members table
     /// (a person who is not a member only counted, as a rollup row's would be); the
@@ -773,15 +792,15 @@ impl Accumulator<'_> {
         digest: &Digest,
         prints: &PrintIndex,
         alone: bool,
-    ) -> PolarsResult<()> {
+    ) -> PolarsResult<Added> {
         polars_ensure!(digest.key == prints.key,
             ComputeError: "a digest's fingerprints are under another key");
         let mut v = digest.values(self.layout)?;
         let member = prints.find(v.day.len(), |r| v.print(r));
-        // Kept as they are only if its members' rows come one per (member, day) in
-        // order, as a build writes them (else, a digest made by hand or damaged, they
-        // are summed into the slots like a day other files share).
-        let alone = alone && {
+        // Its members' rows come one per (member, day) in order, as a build writes
+        // them (members are numbered in (org, person) order); else it was made by
+        // hand or damaged, and nothing of it is added.
+        let as_built = {
             let mut rows = (0..member.len()).filter(|&r| member[r] != NONE);
             let key = |r: usize| (member[r], v.day[r]);
             let first = rows.next();
@@ -790,6 +809,9 @@ impl Accumulator<'_> {
                     .is_some()
             })
         };
+        if !as_built {
+            return Ok(Added::NotAsBuilt);
+        }
 
         let mut parts: Vec<Vec<(u32, u32)>> = vec![Vec::new(); PARTITIONS];
         let mut kept: Vec<(u32, u32)> = Vec::new();
@@ -840,14 +862,14 @@ impl Accumulator<'_> {
                 visits,
                 visit_counts,
             });
-            return Ok(());
+            return Ok(Added::Yes);
         }
         let values = v.slot_values();
         self.partitions
             .par_iter_mut()
             .zip(parts)
             .for_each(|(p, rows)| p.add_slots(&rows, &values));
-        Ok(())
+        Ok(Added::Yes)
     }
 }
 
@@ -1015,7 +1037,10 @@ mod tests {
                 by_rows.add(c);
             }
             let mut by_digest = Accumulator::new(&layout, &index);
-            by_digest.add_digest(&digest, &prints, alone).unwrap();
+            assert_eq!(
+                by_digest.add_digest(&digest, &prints, alone).unwrap(),
+                Added::Yes
+            );
             assert_eq!(by_digest.finished.len(), usize::from(alone));
             let (a, ta) = by_rows.member_days();
             let (b, tb) = by_digest.member_days();
@@ -1199,8 +1224,19 @@ mod tests {
                 "{changed:?}"
             );
         }
-        // Rows on a day the file does not hold (a damaged digest): not used.
+        // Rows on a day the file does not hold, or a person's day twice in a row (a
+        // damaged digest): not used.
         assert!(store.read(&source, &[DAY + 1], &layout).is_none());
+        let mut frame = (digest.frame.slice(0, 1)).vstack(&digest.frame).unwrap();
+        frame.rechunk_mut_par();
+        let twice = Digest {
+            frame,
+            ..digest.clone()
+        };
+        store.write(&source, &twice);
+        assert!(store.read(&source, &[DAY], &layout).is_none());
+        store.write(&source, &digest);
+        assert!(store.read(&source, &[DAY], &layout).is_some());
         // The key is kept in the layout's folder: another store of it reads the
         // digest; a damaged key is replaced, and the digests under the old one are
         // then stale.
@@ -1253,7 +1289,7 @@ mod tests {
     }
 
     #[test]
-    fn a_digest_whose_rows_repeat_is_summed_through_the_slots() {
+    fn a_digest_whose_members_rows_repeat_is_not_added() {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::of_default_model();
         let chunks = rollup_chunks(dir.path(), &rows_with_instants());
@@ -1269,14 +1305,18 @@ mod tests {
             ..digest.clone()
         };
         let (index, prints) = members(&[("o1", "p1"), ("o2", "p1")]);
+        for alone in [true, false] {
+            let mut acc = Accumulator::new(&layout, &index);
+            let added = acc.add_digest(&twice, &prints, alone).unwrap();
+            assert_eq!(added, Added::NotAsBuilt);
+            assert!(acc.finished.is_empty(), "nothing added");
+            assert_eq!(acc.totals.rows, 0, "nothing counted");
+            let (days, _) = acc.member_days();
+            assert!(days.member.is_empty());
+        }
+        // In order, the same digest is added (and kept as it is).
         let mut acc = Accumulator::new(&layout, &index);
-        acc.add_digest(&twice, &prints, true).unwrap();
-        assert!(acc.finished.is_empty(), "not kept as they are");
-        let (days, _) = acc.member_days();
-        assert_eq!((days.member, days.n), (vec![0, 1], vec![12, 4]));
-        // In order, the same digest is kept as it is.
-        let mut acc = Accumulator::new(&layout, &index);
-        acc.add_digest(&digest, &prints, true).unwrap();
+        assert_eq!(acc.add_digest(&digest, &prints, true).unwrap(), Added::Yes);
         assert_eq!(acc.finished.len(), 1);
     }
 }

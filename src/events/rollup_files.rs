@@ -23,7 +23,7 @@ use polars_parquet::read::{FileMetadata, PhysicalType};
 use rayon::prelude::*;
 
 use super::day_rollups::{needs, RollupMeta, METADATA_KEY};
-use super::digests::{Digest, DigestsUsed, PrintIndex, Source, Store, TooManyEvents};
+use super::digests::{Added, Digest, DigestsUsed, PrintIndex, Source, Store, TooManyEvents};
 use super::{coded_column, i64_column, pages, Accumulator, Chunk, ChunkSink, Coded, Layout};
 use crate::error::InputError;
 use crate::rollup_spec::RollupSpec;
@@ -170,12 +170,19 @@ impl RollupFiles {
                         prints = Some(index.map_err(unreadable(&dir))?);
                         return Ok(());
                     };
-                    let (digest, reused): (Digest, bool) = current?;
+                    let (digest, mut reused): (Digest, bool) = current?;
                     let file = &self.files[next - 1];
                     let name = file.path.display().to_string();
                     let prints = prints.as_ref().expect("made at the first step");
-                    acc.add_digest(&digest, prints, alone[next - 1])
-                        .map_err(unreadable(&name))?;
+                    let added = acc.add_digest(&digest, prints, alone[next - 1]);
+                    if added.map_err(unreadable(&name))? == Added::NotAsBuilt {
+                        // A kept digest made by hand or damaged: built again.
+                        let digest = self.build_digest(next - 1, layout, keep)?;
+                        let added = acc.add_digest(&digest, prints, alone[next - 1]);
+                        let added = added.map_err(unreadable(&name))?;
+                        assert_eq!(added, Added::Yes, "a built digest is as built");
+                        reused = false;
+                    }
                     if acc.too_many_events() {
                         return Err(too_many_events(&name));
                     }
@@ -205,6 +212,17 @@ impl RollupFiles {
         if let Some(digest) = self.store.read(&file.source, &file.days, layout) {
             return Ok((digest, true));
         }
+        Ok((self.build_digest(i, layout, keep)?, false))
+    }
+
+    /// File `i`'s digest built from its rows, and sent to `keep`.
+    fn build_digest(
+        &self,
+        i: usize,
+        layout: &Layout,
+        keep: &std::sync::mpsc::Sender<(Source, Digest)>,
+    ) -> Result<Digest, InputError> {
+        let file = &self.files[i];
         let name = file.path.display().to_string();
         let chunks = self.chunks_of(i)?;
         let digest = Digest::build(&chunks, layout, &self.store.key())
@@ -212,7 +230,7 @@ impl RollupFiles {
             .map_err(|TooManyEvents| too_many_events(&name))?;
         // (The writer is gone only if it panicked; the scope reports that.)
         let _ = keep.send((file.source.clone(), digest.clone()));
-        Ok((digest, false))
+        Ok(digest)
     }
 
     /// Every row of file `i`, checked, as weighted rows (its row groups read side by
