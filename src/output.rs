@@ -107,8 +107,9 @@ pub fn write_parquet_with(
 pub struct Encoded {
     pub compression: ParquetCompression,
     /// Integer columns written plain, never as a dictionary: a cache the tool reads
-    /// back each night decodes ~a third faster plain (LZ4 still shrinks the runs of
-    /// zeros), at ~30% more room (docs/PERFORMANCE.md, session 27).
+    /// back each night decodes faster plain (LZ4 still shrinks the runs of zeros;
+    /// the run from rollups ~3% faster), at ~30% more room (docs/PERFORMANCE.md,
+    /// session 27).
     pub plain_integers: bool,
 }
 

@@ -9,8 +9,8 @@
 //!
 //! A digest keeps each person as a keyed 128-bit fingerprint of (org, person)
 //! (`PrintKey`), not as the two strings: a run finds the members of a digest's rows
-//! by merging two sorted lists of fingerprints rather than hashing and comparing
-//! 9M pairs of strings (docs/PERFORMANCE.md, session 27).
+//! by their fingerprints among its members' (`PrintIndex`) rather than hashing and
+//! comparing 9M pairs of strings (docs/PERFORMANCE.md, session 27).
 //!
 //! A digest records the file it was built from: its path under the rollups folder,
 //! size, modification and change times, inode and device; and its layout key
@@ -176,15 +176,15 @@ impl PrintKey {
 
 /// A run's members by fingerprint under one key, in fingerprint order, with the
 /// start of each bucket of fingerprints (their top bits): a fingerprint is found
-/// among the one or two of its bucket. (Fingerprints are uniform, so buckets are
-/// even; a merge of sorted lists would ask the digests' rows to come in fingerprint
-/// order, not in member order as the metrics read them.)
+/// among the few of its bucket. (Fingerprints are uniform, so buckets are even; a
+/// merge of sorted lists would ask the digests' rows to come in fingerprint order,
+/// not in member order as the metrics read them.)
 pub(super) struct PrintIndex {
     key: PrintKey,
     /// Bits of a fingerprint that choose its bucket.
     bits: u32,
     starts: Vec<u32>,
-    /// Each fingerprint beside its member: one cache line a lookup.
+    /// Each fingerprint beside its member: a lookup reads one place.
     entries: Vec<(u128, u32)>,
 }
 
@@ -211,10 +211,9 @@ impl PrintIndex {
             .next_power_of_two()
             .trailing_zeros()
             .max(1);
-        let bucket = |p: u128| (p >> (128 - bits)) as usize;
         let mut starts = vec![0u32; (1 << bits) + 1];
         for &(p, _) in &pairs {
-            starts[bucket(p) + 1] += 1;
+            starts[bucket_of(p, bits) + 1] += 1;
         }
         for b in 1..starts.len() {
             starts[b] += starts[b - 1];
@@ -228,7 +227,7 @@ impl PrintIndex {
     }
 
     fn bucket(&self, print: u128) -> usize {
-        (print >> (128 - self.bits)) as usize
+        bucket_of(print, self.bits)
     }
 
     /// The member (or `NONE`) of each of `n` fingerprints, `print(r)` the r-th.
@@ -270,6 +269,11 @@ impl PrintIndex {
             })
             .collect()
     }
+}
+
+/// The bucket of a fingerprint: its top `bits` bits.
+fn bucket_of(print: u128, bits: u32) -> usize {
+    (print >> (128 - bits)) as usize
 }
 
 /// A rollup file's digest: `frame` has `print_hi` and `print_lo` (the person's
@@ -416,7 +420,6 @@ impl Store {
         let key = |r: usize| (values.print(r), values.day[r]);
         let rising = (1..values.day.len()).all(|r| key(r - 1).0 != key(r).0 || key(r - 1) < key(r));
         (on_days && rising).then_some(())?;
-        drop(values);
         Some(digest)
     }
 
@@ -612,7 +615,8 @@ impl Digest {
         // The halves' bits as i64 (Parquet has no unsigned 64-bit type of its own).
         let (print_hi, print_lo) = order
             .iter()
-            .map(|r| ((print(r) >> 64) as u64 as i64, print(r) as u64 as i64))
+            .map(print)
+            .map(|p| ((p >> 64) as u64 as i64, p as u64 as i64))
             .unzip();
         // A slot's `n` is 32-bit: its sum fitted (checked above).
         let n = take(&order, &days.n)
@@ -814,7 +818,7 @@ impl Accumulator<'_> {
         }
 
         let mut parts: Vec<Vec<(u32, u32)>> = vec![Vec::new(); PARTITIONS];
-        let mut kept: Vec<(u32, u32)> = Vec::new();
+        let mut kept = (Vec::new(), Vec::new());
         let totals = &mut self.totals;
         let mut run = (i32::MIN, 0u64);
         for (r, &m) in member.iter().enumerate() {
@@ -828,7 +832,8 @@ impl Accumulator<'_> {
             if m == NONE {
                 totals.unknown_member_events += events;
             } else if alone {
-                kept.push((m, r as u32));
+                kept.0.push(r as u32);
+                kept.1.push(m);
             } else {
                 parts[m as usize % PARTITIONS].push((m, r as u32));
             }
@@ -842,7 +847,7 @@ impl Accumulator<'_> {
             .min();
 
         if alone {
-            let (members, rows): (Vec<u32>, Vec<u32>) = kept.into_iter().unzip();
+            let (rows, members) = kept;
             let (mut visits, mut visit_counts) = (Vec::new(), Vec::new());
             for (&r, &m) in rows.iter().zip(&members) {
                 let r = r as usize;
@@ -940,6 +945,27 @@ mod tests {
         ("o1", "p1", "billing v2 shown", None, 1, 12, 12),
     ];
 
+    /// The digest of `chunks`, which must build.
+    fn built(chunks: &[Chunk], layout: &Layout, key: &PrintKey) -> Digest {
+        Digest::build(chunks, layout, key).unwrap().ok().unwrap()
+    }
+
+    /// `digest` with its first row once more, first (`before`) or last: as a damaged
+    /// digest might have it.
+    fn first_row_twice(digest: &Digest, before: bool) -> Digest {
+        let row = digest.frame.slice(0, 1);
+        let mut frame = match before {
+            true => row.vstack(&digest.frame),
+            false => digest.frame.vstack(&row),
+        }
+        .unwrap();
+        frame.rechunk_mut_par();
+        Digest {
+            frame,
+            ..digest.clone()
+        }
+    }
+
     fn rows_with_instants() -> Vec<Row> {
         ROWS.iter()
             .map(|&(o, p, e, path, n, first, last)| (o, p, e, path, n, at(first), at(last)))
@@ -951,10 +977,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::of_default_model();
         let chunks = rollup_chunks(dir.path(), &rows_with_instants());
-        let digest = Digest::build(&chunks, &layout, &KEY_OF_TESTS)
-            .unwrap()
-            .ok()
-            .unwrap();
+        let digest = built(&chunks, &layout, &KEY_OF_TESTS);
         let f = &digest.frame;
         let u32s = |name: &str| -> Vec<u32> {
             f.column(name)
@@ -1024,10 +1047,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::of_default_model();
         let chunks = rollup_chunks(dir.path(), &rows_with_instants());
-        let digest = Digest::build(&chunks, &layout, &KEY_OF_TESTS)
-            .unwrap()
-            .ok()
-            .unwrap();
+        let digest = built(&chunks, &layout, &KEY_OF_TESTS);
         // o1/p2 is no member: its event is only counted, either way.
         let (index, prints) = members(&[("o1", "p1"), ("o2", "p1"), ("o3", "p9")]);
         // Into the slots (a day other files hold too), or kept as they are.
@@ -1078,10 +1098,7 @@ mod tests {
                 .collect();
             let sub = tempfile::tempdir_in(dir.path()).unwrap();
             let chunks = rollup_chunks(sub.path(), &rows);
-            Digest::build(&chunks, &layout, &KEY_OF_TESTS)
-                .unwrap()
-                .ok()
-                .unwrap()
+            built(&chunks, &layout, &KEY_OF_TESTS)
         };
         let row = [("o1", "p1", "insight saved", None, 0, at(3), at(4))];
         let (index, prints) = members(&[("o1", "p1")]);
@@ -1174,16 +1191,10 @@ mod tests {
         let spec = RollupSpec::of(&Model::default_model());
         let store = Store::new(&rollups, &spec);
         // A digest under another key than the folder's is not read.
-        let theirs = Digest::build(&chunks, &layout, &KEY_OF_TESTS)
-            .unwrap()
-            .ok()
-            .unwrap();
+        let theirs = built(&chunks, &layout, &KEY_OF_TESTS);
         store.write(&source, &theirs);
         assert!(store.read(&source, &[DAY], &layout).is_none());
-        let digest = Digest::build(&chunks, &layout, &store.key())
-            .unwrap()
-            .ok()
-            .unwrap();
+        let digest = built(&chunks, &layout, &store.key());
         assert!(
             store.read(&source, &[DAY], &layout).is_none(),
             "none kept yet"
@@ -1227,12 +1238,7 @@ mod tests {
         // Rows on a day the file does not hold, or a person's day twice in a row (a
         // damaged digest): not used.
         assert!(store.read(&source, &[DAY + 1], &layout).is_none());
-        let mut frame = (digest.frame.slice(0, 1)).vstack(&digest.frame).unwrap();
-        frame.rechunk_mut_par();
-        let twice = Digest {
-            frame,
-            ..digest.clone()
-        };
+        let twice = first_row_twice(&digest, true);
         store.write(&source, &twice);
         assert!(store.read(&source, &[DAY], &layout).is_none());
         store.write(&source, &digest);
@@ -1293,17 +1299,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let layout = Layout::of_default_model();
         let chunks = rollup_chunks(dir.path(), &rows_with_instants());
-        let digest = Digest::build(&chunks, &layout, &KEY_OF_TESTS)
-            .unwrap()
-            .ok()
-            .unwrap();
+        let digest = built(&chunks, &layout, &KEY_OF_TESTS);
         // Its first row (o1/p1: 6 events) twice, as a damaged digest might have it.
-        let mut frame = digest.frame.vstack(&digest.frame.slice(0, 1)).unwrap();
-        frame.rechunk_mut_par();
-        let twice = Digest {
-            frame,
-            ..digest.clone()
-        };
+        let twice = first_row_twice(&digest, false);
         let (index, prints) = members(&[("o1", "p1"), ("o2", "p1")]);
         for alone in [true, false] {
             let mut acc = Accumulator::new(&layout, &index);

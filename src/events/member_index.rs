@@ -90,18 +90,26 @@ impl MemberIndex {
     pub(super) fn keys(&self) -> impl Iterator<Item = (u32, &str, &str)> {
         let mut at = 0;
         std::iter::from_fn(move || {
-            let k = self.keys.get(at..)?.get(..KEY_HEADER)?;
-            let word = |i: usize| u32::from_le_bytes([k[i], k[i + 1], k[i + 2], k[i + 3]]);
-            let (org_len, person_len) = (word(4) as usize, word(8) as usize);
-            let strings = &self.keys[at + KEY_HEADER..at + KEY_HEADER + org_len + person_len];
-            at += KEY_HEADER + org_len + person_len;
+            (at < self.keys.len()).then_some(())?;
+            let (member, org, person) = self.key_at(at);
+            at += KEY_HEADER + org.len() + person.len();
             // (The bytes were copied from `str`s.)
-            Some((
-                word(0),
-                std::str::from_utf8(&strings[..org_len]).unwrap_or_default(),
-                std::str::from_utf8(&strings[org_len..]).unwrap_or_default(),
-            ))
+            let text = |bytes| std::str::from_utf8(bytes).unwrap_or_default();
+            Some((member, text(org), text(person)))
         })
+    }
+
+    /// The key starting at `at`: its member's number, org_id and distinct_id bytes.
+    fn key_at(&self, at: usize) -> (u32, &[u8], &[u8]) {
+        let k = &self.keys[at..];
+        let word = |i: usize| u32::from_le_bytes([k[i], k[i + 1], k[i + 2], k[i + 3]]);
+        let (org_len, person_len) = (word(4) as usize, word(8) as usize);
+        let strings = &k[KEY_HEADER..];
+        (
+            word(0),
+            &strings[..org_len],
+            &strings[org_len..org_len + person_len],
+        )
     }
 
     fn hash(&self, org: &str, person: &str) -> u64 {
@@ -110,15 +118,8 @@ impl MemberIndex {
 
     /// The member whose key starts at `key`, if the key is (org, person).
     fn member_if(&self, key: u32, org: &str, person: &str) -> Option<u32> {
-        let k = &self.keys[key as usize..];
-        let word = |at: usize| u32::from_le_bytes([k[at], k[at + 1], k[at + 2], k[at + 3]]);
-        let (org_len, person_len) = (word(4) as usize, word(8) as usize);
-        let strings = &k[KEY_HEADER..];
-        (org_len == org.len()
-            && person_len == person.len()
-            && &strings[..org_len] == org.as_bytes()
-            && &strings[org_len..org_len + person_len] == person.as_bytes())
-        .then(|| word(0))
+        let (member, o, p) = self.key_at(key as usize);
+        (o == org.as_bytes() && p == person.as_bytes()).then_some(member)
     }
 
     /// The member of (org, person), or `NONE`, probing from entry `pos` on.
