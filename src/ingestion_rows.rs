@@ -6,7 +6,7 @@
 
 use polars::prelude::*;
 
-use crate::numbering::numbered;
+use crate::numbering::numbered_strings;
 use crate::time::Window;
 
 pub struct IngestionRows {
@@ -45,10 +45,9 @@ impl IngestionRows {
             ingestion.column("lib")?.str()?,
             ingestion.column("lib_version")?.str()?,
         );
-        let keys = org.iter().zip(lib.iter()).zip(version.iter());
-        let (group, first_rows) = numbered(keys.map(|((o, l), v)| (o, l, v)));
+        let (group, first_rows) = numbered_strings([org, lib, version]);
         let event_names = ingestion.column("event")?.str()?;
-        let (event, first_events) = numbered(event_names.iter());
+        let (event, first_events) = numbered_strings([event_names]);
         let events = first_events
             .iter()
             .map(|&row| event_names.get(row as usize).map(String::from))

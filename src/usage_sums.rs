@@ -8,7 +8,7 @@
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use crate::numbering::numbered;
+use crate::numbering::numbered_strings;
 use crate::time::{DayRuns, Window};
 
 struct UsageSum {
@@ -153,7 +153,7 @@ impl UsageRows {
         let date = usage.column("date")?.i32()?.rechunk().into_owned();
         let runs = DayRuns::of(date.cont_slice()?, (date.len() / MIN_RUN_ROWS).max(1));
         let orgs = usage.column("org_id")?.str()?;
-        let (org_of_row, first_rows) = numbered(orgs.iter().map(Option::unwrap_or_default));
+        let (org_of_row, first_rows) = numbered_strings([orgs]);
         let org_ids = first_rows
             .iter()
             .map(|&row| orgs.get(row as usize).unwrap_or_default().to_string())
