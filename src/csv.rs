@@ -194,6 +194,12 @@ fn push_f64(buf: &mut Vec<u8>, v: f64) {
         buf.extend_from_slice(text);
         return;
     }
+    // A whole number below 2^53 (counts, points, zeros: most cells of the tables) is
+    // its integer's digits (`tie_possible` has why); -0 keeps its sign below.
+    if v.trunc() == v && v.abs() < 9_007_199_254_740_992.0 && (v != 0.0 || v.is_sign_positive()) {
+        push_int(buf, v as i64);
+        return;
+    }
     if tie_possible(v) {
         // (Writing to a Vec cannot fail.)
         let _ = write!(buf, "{v}");
@@ -333,6 +339,11 @@ mod tests {
             7.5,
             0.375,
             9_007_199_254_740_993.0,
+            9_007_199_254_740_991.0,
+            -9_007_199_254_740_991.0,
+            9_007_199_254_740_992.0,
+            4_503_599_627_370_495.0,
+            -291.0,
             1.5e300,
         ];
         for v in specials {
@@ -347,7 +358,18 @@ mod tests {
             let ratio = rng.gen_range(0..100_000) as f64 / rng.gen_range(1..1_000) as f64;
             let binary = rng.gen_range(0..1i64 << 40) as f64 / 2f64.powi(rng.gen_range(0..60));
             let decimal = rng.gen_range(0..1i64 << 50) as f64 / 10f64.powi(rng.gen_range(0..25));
-            for v in [bits, ratio, -ratio / 7.0, binary, binary * 1e15, decimal] {
+            let whole =
+                rng.gen_range(-(1i64 << 54)..1i64 << 54) as f64 / 2f64.powi(rng.gen_range(0..40));
+            for v in [
+                bits,
+                ratio,
+                -ratio / 7.0,
+                binary,
+                binary * 1e15,
+                decimal,
+                whole,
+                whole.trunc(),
+            ] {
                 assert_eq!(display(v), format!("{v}"), "{v:e}");
             }
         }
