@@ -31,7 +31,6 @@ use super::member_index::MemberIndex;
 use super::slots::{SlotValues, Stretch};
 use super::{Accumulator, Chunk, ChunkSink, Layout, KEYS_PER_TASK, NONE, PARTITIONS};
 use crate::rollup_spec::RollupSpec;
-use crate::sys::prefetch;
 
 /// The folder of a rollups folder where digests are kept (its name starts with a
 /// dot: the rollups' reader passes over it).
@@ -186,13 +185,16 @@ pub(super) struct PrintIndex {
     starts: Vec<u32>,
     /// Each fingerprint beside its member: a lookup reads one place.
     entries: Vec<(u128, u32)>,
+    /// Each member's fingerprint, in member order (empty were members not numbered
+    /// 0..n): a digest's rows come in member order, so the member of a row is
+    /// usually a few past the one before, and a walk over this finds it in memory
+    /// read in order, where a lookup in `entries` waits on a cache miss.
+    by_member: Vec<u128>,
 }
 
-/// Lookups ahead of the current one whose bucket start is prefetched, and whose
-/// first entry is (its start prefetched earlier): the loads of a few dozen lookups
-/// overlap, as in `MemberIndex::find_all`.
-const START_AHEAD: usize = 32;
-const ENTRY_AHEAD: usize = 16;
+/// Members past the last one found that `PrintIndex::find` compares before a
+/// lookup: a day's rows hold about a third of the members, in member order.
+const WALK: usize = 32;
 
 impl PrintIndex {
     pub(super) fn new(members: &MemberIndex, key: &PrintKey) -> PolarsResult<PrintIndex> {
@@ -218,11 +220,23 @@ impl PrintIndex {
         for b in 1..starts.len() {
             starts[b] += starts[b - 1];
         }
+        let mut by_member = vec![0u128; pairs.len()];
+        for &(p, m) in &pairs {
+            match by_member.get_mut(m as usize) {
+                Some(slot) => *slot = p,
+                None => {
+                    // (Fingerprints are distinct, so numbers below n would cover 0..n.)
+                    by_member = Vec::new();
+                    break;
+                }
+            }
+        }
         Ok(PrintIndex {
             key: *key,
             bits,
             starts,
             entries: pairs,
+            by_member,
         })
     }
 
@@ -230,44 +244,40 @@ impl PrintIndex {
         bucket_of(print, self.bits)
     }
 
-    /// The member (or `NONE`) of each of `n` fingerprints, `print(r)` the r-th.
+    /// The member (or `NONE`) of each of `n` fingerprints, `print(r)` the r-th:
+    /// first among the `WALK` members after the last one found, then in `entries`.
     fn find(&self, n: usize, print: impl Fn(usize) -> u128 + Sync) -> Vec<u32> {
         let chunks: Vec<usize> = (0..n).step_by(KEYS_PER_TASK).collect();
-        let print = &print;
         chunks
             .par_iter()
             .flat_map_iter(|&from| {
-                let prints: Vec<u128> = (from..(from + KEYS_PER_TASK).min(n)).map(print).collect();
-                let start = |p: u128| &self.starts[self.bucket(p)];
-                let prefetch_entry = |p: u128| {
-                    if let Some(entry) = self.entries.get(*start(p) as usize) {
-                        prefetch(entry);
+                let rows = from..(from + KEYS_PER_TASK).min(n);
+                let mut found = Vec::with_capacity(rows.len());
+                let mut next = 0;
+                for r in rows {
+                    let p = print(r);
+                    let near = self
+                        .by_member
+                        .get(next..(next + WALK).min(self.by_member.len()));
+                    let m = match near.and_then(|near| near.iter().position(|&q| q == p)) {
+                        Some(k) => (next + k) as u32,
+                        None => self.lookup(p),
+                    };
+                    if m != NONE {
+                        next = m as usize + 1;
                     }
-                };
-                prints
-                    .iter()
-                    .take(START_AHEAD)
-                    .for_each(|&p| prefetch(start(p)));
-                prints
-                    .iter()
-                    .take(ENTRY_AHEAD)
-                    .for_each(|&p| prefetch_entry(p));
-                let mut found = Vec::with_capacity(prints.len());
-                for (i, &p) in prints.iter().enumerate() {
-                    if let Some(&ahead) = prints.get(i + START_AHEAD) {
-                        prefetch(start(ahead));
-                    }
-                    if let Some(&ahead) = prints.get(i + ENTRY_AHEAD) {
-                        prefetch_entry(ahead);
-                    }
-                    let b = self.bucket(p);
-                    let bucket =
-                        &self.entries[self.starts[b] as usize..self.starts[b + 1] as usize];
-                    found.push(bucket.iter().find(|e| e.0 == p).map_or(NONE, |e| e.1));
+                    found.push(m);
                 }
                 found
             })
             .collect()
+    }
+
+    /// The member of a fingerprint (or `NONE`), from its bucket of `entries`.
+    fn lookup(&self, print: u128) -> u32 {
+        let b = self.bucket(print);
+        let bucket = &self.entries[self.starts[b] as usize..self.starts[b + 1] as usize];
+        bucket.iter().find(|e| e.0 == print).map_or(NONE, |e| e.1)
     }
 }
 
@@ -1292,6 +1302,39 @@ mod tests {
         sorted.sort();
         let found = prints.find(sorted.len(), |r| k.print("o", &sorted[r]));
         assert_eq!(found, (0..1000).collect::<Vec<u32>>());
+        // Rows in member order, as a digest's are, walk the members after the last
+        // found; a gap past the walk, a stranger, a step back and the last members
+        // are looked up: every row its member either way.
+        let members = [
+            0u32,
+            1,
+            2,
+            5,
+            5 + WALK as u32 + 3,
+            40,
+            u32::MAX,
+            41,
+            3,
+            100,
+            999,
+            998,
+        ];
+        let asked: Vec<u128> = members
+            .iter()
+            .map(|&m| match sorted.get(m as usize) {
+                Some(person) => k.print("o", person),
+                None => k.print("o", "stranger"),
+            })
+            .collect();
+        let expected: Vec<u32> = members
+            .iter()
+            .map(|&m| if m == u32::MAX { NONE } else { m })
+            .collect();
+        assert_eq!(prints.find(asked.len(), |r| asked[r]), expected);
+        assert_eq!(
+            asked.iter().map(|&p| prints.lookup(p)).collect::<Vec<_>>(),
+            expected
+        );
     }
 
     #[test]
