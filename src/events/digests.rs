@@ -173,9 +173,10 @@ impl PrintKey {
     }
 }
 
-/// A run's members by fingerprint under one key, in fingerprint order, with the
-/// start of each bucket of fingerprints (their top bits): a fingerprint is found
-/// among the few of its bucket. (Fingerprints are uniform, so buckets are even; a
+/// A run's members by fingerprint under one key: in member order (`by_member`, for
+/// a digest's rows, which come in member order), and in fingerprint order with the
+/// start of each bucket of fingerprints (their top bits), where a fingerprint is
+/// found among the few of its bucket. (Fingerprints are uniform, so buckets are even; a
 /// merge of sorted lists would ask the digests' rows to come in fingerprint order,
 /// not in member order as the metrics read them.)
 pub(super) struct PrintIndex {
