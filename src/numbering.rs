@@ -177,4 +177,45 @@ mod tests {
         let whole = a.rechunk().into_owned();
         assert_eq!(numbered_strings([&whole, &b]), by_strings([&whole, &b]));
     }
+
+    /// Columns read back from a Parquet file, as the input tables are: a chunk per row
+    /// group, the chunks of the columns aligned, and a long value's repeats sharing its
+    /// dictionary view (so the cache hits on long strings, not only on short ones).
+    #[test]
+    fn dictionary_decoded_row_groups_number_as_their_strings_do() {
+        let long = [
+            "a value longer than twelve bytes",
+            "another value, longer than twelve",
+        ];
+        let n = 3000;
+        let a: Vec<Option<&str>> = (0..n)
+            .map(|i| (i % 11 != 0).then_some(long[(i / 7) % 2]))
+            .collect();
+        let b: Vec<&str> = (0..n)
+            .map(|i| ["x", "yy", long[i % 2]][(i / 5) % 3])
+            .collect();
+        let mut frame = df!("a" => a, "b" => b).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.parquet");
+        ParquetWriter::new(std::fs::File::create(&path).unwrap())
+            .with_row_group_size(Some(700))
+            .finish(&mut frame)
+            .unwrap();
+        let path = PlRefPath::new(path.to_string_lossy().to_string());
+        let read = LazyFrame::scan_parquet(path, ScanArgsParquet::default())
+            .unwrap()
+            .collect()
+            .unwrap();
+        let (a, b) = (
+            read.column("a").unwrap().str().unwrap(),
+            read.column("b").unwrap().str().unwrap(),
+        );
+        assert!(a.chunks().len() > 1);
+        assert!(a.chunk_lengths().eq(b.chunk_lengths()));
+        // Rows 1 and 2 hold the same long value: one view in their chunk.
+        let first = a.downcast_iter().next().unwrap();
+        assert_eq!(first.views()[1].as_u128(), first.views()[2].as_u128());
+        assert_eq!(numbered_strings([a, b]), by_strings([a, b]));
+        assert_eq!(numbered_strings([b]), by_strings([b]));
+    }
 }

@@ -186,14 +186,14 @@ pub(super) struct PrintIndex {
     starts: Vec<u32>,
     /// Each fingerprint beside its member: a lookup reads one place.
     entries: Vec<(u128, u32)>,
-    /// Each member's fingerprint, in member order (empty were members not numbered
+    /// Each member's fingerprint, in member order (empty where members are not numbered
     /// 0..n): a digest's rows come in member order, so the member of a row is
     /// usually a few past the one before, and a walk over this finds it in memory
     /// read in order, where a lookup in `entries` waits on a cache miss.
     by_member: Vec<u128>,
 }
 
-/// Members past the last one found that `PrintIndex::find` compares before a
+/// Members from the last one found that `PrintIndex::find` compares before a
 /// lookup: a day's rows hold about a third of the members, in member order.
 const WALK: usize = 32;
 
@@ -226,7 +226,7 @@ impl PrintIndex {
             match by_member.get_mut(m as usize) {
                 Some(slot) => *slot = p,
                 None => {
-                    // (Fingerprints are distinct, so numbers below n would cover 0..n.)
+                    // (Member numbers are distinct, so n of them below n cover 0..n.)
                     by_member = Vec::new();
                     break;
                 }
@@ -246,7 +246,7 @@ impl PrintIndex {
     }
 
     /// The member (or `NONE`) of each of `n` fingerprints, `print(r)` the r-th:
-    /// first among the `WALK` members after the last one found, then in `entries`.
+    /// first among the `WALK` members from the last one found, then in `entries`.
     fn find(&self, n: usize, print: impl Fn(usize) -> u128 + Sync) -> Vec<u32> {
         let chunks: Vec<usize> = (0..n).step_by(KEYS_PER_TASK).collect();
         chunks
@@ -254,18 +254,20 @@ impl PrintIndex {
             .flat_map_iter(|&from| {
                 let rows = from..(from + KEYS_PER_TASK).min(n);
                 let mut found = Vec::with_capacity(rows.len());
-                let mut next = 0;
+                // From the last member found: a digest of several days has each
+                // member's days in a row.
+                let mut last = 0;
                 for r in rows {
                     let p = print(r);
                     let near = self
                         .by_member
-                        .get(next..(next + WALK).min(self.by_member.len()));
+                        .get(last..(last + WALK).min(self.by_member.len()));
                     let m = match near.and_then(|near| near.iter().position(|&q| q == p)) {
-                        Some(k) => (next + k) as u32,
+                        Some(k) => (last + k) as u32,
                         None => self.lookup(p),
                     };
                     if m != NONE {
-                        next = m as usize + 1;
+                        last = m as usize;
                     }
                     found.push(m);
                 }
@@ -1303,18 +1305,20 @@ mod tests {
         sorted.sort();
         let found = prints.find(sorted.len(), |r| k.print("o", &sorted[r]));
         assert_eq!(found, (0..1000).collect::<Vec<u32>>());
-        // Rows in member order, as a digest's are, walk the members after the last
-        // found; a gap past the walk, a stranger, a step back and the last members
-        // are looked up: every row its member either way.
+        // Rows in member order, as a digest's are, walk the members from the last
+        // found (a member twice: a digest of two days); a gap past the walk, a
+        // stranger, a step back and the last members are looked up: every row its
+        // member either way.
         let members = [
             0u32,
             1,
             2,
             5,
             5 + WALK as u32 + 3,
-            40,
-            u32::MAX,
+            5 + WALK as u32 + 3,
             41,
+            u32::MAX,
+            42,
             3,
             100,
             999,
