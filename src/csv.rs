@@ -195,9 +195,13 @@ fn push_f64(buf: &mut Vec<u8>, v: f64) {
         return;
     }
     // A whole number below 2^53 (counts, points, zeros: most cells of the tables) is
-    // its integer's digits (`tie_possible` has why); -0 keeps its sign below.
-    if v.trunc() == v && v.abs() < 9_007_199_254_740_992.0 && (v != 0.0 || v.is_sign_positive()) {
-        push_int(buf, v as i64);
+    // its integer's digits (`tie_possible` has why), and -0 keeps its sign.
+    if v.trunc() == v && v.abs() < 9_007_199_254_740_992.0 {
+        if v == 0.0 && v.is_sign_negative() {
+            buf.extend_from_slice(b"-0");
+        } else {
+            push_int(buf, v as i64);
+        }
         return;
     }
     if tie_possible(v) {
@@ -207,6 +211,12 @@ fn push_f64(buf: &mut Vec<u8>, v: f64) {
     }
     let mut zmij = zmij::Buffer::new();
     let text = zmij.format_finite(v).as_bytes();
+    // Without an exponent, zmij's text is already Rust's: the shortest digits, placed
+    // (whole numbers, whose `.0` Rust leaves off, took the integer path above).
+    if !text.contains(&b'e') {
+        buf.extend_from_slice(text);
+        return;
+    }
     let (negative, text) = match text.split_first() {
         Some((b'-', rest)) => (true, rest),
         _ => (false, text),
@@ -344,6 +354,15 @@ mod tests {
             9_007_199_254_740_992.0,
             4_503_599_627_370_495.0,
             -291.0,
+            // Around zmij's switches between placed digits and an exponent.
+            0.00001,
+            0.000015,
+            0.0000099,
+            -0.00012,
+            123_456_789_012_345.6,
+            1_234_567_890_123_456.8,
+            4_503_599_627_370_495.5,
+            9.5e15,
             1.5e300,
         ];
         for v in specials {
