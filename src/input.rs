@@ -997,9 +997,10 @@ fn load_files(
         out.vstack_mut_owned(df)
             .map_err(|e| unreadable(&files[0].path, e))?;
     }
-    // Left in the chunks polars' reader gave (a row group's each, as measured): a copy of every column
-    // into one chunk was a fifth of reading the 3.7M-row ingestion table at 50M
-    // events, and only the usage table is read as slices (`load_usage`).
+    // Left in the chunks polars' reader gave (a row group's each, as measured): a
+    // copy of every column into one chunk was a fifth of reading the 3.7M-row
+    // ingestion table at 50M events, and only the usage table is read as slices
+    // (`load_usage`).
     Ok(out)
 }
 

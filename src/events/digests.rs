@@ -241,10 +241,6 @@ impl PrintIndex {
         })
     }
 
-    fn bucket(&self, print: u128) -> usize {
-        bucket_of(print, self.bits)
-    }
-
     /// The member (or `NONE`) of each of `n` fingerprints, `print(r)` the r-th:
     /// first among the `WALK` members from the last one found, then in `entries`.
     fn find(&self, n: usize, print: impl Fn(usize) -> u128 + Sync) -> Vec<u32> {
@@ -278,7 +274,7 @@ impl PrintIndex {
 
     /// The member of a fingerprint (or `NONE`), from its bucket of `entries`.
     fn lookup(&self, print: u128) -> u32 {
-        let b = self.bucket(print);
+        let b = bucket_of(print, self.bits);
         let bucket = &self.entries[self.starts[b] as usize..self.starts[b + 1] as usize];
         bucket.iter().find(|e| e.0 == print).map_or(NONE, |e| e.1)
     }
@@ -431,7 +427,10 @@ impl Store {
         // A person's rows are together, their days rising (members' rows are checked
         // whole when added; this catches a repeated row of anyone next to its twin).
         let key = |r: usize| (values.print(r), values.day[r]);
-        let rising = (1..values.day.len()).all(|r| key(r - 1).0 != key(r).0 || key(r - 1) < key(r));
+        let rising = (1..values.day.len()).all(|r| {
+            let ((before, day_before), (print, day)) = (key(r - 1), key(r));
+            before != print || day_before < day
+        });
         (on_days && rising).then_some(())?;
         Some(digest)
     }
@@ -979,6 +978,16 @@ mod tests {
         }
     }
 
+    /// The default model's layout, a rollup file of `rows_with_instants` (in a folder
+    /// kept as long as the first value) as chunks, and their digest.
+    fn sample_digest() -> (tempfile::TempDir, Layout, Vec<Chunk>, Digest) {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::of_default_model();
+        let chunks = rollup_chunks(dir.path(), &rows_with_instants());
+        let digest = built(&chunks, &layout, &KEY_OF_TESTS);
+        (dir, layout, chunks, digest)
+    }
+
     fn rows_with_instants() -> Vec<Row> {
         ROWS.iter()
             .map(|&(o, p, e, path, n, first, last)| (o, p, e, path, n, at(first), at(last)))
@@ -987,10 +996,7 @@ mod tests {
 
     #[test]
     fn a_digest_sums_each_persons_day_as_the_model_counts_it() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::of_default_model();
-        let chunks = rollup_chunks(dir.path(), &rows_with_instants());
-        let digest = built(&chunks, &layout, &KEY_OF_TESTS);
+        let (_dir, layout, _, digest) = sample_digest();
         let f = &digest.frame;
         let u32s = |name: &str| -> Vec<u32> {
             f.column(name)
@@ -1057,10 +1063,7 @@ mod tests {
 
     #[test]
     fn adding_a_digest_is_adding_its_rows() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::of_default_model();
-        let chunks = rollup_chunks(dir.path(), &rows_with_instants());
-        let digest = built(&chunks, &layout, &KEY_OF_TESTS);
+        let (_dir, layout, chunks, digest) = sample_digest();
         // o1/p2 is no member: its event is only counted, either way.
         let (index, prints) = members(&[("o1", "p1"), ("o2", "p1"), ("o3", "p9")]);
         // Into the slots (a day other files hold too), or kept as they are.
@@ -1344,10 +1347,7 @@ mod tests {
 
     #[test]
     fn a_digest_whose_members_rows_repeat_is_not_added() {
-        let dir = tempfile::tempdir().unwrap();
-        let layout = Layout::of_default_model();
-        let chunks = rollup_chunks(dir.path(), &rows_with_instants());
-        let digest = built(&chunks, &layout, &KEY_OF_TESTS);
+        let (_dir, layout, _, digest) = sample_digest();
         // Its first row (o1/p1: 6 events) twice, as a damaged digest might have it.
         let twice = first_row_twice(&digest, false);
         let (index, prints) = members(&[("o1", "p1"), ("o2", "p1")]);
