@@ -266,6 +266,10 @@ pub struct MemberEvents {
     frame_runs: DayRuns,
     /// The day order of `visits`' rows.
     visit_runs: DayRuns,
+    /// The first and last day of `frame`'s rows, and of `visits`' (`(0, -1)` for
+    /// none).
+    frame_days: (i32, i32),
+    visit_days: (i32, i32),
 }
 
 /// More day runs than this and a frame's rows are read whole (a binary search and a
@@ -302,6 +306,11 @@ impl MemberEvents {
         let has_rows = has_rows_before(&first_day, as_of);
         let frame_runs = DayRuns::of(day, MAX_DAY_RUNS);
         let visit_runs = DayRuns::of(visits.column("day")?.i32()?.cont_slice()?, MAX_DAY_RUNS);
+        let day_range = |frame: &DataFrame| -> PolarsResult<(i32, i32)> {
+            let day = frame.column("day")?.i32()?;
+            Ok((day.min().unwrap_or(0), day.max().unwrap_or(-1)))
+        };
+        let (frame_days, visit_days) = (day_range(&frame)?, day_range(&visits)?);
         Ok(MemberEvents {
             frame,
             visits,
@@ -318,6 +327,8 @@ impl MemberEvents {
             first_day,
             frame_runs,
             visit_runs,
+            frame_days,
+            visit_days,
         })
     }
 
@@ -480,15 +491,21 @@ impl MemberEvents {
                 end_day: self.as_of_day,
             },
         };
-        let runs = match table {
-            Table::Days => &self.frame_runs,
-            Table::Visits => &self.visit_runs,
+        let (runs, (first, last)) = match table {
+            Table::Days => (&self.frame_runs, self.frame_days),
+            Table::Visits => (&self.visit_runs, self.visit_days),
         };
+        // The table covers the frame's days in the window.
+        let first = first.max(window.start_day);
+        let last = last.min(window.end_day - 1);
+        let weekdays_only = filter.is_some_and(|f| f.weekdays_only);
         Ok(Selection {
             day,
             spans: runs.spans(day, window.start_day, window.end_day),
-            window,
-            weekdays_only: filter.is_some_and(|f| f.weekdays_only),
+            first_day: first,
+            days: (first..=last)
+                .map(|d| window.holds_day(d, weekdays_only))
+                .collect(),
             set,
         })
     }
@@ -519,13 +536,13 @@ impl MemberEvents {
         per: Per,
     ) -> PolarsResult<Values> {
         let member = slice_u32(self.frame_of(table), "member")?;
-        // Monomorphised per slot rule: the loops below run once per selected row.
+        // Monomorphised per slot rule: the loops below run once per row.
         Ok(match per {
-            Per::Member => self.fill(read, kind, rows, member, self.keys.height(), |m| m, per),
+            Per::Member => self.fill(read, kind, rows, member, |m| m, self.keys.height(), per),
             Per::Org => {
                 let org = &self.org_of_member;
                 let orgs = self.org_members.len();
-                self.fill(read, kind, rows, member, orgs, |m| org[m] as usize, per)
+                self.fill(read, kind, rows, member, |m| org[m] as usize, orgs, per)
             }
         })
     }
@@ -538,11 +555,14 @@ impl MemberEvents {
         kind: &Kind,
         rows: &Selection,
         member: &[u32],
-        slots: usize,
         slot: impl Fn(usize) -> usize + Copy,
+        slots: usize,
         per: Per,
     ) -> Values {
         let members = self.keys.height();
+        // Every row of the stretches is visited and added under a mask (0 or all
+        // ones) of whether it is selected: whether a row holds an event of the set is
+        // unpredictable, and a branch on it cost more than the masked adds.
         match read {
             Read::SumI64(c) => sum_per_slot(slots, member, rows, slot, |i| c[i] as u64),
             Read::SumU32(c) => sum_per_slot(slots, member, rows, slot, |i| u64::from(c[i])),
@@ -550,29 +570,44 @@ impl MemberEvents {
             Read::Flag if per == Per::Org && matches!(kind, Kind::Members) => {
                 let mut counted = vec![false; members];
                 let mut counts = vec![0u64; slots];
-                rows.for_each(|i| {
+                rows.for_each_marked(|i, selected| {
                     let m = member[i] as usize;
-                    if !counted[m] {
-                        counted[m] = true;
-                        counts[slot(m)] += 1;
-                    }
+                    counts[slot(member[i] as usize)] += u64::from(selected & !counted[m]);
+                    counted[m] |= selected;
                 });
                 Values::Sum(counts)
             }
             Read::Flag => {
                 let mut flags = vec![false; slots];
-                rows.for_each(|i| flags[slot(member[i] as usize)] = true);
+                rows.for_each_marked(|i, selected| flags[slot(member[i] as usize)] |= selected);
                 Values::Flag(flags)
             }
             Read::Max(c) => {
-                let mut latest: Vec<Option<i64>> = vec![None; slots];
-                rows.for_each(|i| {
-                    if let Some(t) = c.get(i) {
-                        let s = slot(member[i] as usize);
-                        latest[s] = Some(latest[s].map_or(t, |l| l.max(t)));
+                // i64::MIN stands for "none yet" while reading; `seen` tells a real
+                // i64::MIN instant from it.
+                let mut latest = vec![i64::MIN; slots];
+                let mut seen = vec![false; slots];
+                let values = c.values().as_slice();
+                let mut add = |i: usize, selected: bool| {
+                    let s = slot(member[i] as usize);
+                    let t = values[i];
+                    let t = if selected { t } else { i64::MIN };
+                    latest[s] = latest[s].max(t);
+                    seen[s] |= selected;
+                };
+                match c.validity() {
+                    Some(valid) => {
+                        rows.for_each_marked(|i, selected| add(i, selected & valid.get_bit(i)))
                     }
-                });
-                Values::Max(latest)
+                    None => rows.for_each_marked(add),
+                }
+                Values::Max(
+                    latest
+                        .into_iter()
+                        .zip(seen)
+                        .map(|(t, seen)| seen.then_some(t))
+                        .collect(),
+                )
             }
         }
     }
@@ -605,7 +640,9 @@ fn sum_per_slot(
     value: impl Fn(usize) -> u64,
 ) -> Values {
     let mut sums = vec![0u64; slots];
-    rows.for_each(|i| sums[slot(member[i] as usize)] += value(i));
+    rows.for_each_marked(|i, selected| {
+        sums[slot(member[i] as usize)] += value(i) & u64::from(selected).wrapping_neg();
+    });
     Values::Sum(sums)
 }
 
@@ -616,32 +653,47 @@ struct Selection<'a> {
     day: &'a [i32],
     /// The stretches of rows that can hold the window's days, in row order.
     spans: Vec<std::ops::Range<usize>>,
-    window: Window,
-    weekdays_only: bool,
+    /// Whether each day from `first_day` on is selected (in the window and, with
+    /// `weekdays_only`, a weekday): one load a row rather than the window and
+    /// weekday arithmetic, which had been most of a row's instructions.
+    first_day: i32,
+    days: Vec<bool>,
     /// The filter's event set count per row, if it names one.
     set: Option<&'a [u32]>,
 }
 
 impl Selection<'_> {
     /// `f` of each selected row, in row order.
-    #[inline]
+    #[cfg(test)]
     fn for_each(&self, mut f: impl FnMut(usize)) {
+        self.for_each_marked(|i, selected| {
+            if selected {
+                f(i)
+            }
+        });
+    }
+
+    /// `f(row, selected)` of every row of the stretches, in row order: the caller
+    /// adds the row only where `selected` (masked, not branched on).
+    #[inline]
+    fn for_each_marked(&self, mut f: impl FnMut(usize, bool)) {
+        // Days outside the table (rows of an unsorted frame) are not selected.
+        let selected = |d: i32| {
+            let k = d.wrapping_sub(self.first_day) as u32 as usize;
+            self.days.get(k).copied().unwrap_or(false)
+        };
         for span in &self.spans {
             let days = &self.day[span.clone()];
             match self.set {
                 Some(set) => {
                     let set = &set[span.clone()];
                     for (k, (&d, &n)) in days.iter().zip(set).enumerate() {
-                        if n > 0 && self.window.holds_day(d, self.weekdays_only) {
-                            f(span.start + k);
-                        }
+                        f(span.start + k, (n > 0) & selected(d));
                     }
                 }
                 None => {
                     for (k, &d) in days.iter().enumerate() {
-                        if self.window.holds_day(d, self.weekdays_only) {
-                            f(span.start + k);
-                        }
+                        f(span.start + k, selected(d));
                     }
                 }
             }
@@ -1031,6 +1083,37 @@ mod tests {
             "n_7d" => [3i64, 1],
             "v_7d" => [2u32, 0],
             "v_8d" => [7u32, 0],
+        )
+        .unwrap();
+        assert!(df.equals_missing(&expected), "{df}\n{expected}");
+    }
+
+    #[test]
+    fn max_skips_nulls_and_rows_at_or_after_as_of() {
+        // A latest-instant column with nulls: a/p1 has an instant on day 93 and a
+        // null on day 99; a/p2's only row (day 92) is null; b/q1's instant is on day
+        // 100 (as_of: not read) and its day 96 is null.
+        let at = |day: i64, s: i64| day * MICROS_PER_DAY + s;
+        let mut events = events();
+        let column = Series::new(
+            "last_x_us".into(),
+            [Some(at(93, 3)), None, None, Some(at(100, 5)), None],
+        );
+        events.frame.with_column(column.into()).unwrap();
+        let mut aggs = EventAggregates::default();
+        aggs.max("last_x_us", "last_x_us");
+        let df = aggs.per_member(&events).unwrap();
+        let expected = df!(
+            "org_id" => ["a", "a", "b", "c"],
+            "distinct_id" => ["p1", "p2", "q1", "r1"],
+            "last_x_us" => [Some(at(93, 3)), None, None, None],
+        )
+        .unwrap();
+        assert!(df.equals_missing(&expected), "{df}\n{expected}");
+        let df = aggs.per_org(&events).unwrap();
+        let expected = df!(
+            "org_id" => ["a", "b"],
+            "last_x_us" => [Some(at(93, 3)), None],
         )
         .unwrap();
         assert!(df.equals_missing(&expected), "{df}\n{expected}");
