@@ -47,27 +47,18 @@ pub fn compute(
     };
     let in_trend_weekdays = |day: i32| trend_days.holds_day(day, true);
 
-    // Each counter's weekday sum per org and week.
-    let usage = &inputs.usage;
-    let usage_orgs = usage.column("org_id")?.str()?;
-    let usage_days = usage.column("date")?.i32()?;
-    // A row of the previous row's org reuses its org number (exports come grouped by
-    // org); the number is looked up only for rows of a trend weekday.
-    let mut previous: Option<(Option<&str>, Option<usize>)> = None;
-    let cells: Vec<Option<usize>> = usage_orgs
-        .iter()
-        .zip(usage_days.iter())
-        .map(|(org, day)| {
-            let day = day.filter(|&d| in_trend_weekdays(d))?;
-            let number = match previous {
-                Some((p, number)) if p == org => number,
-                _ => {
-                    let number = org.and_then(|o| org_of.get(o).copied());
-                    previous = Some((org, number));
-                    number
-                }
-            };
-            Some(number? * weeks + ((day - first) / 7) as usize)
+    // Each usage row's cell of the grid (org-major), or `usize::MAX`: a row off the
+    // trend weeks' weekdays, or of an org not scored. The rows' orgs are numbered
+    // once per run (`UsageRows`), so each org is looked up here once, not per row.
+    let rows = &inputs.usage_rows;
+    let grid_org: Vec<Option<usize>> = (rows.org_ids().iter())
+        .map(|o| org_of.get(o.as_str()).copied())
+        .collect();
+    let cells: Vec<usize> = (rows.org_of_row().iter())
+        .zip(rows.dates()?)
+        .map(|(&g, &day)| match grid_org[g as usize] {
+            Some(o) if in_trend_weekdays(day) => o * weeks + ((day - first) / 7) as usize,
+            _ => usize::MAX,
         })
         .collect();
     let mut columns = vec![
@@ -88,11 +79,15 @@ pub fn compute(
         .into_column()
         .cast(&DataType::Date)?,
     ];
+    // Each counter's weekday sum per org and week, its rows added in file order. The
+    // normalised usage table is one chunk, its counters without nulls.
+    let usage = &inputs.usage;
     for c in &inputs.usage_counters_present {
         let mut sums = vec![0.0f64; org_ids.len() * weeks];
-        for (cell, value) in cells.iter().zip(usage.column(c)?.f64()?.iter()) {
-            if let (Some(cell), Some(value)) = (cell, value) {
-                sums[*cell] += value;
+        let values = usage.column(c)?.f64()?.rechunk();
+        for (&cell, &value) in cells.iter().zip(values.cont_slice()?) {
+            if cell != usize::MAX {
+                sums[cell] += value;
             }
         }
         columns.push(weekday_means(&format!("{c}_weekday_mean"), sums));

@@ -167,6 +167,23 @@ impl UsageRows {
     }
 }
 
+impl UsageRows {
+    /// Each row's org number (an index into `org_ids`).
+    pub fn org_of_row(&self) -> &[u32] {
+        &self.org_of_row
+    }
+
+    /// Each org number's `org_id`.
+    pub fn org_ids(&self) -> &[String] {
+        &self.org_ids
+    }
+
+    /// Each row's date (days since the epoch).
+    pub fn dates(&self) -> PolarsResult<&[i32]> {
+        self.date.cont_slice()
+    }
+}
+
 /// Rows per day run, on average, below which the usage rows are read whole (a
 /// binary search per run and sum would cost more than the rows it skips).
 const MIN_RUN_ROWS: usize = 8;
