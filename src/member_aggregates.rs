@@ -267,7 +267,7 @@ pub struct MemberEvents {
     /// The day order of `visits`' rows.
     visit_runs: DayRuns,
     /// The first and last day of `frame`'s rows, and of `visits`' (`(0, -1)` for
-    /// none).
+    /// none): every row's day lies within them, so a `Selection` need only cover them.
     frame_days: (i32, i32),
     visit_days: (i32, i32),
 }
@@ -495,7 +495,11 @@ impl MemberEvents {
             Table::Days => (&self.frame_runs, self.frame_days),
             Table::Visits => (&self.visit_runs, self.visit_days),
         };
-        // The table covers the frame's days in the window.
+        // The selected days: the frame's days in the window (every row's day is
+        // within the frame's first and last), then, for weekdays only, a mark per day
+        // (weekday windows are at most `MAX_WINDOW_DAYS` long; an unbounded window
+        // may span whatever old days the frame holds, so gets no table).
+        debug_assert!(day.iter().all(|d| (first..=last).contains(d)));
         let first = first.max(window.start_day);
         let last = last.min(window.end_day - 1);
         let weekdays_only = filter.is_some_and(|f| f.weekdays_only);
@@ -503,9 +507,16 @@ impl MemberEvents {
             day,
             spans: runs.spans(day, window.start_day, window.end_day),
             first_day: first,
-            days: (first..=last)
-                .map(|d| window.holds_day(d, weekdays_only))
-                .collect(),
+            len: if first <= last {
+                (last - first) as usize + 1
+            } else {
+                0
+            },
+            weekdays: if weekdays_only {
+                (first..=last).map(|d| window.holds_day(d, true)).collect()
+            } else {
+                Vec::new()
+            },
             set,
         })
     }
@@ -536,7 +547,8 @@ impl MemberEvents {
         per: Per,
     ) -> PolarsResult<Values> {
         let member = slice_u32(self.frame_of(table), "member")?;
-        // Monomorphised per slot rule: the loops below run once per row.
+        // Monomorphised per slot rule: the loops below run once per row of the
+        // selection's stretches.
         Ok(match per {
             Per::Member => self.fill(read, kind, rows, member, |m| m, self.keys.height(), per),
             Per::Org => {
@@ -572,7 +584,7 @@ impl MemberEvents {
                 let mut counts = vec![0u64; slots];
                 rows.for_each_marked(|i, selected| {
                     let m = member[i] as usize;
-                    counts[slot(member[i] as usize)] += u64::from(selected & !counted[m]);
+                    counts[slot(m)] += u64::from(selected & !counted[m]);
                     counted[m] |= selected;
                 });
                 Values::Sum(counts)
@@ -653,11 +665,13 @@ struct Selection<'a> {
     day: &'a [i32],
     /// The stretches of rows that can hold the window's days, in row order.
     spans: Vec<std::ops::Range<usize>>,
-    /// Whether each day from `first_day` on is selected (in the window and, with
-    /// `weekdays_only`, a weekday): one load a row rather than the window and
-    /// weekday arithmetic, which had been most of a row's instructions.
+    /// The selected days are `len` days from `first_day` (the frame's days in the
+    /// window) and, for weekdays only, those marked in `weekdays` (one per day of
+    /// them): a compare, or one load, a row rather than the window and weekday
+    /// arithmetic, which had been most of a row's instructions.
     first_day: i32,
-    days: Vec<bool>,
+    len: usize,
+    weekdays: Vec<bool>,
     /// The filter's event set count per row, if it names one.
     set: Option<&'a [u32]>,
 }
@@ -676,12 +690,24 @@ impl Selection<'_> {
     /// `f(row, selected)` of every row of the stretches, in row order: the caller
     /// adds the row only where `selected` (masked, not branched on).
     #[inline]
-    fn for_each_marked(&self, mut f: impl FnMut(usize, bool)) {
-        // Days outside the table (rows of an unsorted frame) are not selected.
-        let selected = |d: i32| {
-            let k = d.wrapping_sub(self.first_day) as u32 as usize;
-            self.days.get(k).copied().unwrap_or(false)
-        };
+    fn for_each_marked(&self, f: impl FnMut(usize, bool)) {
+        // A day outside the `len` days is outside the window (only an unsorted
+        // frame's stretches hold such rows); a day before `first_day` wraps to a
+        // number past any length. Each test is its own loop: a compare, or one load.
+        let first = self.first_day;
+        let at = move |d: i32| d.wrapping_sub(first) as u32 as usize;
+        if self.weekdays.is_empty() {
+            let len = self.len;
+            self.for_each_tested(move |d| at(d) < len, f)
+        } else {
+            let weekdays = &self.weekdays;
+            self.for_each_tested(|d| weekdays.get(at(d)).copied().unwrap_or(false), f)
+        }
+    }
+
+    /// `for_each_marked` with `selected` the test of a row's day.
+    #[inline]
+    fn for_each_tested(&self, selected: impl Fn(i32) -> bool, mut f: impl FnMut(usize, bool)) {
         for span in &self.spans {
             let days = &self.day[span.clone()];
             match self.set {
@@ -918,6 +944,33 @@ mod tests {
         // No filter: every row before as_of, all but the last two (days 100, 104).
         let all = events.selected_rows(None, None, Table::Days).unwrap();
         assert!(all == (0..day.len() as u32 - 2).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn days_far_apart_are_selected_without_a_table_of_every_day_between() {
+        // A day ~2,700 years before the others (unsorted: the old one in the middle),
+        // as_of day 100: an unbounded window selects every row before as_of, by the
+        // days' range alone; a weekday window marks only its own days.
+        let day = [95, 99, -1_000_000, 100, 97];
+        let x = [1u32; 5];
+        let events = one_member_events(&day, &x);
+        let all = events.selection(None, None, Table::Days).unwrap();
+        assert!(all.weekdays.is_empty());
+        assert_eq!(all.len, 1_000_100);
+        assert_eq!(
+            events.selected_rows(None, None, Table::Days).unwrap(),
+            [0, 1, 2, 4]
+        );
+        let filter = last_days(7).weekdays_only();
+        let week = events.selection(Some(&filter), None, Table::Days).unwrap();
+        assert_eq!(week.weekdays.len(), 7);
+        // Days 93-99: 95 (Monday), 97 (Wednesday) and 99 (Friday) are weekdays; the
+        // old day is outside.
+        let selected = events
+            .selected_rows(Some(&filter), None, Table::Days)
+            .unwrap();
+        assert_eq!(selected, [0, 1, 4]);
+        assert_eq!(selected, kept_one_by_one(&day, &x, &filter));
     }
 
     fn last_days(n: i32) -> RowFilter {

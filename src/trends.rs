@@ -49,7 +49,8 @@ pub fn compute(
 
     // Each usage row's cell of the grid (org-major), or `usize::MAX`: a row off the
     // trend weeks' weekdays, or of an org not scored. The rows' orgs are numbered
-    // once per run (`UsageRows`), so each org is looked up here once, not per row.
+    // once, when the inputs are read (`UsageRows`), so each org is looked up here
+    // once, not per row.
     let rows = &inputs.usage_rows;
     let grid_org: Vec<Option<usize>> = (rows.org_ids().iter())
         .map(|o| org_of.get(o.as_str()).copied())

@@ -153,6 +153,8 @@ impl UsageRows {
         let date = usage.column("date")?.i32()?.rechunk().into_owned();
         let runs = DayRuns::of(date.cont_slice()?, (date.len() / MIN_RUN_ROWS).max(1));
         let orgs = usage.column("org_id")?.str()?;
+        // `org_id` is a required column: the reader rejects nulls, so no null shares
+        // the number of an empty org_id below.
         let (org_of_row, first_rows) = numbered_strings([orgs]);
         let org_ids = first_rows
             .iter()
