@@ -196,7 +196,7 @@ fn push_f64(buf: &mut Vec<u8>, v: f64) {
     }
     // A whole number below 2^53 (counts, points, zeros: most cells of the tables) is
     // its integer's digits (`tie_possible` has why), and -0 keeps its sign.
-    if v.trunc() == v && v.abs() < 9_007_199_254_740_992.0 {
+    if v.trunc() == v && v.abs() < EXACT_INTEGERS {
         if v == 0.0 && v.is_sign_negative() {
             buf.extend_from_slice(b"-0");
         } else {
@@ -267,6 +267,10 @@ fn push_f64(buf: &mut Vec<u8>, v: f64) {
     }
 }
 
+/// 2^53: below it every whole float's shortest digits are all of its digits (the
+/// integer path of `push_f64`, and no tie in `tie_possible`).
+const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
+
 /// Whether two shortest digit strings could be equally close to `v`: only when its
 /// exact decimal expansion is short (at most one digit longer than the shortest
 /// string, which has at most 17). On such a tie Rust rounds up and zmij to even, so
@@ -289,7 +293,7 @@ fn tie_possible(v: f64) -> bool {
     exponent += zeros as i32;
     if exponent >= 0 {
         // An integer: below 2^53 its shortest digits are all of its digits.
-        return v.abs() >= 9_007_199_254_740_992.0;
+        return v.abs() >= EXACT_INTEGERS;
     }
     // v = mantissa / 2^k = mantissa * 5^k / 10^k, and mantissa * 5^k is not a
     // multiple of 10 (mantissa is odd): its digits are v's significant digits.

@@ -167,9 +167,7 @@ impl UsageRows {
             runs,
         })
     }
-}
 
-impl UsageRows {
     /// Each row's org number (an index into `org_ids`).
     pub fn org_of_row(&self) -> &[u32] {
         &self.org_of_row
