@@ -8,9 +8,12 @@
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use polars_arrow::array::{MutableBinaryViewArray, PrimitiveArray};
+use polars_arrow::array::{MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray};
 use polars_arrow::datatypes::ArrowDataType;
+use polars_buffer::Buffer;
+use polars_parquet::read::RowGroupMetadata;
 
+use super::pages::{self, PlainPages};
 use super::{coded_column, i64_column, Chunk, Coded};
 use crate::properties::{self, each_byte, Found};
 
@@ -90,28 +93,19 @@ impl ExportReader {
 
     /// Whether this is the first row with this uuid (one at a time; tests).
     #[cfg(test)]
-    fn first_sight(&mut self, uuid: &str) -> bool {
+    fn first_sight(&mut self, uuid: &str) -> PolarsResult<bool> {
         let column = Coded::from_strings(polars_arrow::array::Utf8ViewArray::from_slice_values([
             uuid,
         ]));
-        self.first_sights(&column)[0]
+        Ok(self.first_sights(&Uuids::of_coded(&column)?)[0])
     }
 
     /// For each row, whether it is the first with its uuid (a null uuid always is).
     /// A uuid always falls in the same shard, and each shard takes its rows in row
     /// order, so the first in file order wins whatever the threads.
-    fn first_sights(&mut self, uuids: &Coded) -> Vec<bool> {
-        let rows = uuids.keys.len();
-        let parsed: Vec<Option<u128>> = (0..rows)
-            .into_par_iter()
-            .with_min_len(ROWS_PER_TASK)
-            .map(|i| {
-                uuids
-                    .is_valid(i)
-                    .then(|| parse_uuid(uuids.value(uuids.key(i))))
-                    .flatten()
-            })
-            .collect();
+    fn first_sights(&mut self, uuids: &Uuids) -> Vec<bool> {
+        let parsed = &uuids.parsed;
+        let rows = parsed.len();
         let mut first = vec![true; rows];
         // Rows per bucket, in row order; each bucket's set taken out while its rows
         // are looked up.
@@ -145,14 +139,11 @@ impl ExportReader {
             first[row as usize] = false;
         }
         // Any other uuid text, whole, in row order (rare).
-        for (row, n) in parsed.iter().enumerate() {
-            if n.is_none() && uuids.is_valid(row) {
-                let u = uuids.value(uuids.key(row));
-                if self.seen_text.contains(u) {
-                    first[row] = false;
-                } else {
-                    self.seen_text.insert(u.to_string());
-                }
+        for (row, u) in &uuids.texts {
+            if self.seen_text.contains(&**u) {
+                first[*row as usize] = false;
+            } else {
+                self.seen_text.insert(u.to_string());
             }
         }
         first
@@ -170,42 +161,40 @@ impl ExportReader {
         ) else {
             return Ok(None);
         };
+        let (uuid, properties) = rayon::join(
+            || Uuids::of_coded(&uuid),
+            || PropertiesRead::of_coded(&properties, &self.group_type),
+        );
         self.chunk_of(ExportRows {
             timestamp,
             event,
             person,
-            uuid,
-            properties,
+            uuid: uuid?,
+            properties: properties?,
         })
     }
 
     /// The chunk of an export file's rows in the flat columns the pass reads: the
-    /// rows seen before dropped, the organization and URL read from the properties
-    /// (each distinct properties text once) and coded; `None` when no row is left.
+    /// rows seen before dropped, and those whose properties name no organization;
+    /// `None` when no row is left.
     pub(super) fn chunk_of(&mut self, rows: ExportRows) -> PolarsResult<Option<Chunk>> {
         let n = rows.timestamp.len();
         let first = self.first_sights(&rows.uuid);
-        let group_type = self.group_type.as_str();
         let held = &self.held;
         let rows_timestamp = rows.timestamp.values();
         let p = &rows.properties;
-        let found: Vec<Option<Found>> = (0..p.values.len())
-            .into_par_iter()
-            .with_min_len(ROWS_PER_TASK)
-            .map(|k| properties::extract(p.value(k), group_type).ok())
-            .collect();
-        // Row ranges sorted on all threads, each coding its own strings; then
-        // merged in row order.
+        // Row ranges sorted on all threads, then joined in row order.
         let step = n
             .div_ceil(4 * rayon::current_num_threads())
             .max(ROWS_PER_TASK);
-        let parts: Vec<Sorted> = (0..n)
+        let parts: Vec<(Vec<u32>, Skipped)> = (0..n)
             .step_by(step)
             .collect::<Vec<_>>()
             .into_par_iter()
             .map(|start| {
                 let rows = start..(start + step).min(n);
-                let mut part = Sorted::new(rows.len());
+                let mut keep = Vec::with_capacity(rows.len());
+                let mut skipped = Skipped::default();
                 for i in rows {
                     let counted =
                         held.is_empty()
@@ -213,36 +202,24 @@ impl ExportReader {
                                 .holds(rows_timestamp[i].div_euclid(crate::time::MICROS_PER_DAY)
                                     as i32);
                     if !first[i] {
-                        part.skipped.duplicate_event_uuids += u64::from(counted);
+                        skipped.duplicate_event_uuids += u64::from(counted);
                         continue;
                     }
-                    match p.is_valid(i).then(|| found[p.key(i)].as_ref()).flatten() {
-                        None => part.skipped.events_unreadable_properties += u64::from(counted),
-                        Some(Found { org: None, .. }) => {
-                            part.skipped.events_without_org += u64::from(counted)
-                        }
-                        Some(Found {
-                            org: Some(org),
-                            url,
-                        }) => {
-                            part.keep.push(i as u32);
-                            part.orgs.push(Some(org));
-                            part.urls.push(url.as_deref());
-                        }
+                    match p.org[i] {
+                        UNREADABLE => skipped.events_unreadable_properties += u64::from(counted),
+                        NO_ORG => skipped.events_without_org += u64::from(counted),
+                        _ => keep.push(i as u32),
                     }
                 }
-                part
+                (keep, skipped)
             })
             .collect();
         let mut keep: Vec<u32> = Vec::with_capacity(n);
-        let (mut orgs, mut urls) = (Vec::new(), Vec::new());
-        for part in parts {
-            self.skipped.duplicate_event_uuids += part.skipped.duplicate_event_uuids;
-            self.skipped.events_unreadable_properties += part.skipped.events_unreadable_properties;
-            self.skipped.events_without_org += part.skipped.events_without_org;
-            keep.extend(part.keep);
-            orgs.push(part.orgs);
-            urls.push(part.urls);
+        for (part, skipped) in parts {
+            self.skipped.duplicate_event_uuids += skipped.duplicate_event_uuids;
+            self.skipped.events_unreadable_properties += skipped.events_unreadable_properties;
+            self.skipped.events_without_org += skipped.events_without_org;
+            keep.extend(part);
         }
         if keep.is_empty() {
             return Ok(None);
@@ -262,12 +239,13 @@ impl ExportReader {
                 .map(|v| keep.iter().map(|&r| v.get_bit(r as usize)).collect());
             PrimitiveArray::new(ArrowDataType::Int64, values.into(), validity)
         };
+        let (org, url) = rows.properties.kept(&keep);
         Ok(Some(Chunk {
             timestamp,
             event: take(rows.event),
             person: take(rows.person),
-            org: Interner::merge(orgs),
-            url: Some(Interner::merge(urls)),
+            org,
+            url: Some(url),
             weight: None,
             first: None,
         }))
@@ -280,111 +258,415 @@ pub(super) struct ExportRows {
     pub(super) timestamp: PrimitiveArray<i64>,
     pub(super) event: Coded,
     pub(super) person: Coded,
-    pub(super) uuid: Coded,
-    pub(super) properties: Coded,
+    pub(super) uuid: Uuids,
+    pub(super) properties: PropertiesRead,
 }
 
-/// One row range's rows kept, their organizations and URLs coded, and its skips.
-struct Sorted<'a> {
-    keep: Vec<u32>,
-    orgs: Interner<'a>,
-    urls: Interner<'a>,
-    skipped: Skipped,
+/// Each row's uuid as read: a canonical uuid as a number; any other text whole.
+pub(super) struct Uuids {
+    /// Per row: the uuid, or `None` for a null or a text that is no canonical uuid.
+    parsed: Vec<Option<u128>>,
+    /// The rows whose uuid is a text that is no canonical uuid, in row order, with
+    /// the text (rare).
+    texts: Vec<(u32, Box<str>)>,
 }
 
-impl Sorted<'_> {
-    fn new(rows: usize) -> Self {
-        Sorted {
-            keep: Vec::with_capacity(rows),
-            orgs: Interner::new(rows),
-            urls: Interner::new(rows),
-            skipped: Skipped::default(),
+impl Uuids {
+    /// Column `uuid` of a row group, read from its pages as they decompress when
+    /// they are stored plainly (`pages::PlainPages`), else decoded whole first.
+    pub(super) fn read(
+        bytes: &Buffer<u8>,
+        base: u64,
+        rg: &RowGroupMetadata,
+    ) -> PolarsResult<Uuids> {
+        let Some(pages) = PlainPages::of(bytes, base, rg, "uuid")? else {
+            return Uuids::of_coded(&pages::read_strings(bytes, base, rg, "uuid")?);
+        };
+        let parts = pages.read(
+            |rows| Uuids {
+                parsed: Vec::with_capacity(rows),
+                texts: Vec::new(),
+            },
+            |part, value| {
+                part.push(utf8(value, "uuid")?);
+                Ok(())
+            },
+        )?;
+        let mut all = Uuids {
+            parsed: Vec::with_capacity(rg.num_rows()),
+            texts: Vec::new(),
+        };
+        for part in parts {
+            let offset = all.parsed.len() as u32;
+            all.parsed.extend(part.parsed);
+            all.texts
+                .extend(part.texts.into_iter().map(|(r, t)| (r + offset, t)));
         }
+        Ok(all)
+    }
+
+    /// The uuids of a decoded column.
+    pub(super) fn of_coded(c: &Coded) -> PolarsResult<Uuids> {
+        let mut all = Uuids {
+            parsed: Vec::with_capacity(c.keys.len()),
+            texts: Vec::new(),
+        };
+        for row in 0..c.keys.len() {
+            all.push(c.is_valid(row).then(|| c.value(c.key(row))));
+        }
+        Ok(all)
+    }
+
+    /// The next row's uuid.
+    fn push(&mut self, text: Option<&str>) {
+        let parsed = text.and_then(|t| parse_uuid(t.as_bytes()));
+        if let (None, Some(t)) = (parsed, text) {
+            self.texts.push((self.parsed.len() as u32, t.into()));
+        }
+        self.parsed.push(parsed);
+    }
+}
+
+/// A value of a Parquet string column read from its page as text: bytes that are
+/// not UTF-8 make the file bad input, as polars' decoding makes them.
+/// (simdutf8, as polars checks: `std::str::from_utf8` was 2.5% of the 10M export
+/// job's CPU over the properties.)
+fn utf8<'a>(value: Option<&'a [u8]>, column: &str) -> PolarsResult<Option<&'a str>> {
+    value
+        .map(|v| {
+            simdutf8::basic::from_utf8(v)
+                .map_err(|_| polars_err!(ComputeError: "{column}: a value that is not UTF-8"))
+        })
+        .transpose()
+}
+
+/// Each row's properties as read: the organization's key (or why it has none) and
+/// the URL's key, into dictionaries of the distinct values. Read as the pages
+/// decompress, each text is scanned (`crate::properties`) while it is in cache, and
+/// its two values coded at once into a small dictionary of their own run of rows.
+pub(super) struct PropertiesRead {
+    /// Per row: the organization's key, or `UNREADABLE`, or `NO_ORG`.
+    org: Vec<u32>,
+    /// Per row: the URL's key, or `NULL_KEY` (none, or a row without organization).
+    url: Vec<u32>,
+    orgs: Utf8ViewArray,
+    urls: Utf8ViewArray,
+}
+
+/// A row whose properties are null or not one JSON object.
+const UNREADABLE: u32 = u32::MAX;
+/// A row whose properties name no organization.
+const NO_ORG: u32 = u32::MAX - 1;
+
+impl PropertiesRead {
+    /// Column `properties` of a row group, read from its pages as they decompress
+    /// when they are stored plainly (`pages::PlainPages`), else decoded whole first.
+    pub(super) fn read(
+        bytes: &Buffer<u8>,
+        base: u64,
+        rg: &RowGroupMetadata,
+        group_type: &str,
+    ) -> PolarsResult<PropertiesRead> {
+        let Some(pages) = PlainPages::of(bytes, base, rg, "properties")? else {
+            let coded = pages::read_strings(bytes, base, rg, "properties")?;
+            return PropertiesRead::of_coded(&coded, group_type);
+        };
+        let parts = pages.read(PropertiesPart::new, |part, value| {
+            part.push(utf8(value, "properties")?, group_type);
+            Ok(())
+        })?;
+        Ok(PropertiesPart::merge(parts))
+    }
+
+    /// The properties of a decoded column: each distinct text read once.
+    pub(super) fn of_coded(p: &Coded, group_type: &str) -> PolarsResult<PropertiesRead> {
+        let texts = p.values.len();
+        let step = texts
+            .div_ceil(4 * rayon::current_num_threads())
+            .max(ROWS_PER_TASK);
+        let parts: Vec<PropertiesPart> = (0..texts)
+            .step_by(step)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|start| {
+                let keys = start..(start + step).min(texts);
+                let mut part = PropertiesPart::new(keys.len());
+                for k in keys {
+                    part.push(Some(p.value(k)), group_type);
+                }
+                part
+            })
+            .collect();
+        let by_text = PropertiesPart::merge(parts);
+        let rows = p.keys.len();
+        let mut read = PropertiesRead {
+            org: Vec::with_capacity(rows),
+            url: Vec::with_capacity(rows),
+            orgs: by_text.orgs,
+            urls: by_text.urls,
+        };
+        for row in 0..rows {
+            let (org, url) = match p.is_valid(row) {
+                true => (by_text.org[p.key(row)], by_text.url[p.key(row)]),
+                false => (UNREADABLE, NULL_KEY),
+            };
+            read.org.push(org);
+            read.url.push(url);
+        }
+        Ok(read)
+    }
+
+    /// The organizations and URLs of rows `keep` (none of them without organization).
+    fn kept(self, keep: &[u32]) -> (Coded, Coded) {
+        let org: Vec<u32> = keep.iter().map(|&r| self.org[r as usize]).collect();
+        let url: Vec<u32> = keep.iter().map(|&r| self.url[r as usize]).collect();
+        let validity = url
+            .contains(&NULL_KEY)
+            .then(|| url.iter().map(|&k| k != NULL_KEY).collect());
+        // A null row points at key 0, given a value if there is none.
+        let url = url
+            .into_iter()
+            .map(|k| if k == NULL_KEY { 0 } else { k })
+            .collect();
+        let urls = if self.urls.len() == 0 {
+            Utf8ViewArray::from_slice_values([""])
+        } else {
+            self.urls
+        };
+        (
+            Coded {
+                keys: org.into(),
+                values: self.orgs,
+                validity: None,
+            },
+            Coded {
+                keys: url,
+                values: urls,
+                validity,
+            },
+        )
+    }
+}
+
+/// The properties of one run of rows, read: as `PropertiesRead`, with dictionaries
+/// of the run's own.
+struct PropertiesPart {
+    org: Vec<u32>,
+    url: Vec<u32>,
+    orgs: Interner,
+    urls: Interner,
+}
+
+impl PropertiesPart {
+    fn new(rows: usize) -> Self {
+        PropertiesPart {
+            org: Vec::with_capacity(rows),
+            url: Vec::with_capacity(rows),
+            orgs: Interner::default(),
+            urls: Interner::default(),
+        }
+    }
+
+    /// The next row's properties text (`None`: null).
+    fn push(&mut self, text: Option<&str>, group_type: &str) {
+        let (org, url) = match text.map(|t| properties::extract(t, group_type)) {
+            None | Some(Err(_)) => (UNREADABLE, NULL_KEY),
+            Some(Ok(Found { org: None, .. })) => (NO_ORG, NULL_KEY),
+            Some(Ok(Found {
+                org: Some(org),
+                url,
+            })) => (
+                self.orgs.intern(&org),
+                url.map_or(NULL_KEY, |u| self.urls.intern(&u)),
+            ),
+        };
+        self.org.push(org);
+        self.url.push(url);
+    }
+
+    /// The parts' rows, in order, with one dictionary of each: each part's distinct
+    /// values looked up once in the joined dictionaries, not each row's.
+    fn merge(parts: Vec<PropertiesPart>) -> PropertiesRead {
+        let rows = parts.iter().map(|p| p.org.len()).sum();
+        let (mut orgs, mut urls) = (Interner::default(), Interner::default());
+        let mut read = PropertiesRead {
+            org: Vec::with_capacity(rows),
+            url: Vec::with_capacity(rows),
+            orgs: Utf8ViewArray::from_slice_values::<&str, _>([]),
+            urls: Utf8ViewArray::from_slice_values::<&str, _>([]),
+        };
+        for part in parts {
+            let org_keys = orgs.absorb(&part.orgs);
+            let url_keys = urls.absorb(&part.urls);
+            read.org.extend(part.org.iter().map(|&k| match k {
+                UNREADABLE | NO_ORG => k,
+                k => org_keys[k as usize],
+            }));
+            read.url.extend(part.url.iter().map(|&k| match k {
+                NULL_KEY => k,
+                k => url_keys[k as usize],
+            }));
+        }
+        read.orgs = orgs.into_array();
+        read.urls = urls.into_array();
+        read
     }
 }
 
 /// Strings coded as they come: equal strings get one key, in order of first sight.
-struct Interner<'a> {
-    key_of: PlHashMap<&'a str, u32>,
-    values: Vec<&'a str>,
-    /// A key per row, `NULL_KEY` for a null.
-    keys: Vec<u32>,
-    has_null: bool,
+///
+/// Hand-written (an open-addressed table over one text of the values, with a hash
+/// and a compare that read whole words): every event's organization goes through
+/// here, and a `PlHashMap<Box<str>, u32>` cost 10% of the 10M export job's CPU
+/// (perf, session 30: the hasher, then a `memcmp` call per lookup).
+#[derive(Default)]
+struct Interner {
+    /// The values, one after another.
+    text: String,
+    /// Where each value ends in `text`, by key.
+    ends: Vec<usize>,
+    /// Each value's hash (`hash_bytes`), by key.
+    hashes: Vec<u64>,
+    /// Key + 1 per slot, 0 for an empty one; a power of two long, at most half full.
+    slots: Vec<u32>,
 }
 
 const NULL_KEY: u32 = u32::MAX;
 
-impl<'a> Interner<'a> {
-    fn new(rows: usize) -> Self {
-        Interner {
-            key_of: PlHashMap::default(),
-            values: Vec::new(),
-            keys: Vec::with_capacity(rows),
-            has_null: false,
-        }
-    }
-
-    fn push(&mut self, value: Option<&'a str>) {
-        let Some(value) = value else {
-            self.has_null = true;
-            self.keys.push(NULL_KEY);
-            return;
-        };
-        let key = self.intern(value);
-        self.keys.push(key);
-    }
-
+impl Interner {
     /// The key of `value`: its first sight's, or a new one.
-    fn intern(&mut self, value: &'a str) -> u32 {
-        let values = &mut self.values;
-        *self.key_of.entry(value).or_insert_with(|| {
-            values.push(value);
-            (values.len() - 1) as u32
-        })
+    fn intern(&mut self, value: &str) -> u32 {
+        self.intern_hashed(value, hash_bytes(value.as_bytes()))
     }
 
-    /// The rows of `parts`, in order, as one coded column: each part's values
-    /// looked up once in the merged dictionary, not each row's.
-    fn merge(parts: Vec<Interner<'a>>) -> Coded {
-        let rows = parts.iter().map(|p| p.keys.len()).sum();
-        let mut all = Interner::new(0);
-        let mut keys: Vec<u32> = Vec::with_capacity(rows);
-        let has_null = parts.iter().any(|p| p.has_null);
-        for part in &parts {
-            let merged: Vec<u32> = part.values.iter().map(|&v| all.intern(v)).collect();
-            // A null row points at key 0, given a value below if there is none.
-            keys.extend(part.keys.iter().map(|&k| match k {
-                NULL_KEY => 0,
-                k => merged[k as usize],
-            }));
+    fn intern_hashed(&mut self, value: &str, hash: u64) -> u32 {
+        if 2 * (self.ends.len() + 1) > self.slots.len() {
+            self.grow();
         }
-        let validity = has_null.then(|| {
-            parts
-                .iter()
-                .flat_map(|p| p.keys.iter().map(|&k| k != NULL_KEY))
-                .collect()
-        });
-        let mut values = MutableBinaryViewArray::<str>::with_capacity(all.values.len().max(1));
-        for v in &all.values {
-            values.push_value(*v);
+        let mask = self.slots.len() - 1;
+        let mut i = (hash >> 32) as usize & mask;
+        loop {
+            match self.slots[i] {
+                0 => break,
+                s => {
+                    let k = (s - 1) as usize;
+                    if self.hashes[k] == hash && same_bytes(self.bytes(k), value.as_bytes()) {
+                        return k as u32;
+                    }
+                }
+            }
+            i = (i + 1) & mask;
         }
-        if all.values.is_empty() {
-            values.push_value("");
-        }
-        Coded {
-            keys: keys.into(),
-            values: values.freeze(),
-            validity,
+        let k = self.ends.len();
+        self.text.push_str(value);
+        self.ends.push(self.text.len());
+        self.hashes.push(hash);
+        self.slots[i] = k as u32 + 1;
+        k as u32
+    }
+
+    /// Twice the slots (64 at first), every key placed again.
+    fn grow(&mut self) {
+        let len = (2 * self.slots.len()).max(64);
+        self.slots = vec![0; len];
+        let mask = len - 1;
+        for (k, &hash) in self.hashes.iter().enumerate() {
+            let mut i = (hash >> 32) as usize & mask;
+            while self.slots[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = k as u32 + 1;
         }
     }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn value(&self, key: usize) -> &str {
+        let start = if key == 0 { 0 } else { self.ends[key - 1] };
+        &self.text[start..self.ends[key]]
+    }
+
+    fn bytes(&self, key: usize) -> &[u8] {
+        self.value(key).as_bytes()
+    }
+
+    /// `other`'s values coded here (each in order of its first sight there); their
+    /// keys here, by their keys there.
+    fn absorb(&mut self, other: &Interner) -> Vec<u32> {
+        (0..other.len())
+            .map(|k| self.intern_hashed(other.value(k), other.hashes[k]))
+            .collect()
+    }
+
+    fn into_array(self) -> Utf8ViewArray {
+        let mut array = MutableBinaryViewArray::<str>::with_capacity(self.len());
+        for k in 0..self.len() {
+            array.push_value(self.value(k));
+        }
+        array.freeze()
+    }
+}
+
+/// A 64-bit hash of every byte, a word at a time (the last word overlapping the one
+/// before when the length is no multiple of eight).
+fn hash_bytes(b: &[u8]) -> u64 {
+    const K: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mix = |h: u64, w: u64| (h ^ w).wrapping_mul(K).rotate_left(31);
+    let mut h = (b.len() as u64).wrapping_mul(K);
+    if b.len() >= 8 {
+        let mut words = b.chunks_exact(8);
+        for w in &mut words {
+            h = mix(h, word(w));
+        }
+        if !words.remainder().is_empty() {
+            h = mix(h, word(&b[b.len() - 8..]));
+        }
+    } else if b.len() >= 4 {
+        h = mix(h, half(&b[..4]) | half(&b[b.len() - 4..]) << 32);
+    } else if !b.is_empty() {
+        h = mix(
+            h,
+            u64::from(b[0]) | u64::from(b[b.len() / 2]) << 8 | u64::from(b[b.len() - 1]) << 16,
+        );
+    }
+    (h ^ (h >> 29)).wrapping_mul(K)
+}
+
+/// Whether two byte strings are equal, compared a word at a time (inline; a call to
+/// `memcmp` costs more than the compare for the short values coded here).
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let n = a.len();
+    if n >= 8 {
+        let whole = a
+            .chunks_exact(8)
+            .zip(b.chunks_exact(8))
+            .all(|(x, y)| word(x) == word(y));
+        whole && word(&a[n - 8..]) == word(&b[n - 8..])
+    } else if n >= 4 {
+        half(&a[..4]) == half(&b[..4]) && half(&a[n - 4..]) == half(&b[n - 4..])
+    } else {
+        a == b
+    }
+}
+
+fn word(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("eight bytes"))
+}
+
+fn half(b: &[u8]) -> u64 {
+    u64::from(u32::from_le_bytes(b[..4].try_into().expect("four bytes")))
 }
 
 /// A canonical uuid (`8-4-4-4-12` hex digits, either case) as a number.
 ///
 /// Read eight digits at a time as one word (`hex8`): a digit at a time, this was
 /// 6.8% of the 10M export job's CPU (perf, session 24).
-fn parse_uuid(text: &str) -> Option<u128> {
-    let b = text.as_bytes();
+fn parse_uuid(b: &[u8]) -> Option<u128> {
     if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
         return None;
     }
@@ -436,16 +718,20 @@ mod tests {
 
     #[test]
     fn uuids_parse_in_either_case_and_only_when_canonical() {
-        let a = parse_uuid("0191f0b2-7a3e-7c4d-9e1f-0123456789ab").unwrap();
-        assert_eq!(parse_uuid("0191F0B2-7A3E-7C4D-9E1F-0123456789AB"), Some(a));
+        let a = parse_uuid(b"0191f0b2-7a3e-7c4d-9e1f-0123456789ab").unwrap();
+        assert_eq!(parse_uuid(b"0191F0B2-7A3E-7C4D-9E1F-0123456789AB"), Some(a));
         assert_eq!(a >> 96, 0x0191f0b2);
-        assert_eq!(parse_uuid("0191f0b27a3e7c4d9e1f0123456789ab"), None);
-        assert_eq!(parse_uuid("0191f0b2-7a3e-7c4d-9e1f-0123456789ag"), None);
+        assert_eq!(parse_uuid(b"0191f0b27a3e7c4d9e1f0123456789ab"), None);
+        assert_eq!(parse_uuid(b"0191f0b2-7a3e-7c4d-9e1f-0123456789ag"), None);
         let mut r = ExportReader::new("organization", &Default::default());
-        assert!(r.first_sight("0191f0b2-7a3e-7c4d-9e1f-0123456789ab"));
-        assert!(!r.first_sight("0191F0B2-7A3E-7C4D-9E1F-0123456789AB"));
-        assert!(r.first_sight("not-a-uuid"));
-        assert!(!r.first_sight("not-a-uuid"));
+        assert!(r
+            .first_sight("0191f0b2-7a3e-7c4d-9e1f-0123456789ab")
+            .unwrap());
+        assert!(!r
+            .first_sight("0191F0B2-7A3E-7C4D-9E1F-0123456789AB")
+            .unwrap());
+        assert!(r.first_sight("not-a-uuid").unwrap());
+        assert!(!r.first_sight("not-a-uuid").unwrap());
     }
 
     /// The digit-at-a-time reading `parse_uuid` replaced: the reference.
@@ -476,8 +762,12 @@ mod tests {
             "ffffffff-ffff-ffff-FFFF-ffffffffffff",
         ];
         for text in valid {
-            assert_eq!(parse_uuid(text), parse_uuid_by_digit(text), "{text}");
-            assert!(parse_uuid(text).is_some(), "{text}");
+            assert_eq!(
+                parse_uuid(text.as_bytes()),
+                parse_uuid_by_digit(text),
+                "{text}"
+            );
+            assert!(parse_uuid(text.as_bytes()).is_some(), "{text}");
             for place in 0..36 {
                 for byte in 0..=255u8 {
                     let mut b = text.as_bytes().to_vec();
@@ -486,19 +776,19 @@ mod tests {
                     let Ok(t) = String::from_utf8(b) else {
                         continue;
                     };
-                    assert_eq!(parse_uuid(&t), parse_uuid_by_digit(&t), "{t:?}");
+                    assert_eq!(parse_uuid(t.as_bytes()), parse_uuid_by_digit(&t), "{t:?}");
                 }
             }
         }
         // Every digit's value lands in its place.
-        let n = parse_uuid("01234567-89ab-cdef-0123-456789ABCDEF").unwrap();
+        let n = parse_uuid(b"01234567-89ab-cdef-0123-456789ABCDEF").unwrap();
         assert_eq!(n, 0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
     }
 
     #[test]
     fn time_ordered_uuids_fall_in_hour_buckets_and_others_in_hashed_ones() {
         // 0x0191f0b27a3e = 1_726_320_114_238 ms (2024-09-14T13:21Z), hour 479_533.
-        let v7 = parse_uuid("0191f0b2-7a3e-7c4d-9e1f-0123456789ab").unwrap();
+        let v7 = parse_uuid(b"0191f0b2-7a3e-7c4d-9e1f-0123456789ab").unwrap();
         assert_eq!(bucket_of(v7), 479_533);
         // The same hour's last millisecond, and the next hour's first.
         let at = |ms: u64| (ms as u128) << 80;
@@ -524,38 +814,198 @@ mod tests {
             random,
             random,
         ]));
-        assert_eq!(r.first_sights(&uuids), [true, true, false]);
-        assert!(!r.first_sight("0191F0B2-7A3E-7C4D-9E1F-0123456789AB"));
-        assert!(!r.first_sight(random));
+        assert_eq!(
+            r.first_sights(&Uuids::of_coded(&uuids).unwrap()),
+            [true, true, false]
+        );
+        assert!(!r
+            .first_sight("0191F0B2-7A3E-7C4D-9E1F-0123456789AB")
+            .unwrap());
+        assert!(!r.first_sight(random).unwrap());
     }
 
     #[test]
-    fn coded_parts_merge_into_one_dictionary_in_row_order() {
-        let mut a = Interner::new(3);
-        a.push(Some("x"));
-        a.push(None);
-        a.push(Some("y"));
-        let mut b = Interner::new(3);
-        b.push(Some("y"));
-        b.push(Some("z"));
-        b.push(Some("x"));
-        let c = Interner::merge(vec![a, b]);
-        let rows: Vec<Option<&str>> = (0..6)
-            .map(|i| c.is_valid(i).then(|| c.value(c.key(i))))
+    fn the_interner_gives_equal_strings_one_key_whatever_their_length() {
+        // Every length to 40, each string also with one byte changed at every place
+        // (strings that share all words but one, or differ only in an overlapping
+        // tail), interned twice, against a map; enough to grow the table many times.
+        let mut strings = Vec::new();
+        for len in 0..=40usize {
+            let base: String = (0..len)
+                .map(|j| (b'a' + (j * 7 % 26) as u8) as char)
+                .collect();
+            for at in 0..len {
+                let mut b = base.clone().into_bytes();
+                b[at] = b'Z';
+                strings.push(String::from_utf8(b).unwrap());
+            }
+            strings.push(base);
+        }
+        let mut interner = Interner::default();
+        let mut reference = std::collections::HashMap::new();
+        for s in strings.iter().chain(strings.iter().rev()) {
+            let next = reference.len() as u32;
+            let want = *reference.entry(s.clone()).or_insert(next);
+            assert_eq!(interner.intern(s), want, "{s:?}");
+        }
+        assert_eq!(interner.len(), reference.len());
+        for (s, &k) in &reference {
+            assert_eq!(interner.value(k as usize), s);
+        }
+        // Another interner's values absorbed: known ones keep their keys, new ones
+        // follow in order.
+        let mut other = Interner::default();
+        for s in ["new-1", strings[5].as_str(), "new-2", ""] {
+            other.intern(s);
+        }
+        let n = interner.len() as u32;
+        assert_eq!(
+            interner.absorb(&other),
+            [n, reference[&strings[5]], n + 1, reference[""]]
+        );
+        let array = interner.into_array();
+        assert_eq!(array.value(n as usize + 1), "new-2");
+    }
+
+    /// Row `i`'s organization (or why it has none) and URL, as strings.
+    fn row(r: &PropertiesRead, i: usize) -> (String, Option<String>) {
+        let org = match r.org[i] {
+            UNREADABLE => "(unreadable)".to_string(),
+            NO_ORG => "(no org)".to_string(),
+            k => r.orgs.value(k as usize).to_string(),
+        };
+        let url = (r.url[i] != NULL_KEY).then(|| r.urls.value(r.url[i] as usize).to_string());
+        (org, url)
+    }
+
+    #[test]
+    fn pages_read_as_plain_give_what_the_decoded_columns_give() {
+        // Written by pyarrow (tools/fixtures/make_export_pages.py): `uuid` and
+        // `properties` stored plainly in many small pages, as data page versions 1
+        // and 2, with scattered nulls and a long run of them.
+        for name in ["export_pages_v1.parquet", "export_pages_v2.parquet"] {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures")
+                .join(name);
+            let mut file = std::fs::File::open(&path).unwrap();
+            let metadata = polars_parquet::read::read_metadata(&mut file).unwrap();
+            let rg = &metadata.row_groups[0];
+            let (bytes, base) = pages::read_row_group(&path, rg).unwrap();
+            for column in ["uuid", "properties"] {
+                let plain = PlainPages::of(&bytes, base, rg, column).unwrap();
+                let n = plain.map(|p| p.pages());
+                assert!(n.is_some_and(|n| n > 10), "{name}: {column}: {n:?}");
+            }
+            let read = PropertiesRead::read(&bytes, base, rg, "organization").unwrap();
+            let coded = pages::read_strings(&bytes, base, rg, "properties").unwrap();
+            let whole = PropertiesRead::of_coded(&coded, "organization").unwrap();
+            assert_eq!(read.org.len(), 3000);
+            for i in 0..3000 {
+                assert_eq!(row(&read, i), row(&whole, i), "{name}: row {i}");
+            }
+            // By the fixture's rules: null (row 0 and rows 1200-1499), malformed
+            // (17), no `$groups` (26), a URL on every third row.
+            let rows = [0, 1, 3, 17, 26, 1300];
+            let want = [
+                ("(unreadable)", None),
+                ("org-1", None),
+                ("org-3", Some("https://example.com/docs/page-3?q=\u{e9}")),
+                ("(unreadable)", None),
+                ("(no org)", None),
+                ("(unreadable)", None),
+            ];
+            for (&i, (org, url)) in rows.iter().zip(want) {
+                assert_eq!(
+                    row(&read, i),
+                    (org.to_string(), url.map(str::to_string)),
+                    "{i}"
+                );
+            }
+
+            let uuids = Uuids::read(&bytes, base, rg).unwrap();
+            let coded = pages::read_strings(&bytes, base, rg, "uuid").unwrap();
+            let whole = Uuids::of_coded(&coded).unwrap();
+            assert_eq!(uuids.parsed, whole.parsed, "{name}");
+            assert_eq!(uuids.texts, whole.texts, "{name}");
+            // Null (0, 2000-2299), not canonical (23), a repeat of the row before (29).
+            assert_eq!(uuids.parsed[0], None);
+            assert_eq!(uuids.parsed[2100], None);
+            assert_eq!(uuids.texts[0], (23, "not-a-uuid-3".into()));
+            assert_eq!(
+                uuids.parsed[1],
+                Some(0x0191f0b2_7a3e_7c4d_9e1f_000000000001)
+            );
+            assert_eq!(uuids.parsed[29], uuids.parsed[28]);
+            let mut r = ExportReader::new("organization", &Default::default());
+            let first = r.first_sights(&uuids);
+            assert!(first[28] && !first[29] && first[30]);
+        }
+    }
+
+    /// A properties text naming organization `org` and, when given, URL `url`.
+    fn text(org: &str, url: Option<&str>) -> String {
+        match url {
+            Some(u) => format!(r#"{{"$groups":{{"organization":"{org}"}},"$current_url":"{u}"}}"#),
+            None => format!(r#"{{"$groups":{{"organization":"{org}"}}}}"#),
+        }
+    }
+
+    #[test]
+    fn parts_merge_into_one_dictionary_in_row_order() {
+        let (x, y, z) = (
+            text("x", Some("/a")),
+            text("y", None),
+            text("z", Some("/b")),
+        );
+        let mut a = PropertiesPart::new(4);
+        for t in [Some(x.as_str()), None, Some(y.as_str()), Some("{")] {
+            a.push(t, "organization");
+        }
+        let mut b = PropertiesPart::new(4);
+        for t in [
+            y.as_str(),
+            z.as_str(),
+            r#"{"$current_url":"/a"}"#,
+            x.as_str(),
+        ] {
+            b.push(Some(t), "organization");
+        }
+        let read = PropertiesPart::merge(vec![a, b]);
+        // Unreadable (null, malformed) and organization-less rows keep their marks.
+        assert_eq!(read.org[1], UNREADABLE);
+        assert_eq!(read.org[3], UNREADABLE);
+        assert_eq!(read.org[6], NO_ORG);
+        // One key per distinct string, in order of first sight across the parts.
+        assert_eq!(read.orgs.len(), 3);
+        assert_eq!(read.urls.len(), 2);
+        let (org, url) = read.kept(&[0, 2, 4, 5, 7]);
+        let rows: Vec<(&str, Option<&str>)> = (0..5)
+            .map(|i| {
+                (
+                    org.value(org.key(i)),
+                    url.is_valid(i).then(|| url.value(url.key(i))),
+                )
+            })
             .collect();
         assert_eq!(
             rows,
-            [Some("x"), None, Some("y"), Some("y"), Some("z"), Some("x")]
+            [
+                ("x", Some("/a")),
+                ("y", None),
+                ("y", None),
+                ("z", Some("/b")),
+                ("x", Some("/a"))
+            ]
         );
-        // One key per distinct string.
-        assert_eq!(c.values.len(), 3);
-        assert_eq!(c.key(0), c.key(5));
-        // Every row null: still a value for key 0, every row invalid.
-        let mut n = Interner::new(2);
-        n.push(None);
-        n.push(None);
-        let c = Interner::merge(vec![n]);
-        assert_eq!(c.null_count(), 2);
-        assert_eq!(c.values.len(), 1);
+        assert_eq!(org.key(0), org.key(4));
+        assert_eq!(url.key(0), url.key(4));
+        assert_eq!(org.null_count(), 0);
+        // No row with a URL: still a value for key 0, every row invalid.
+        let mut n = PropertiesPart::new(2);
+        n.push(Some(&y), "organization");
+        n.push(Some(&y), "organization");
+        let (_, url) = PropertiesPart::merge(vec![n]).kept(&[0, 1]);
+        assert_eq!(url.null_count(), 2);
+        assert_eq!(url.values.len(), 1);
     }
 }

@@ -70,7 +70,7 @@ pub fn day_rollups(
     } else {
         DaySet::outside(from, to)
     };
-    let mut run = PagesRun::starting_at(&events.files, 0, progress, &outside);
+    let mut run = PagesRun::starting_at(events, 0, progress, &outside);
     let mut export = export::ExportReader::new(&events.group_type, &outside);
     let first = run.next(&mut export);
     let mut sink = day_rollups::DayRollups::new(spec, spill);
@@ -985,6 +985,8 @@ fn stream_events(
 /// in a later file is met in file order.
 struct PagesRun<'a> {
     files: &'a [input::EventsFile],
+    /// The organization's group type in export-shaped files' properties.
+    group_type: &'a str,
     progress: &'a PassProgress,
     /// Row groups whose timestamps all fall on these days are not read.
     skip: &'a DaySet,
@@ -1005,13 +1007,14 @@ const GROUPS_AHEAD: usize = 2;
 
 impl<'a> PagesRun<'a> {
     fn starting_at(
-        files: &'a [input::EventsFile],
+        events: &'a EventsScan,
         file: usize,
         progress: &'a PassProgress,
         skip: &'a DaySet,
     ) -> Self {
         PagesRun {
-            files,
+            files: &events.files,
+            group_type: &events.group_type,
             progress,
             skip,
             next_file: file,
@@ -1076,7 +1079,7 @@ impl<'a> PagesRun<'a> {
                 if !groups.is_empty() {
                     let decoded: Vec<_> = groups
                         .into_par_iter()
-                        .map(|g| (file.rows(g), file.decode(g)))
+                        .map(|g| (file.rows(g), file.decode(g, self.group_type)))
                         .collect();
                     self.decoded.extend(decoded);
                     return true;
@@ -1157,7 +1160,7 @@ pub fn rollup(
     let blame = PassError::Failed;
     let layout = Layout::new(spec);
     let skip = &rollups.map_or_else(DaySet::default, rollup_files::RollupFiles::held);
-    let mut run = PagesRun::starting_at(&events.files, 0, progress, skip);
+    let mut run = PagesRun::starting_at(events, 0, progress, skip);
     let mut export = export::ExportReader::new(&events.group_type, skip);
     let index = || -> PolarsResult<_> {
         let (keys, member_of_row) = member_keys(members)?;
@@ -1344,7 +1347,7 @@ fn each_chunk<'a>(
         }
         file_read(progress, left_to_polars);
         file += 1;
-        run = PagesRun::starting_at(files, file, progress, skip);
+        run = PagesRun::starting_at(events, file, progress, skip);
         next = run.next(export);
     }
 }

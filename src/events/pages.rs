@@ -19,12 +19,20 @@ use polars_arrow::datatypes::{
     ArrowDataType, Field as ArrowField, IntegerType, DTYPE_CATEGORICAL_NEW,
 };
 use polars_buffer::Buffer;
+use polars_parquet::parquet::compression::{Compression, DecompressionContext};
+use polars_parquet::parquet::encoding::hybrid_rle::{HybridRleChunk, HybridRleDecoder};
+use polars_parquet::parquet::page::{
+    split_buffer, CompressedDataPage, CompressedPage, DataPage, DataPageHeader, FormatEncoding,
+    Page,
+};
+use polars_parquet::parquet::read::decompress;
 use polars_parquet::read::{
     column_iter_to_arrays, read_metadata, BasicDecompressor, ColumnChunkMetadata, FileMetadata,
     PageReader, PhysicalType, RowGroupMetadata,
 };
+use rayon::prelude::*;
 
-use super::export::ExportRows;
+use super::export::{ExportRows, PropertiesRead, Uuids};
 use super::{Chunk, Coded};
 use crate::input::{EventsFile, EventsShape};
 use crate::time::micros;
@@ -63,6 +71,14 @@ pub(super) enum Decoded {
     Flat(Chunk),
     /// An export-shaped file's rows, before the dedupe (`ExportReader::chunk_of`).
     Export(ExportRows),
+}
+
+/// A row group's columns after its timestamps, event and person, by shape.
+enum Rest {
+    /// An export-shaped file's uuids and properties, read.
+    Export(PolarsResult<Uuids>, PolarsResult<PropertiesRead>),
+    /// A flat file's organizations and URLs.
+    Flat(PolarsResult<Option<Coded>>, PolarsResult<Option<Coded>>),
 }
 
 /// The string columns of a flat events file, in `Strings::Flat` order.
@@ -178,8 +194,10 @@ impl PagesFile {
 
     /// Row group `i`'s event columns: its bytes read at once (on a handle of its
     /// own, so that row groups decode in parallel), then each column decoded on its
-    /// own thread.
-    pub(super) fn decode(&self, i: usize) -> PolarsResult<Decoded> {
+    /// own thread. An export-shaped file's `uuid` and `properties` are read as they
+    /// decode (`export::Uuids`, `export::PropertiesRead`; `group_type` names the
+    /// organization's group).
+    pub(super) fn decode(&self, i: usize, group_type: &str) -> PolarsResult<Decoded> {
         let rg = &self.metadata.row_groups[i];
         let (bytes, base) = read_row_group(&self.path, rg)?;
         let rows = rg.num_rows();
@@ -194,7 +212,10 @@ impl PagesFile {
                 StrSource::Absent => None,
             })
         };
-        let ((timestamp, first), ((second, third), fourth)) = rayon::join(
+        let required = |c: PolarsResult<Option<Coded>>, k: usize| {
+            c?.ok_or_else(|| polars_err!(ColumnNotFound: "{}", names[k]))
+        };
+        let ((timestamp, first), (second, rest)) = rayon::join(
             || {
                 rayon::join(
                     || self.read_timestamps(&bytes, base, rg),
@@ -203,31 +224,40 @@ impl PagesFile {
             },
             || {
                 rayon::join(
-                    || rayon::join(|| read_strings(1), || read_strings(2)),
-                    || read_strings(3),
+                    || read_strings(1),
+                    || match self.strings {
+                        Strings::Export => {
+                            let (u, p) = rayon::join(
+                                || Uuids::read(&bytes, base, rg),
+                                || PropertiesRead::read(&bytes, base, rg, group_type),
+                            );
+                            Rest::Export(u, p)
+                        }
+                        Strings::Flat(_) => {
+                            let (c, d) = rayon::join(|| read_strings(2), || read_strings(3));
+                            Rest::Flat(c, d)
+                        }
+                    },
                 )
             },
         );
-        let required = |c: PolarsResult<Option<Coded>>, k: usize| {
-            c?.ok_or_else(|| polars_err!(ColumnNotFound: "{}", names[k]))
-        };
         let (timestamp, event, person) = (timestamp?, required(first, 0)?, required(second, 1)?);
-        Ok(match self.strings {
-            Strings::Flat(_) => Decoded::Flat(Chunk {
+        Ok(match rest {
+            Rest::Flat(org, url) => Decoded::Flat(Chunk {
                 timestamp,
                 event,
                 person,
-                org: required(third, 2)?,
-                url: fourth?,
+                org: required(org, 2)?,
+                url: url?,
                 weight: None,
                 first: None,
             }),
-            Strings::Export => Decoded::Export(ExportRows {
+            Rest::Export(uuid, properties) => Decoded::Export(ExportRows {
                 timestamp,
                 event,
                 person,
-                uuid: required(third, 2)?,
-                properties: required(fourth, 3)?,
+                uuid: uuid?,
+                properties: properties?,
             }),
         })
     }
@@ -355,6 +385,175 @@ pub(super) fn read_strings(
     Ok(Coded::from_strings(strings.clone()))
 }
 
+/// A string column chunk whose data pages are all PLAIN-encoded (no dictionary), read
+/// page by page straight from the decompressed bytes on all threads: no array of
+/// its strings is built. An export's `properties` and `uuid` are unique per row,
+/// so writers store them plainly, and building their strings into arrays only to
+/// scan them once cost a copy of every byte and fresh memory for each row group.
+pub(super) struct PlainPages {
+    /// The data pages, compressed, in order, with each one's rows.
+    pages: Vec<(CompressedDataPage, usize)>,
+    /// Whether a row may be null (the column's pages carry definition levels).
+    nullable: bool,
+    name: String,
+}
+
+/// Groups of consecutive pages per thread read side by side by `PlainPages::read`:
+/// a few, so a slow thread does not hold the others at the end.
+const PAGE_GROUPS_PER_THREAD: usize = 4;
+
+impl PlainPages {
+    /// The pages of string column `name` of a row group, or `None` when a page is
+    /// not PLAIN-encoded (a dictionary, or another encoding) or the column is nested:
+    /// the caller then decodes it whole (`read_strings`).
+    pub(super) fn of(
+        bytes: &Buffer<u8>,
+        base: u64,
+        rg: &RowGroupMetadata,
+        name: &str,
+    ) -> PolarsResult<Option<PlainPages>> {
+        let column = column_of(rg, name)?;
+        let descriptor = &column.descriptor().descriptor;
+        if descriptor.max_rep_level > 0 || descriptor.max_def_level > 1 {
+            return Ok(None);
+        }
+        let range = column.byte_range();
+        let start = (range.start - base) as usize;
+        let end = (range.end - base) as usize;
+        let reader = PageReader::new(
+            Cursor::new(bytes.clone().sliced(start..end)),
+            column,
+            vec![],
+            usize::MAX,
+        );
+        let mut pages = Vec::new();
+        let mut rows = 0;
+        for page in reader {
+            let CompressedPage::Data(page) = page? else {
+                return Ok(None);
+            };
+            let plain = match page.header() {
+                DataPageHeader::V1(h) => {
+                    h.encoding == FormatEncoding::PLAIN
+                        && h.definition_level_encoding == FormatEncoding::RLE
+                }
+                DataPageHeader::V2(h) => h.encoding == FormatEncoding::PLAIN,
+            };
+            if !plain {
+                return Ok(None);
+            }
+            let n = page.num_values();
+            rows += n;
+            pages.push((page, n));
+        }
+        if rows != rg.num_rows() {
+            polars_bail!(ComputeError: "{name}: its pages hold {rows} values for {} rows", rg.num_rows());
+        }
+        Ok(Some(PlainPages {
+            pages,
+            nullable: descriptor.max_def_level == 1,
+            name: name.to_string(),
+        }))
+    }
+
+    /// The data pages.
+    #[cfg(test)]
+    pub(super) fn pages(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Every row's value (`None` for a null), in row order, through `read`: the pages
+    /// are cut into runs of consecutive pages, each run read on one thread into a
+    /// state of its own (`start(rows)`, `rows` the run's row count); the states
+    /// come back in row order.
+    pub(super) fn read<S: Send>(
+        self,
+        start: impl Fn(usize) -> S + Sync,
+        read: impl Fn(&mut S, Option<&[u8]>) -> PolarsResult<()> + Sync,
+    ) -> PolarsResult<Vec<S>> {
+        let groups = (PAGE_GROUPS_PER_THREAD * rayon::current_num_threads()).max(1);
+        let per_group = self.pages.len().div_ceil(groups).max(1);
+        let mut runs: Vec<Vec<(CompressedDataPage, usize)>> = Vec::new();
+        let mut pages = self.pages.into_iter().peekable();
+        while pages.peek().is_some() {
+            runs.push(pages.by_ref().take(per_group).collect());
+        }
+        let (nullable, name) = (self.nullable, self.name.as_str());
+        runs.into_par_iter()
+            .map(|run| {
+                let mut state = start(run.iter().map(|(_, n)| n).sum());
+                let mut buffer = Vec::new();
+                let mut context = DecompressionContext::Unset;
+                for (page, rows) in run {
+                    let compressed = page.compression() != Compression::Uncompressed;
+                    let Page::Data(mut page) =
+                        decompress(CompressedPage::Data(page), &mut buffer, &mut context)?
+                    else {
+                        unreachable!("a data page decompresses into a data page")
+                    };
+                    read_plain_page(&page, rows, nullable, name, |v| read(&mut state, v))?;
+                    if compressed {
+                        // The next page decompresses into the same memory.
+                        buffer = std::mem::take(page.buffer_mut());
+                    }
+                }
+                Ok(state)
+            })
+            .collect()
+    }
+}
+
+/// The `rows` values of one decompressed PLAIN page of a flat string column, in
+/// order, through `each` (`None` where the definition level says null).
+fn read_plain_page(
+    page: &DataPage,
+    rows: usize,
+    nullable: bool,
+    name: &str,
+    mut each: impl FnMut(Option<&[u8]>) -> PolarsResult<()>,
+) -> PolarsResult<()> {
+    let bad = || polars_err!(ComputeError: "{name}: a malformed PLAIN page");
+    let split = split_buffer(page)?;
+    let mut values = split.values;
+    let mut value = || -> PolarsResult<&[u8]> {
+        let len = values.get(..4).ok_or_else(bad)?;
+        let len = u32::from_le_bytes(len.try_into().expect("4 bytes")) as usize;
+        let v = values.get(4..4 + len).ok_or_else(bad)?;
+        values = &values[4 + len..];
+        Ok(v)
+    };
+    if !nullable {
+        for _ in 0..rows {
+            each(Some(value()?))?;
+        }
+        return Ok(());
+    }
+    let mut seen = 0;
+    let mut bits = Vec::new();
+    for chunk in HybridRleDecoder::new(split.def, 1, rows).into_chunk_iter() {
+        match chunk? {
+            HybridRleChunk::Rle(level, n) => {
+                for _ in 0..n {
+                    each(if level == 1 { Some(value()?) } else { None })?;
+                }
+                seen += n;
+            }
+            HybridRleChunk::Bitpacked(levels) => {
+                bits.clear();
+                levels.collect_into(&mut bits);
+                for &level in &bits {
+                    each(if level == 1 { Some(value()?) } else { None })?;
+                }
+                seen += bits.len();
+            }
+        }
+    }
+    if seen != rows {
+        return Err(bad());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -418,7 +617,7 @@ mod tests {
         let file = events_file(dir.path(), &mut frame);
         let pages = open(&file).unwrap().expect("a file the pages path reads");
         assert_eq!(pages.row_groups(), 1);
-        let Decoded::Flat(chunk) = pages.decode(0).unwrap() else {
+        let Decoded::Flat(chunk) = pages.decode(0, "organization").unwrap() else {
             panic!("a flat file decodes into a chunk")
         };
         assert_eq!(chunk.len(), rows);
@@ -450,7 +649,7 @@ mod tests {
         let file = events_file_at(path);
         let rows = 2000;
         let pages = open(&file).unwrap().expect("a file the pages path reads");
-        let Decoded::Flat(chunk) = pages.decode(0).unwrap() else {
+        let Decoded::Flat(chunk) = pages.decode(0, "organization").unwrap() else {
             panic!("a flat file decodes into a chunk")
         };
         // The person column could not stay coded by its dictionary: a key per row.
