@@ -523,12 +523,14 @@ impl PropertiesPart {
 struct Interner {
     /// The values, one after another.
     text: String,
-    /// Where each value ends in `text`, by key.
-    ends: Vec<usize>,
+    /// Where each value starts in `text`, by key, and one past the last value's end.
+    starts: Vec<usize>,
     /// Each value's hash (`hash_bytes`), by key.
     hashes: Vec<u64>,
-    /// Key + 1 per slot, 0 for an empty one; a power of two long, at most half full.
-    slots: Vec<u32>,
+    /// Per slot, 0 when empty, else the key + 1 in the low half and the high half of
+    /// its value's hash in the high half (one load tells most misses from a hit); a
+    /// power of two long, at most half full.
+    slots: Vec<u64>,
 }
 
 const NULL_KEY: u32 = u32::MAX;
@@ -539,29 +541,35 @@ impl Interner {
         self.intern_hashed(value, hash_bytes(value.as_bytes()))
     }
 
+    #[inline]
     fn intern_hashed(&mut self, value: &str, hash: u64) -> u32 {
-        if 2 * (self.ends.len() + 1) > self.slots.len() {
+        if 2 * (self.len() + 1) > self.slots.len() {
             self.grow();
         }
         let mask = self.slots.len() - 1;
-        let mut i = (hash >> 32) as usize & mask;
+        let tag = hash & !0xFFFF_FFFF;
+        let mut i = hash as usize & mask;
         loop {
             match self.slots[i] {
                 0 => break,
-                s => {
-                    let k = (s - 1) as usize;
-                    if self.hashes[k] == hash && same_bytes(self.bytes(k), value.as_bytes()) {
+                s if s & !0xFFFF_FFFF == tag => {
+                    let k = (s as u32 - 1) as usize;
+                    if same_bytes(self.bytes(k), value.as_bytes()) {
                         return k as u32;
                     }
                 }
+                _ => {}
             }
             i = (i + 1) & mask;
         }
-        let k = self.ends.len();
+        let k = self.len();
+        if self.starts.is_empty() {
+            self.starts.push(0);
+        }
         self.text.push_str(value);
-        self.ends.push(self.text.len());
+        self.starts.push(self.text.len());
         self.hashes.push(hash);
-        self.slots[i] = k as u32 + 1;
+        self.slots[i] = tag | (k as u64 + 1);
         k as u32
     }
 
@@ -571,25 +579,26 @@ impl Interner {
         self.slots = vec![0; len];
         let mask = len - 1;
         for (k, &hash) in self.hashes.iter().enumerate() {
-            let mut i = (hash >> 32) as usize & mask;
+            let mut i = hash as usize & mask;
             while self.slots[i] != 0 {
                 i = (i + 1) & mask;
             }
-            self.slots[i] = k as u32 + 1;
+            self.slots[i] = (hash & !0xFFFF_FFFF) | (k as u64 + 1);
         }
     }
 
     fn len(&self) -> usize {
-        self.ends.len()
+        self.hashes.len()
     }
 
+    #[inline]
     fn value(&self, key: usize) -> &str {
-        let start = if key == 0 { 0 } else { self.ends[key - 1] };
-        &self.text[start..self.ends[key]]
+        &self.text[self.starts[key]..self.starts[key + 1]]
     }
 
+    #[inline]
     fn bytes(&self, key: usize) -> &[u8] {
-        self.value(key).as_bytes()
+        &self.text.as_bytes()[self.starts[key]..self.starts[key + 1]]
     }
 
     /// `other`'s values coded here (each in order of its first sight there); their
@@ -631,7 +640,10 @@ fn hash_bytes(b: &[u8]) -> u64 {
             u64::from(b[0]) | u64::from(b[b.len() / 2]) << 8 | u64::from(b[b.len() - 1]) << 16,
         );
     }
-    (h ^ (h >> 29)).wrapping_mul(K)
+    let p = (h ^ (h >> 29)).wrapping_mul(K);
+    // The product's high half is its best mixed: folded into the low half too,
+    // which places a value in the table (its high half tells values apart there).
+    p ^ (p >> 32)
 }
 
 /// Whether two byte strings are equal, compared a word at a time (inline; a call to
