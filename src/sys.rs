@@ -1,9 +1,58 @@
 //! The calls into the OS and the CPU that Rust cannot check: the library's only
 //! `unsafe` code (every other module is `#![deny(unsafe_code)]` through lib.rs; the
 //! binary's `main.rs` has one block of its own, setting an environment variable).
-//! Each is a hint that changes no result, only when memory is read or written out.
+//! Each changes no result: a hint of when memory is read or written out, or a
+//! faster way to the same bits (`byte_classes`).
 
 #![allow(unsafe_code)]
+
+/// Bit masks of two classes of 16 bytes, a bit per byte (the first byte the lowest).
+pub struct ByteClasses {
+    /// `"` or `\\`.
+    pub quote_or_backslash: u16,
+    /// A control character: below 0x20.
+    pub control: u16,
+}
+
+/// The classes of 16 bytes (`properties`' scan): one SSE2 compare per class (every
+/// x86_64 CPU has SSE2), a byte at a time elsewhere. Changes no result, only how
+/// fast the marks are made (tested against a byte-at-a-time reading).
+#[inline(always)]
+pub fn byte_classes(block: &[u8; 16]) -> ByteClasses {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE2 is part of every x86_64 target, and the intrinsics read only the
+    // vector made from `block`'s bytes (bytemuck: 16 bytes to 16 bytes).
+    unsafe {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_max_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
+        };
+        let v: __m128i = bytemuck::cast(*block);
+        let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+        // At least 0x20 exactly where max(byte, 0x20) is the byte.
+        let printable = _mm_cmpeq_epi8(_mm_max_epu8(v, _mm_set1_epi8(0x20)), v);
+        ByteClasses {
+            quote_or_backslash: _mm_movemask_epi8(_mm_or_si128(quote, backslash)) as u16,
+            control: !(_mm_movemask_epi8(printable) as u16),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    byte_classes_one_at_a_time(block)
+}
+
+/// `byte_classes` a byte at a time: other targets' way, and the tests' reference.
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn byte_classes_one_at_a_time(block: &[u8; 16]) -> ByteClasses {
+    let mut classes = ByteClasses {
+        quote_or_backslash: 0,
+        control: 0,
+    };
+    for (i, &b) in block.iter().enumerate() {
+        classes.quote_or_backslash |= u16::from(b == b'"' || b == b'\\') << i;
+        classes.control |= u16::from(b < 0x20) << i;
+    }
+    classes
+}
 
 /// Asks the CPU to start loading `value`'s cache line; a hint, never a fault.
 #[inline(always)]
@@ -100,5 +149,28 @@ pub fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 256 << 20);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn byte_classes_are_those_of_each_byte_at_every_place() {
+        for byte in 0..=255u8 {
+            for at in 0..16 {
+                for filler in [b'a', b' ', 0x1F, 0x20, b'"' ^ 1, b'\\' ^ 1, 0x80, 0xFF] {
+                    let mut block = [filler; 16];
+                    block[at] = byte;
+                    let (fast, slow) = (byte_classes(&block), byte_classes_one_at_a_time(&block));
+                    assert_eq!(
+                        fast.quote_or_backslash, slow.quote_or_backslash,
+                        "{byte:#x} at {at}"
+                    );
+                    assert_eq!(fast.control, slow.control, "{byte:#x} at {at}");
+                }
+            }
+        }
     }
 }
