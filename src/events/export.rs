@@ -109,13 +109,25 @@ impl ExportReader {
         let mut first = vec![true; rows];
         // Rows per bucket, in row order; each bucket's set taken out while its rows
         // are looked up.
-        let mut by_bucket: PlHashMap<u64, Vec<u32>> = PlHashMap::default();
+        // An export is in ingestion order, so a row's bucket is nearly always the
+        // row before's: looked up in the map only when it changes.
+        let mut bucket_rows: Vec<(u64, Vec<u32>)> = Vec::new();
+        let mut index_of: PlHashMap<u64, usize> = PlHashMap::default();
+        let mut last = None;
         for (row, n) in parsed.iter().enumerate() {
-            if let Some(n) = n {
-                by_bucket.entry(bucket_of(*n)).or_default().push(row as u32);
-            }
+            let Some(n) = n else { continue };
+            let b = bucket_of(*n);
+            let at = match last {
+                Some((lb, at)) if lb == b => at,
+                _ => *index_of.entry(b).or_insert_with(|| {
+                    bucket_rows.push((b, Vec::new()));
+                    bucket_rows.len() - 1
+                }),
+            };
+            last = Some((b, at));
+            bucket_rows[at].1.push(row as u32);
         }
-        let mut work: Vec<(u64, PlHashSet<u128>, Vec<u32>)> = by_bucket
+        let mut work: Vec<(u64, PlHashSet<u128>, Vec<u32>)> = bucket_rows
             .into_iter()
             .map(|(b, rows)| (b, self.seen.remove(&b).unwrap_or_default(), rows))
             .collect();

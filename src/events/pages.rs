@@ -297,10 +297,15 @@ pub(super) fn read_row_group(
     rg: &RowGroupMetadata,
 ) -> PolarsResult<(Buffer<u8>, u64)> {
     let range = rg.full_byte_range();
-    let mut bytes = vec![0u8; (range.end - range.start) as usize];
+    let len = (range.end - range.start) as usize;
+    // Read into the vector's spare room, not over zeros written first.
+    let mut bytes = Vec::with_capacity(len);
     let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(range.start))?;
-    file.read_exact(&mut bytes)?;
+    file.take(len as u64).read_to_end(&mut bytes)?;
+    if bytes.len() != len {
+        polars_bail!(ComputeError: "a row group ends past the end of its file");
+    }
     Ok((Buffer::from_vec(bytes), range.start))
 }
 
