@@ -21,10 +21,39 @@ use std::borrow::Cow;
 /// The two properties the job reads, decoded. An organization given as a JSON number
 /// is taken as its text (`"org": 42` is org `42`); any other non-string value counts
 /// as absent.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Found<'a> {
-    pub org: Option<Cow<'a, str>>,
-    pub url: Option<Cow<'a, str>>,
+/// As text (`str`), or as the text's bytes (`[u8]`, UTF-8: `extract_bytes`).
+pub struct Found<'a, T: ?Sized + ToOwned = str> {
+    pub org: Option<Cow<'a, T>>,
+    pub url: Option<Cow<'a, T>>,
+}
+
+// By hand: a derive would ask `T` for what only its owned form has.
+impl<T: ?Sized + ToOwned<Owned: std::fmt::Debug> + std::fmt::Debug> std::fmt::Debug
+    for Found<'_, T>
+{
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        (f.debug_struct("Found"))
+            .field("org", &self.org)
+            .field("url", &self.url)
+            .finish()
+    }
+}
+
+impl<T: ?Sized + ToOwned + PartialEq> PartialEq for Found<'_, T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.org == other.org && self.url == other.url
+    }
+}
+
+impl<T: ?Sized + ToOwned + Eq> Eq for Found<'_, T> {}
+
+impl<T: ?Sized + ToOwned> Default for Found<'_, T> {
+    fn default() -> Self {
+        Found {
+            org: None,
+            url: None,
+        }
+    }
 }
 
 /// The properties text is not one JSON object.
@@ -36,17 +65,55 @@ type Result<T> = std::result::Result<T, Unreadable>;
 /// The organization (the `group_type` key of `$groups`) and `$current_url` of one
 /// event's properties.
 pub fn extract<'a>(json: &'a str, group_type: &str) -> Result<Found<'a>> {
+    // A `str` is UTF-8: nothing to check.
+    let no_check = |_: &[u8]| Ok::<(), std::convert::Infallible>(());
+    let found = match extract_text(json.as_bytes(), group_type, no_check) {
+        Ok(found) => found?,
+        Err(never) => match never {},
+    };
+    Ok(Found {
+        org: found.org.map(text).transpose()?,
+        url: found.url.map(text).transpose()?,
+    })
+}
+
+/// `extract` of a text given as bytes (a Parquet string read straight from its
+/// page), the two values as bytes too (UTF-8, as the text is: turning them into
+/// `str` here cost a mispredicted branch or two per event, so the export reader does
+/// it once per distinct value): `Err` when the bytes are not UTF-8 at all, which is
+/// no JSON text and no string of a string column either. Only a text holding a byte past ASCII is
+/// checked whole (`std::str::from_utf8`): the marks of `mark_specials` say whether
+/// it holds one, and most texts hold none (a check of every text was 2.5% of the
+/// 10M export job's CPU).
+pub fn extract_bytes<'a>(
+    json: &'a [u8],
+    group_type: &str,
+) -> std::result::Result<Result<Found<'a, [u8]>>, std::str::Utf8Error> {
+    extract_text(json, group_type, |bytes| {
+        std::str::from_utf8(bytes).map(|_| ())
+    })
+}
+
+/// The scan of `json` once its marks are made; `check` is called on the whole text
+/// when it holds a byte past ASCII, and its error returned.
+fn extract_text<'a, E>(
+    json: &'a [u8],
+    group_type: &str,
+    check: impl FnOnce(&[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<Result<Found<'a, [u8]>>, E> {
     SPECIALS.with_borrow_mut(|specials| {
-        let controls = mark_specials(json.as_bytes(), specials);
-        Scanner {
-            text: json,
-            bytes: json.as_bytes(),
+        let marks = mark_specials(json, specials);
+        if marks.past_ascii {
+            check(json)?;
+        }
+        Ok(Scanner {
+            bytes: json,
             at: 0,
             depth: 0,
-            controls,
+            controls: marks.controls,
             specials,
         }
-        .extract(group_type)
+        .extract(group_type))
     })
 }
 
@@ -57,17 +124,18 @@ thread_local! {
 
 /// Marks each `"` and `\\` of `bytes` in `specials` (a bit per byte, the first byte
 /// the lowest bit of the first word), 16 bytes a step (`sys::byte_classes`); says
-/// whether any byte is a control character (below U+0020, whitespace included).
-/// Most texts hold none at all, which spares the check of every string run.
+/// whether any byte is a control character (below U+0020, whitespace included:
+/// most texts hold none at all, which spares the check of every string run) or
+/// past ASCII.
 ///
 /// Why: finding each string's end by looking at its bytes (eight at a time, then
 /// `memchr2`) was a third of the scan's instructions and a branch mispredicted at
 /// most strings' ends; the marks cost a few instructions per 16 bytes, and a
 /// string's end is then the next set bit (session 30: 2,850 -> 2,525 instructions
 /// and 20 -> 15 mispredicted branches per export text, cachegrind).
-fn mark_specials(bytes: &[u8], specials: &mut Vec<u64>) -> bool {
+fn mark_specials(bytes: &[u8], specials: &mut Vec<u64>) -> Marks {
     specials.clear();
-    let mut controls = 0u16;
+    let (mut controls, mut past_ascii) = (0u16, 0u16);
     for block in bytes.chunks(64) {
         let mut word = 0u64;
         for (i, piece) in block.chunks(16).enumerate() {
@@ -82,28 +150,40 @@ fn mark_specials(bytes: &[u8], specials: &mut Vec<u64>) -> bool {
             };
             word |= u64::from(classes.quote_or_backslash) << (16 * i);
             controls |= classes.control;
+            past_ascii |= classes.past_ascii;
         }
         specials.push(word);
     }
-    controls != 0
+    Marks {
+        controls: controls != 0,
+        past_ascii: past_ascii != 0,
+    }
+}
+
+/// What `mark_specials` saw of a whole text besides its marks.
+struct Marks {
+    /// A byte below 0x20.
+    controls: bool,
+    /// A byte of 0x80 or more.
+    past_ascii: bool,
 }
 
 impl<'a> Scanner<'a, '_> {
     /// `extract`'s scan of the whole text.
-    fn extract(mut self, group_type: &str) -> Result<Found<'a>> {
+    fn extract(mut self, group_type: &str) -> Result<Found<'a, [u8]>> {
         let s = &mut self;
         let mut found = Found::default();
         s.skip_ws();
         s.expect(b'{')?;
         s.object_entries(|s, key| {
             match key.as_ref() {
-                "$current_url" => found.url = s.string_value()?,
-                "$groups" => {
+                b"$current_url" => found.url = s.string_value()?,
+                b"$groups" => {
                     if s.peek() == Some(b'{') {
                         s.at += 1;
                         let mut org = None;
                         s.object_entries(|s, group| {
-                            if group.as_ref() == group_type {
+                            if group.as_ref() == group_type.as_bytes() {
                                 org = s.scalar_text()?;
                             } else {
                                 s.skip_value()?;
@@ -128,8 +208,10 @@ impl<'a> Scanner<'a, '_> {
     }
 }
 
+/// The scan of one text, as bytes: the text is known to be UTF-8 (`extract_text`),
+/// and every slice taken starts and ends next to an ASCII byte (a quote, a bracket,
+/// a comma...), so each is UTF-8 too.
 struct Scanner<'a, 's> {
-    text: &'a str,
     bytes: &'a [u8],
     at: usize,
     /// Objects and arrays open around the scan.
@@ -138,6 +220,17 @@ struct Scanner<'a, 's> {
     controls: bool,
     /// A bit per byte of the text, set at each `"` and `\\` (`mark_specials`).
     specials: &'s [u64],
+}
+
+/// A value the scan decoded, as text. Slices of a UTF-8 text between ASCII bytes,
+/// and decoded escapes, are UTF-8: the check cannot fail.
+fn text(bytes: Cow<'_, [u8]>) -> Result<Cow<'_, str>> {
+    match bytes {
+        Cow::Borrowed(b) => std::str::from_utf8(b)
+            .map(Cow::Borrowed)
+            .map_err(|_| Unreadable),
+        Cow::Owned(v) => String::from_utf8(v).map(Cow::Owned).map_err(|_| Unreadable),
+    }
 }
 
 /// A lone surrogate escape (grammatical JSON, no character) decodes to U+FFFD.
@@ -172,7 +265,7 @@ impl<'a> Scanner<'a, '_> {
     /// skipped), and must consume the value.
     fn object_entries(
         &mut self,
-        entry: impl FnMut(&mut Self, Cow<'a, str>) -> Result<()>,
+        entry: impl FnMut(&mut Self, Cow<'a, [u8]>) -> Result<()>,
     ) -> Result<()> {
         self.object(Self::string, entry)
     }
@@ -224,19 +317,19 @@ impl<'a> Scanner<'a, '_> {
 
     /// A string whose opening quote was just read, up to and including its closing
     /// quote; borrowed when it has no escapes.
-    fn string(&mut self) -> Result<Cow<'a, str>> {
+    fn string(&mut self) -> Result<Cow<'a, [u8]>> {
         let start = self.at;
         let end = self.string_run()?;
         if self.bytes[start + end] == b'"' {
             self.at = start + end + 1;
-            return Ok(Cow::Borrowed(&self.text[start..start + end]));
+            return Ok(Cow::Borrowed(&self.bytes[start..start + end]));
         }
         // Escapes: decode from here.
-        let mut out = String::from(&self.text[start..start + end]);
+        let mut out = self.bytes[start..start + end].to_vec();
         self.at = start + end;
         loop {
             let run = self.string_run()?;
-            out.push_str(&self.text[self.at..self.at + run]);
+            out.extend_from_slice(&self.bytes[self.at..self.at + run]);
             self.at += run;
             if self.bytes[self.at] == b'"' {
                 self.at += 1;
@@ -246,15 +339,16 @@ impl<'a> Scanner<'a, '_> {
             let escaped = self.peek().ok_or(Unreadable)?;
             self.at += 1;
             match escaped {
-                b'"' => out.push('"'),
-                b'\\' => out.push('\\'),
-                b'/' => out.push('/'),
-                b'b' => out.push('\u{8}'),
-                b'f' => out.push('\u{c}'),
-                b'n' => out.push('\n'),
-                b'r' => out.push('\r'),
-                b't' => out.push('\t'),
-                b'u' => out.push(self.unicode_escape()?),
+                b'"' | b'\\' | b'/' => out.push(escaped),
+                b'b' => out.push(0x08),
+                b'f' => out.push(0x0C),
+                b'n' => out.push(b'\n'),
+                b'r' => out.push(b'\r'),
+                b't' => out.push(b'\t'),
+                b'u' => {
+                    let c = self.unicode_escape()?;
+                    out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
+                }
                 _ => return Err(Unreadable),
             }
         }
@@ -320,7 +414,7 @@ impl<'a> Scanner<'a, '_> {
     }
 
     /// A string value, decoded; any other value is skipped and gives `None`.
-    fn string_value(&mut self) -> Result<Option<Cow<'a, str>>> {
+    fn string_value(&mut self) -> Result<Option<Cow<'a, [u8]>>> {
         if self.peek() == Some(b'"') {
             self.at += 1;
             return self.string().map(Some);
@@ -331,7 +425,7 @@ impl<'a> Scanner<'a, '_> {
 
     /// A string value decoded, or a number as its text; any other value is skipped
     /// and gives `None`.
-    fn scalar_text(&mut self) -> Result<Option<Cow<'a, str>>> {
+    fn scalar_text(&mut self) -> Result<Option<Cow<'a, [u8]>>> {
         match self.peek() {
             Some(b'"') => {
                 self.at += 1;
@@ -340,7 +434,7 @@ impl<'a> Scanner<'a, '_> {
             Some(b'-' | b'0'..=b'9') => {
                 let start = self.at;
                 self.skip_value()?;
-                Ok(Some(Cow::Borrowed(&self.text[start..self.at])))
+                Ok(Some(Cow::Borrowed(&self.bytes[start..self.at])))
             }
             _ => {
                 self.skip_value()?;
@@ -403,8 +497,8 @@ impl<'a> Scanner<'a, '_> {
         while let Some(b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'+' | b'-' | b'.') = self.peek() {
             self.at += 1;
         }
-        let token = &self.text[start..self.at];
-        if matches!(token, "true" | "false" | "null") || is_json_number(token) {
+        let token = &self.bytes[start..self.at];
+        if matches!(token, b"true" | b"false" | b"null") || is_json_number(token) {
             Ok(())
         } else {
             Err(Unreadable)
@@ -453,8 +547,7 @@ fn has_control(bytes: &[u8]) -> bool {
 }
 
 /// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
-fn is_json_number(token: &str) -> bool {
-    let b = token.as_bytes();
+fn is_json_number(b: &[u8]) -> bool {
     let mut i = usize::from(b.first() == Some(&b'-'));
     let digits = |i: &mut usize| {
         let start = *i;
@@ -523,12 +616,12 @@ mod tests {
                         if at >= 1 && at < len {
                             bytes[at - 1] = first ^ 0x01;
                         }
-                        let controls = mark_specials(&bytes, &mut specials);
-                        assert_eq!(controls, bytes.iter().any(|&b| b < 0x20));
+                        let marks = mark_specials(&bytes, &mut specials);
+                        assert_eq!(marks.controls, bytes.iter().any(|&b| b < 0x20));
+                        assert_eq!(marks.past_ascii, bytes.iter().any(|&b| b >= 0x80));
                         assert_eq!(specials.len(), len.div_ceil(64));
                         for from in 0..=len {
                             let s = Scanner {
-                                text: "",
                                 bytes: &bytes,
                                 at: from,
                                 depth: 0,
@@ -562,6 +655,45 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn bytes_are_read_as_their_text_and_bytes_that_are_not_utf8_are_no_text() {
+        for json in [
+            r#"{"$groups":{"organization":"org-é"},"$current_url":"/ü\u00e9"}"#,
+            r#"{"$groups":{"organization":"o"},"t":"ascii only"}"#,
+            r#"{"t":"é", bad"#,
+        ] {
+            let of_text = |f: Found<'_>| {
+                let bytes = |v: Cow<'_, str>| v.as_bytes().to_vec();
+                (f.org.map(bytes), f.url.map(bytes))
+            };
+            let of_bytes =
+                |f: Found<'_, [u8]>| (f.org.map(Cow::into_owned), f.url.map(Cow::into_owned));
+            assert_eq!(
+                extract_bytes(json.as_bytes(), "organization")
+                    .unwrap()
+                    .map(of_bytes),
+                extract(json, "organization").map(of_text),
+                "{json}"
+            );
+        }
+        assert_eq!(
+            extract_bytes("{\"$current_url\":\"/é\"}".as_bytes(), "organization")
+                .unwrap()
+                .unwrap()
+                .url
+                .as_deref(),
+            Some("/é".as_bytes())
+        );
+        // A lone continuation byte, a cut two-byte sequence, an overlong `/`.
+        for bad in [
+            &b"{\"a\":\"\x80\"}"[..],
+            b"{\"a\":\"\xC3\"}",
+            b"{\"a\":\"\xC0\xAF\"}",
+        ] {
+            assert!(extract_bytes(bad, "organization").is_err(), "{bad:?}");
         }
     }
 

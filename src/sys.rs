@@ -12,6 +12,8 @@ pub struct ByteClasses {
     pub quote_or_backslash: u16,
     /// A control character: below 0x20.
     pub control: u16,
+    /// Past ASCII: 0x80 or more.
+    pub past_ascii: u16,
 }
 
 /// The classes of 16 bytes (`properties`' scan): one SSE2 compare per class (every
@@ -34,6 +36,7 @@ pub fn byte_classes(block: &[u8; 16]) -> ByteClasses {
         ByteClasses {
             quote_or_backslash: _mm_movemask_epi8(_mm_or_si128(quote, backslash)) as u16,
             control: !(_mm_movemask_epi8(printable) as u16),
+            past_ascii: _mm_movemask_epi8(v) as u16,
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
@@ -46,10 +49,12 @@ fn byte_classes_one_at_a_time(block: &[u8; 16]) -> ByteClasses {
     let mut classes = ByteClasses {
         quote_or_backslash: 0,
         control: 0,
+        past_ascii: 0,
     };
     for (i, &b) in block.iter().enumerate() {
         classes.quote_or_backslash |= u16::from(b == b'"' || b == b'\\') << i;
         classes.control |= u16::from(b < 0x20) << i;
+        classes.past_ascii |= u16::from(b >= 0x80) << i;
     }
     classes
 }
@@ -169,6 +174,7 @@ mod tests {
                         "{byte:#x} at {at}"
                     );
                     assert_eq!(fast.control, slow.control, "{byte:#x} at {at}");
+                    assert_eq!(fast.past_ascii, slow.past_ascii, "{byte:#x} at {at}");
                 }
             }
         }

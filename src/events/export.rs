@@ -8,14 +8,14 @@
 use polars::prelude::*;
 use rayon::prelude::*;
 
-use polars_arrow::array::{MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray};
+use polars_arrow::array::{BinaryViewArray, MutableBinaryViewArray, PrimitiveArray, Utf8ViewArray};
 use polars_arrow::datatypes::ArrowDataType;
 use polars_buffer::Buffer;
 use polars_parquet::read::RowGroupMetadata;
 
 use super::pages::{self, PlainPages};
 use super::{coded_column, i64_column, Chunk, Coded};
-use crate::properties::{self, each_byte, Found};
+use crate::properties::{self, each_byte, Found, Unreadable};
 
 /// What the pass left out of export-shaped files, and why.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -299,10 +299,7 @@ impl Uuids {
                 parsed: Vec::with_capacity(rows),
                 texts: Vec::new(),
             },
-            |part, value| {
-                part.push(utf8(value, "uuid")?);
-                Ok(())
-            },
+            |part, value| part.push_bytes(value),
         )?;
         let mut all = Uuids {
             parsed: Vec::with_capacity(rg.num_rows()),
@@ -329,6 +326,22 @@ impl Uuids {
         Ok(all)
     }
 
+    /// The next row's uuid, as the bytes of its page: only a text that is no
+    /// canonical uuid is checked for UTF-8 (a canonical one is ASCII).
+    fn push_bytes(&mut self, value: Option<&[u8]>) -> PolarsResult<()> {
+        match value.map(|v| (v, parse_uuid(v))) {
+            Some((v, None)) => {
+                let text = simdutf8::basic::from_utf8(v)
+                    .map_err(|_| polars_err!(ComputeError: "uuid: a value that is not UTF-8"))?;
+                self.texts.push((self.parsed.len() as u32, text.into()));
+                self.parsed.push(None);
+            }
+            Some((_, parsed)) => self.parsed.push(parsed),
+            None => self.parsed.push(None),
+        }
+        Ok(())
+    }
+
     /// The next row's uuid.
     fn push(&mut self, text: Option<&str>) {
         let parsed = text.and_then(|t| parse_uuid(t.as_bytes()));
@@ -337,19 +350,6 @@ impl Uuids {
         }
         self.parsed.push(parsed);
     }
-}
-
-/// A value of a Parquet string column read from its page as text: bytes that are
-/// not UTF-8 make the file bad input, as polars' decoding makes them.
-/// (simdutf8, as polars checks: `std::str::from_utf8` was 2.5% of the 10M export
-/// job's CPU over the properties.)
-fn utf8<'a>(value: Option<&'a [u8]>, column: &str) -> PolarsResult<Option<&'a str>> {
-    value
-        .map(|v| {
-            simdutf8::basic::from_utf8(v)
-                .map_err(|_| polars_err!(ComputeError: "{column}: a value that is not UTF-8"))
-        })
-        .transpose()
 }
 
 /// Each row's properties as read: the organization's key (or why it has none) and
@@ -384,10 +384,14 @@ impl PropertiesRead {
             return PropertiesRead::of_coded(&coded, group_type);
         };
         let parts = pages.read(PropertiesPart::new, |part, value| {
-            part.push(utf8(value, "properties")?, group_type);
+            let found = value.map(|v| {
+                properties::extract_bytes(v, group_type)
+                    .map_err(|_| polars_err!(ComputeError: "properties: a value that is not UTF-8"))
+            });
+            part.push_found(found.transpose()?);
             Ok(())
         })?;
-        Ok(PropertiesPart::merge(parts))
+        PropertiesPart::merge(parts)
     }
 
     /// The properties of a decoded column: each distinct text read once.
@@ -409,7 +413,7 @@ impl PropertiesRead {
                 part
             })
             .collect();
-        let by_text = PropertiesPart::merge(parts);
+        let by_text = PropertiesPart::merge(parts)?;
         let rows = p.keys.len();
         let mut read = PropertiesRead {
             org: Vec::with_capacity(rows),
@@ -481,7 +485,16 @@ impl PropertiesPart {
 
     /// The next row's properties text (`None`: null).
     fn push(&mut self, text: Option<&str>, group_type: &str) {
-        let (org, url) = match text.map(|t| properties::extract(t, group_type)) {
+        // A `str` is UTF-8: `extract_bytes` finds nothing to refuse.
+        let found = text.map(|t| {
+            properties::extract_bytes(t.as_bytes(), group_type).unwrap_or(Err(Unreadable))
+        });
+        self.push_found(found);
+    }
+
+    /// The next row's properties as `crate::properties` read them (`None`: null).
+    fn push_found(&mut self, found: Option<Result<Found<[u8]>, Unreadable>>) {
+        let (org, url) = match found {
             None | Some(Err(_)) => (UNREADABLE, NULL_KEY),
             Some(Ok(Found { org: None, .. })) => (NO_ORG, NULL_KEY),
             Some(Ok(Found {
@@ -498,7 +511,7 @@ impl PropertiesPart {
 
     /// The parts' rows, in order, with one dictionary of each: each part's distinct
     /// values looked up once in the joined dictionaries, not each row's.
-    fn merge(parts: Vec<PropertiesPart>) -> PropertiesRead {
+    fn merge(parts: Vec<PropertiesPart>) -> PolarsResult<PropertiesRead> {
         let rows = parts.iter().map(|p| p.org.len()).sum();
         let (mut orgs, mut urls) = (Interner::default(), Interner::default());
         let mut read = PropertiesRead {
@@ -519,9 +532,9 @@ impl PropertiesPart {
                 k => url_keys[k as usize],
             }));
         }
-        read.orgs = orgs.into_array();
-        read.urls = urls.into_array();
-        read
+        read.orgs = orgs.into_array()?;
+        read.urls = urls.into_array()?;
+        Ok(read)
     }
 }
 
@@ -533,8 +546,8 @@ impl PropertiesPart {
 /// (perf, session 30: the hasher, then a `memcmp` call per lookup).
 #[derive(Default)]
 struct Interner {
-    /// The values, one after another.
-    text: String,
+    /// The values' bytes (UTF-8 text: `properties::extract_bytes`), one after another.
+    text: Vec<u8>,
     /// Where each value starts in `text`, by key, and one past the last value's end.
     starts: Vec<usize>,
     /// Each value's hash (`hash_bytes`), by key.
@@ -549,12 +562,12 @@ const NULL_KEY: u32 = u32::MAX;
 
 impl Interner {
     /// The key of `value`: its first sight's, or a new one.
-    fn intern(&mut self, value: &str) -> u32 {
-        self.intern_hashed(value, hash_bytes(value.as_bytes()))
+    fn intern(&mut self, value: &[u8]) -> u32 {
+        self.intern_hashed(value, hash_bytes(value))
     }
 
     #[inline]
-    fn intern_hashed(&mut self, value: &str, hash: u64) -> u32 {
+    fn intern_hashed(&mut self, value: &[u8], hash: u64) -> u32 {
         if 2 * (self.len() + 1) > self.slots.len() {
             self.grow();
         }
@@ -566,7 +579,7 @@ impl Interner {
                 0 => break,
                 s if s & !0xFFFF_FFFF == tag => {
                     let k = (s as u32 - 1) as usize;
-                    if same_bytes(self.bytes(k), value.as_bytes()) {
+                    if same_bytes(self.value(k), value) {
                         return k as u32;
                     }
                 }
@@ -578,7 +591,7 @@ impl Interner {
         if self.starts.is_empty() {
             self.starts.push(0);
         }
-        self.text.push_str(value);
+        self.text.extend_from_slice(value);
         self.starts.push(self.text.len());
         self.hashes.push(hash);
         self.slots[i] = tag | (k as u64 + 1);
@@ -604,13 +617,8 @@ impl Interner {
     }
 
     #[inline]
-    fn value(&self, key: usize) -> &str {
+    fn value(&self, key: usize) -> &[u8] {
         &self.text[self.starts[key]..self.starts[key + 1]]
-    }
-
-    #[inline]
-    fn bytes(&self, key: usize) -> &[u8] {
-        &self.text.as_bytes()[self.starts[key]..self.starts[key + 1]]
     }
 
     /// `other`'s values coded here (each in order of its first sight there); their
@@ -621,12 +629,14 @@ impl Interner {
             .collect()
     }
 
-    fn into_array(self) -> Utf8ViewArray {
-        let mut array = MutableBinaryViewArray::<str>::with_capacity(self.len());
+    /// The values in key order, as text: checked for UTF-8 here, once per distinct
+    /// value (they are; a value that were not would be an error, not a panic).
+    fn into_array(self) -> PolarsResult<Utf8ViewArray> {
+        let mut array = MutableBinaryViewArray::<[u8]>::with_capacity(self.len());
         for k in 0..self.len() {
             array.push_value(self.value(k));
         }
-        array.freeze()
+        BinaryViewArray::from(array).to_utf8view()
     }
 }
 
@@ -870,24 +880,24 @@ mod tests {
         for s in strings.iter().chain(strings.iter().rev()) {
             let next = reference.len() as u32;
             let want = *reference.entry(s.clone()).or_insert(next);
-            assert_eq!(interner.intern(s), want, "{s:?}");
+            assert_eq!(interner.intern(s.as_bytes()), want, "{s:?}");
         }
         assert_eq!(interner.len(), reference.len());
         for (s, &k) in &reference {
-            assert_eq!(interner.value(k as usize), s);
+            assert_eq!(interner.value(k as usize), s.as_bytes());
         }
         // Another interner's values absorbed: known ones keep their keys, new ones
         // follow in order.
         let mut other = Interner::default();
         for s in ["new-1", strings[5].as_str(), "new-2", ""] {
-            other.intern(s);
+            other.intern(s.as_bytes());
         }
         let n = interner.len() as u32;
         assert_eq!(
             interner.absorb(&other),
             [n, reference[&strings[5]], n + 1, reference[""]]
         );
-        let array = interner.into_array();
+        let array = interner.into_array().unwrap();
         assert_eq!(array.value(n as usize + 1), "new-2");
     }
 
@@ -994,7 +1004,7 @@ mod tests {
         ] {
             b.push(Some(t), "organization");
         }
-        let read = PropertiesPart::merge(vec![a, b]);
+        let read = PropertiesPart::merge(vec![a, b]).unwrap();
         // Unreadable (null, malformed) and organization-less rows keep their marks.
         assert_eq!(read.org[1], UNREADABLE);
         assert_eq!(read.org[3], UNREADABLE);
@@ -1028,7 +1038,7 @@ mod tests {
         let mut n = PropertiesPart::new(2);
         n.push(Some(&y), "organization");
         n.push(Some(&y), "organization");
-        let (_, url) = PropertiesPart::merge(vec![n]).kept(&[0, 1]);
+        let (_, url) = PropertiesPart::merge(vec![n]).unwrap().kept(&[0, 1]);
         assert_eq!(url.null_count(), 2);
         assert_eq!(url.values.len(), 1);
     }
