@@ -491,18 +491,72 @@ impl<'a> Scanner<'a, '_> {
     }
 
     /// Skips a number or a literal (`true`, `false`, `null`), checked against
-    /// JSON's grammar.
+    /// JSON's grammar as it goes: whatever follows must then be what the enclosing
+    /// object or array allows (`12abc` and `truex` stay unreadable). A number's
+    /// digits are counted eight at a time (`digits`): a byte at a time, the scalars'
+    /// loops were a mispredicted branch or two per event (every export text has a
+    /// `$time`).
     fn skip_scalar(&mut self) -> Result<()> {
-        let start = self.at;
-        while let Some(b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'+' | b'-' | b'.') = self.peek() {
+        let rest = &self.bytes[self.at..];
+        let literal = [&b"true"[..], b"false", b"null"]
+            .into_iter()
+            .find(|l| rest.starts_with(l));
+        if let Some(l) = literal {
+            self.at += l.len();
+            return Ok(());
+        }
+        // -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+        if self.peek() == Some(b'-') {
             self.at += 1;
         }
-        let token = &self.bytes[start..self.at];
-        if matches!(token, b"true" | b"false" | b"null") || is_json_number(token) {
-            Ok(())
-        } else {
-            Err(Unreadable)
+        match self.peek() {
+            Some(b'0') => self.at += 1,
+            Some(b'1'..=b'9') => self.at += self.digits(),
+            _ => return Err(Unreadable),
         }
+        if self.peek() == Some(b'.') {
+            self.at += 1;
+            self.some_digits()?;
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.at += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.at += 1;
+            }
+            self.some_digits()?;
+        }
+        Ok(())
+    }
+
+    /// Skips one or more digits.
+    fn some_digits(&mut self) -> Result<()> {
+        match self.digits() {
+            0 => Err(Unreadable),
+            n => {
+                self.at += n;
+                Ok(())
+            }
+        }
+    }
+
+    /// How many ASCII digits follow, eight bytes a step. In each word, a byte's high
+    /// bit says "not a digit" exactly for every byte up to the first that is not one
+    /// (the additions cannot carry out of a digit), which is all that is read.
+    fn digits(&self) -> usize {
+        const HIGH: u64 = each_byte(0x80);
+        let b = &self.bytes[self.at..];
+        let mut n = 0;
+        while n + 8 <= b.len() {
+            let w = u64::from_le_bytes(b[n..n + 8].try_into().expect("eight bytes"));
+            // At least '0' and not at least ':'; a byte past ASCII is no digit.
+            let digit = (w + each_byte(0x80 - b'0')) & !(w + each_byte(0x80 - b'9' - 1));
+            let not_digit = (!digit | w) & HIGH;
+            if not_digit != 0 {
+                return n + not_digit.trailing_zeros() as usize / 8;
+            }
+            n += 8;
+        }
+        n + b[n..].iter().take_while(|c| c.is_ascii_digit()).count()
     }
 
     /// Skips a string whose opening quote was just read, checking its escapes.
@@ -527,8 +581,8 @@ impl<'a> Scanner<'a, '_> {
     }
 }
 
-/// A word whose bytes are each `x` (for the word-wide byte tests of the export
-/// reader's uuid parse).
+/// A word whose bytes are each `x` (for the word-wide byte tests here and in the
+/// export reader's uuid parse).
 pub(crate) const fn each_byte(x: u8) -> u64 {
     0x0101_0101_0101_0101 * x as u64
 }
@@ -546,7 +600,9 @@ fn has_control(bytes: &[u8]) -> bool {
     found != 0 || tail.iter().any(|&b| b < 0x20)
 }
 
-/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+/// JSON's number grammar: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?` (the
+/// tests' reference for `Scanner::skip_scalar`).
+#[cfg(test)]
 fn is_json_number(b: &[u8]) -> bool {
     let mut i = usize::from(b.first() == Some(&b'-'));
     let digits = |i: &mut usize| {
@@ -694,6 +750,53 @@ mod tests {
             b"{\"a\":\"\xC0\xAF\"}",
         ] {
             assert!(extract_bytes(bad, "organization").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn scalars_are_skipped_by_json_grammar_whatever_follows() {
+        // Tokens of every shape near the grammar's edges, with digit runs of every
+        // length across the eight-byte steps, each followed by the end of the text,
+        // a comma, or bytes a token may not end on: skipped exactly when the whole
+        // token is a number or literal, and then to its end.
+        let mut tokens: Vec<String> = [
+            "true", "false", "null", "tru", "nul", "0", "-0", "01", "-", "1.", ".5", "1e", "1e+",
+            "1E-7", "-0.5e+3", "0x1F", "1.5.3", "12abc", "truex", "+1", "1e5e5",
+        ]
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
+        for len in 1..20 {
+            let run: String = (0..len).map(|i| char::from(b'1' + (i % 9) as u8)).collect();
+            tokens.push(run.clone());
+            tokens.push(format!("-{run}.{run}e-{run}"));
+            tokens.push(format!("{run}.{run}"));
+            tokens.push(format!("{run}é"));
+        }
+        for token in &tokens {
+            for after in ["", ",", "}", "a", ".", "é", "0"] {
+                let text = format!("{token}{after}");
+                let mut s = Scanner {
+                    bytes: text.as_bytes(),
+                    at: 0,
+                    depth: 0,
+                    controls: false,
+                    specials: &[],
+                };
+                let whole = format!("{{\"a\":{token}{after}}}");
+                let readable = get(&whole).is_ok();
+                let grammatical = |t: &str| {
+                    matches!(t, "true" | "false" | "null") || is_json_number(t.as_bytes())
+                };
+                let skipped = s.skip_scalar().is_ok();
+                if grammatical(token) && (after.is_empty() || after == "," || after == "}") {
+                    assert!(skipped, "{text}");
+                    assert_eq!(s.at, token.len(), "{text}");
+                }
+                // A whole text reads exactly when the token with what follows it is
+                // one number or literal.
+                assert_eq!(readable, grammatical(&text), "{whole}");
+            }
         }
     }
 
