@@ -53,8 +53,17 @@ pub(super) struct ExportReader {
     held: super::DaySet,
 }
 
-/// Rows whose properties are read on one task.
+/// Rows whose properties are read on one task, at least.
 const ROWS_PER_TASK: usize = 2048;
+
+/// `0..n` cut into consecutive ranges for tasks on all threads: a few per thread (so
+/// a slow thread does not hold the others at the end), of `ROWS_PER_TASK` at least.
+fn task_ranges(n: usize) -> Vec<std::ops::Range<usize>> {
+    let step = n
+        .div_ceil(4 * rayon::current_num_threads())
+        .max(ROWS_PER_TASK);
+    (0..n).step_by(step).map(|s| s..(s + step).min(n)).collect()
+}
 
 /// The uuids of one bucket: those made within the same hour.
 const MILLIS_PER_BUCKET: u64 = 3_600_000;
@@ -196,15 +205,9 @@ impl ExportReader {
         let rows_timestamp = rows.timestamp.values();
         let p = &rows.properties;
         // Row ranges sorted on all threads, then joined in row order.
-        let step = n
-            .div_ceil(4 * rayon::current_num_threads())
-            .max(ROWS_PER_TASK);
-        let parts: Vec<(Vec<u32>, Skipped)> = (0..n)
-            .step_by(step)
-            .collect::<Vec<_>>()
+        let parts: Vec<(Vec<u32>, Skipped)> = task_ranges(n)
             .into_par_iter()
-            .map(|start| {
-                let rows = start..(start + step).min(n);
+            .map(|rows| {
                 let mut keep = Vec::with_capacity(rows.len());
                 let mut skipped = Skipped::default();
                 for i in rows {
@@ -396,16 +399,9 @@ impl PropertiesRead {
 
     /// The properties of a decoded column: each distinct text read once.
     pub(super) fn of_coded(p: &Coded, group_type: &str) -> PolarsResult<PropertiesRead> {
-        let texts = p.values.len();
-        let step = texts
-            .div_ceil(4 * rayon::current_num_threads())
-            .max(ROWS_PER_TASK);
-        let parts: Vec<PropertiesPart> = (0..texts)
-            .step_by(step)
-            .collect::<Vec<_>>()
+        let parts: Vec<PropertiesPart> = task_ranges(p.values.len())
             .into_par_iter()
-            .map(|start| {
-                let keys = start..(start + step).min(texts);
+            .map(|keys| {
                 let mut part = PropertiesPart::new(keys.len());
                 for k in keys {
                     part.push(Some(p.value(k)), group_type);

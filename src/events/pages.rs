@@ -318,6 +318,20 @@ pub(super) fn column_of<'a>(
         .ok_or_else(|| polars_err!(ColumnNotFound: "{name}"))
 }
 
+/// The pages of one column chunk of a row group whose bytes start at `base` in the
+/// file, still compressed (slices of `bytes`, not copies).
+fn page_reader(bytes: &Buffer<u8>, base: u64, column: &ColumnChunkMetadata) -> PageReader {
+    let range = column.byte_range();
+    let start = (range.start - base) as usize;
+    let end = (range.end - base) as usize;
+    PageReader::new(
+        Cursor::new(bytes.clone().sliced(start..end)),
+        column,
+        vec![],
+        usize::MAX,
+    )
+}
+
 /// One column chunk of a row group whose bytes start at `base` in the file, decoded
 /// into one array of `field`'s type.
 pub(super) fn decode(
@@ -326,16 +340,7 @@ pub(super) fn decode(
     column: &ColumnChunkMetadata,
     field: ArrowField,
 ) -> PolarsResult<Box<dyn Array>> {
-    let range = column.byte_range();
-    let start = (range.start - base) as usize;
-    let end = (range.end - base) as usize;
-    let pages = PageReader::new(
-        Cursor::new(bytes.clone().sliced(start..end)),
-        column,
-        vec![],
-        usize::MAX,
-    );
-    let pages = BasicDecompressor::new(pages, vec![]);
+    let pages = BasicDecompressor::new(page_reader(bytes, base, column), vec![]);
     let (mut arrays, _) = column_iter_to_arrays(
         vec![pages],
         vec![&column.descriptor().descriptor.primitive_type],
@@ -422,18 +427,9 @@ impl PlainPages {
         if descriptor.max_rep_level > 0 || descriptor.max_def_level > 1 {
             return Ok(None);
         }
-        let range = column.byte_range();
-        let start = (range.start - base) as usize;
-        let end = (range.end - base) as usize;
-        let reader = PageReader::new(
-            Cursor::new(bytes.clone().sliced(start..end)),
-            column,
-            vec![],
-            usize::MAX,
-        );
         let mut pages = Vec::new();
         let mut rows = 0;
-        for page in reader {
+        for page in page_reader(bytes, base, column) {
             let CompressedPage::Data(page) = page? else {
                 return Ok(None);
             };
