@@ -549,7 +549,11 @@ impl<'a> Scanner<'a, '_> {
         while n + 8 <= b.len() {
             let w = u64::from_le_bytes(b[n..n + 8].try_into().expect("eight bytes"));
             // At least '0' and not at least ':'; a byte past ASCII is no digit.
-            let digit = (w + each_byte(0x80 - b'0')) & !(w + each_byte(0x80 - b'9' - 1));
+            // (Wrapping: a byte past ASCII may carry out of the word's top, which
+            // only touches bytes after the first that is not a digit.)
+            let at_least_0 = w.wrapping_add(each_byte(0x80 - b'0'));
+            let at_least_colon = w.wrapping_add(each_byte(0x80 - b'9' - 1));
+            let digit = at_least_0 & !at_least_colon;
             let not_digit = (!digit | w) & HIGH;
             if not_digit != 0 {
                 return n + not_digit.trailing_zeros() as usize / 8;
@@ -915,6 +919,9 @@ mod tests {
             assert_eq!(get(bad), Err(Unreadable), "{bad:?}");
         }
         assert!(get("{\"a\":[-0.5e+3,1E2,0,true,false,null]}").is_ok());
+        // A byte past ASCII within a word of a number's first digit.
+        assert_eq!(get("{\"a\":1,\"bcdeé\":0}"), Ok((None, None)));
+        assert_eq!(get("{\"a\":1é}"), Err(Unreadable));
         // Nesting beyond 128 levels is unreadable, not a stack overflow.
         let deep = format!("{{\"a\":{}1{}}}", "[".repeat(100_000), "]".repeat(100_000));
         assert_eq!(get(&deep), Err(Unreadable));
