@@ -21,6 +21,7 @@ use std::borrow::Cow;
 /// The two properties the job reads, decoded. An organization given as a JSON number
 /// is taken as its text (`"org": 42` is org `42`); any other non-string value counts
 /// as absent.
+///
 /// As text (`str`), or as the text's bytes (`[u8]`, UTF-8: `extract_bytes`).
 pub struct Found<'a, T: ?Sized + ToOwned = str> {
     pub org: Option<Cow<'a, T>>,
@@ -81,10 +82,10 @@ pub fn extract<'a>(json: &'a str, group_type: &str) -> Result<Found<'a>> {
 /// page), the two values as bytes too (UTF-8, as the text is: turning them into
 /// `str` here cost a mispredicted branch or two per event, so the export reader does
 /// it once per distinct value): `Err` when the bytes are not UTF-8 at all, which is
-/// no JSON text and no string of a string column either. Only a text holding a byte past ASCII is
-/// checked whole (`std::str::from_utf8`): the marks of `mark_specials` say whether
-/// it holds one, and most texts hold none (a check of every text was 2.5% of the
-/// 10M export job's CPU).
+/// no JSON text and no string of a string column either. Only a text holding a byte
+/// past ASCII is checked whole (`std::str::from_utf8`): the marks of `mark_specials`
+/// say whether it holds one, and most texts hold none (a check of every text was
+/// 2.5% of the 10M export job's CPU).
 pub fn extract_bytes<'a>(
     json: &'a [u8],
     group_type: &str,
@@ -539,22 +540,15 @@ impl<'a> Scanner<'a, '_> {
         }
     }
 
-    /// How many ASCII digits follow, eight bytes a step. In each word, a byte's high
-    /// bit says "not a digit" exactly for every byte up to the first that is not one
-    /// (the additions cannot carry out of a digit), which is all that is read.
+    /// How many ASCII digits follow, eight bytes a step (`digit_bytes`).
     fn digits(&self) -> usize {
         const HIGH: u64 = each_byte(0x80);
         let b = &self.bytes[self.at..];
         let mut n = 0;
         while n + 8 <= b.len() {
-            let w = u64::from_le_bytes(b[n..n + 8].try_into().expect("eight bytes"));
-            // At least '0' and not at least ':'; a byte past ASCII is no digit.
-            // (Wrapping: a byte past ASCII may carry out of the word's top, which
-            // only touches bytes after the first that is not a digit.)
-            let at_least_0 = w.wrapping_add(each_byte(0x80 - b'0'));
-            let at_least_colon = w.wrapping_add(each_byte(0x80 - b'9' - 1));
-            let digit = at_least_0 & !at_least_colon;
-            let not_digit = (!digit | w) & HIGH;
+            let w = word(&b[n..]);
+            // A byte past ASCII is no digit.
+            let not_digit = (!digit_bytes(w) | w) & HIGH;
             if not_digit != 0 {
                 return n + not_digit.trailing_zeros() as usize / 8;
             }
@@ -589,6 +583,22 @@ impl<'a> Scanner<'a, '_> {
 /// export reader's uuid parse).
 pub(crate) const fn each_byte(x: u8) -> u64 {
     0x0101_0101_0101_0101 * x as u64
+}
+
+/// The first eight bytes, as one word (the first byte lowest).
+pub(crate) fn word(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("eight bytes"))
+}
+
+/// The high bit of each byte of `w` that is an ASCII digit (`'0'..='9'`): at least
+/// 0x30 and not at least 0x3A, each an addition whose high bit says "at least". No
+/// addition carries out of a digit, so the bits are exact for every byte up to the
+/// first that is no digit (and for all of them when no byte is past ASCII); a byte
+/// past ASCII may carry into the next (wrapping, out of the top).
+pub(crate) fn digit_bytes(w: u64) -> u64 {
+    let at_least_0 = w.wrapping_add(each_byte(0x80 - b'0'));
+    let at_least_colon = w.wrapping_add(each_byte(0x80 - b'9' - 1));
+    at_least_0 & !at_least_colon & each_byte(0x80)
 }
 
 /// Whether the bytes hold a control character (below 0x20), which JSON allows in a

@@ -6,7 +6,7 @@
 
 #![allow(unsafe_code)]
 
-/// Bit masks of two classes of 16 bytes, a bit per byte (the first byte the lowest).
+/// Bit masks of three classes of 16 bytes, a bit per byte (the first byte the lowest).
 pub struct ByteClasses {
     /// `"` or `\\`.
     pub quote_or_backslash: u16,

@@ -15,7 +15,7 @@ use polars_parquet::read::RowGroupMetadata;
 
 use super::pages::{self, PlainPages};
 use super::{coded_column, i64_column, Chunk, Coded};
-use crate::properties::{self, each_byte, Found, Unreadable};
+use crate::properties::{self, digit_bytes, each_byte, word, Found, Unreadable};
 
 /// What the pass left out of export-shaped files, and why.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -324,13 +324,13 @@ impl Uuids {
             texts: Vec::new(),
         };
         for row in 0..c.keys.len() {
-            all.push(c.is_valid(row).then(|| c.value(c.key(row))));
+            all.push_bytes(c.is_valid(row).then(|| c.value(c.key(row)).as_bytes()))?;
         }
         Ok(all)
     }
 
-    /// The next row's uuid, as the bytes of its page: only a text that is no
-    /// canonical uuid is checked for UTF-8 (a canonical one is ASCII).
+    /// The next row's uuid, as bytes (of its page, or of a decoded string): only a
+    /// text that is no canonical uuid is checked for UTF-8 (a canonical one is ASCII).
     fn push_bytes(&mut self, value: Option<&[u8]>) -> PolarsResult<()> {
         match value.map(|v| (v, parse_uuid(v))) {
             Some((v, None)) => {
@@ -343,15 +343,6 @@ impl Uuids {
             None => self.parsed.push(None),
         }
         Ok(())
-    }
-
-    /// The next row's uuid.
-    fn push(&mut self, text: Option<&str>) {
-        let parsed = text.and_then(|t| parse_uuid(t.as_bytes()));
-        if let (None, Some(t)) = (parsed, text) {
-            self.texts.push((self.parsed.len() as u32, t.into()));
-        }
-        self.parsed.push(parsed);
     }
 }
 
@@ -510,27 +501,25 @@ impl PropertiesPart {
     fn merge(parts: Vec<PropertiesPart>) -> PolarsResult<PropertiesRead> {
         let rows = parts.iter().map(|p| p.org.len()).sum();
         let (mut orgs, mut urls) = (Interner::default(), Interner::default());
-        let mut read = PropertiesRead {
-            org: Vec::with_capacity(rows),
-            url: Vec::with_capacity(rows),
-            orgs: Utf8ViewArray::from_slice_values::<&str, _>([]),
-            urls: Utf8ViewArray::from_slice_values::<&str, _>([]),
-        };
+        let (mut org, mut url) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
         for part in parts {
             let org_keys = orgs.absorb(&part.orgs);
             let url_keys = urls.absorb(&part.urls);
-            read.org.extend(part.org.iter().map(|&k| match k {
+            org.extend(part.org.iter().map(|&k| match k {
                 UNREADABLE | NO_ORG => k,
                 k => org_keys[k as usize],
             }));
-            read.url.extend(part.url.iter().map(|&k| match k {
+            url.extend(part.url.iter().map(|&k| match k {
                 NULL_KEY => k,
                 k => url_keys[k as usize],
             }));
         }
-        read.orgs = orgs.into_array()?;
-        read.urls = urls.into_array()?;
-        Ok(read)
+        Ok(PropertiesRead {
+            org,
+            url,
+            orgs: orgs.into_array()?,
+            urls: urls.into_array()?,
+        })
     }
 }
 
@@ -684,10 +673,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-fn word(b: &[u8]) -> u64 {
-    u64::from_le_bytes(b[..8].try_into().expect("eight bytes"))
-}
-
+/// The first four bytes, as the low half of a word.
 fn half(b: &[u8]) -> u64 {
     u64::from(u32::from_le_bytes(b[..4].try_into().expect("four bytes")))
 }
@@ -700,13 +686,11 @@ fn parse_uuid(b: &[u8]) -> Option<u128> {
     if b.len() != 36 || [8, 13, 18, 23].iter().any(|&i| b[i] != b'-') {
         return None;
     }
-    let word = |at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-    let half = |at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes")) as u64;
     let groups = [
-        word(0),
-        half(9) | half(14) << 32,
-        half(19) | half(24) << 32,
-        word(28),
+        word(b),
+        half(&b[9..]) | half(&b[14..]) << 32,
+        half(&b[19..]) | half(&b[24..]) << 32,
+        word(&b[28..]),
     ];
     let mut n = 0u128;
     for g in groups {
@@ -724,8 +708,7 @@ fn hex8(w: u64) -> Option<u32> {
     if w & HIGH != 0 {
         return None;
     }
-    // '0'..='9': at least 0x30 and not at least 0x3A.
-    let digit = (w + each_byte(0x80 - b'0')) & !(w + each_byte(0x80 - b'9' - 1)) & HIGH;
+    let digit = digit_bytes(w);
     // 'a'..='f' after lowering the case ('A' | 0x20 = 'a').
     let lower = w | each_byte(0x20);
     let letter = (lower + each_byte(0x80 - b'a')) & !(lower + each_byte(0x80 - b'f' - 1)) & HIGH;
