@@ -2,7 +2,7 @@
 //! `unsafe` code (every other module is `#![deny(unsafe_code)]` through lib.rs; the
 //! binary's `main.rs` has one block of its own, setting an environment variable).
 //! Each changes no result: a hint of when memory is read or written out, or a
-//! faster way to the same bits (`byte_classes`).
+//! faster way to the same bits (`byte_classes`, `map_file`).
 
 #![allow(unsafe_code)]
 
@@ -108,6 +108,23 @@ fn advise_huge_pages(start: *const u8, bytes: usize) {
     let _ = (start, bytes);
 }
 
+/// A read-only map of `len` bytes of `file` from `offset`: its pages are read from the
+/// page cache in place, with no copy into fresh memory (which costs a page fault and
+/// zeroing per 4 KB the first time it is written). Unmapped when dropped. The file
+/// must not shrink while mapped (a run's input files are complete before it starts,
+/// and polars' own Parquet scan maps them too): that would stop the process.
+pub fn map_file(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<memmap2::Mmap> {
+    // SAFETY: the map is read-only, and its bytes are only read as plain bytes (any
+    // content is valid); the one hazard, the file shrinking while mapped, is ruled
+    // out by the run's contract above.
+    unsafe {
+        memmap2::MmapOptions::new()
+            .offset(offset)
+            .len(len)
+            .map(file)
+    }
+}
+
 /// Asks the kernel to start writing a finished file to disk, without waiting (Linux).
 /// Only a hint: nothing depends on it, and a failure is ignored.
 pub fn start_writeback(file: &std::fs::File) {
@@ -144,9 +161,10 @@ pub fn read_ahead(path: &std::path::Path) {
 /// allocations instead of handing it back to the kernel: blocks up to 32 MB come from
 /// the heap (not a fresh `mmap` each), and up to 256 MB of free heap is kept. For the
 /// commands that repeat one as_of's work per date (`backfill`, `backtest`): each date
-/// allocates and frees the same frames, and on this VM memory touched for the first
-/// time costs a page fault that may reach the host (docs/PERFORMANCE.md). Raises the
-/// peak a little; changes no result.
+/// allocates and frees the same frames; and for `run`, whose events pass allocates
+/// and frees about the same buffers per row group. On this VM memory touched for the
+/// first time costs a page fault that may reach the host (docs/PERFORMANCE.md).
+/// Raises the peak a little; changes no result.
 pub fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets the allocator's thresholds; both values are in the

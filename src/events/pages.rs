@@ -11,7 +11,7 @@
 //! give the same chunks (`Chunk`), and the same rollup.
 
 use std::fs::File;
-use std::io::{Cursor, Read, Seek, SeekFrom};
+use std::io::Cursor;
 
 use polars::prelude::*;
 use polars_arrow::array::{Array, DictionaryArray, PrimitiveArray, Utf8ViewArray};
@@ -290,23 +290,25 @@ impl PagesFile {
     }
 }
 
-/// A row group's bytes, read at once on a handle of its own (so that row groups
-/// decode in parallel), and where they start in the file.
+/// A row group's bytes, mapped from the file (`sys::map_file`: read in place, not
+/// copied into fresh memory) on a handle of its own, so that row groups decode in
+/// parallel; and where they start in the file. The map goes when the last slice of it
+/// does (once the row group's columns are decoded).
 pub(super) fn read_row_group(
     path: &std::path::Path,
     rg: &RowGroupMetadata,
 ) -> PolarsResult<(Buffer<u8>, u64)> {
     let range = rg.full_byte_range();
     let len = (range.end - range.start) as usize;
-    // Read into the vector's spare room, not over zeros written first.
-    let mut bytes = Vec::with_capacity(len);
-    let mut file = File::open(path)?;
-    file.seek(SeekFrom::Start(range.start))?;
-    file.take(len as u64).read_to_end(&mut bytes)?;
-    if bytes.len() != len {
+    let file = File::open(path)?;
+    if file.metadata()?.len() < range.end {
         polars_bail!(ComputeError: "a row group ends past the end of its file");
     }
-    Ok((Buffer::from_vec(bytes), range.start))
+    if len == 0 {
+        return Ok((Buffer::default(), range.start));
+    }
+    let map = crate::sys::map_file(&file, range.start, len)?;
+    Ok((Buffer::from_owner(map), range.start))
 }
 
 pub(super) fn column_of<'a>(
@@ -412,6 +414,13 @@ pub(super) struct PlainPages {
 /// a few, so a slow thread does not hold the others at the end.
 const PAGE_GROUPS_PER_THREAD: usize = 4;
 
+thread_local! {
+    /// Each thread's buffer that `PlainPages::read` decompresses pages into, kept from
+    /// one run of pages to the next: a page of the usual size then lands in memory
+    /// already mapped and written, not in a fresh allocation zeroed first.
+    static PAGE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
 impl PlainPages {
     /// The pages of string column `name` of a row group, or `None` when a page is
     /// not PLAIN-encoded (a dictionary, or another encoding) or the column is nested:
@@ -483,7 +492,7 @@ impl PlainPages {
         runs.into_par_iter()
             .map(|run| {
                 let mut state = start(run.iter().map(|(_, n)| n).sum());
-                let mut buffer = Vec::new();
+                let mut buffer = PAGE_BUFFER.take();
                 let mut context = DecompressionContext::Unset;
                 for (page, rows) in run {
                     let compressed = page.compression() != Compression::Uncompressed;
@@ -498,6 +507,7 @@ impl PlainPages {
                         buffer = std::mem::take(page.buffer_mut());
                     }
                 }
+                PAGE_BUFFER.set(buffer);
                 Ok(state)
             })
             .collect()
