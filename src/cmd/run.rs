@@ -113,8 +113,6 @@ struct Manifest<'a> {
 }
 
 pub fn run(args: RunArgs, quiet: bool) -> Result<()> {
-    // Each row group's pass allocates and frees buffers of about the same sizes.
-    crate::sys::keep_freed_memory();
     let settings = RunSettings::from_args(&args)?;
     execute(&settings, quiet)
 }
