@@ -124,7 +124,7 @@ thread_local! {
 }
 
 /// Marks each `"` and `\\` of `bytes` in `specials` (a bit per byte, the first byte
-/// the lowest bit of the first word), 16 bytes a step (`sys::byte_classes`); says
+/// the lowest bit of the first word), 64 bytes a step (`sys::byte_classes`); says
 /// whether any byte is a control character (below U+0020, whitespace included:
 /// most texts hold none at all, which spares the check of every string run) or
 /// past ASCII.
@@ -136,29 +136,28 @@ thread_local! {
 /// and 20 -> 15 mispredicted branches per export text, cachegrind).
 fn mark_specials(bytes: &[u8], specials: &mut Vec<u64>) -> Marks {
     specials.clear();
-    let (mut controls, mut past_ascii) = (0u16, 0u16);
-    for block in bytes.chunks(64) {
-        let mut word = 0u64;
-        for (i, piece) in block.chunks(16).enumerate() {
-            let classes = match <&[u8; 16]>::try_from(piece) {
-                Ok(piece) => crate::sys::byte_classes(piece),
-                Err(_) => {
-                    // The text's last bytes, padded with spaces (in no class).
-                    let mut padded = [b' '; 16];
-                    padded[..piece.len()].copy_from_slice(piece);
-                    crate::sys::byte_classes(&padded)
-                }
-            };
-            word |= u64::from(classes.quote_or_backslash) << (16 * i);
-            controls |= classes.control;
-            past_ascii |= classes.past_ascii;
-        }
-        specials.push(word);
+    let mut marks = Marks {
+        controls: false,
+        past_ascii: false,
+    };
+    let mut mark = |block: &[u8; 64]| {
+        let classes = crate::sys::byte_classes(block);
+        specials.push(classes.quote_or_backslash);
+        marks.controls |= classes.control;
+        marks.past_ascii |= classes.past_ascii;
+    };
+    let mut blocks = bytes.chunks_exact(64);
+    for block in &mut blocks {
+        mark(block.try_into().expect("64 bytes"));
     }
-    Marks {
-        controls: controls != 0,
-        past_ascii: past_ascii != 0,
+    let rest = blocks.remainder();
+    if !rest.is_empty() {
+        // The text's last bytes, padded with spaces (in no class).
+        let mut padded = [b' '; 64];
+        padded[..rest.len()].copy_from_slice(rest);
+        mark(&padded);
     }
+    marks
 }
 
 /// What `mark_specials` saw of a whole text besides its marks.
