@@ -25,7 +25,7 @@ pub struct ByteClasses {
 pub fn byte_classes(block: &[u8; 64]) -> ByteClasses {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: SSE2 is part of every x86_64 target, and the intrinsics read only the
-    // vectors made from `block`'s bytes (bytemuck: 16 bytes to 16 bytes).
+    // vectors made from `block`'s bytes (bytemuck: 64 bytes to four 16-byte vectors).
     unsafe {
         use std::arch::x86_64::{
             __m128i, _mm_cmpeq_epi8, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128, _mm_set1_epi8,
@@ -122,12 +122,13 @@ fn advise_huge_pages(start: *const u8, bytes: usize) {
 /// A read-only map of `len` bytes of `file` from `offset`: its pages are read from the
 /// page cache in place, with no copy into fresh memory (which costs a page fault and
 /// zeroing per 4 KB the first time it is written). Unmapped when dropped. The file
-/// must not shrink while mapped (a run's input files are complete before it starts,
-/// and polars' own Parquet scan maps them too): that would stop the process.
+/// must not change while mapped (a run's input files are complete before it starts,
+/// and polars' own Parquet scan maps them too; README says to sync before a run): a
+/// file cut short stops the process, one rewritten in place gives mixed bytes.
 pub fn map_file(file: &std::fs::File, offset: u64, len: usize) -> std::io::Result<memmap2::Mmap> {
     // SAFETY: the map is read-only, and its bytes are only read as plain bytes (any
-    // content is valid); the one hazard, the file shrinking while mapped, is ruled
-    // out by the run's contract above.
+    // content is valid); memmap2's one condition, that no one changes or shrinks the
+    // file while it is mapped, is the run's contract above.
     unsafe {
         memmap2::MmapOptions::new()
             .offset(offset)

@@ -416,8 +416,9 @@ const PAGE_GROUPS_PER_THREAD: usize = 4;
 
 thread_local! {
     /// Each thread's buffer that `PlainPages::read` decompresses pages into, kept from
-    /// one run of pages to the next: a page of the usual size then lands in memory
-    /// already mapped and written, not in a fresh allocation zeroed first.
+    /// one run of pages to the next (as large as the largest page the thread has
+    /// read): a page then lands in memory already mapped, not in a fresh allocation
+    /// whose every 4 KB is a page fault.
     static PAGE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
@@ -493,6 +494,10 @@ impl PlainPages {
             .map(|run| {
                 let mut state = start(run.iter().map(|(_, n)| n).sum());
                 let mut buffer = PAGE_BUFFER.take();
+                // Emptied, so the run's first page starts from zeros as it did with a
+                // fresh buffer: snappy and LZ4 may write less than a malformed page
+                // declares, and what is left must not be another run's bytes.
+                buffer.clear();
                 let mut context = DecompressionContext::Unset;
                 for (page, rows) in run {
                     let compressed = page.compression() != Compression::Uncompressed;
